@@ -1,0 +1,166 @@
+"""Decision-log ingest: validate what OPA uploads, stage it, store it as decisions.
+
+OPA keeps a batch and retries it until Gavel answers 2xx, so the rules are simple:
+refuse a bad batch whole with a message that says why, answer 204 only once the batch
+is committed to Postgres, and store each decision exactly once however often it arrives.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from bisect import bisect_right
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from policies.models import Policy, Publication
+
+from .models import Decision, LogBatch, VersionSource
+from .outcomes import derive_outcome
+
+
+class BatchRejected(Exception):
+    def __init__(self, status: int, message: str):
+        self.status = status
+        super().__init__(message)
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """Inflate a gzip body, refusing to produce more than `limit` bytes (gzip bombs)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        raw = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BatchRejected(400, f"the body is not gzip-compressed JSON ({exc}); OPA sends Content-Encoding: gzip")
+    if len(raw) > limit:
+        raise BatchRejected(413, f"the batch inflates to more than {limit} bytes")
+    if not inflater.eof:
+        raise BatchRejected(400, "the gzip body is truncated")
+    return raw
+
+
+def parse_events(raw: bytes) -> list[dict[str, Any]]:
+    """The batch as a list of decision events, or BatchRejected saying what is wrong with it."""
+    try:
+        events = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BatchRejected(400, f"the batch is not valid JSON: {exc}")
+    if not isinstance(events, list):
+        raise BatchRejected(400, f"the batch must be a JSON array of decision events, not a {type(events).__name__}")
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise BatchRejected(400, f"event {index} is a {type(event).__name__}, not an object")
+        decision_id = event.get("decision_id")
+        if not isinstance(decision_id, str) or not decision_id or len(decision_id) > 100:
+            raise BatchRejected(400, f"event {index} has no decision_id (a string of at most 100 characters)")
+        stamp = event.get("timestamp")
+        if not isinstance(stamp, str) or parse_datetime(stamp) is None:
+            raise BatchRejected(400, f"event {index} ({decision_id}) has no RFC 3339 timestamp")
+        if not isinstance(event.get("path", ""), str):
+            raise BatchRejected(400, f"event {index} ({decision_id}) has a path that is not a string")
+    return events
+
+
+def read_upload(body: bytes) -> list[dict[str, Any]]:
+    """Check an upload end to end before anything is stored."""
+    if len(body) > settings.GAVEL_LOG_BATCH_MAX_BYTES:
+        raise BatchRejected(413, f"the batch is larger than {settings.GAVEL_LOG_BATCH_MAX_BYTES} bytes")
+    if not body:
+        raise BatchRejected(400, "the body is empty; expected a gzip-compressed JSON array of decision events")
+    return parse_events(gunzip(body, settings.GAVEL_LOG_BATCH_MAX_INFLATED_BYTES))
+
+
+def stage_batch(body_gz: bytes, events: list[dict[str, Any]], remote_addr: str | None) -> LogBatch:
+    """Commit the batch to Postgres and hand it to the worker.
+
+    If the hand-off to Redis fails, the batch is still safe in Postgres and the periodic
+    requeue picks it up, so the upload is acknowledged either way.
+    """
+    from .tasks import store_log_batch
+
+    with transaction.atomic():
+        batch = LogBatch.objects.create(body_gz=body_gz, event_count=len(events), remote_addr=remote_addr)
+        transaction.on_commit(lambda: store_log_batch.delay(batch.pk), robust=True)
+    return batch
+
+
+class VersionResolver:
+    """Finds the policy a decision path belongs to and the version active at that time."""
+
+    def __init__(self):
+        self.policies = sorted(Policy.objects.all(), key=lambda p: len(p.data_path), reverse=True)
+        confirmed = (
+            Publication.objects.filter(status=Publication.Status.OK)
+            .select_related("version")
+            .order_by("confirmed_at")
+        )
+        self.timeline: dict[int, tuple[list, list]] = {}
+        for publication in confirmed:
+            times, versions = self.timeline.setdefault(publication.version.policy_id, ([], []))
+            times.append(publication.confirmed_at)
+            versions.append(publication.version)
+
+    def policy_for(self, path: str) -> Policy | None:
+        path = path.strip("/")
+        for policy in self.policies:  # longest package first
+            if path == policy.data_path or path.startswith(policy.data_path + "/"):
+                return policy
+        return None
+
+    def version_at(self, policy: Policy, when):
+        times, versions = self.timeline.get(policy.pk, ([], []))
+        index = bisect_right(times, when)
+        return versions[index - 1] if index else None
+
+
+def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch: LogBatch | None) -> Decision:
+    timestamp = parse_datetime(event["timestamp"])
+    outcome, reasons = derive_outcome(event["result"]) if "result" in event else derive_outcome()
+    path = event.get("path", "")
+    policy = resolver.policy_for(path)
+    version = resolver.version_at(policy, timestamp) if policy else None
+    metrics = event.get("metrics") or {}
+    latency = metrics.get("timer_rego_query_eval_ns") or metrics.get("timer_server_handler_ns")
+    return Decision(
+        decision_id=event["decision_id"],
+        timestamp=timestamp,
+        path=path,
+        input=event.get("input"),
+        result=event.get("result"),
+        outcome=outcome,
+        reasons=reasons,
+        policy=policy,
+        version=version,
+        version_source=VersionSource.PUBLICATION if version else VersionSource.UNKNOWN,
+        labels=event.get("labels") or {},
+        bundles=event.get("bundles") or {},
+        latency_ns=latency if isinstance(latency, int) else None,
+        requested_by=str(event.get("requested_by", ""))[:200],
+        batch=batch,
+    )
+
+
+def store_batch(batch_id: int) -> LogBatch:
+    """Store a staged batch as decision rows. Safe to run twice: each decision is stored once."""
+    with transaction.atomic():
+        batch = LogBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.status == LogBatch.Status.STORED:
+            return batch
+        events = json.loads(gunzip(bytes(batch.body_gz), settings.GAVEL_LOG_BATCH_MAX_INFLATED_BYTES))
+        resolver = VersionResolver()
+        unique: dict[str, Decision] = {}
+        for event in events:
+            unique.setdefault(event["decision_id"], decision_from_event(event, resolver, batch))
+        known = set(Decision.objects.filter(decision_id__in=list(unique)).values_list("decision_id", flat=True))
+        fresh = [d for key, d in unique.items() if key not in known]
+        # ignore_conflicts covers a concurrent delivery of the same decisions.
+        Decision.objects.bulk_create(fresh, batch_size=1000, ignore_conflicts=True)
+        batch.status = LogBatch.Status.STORED
+        batch.stored_at = timezone.now()
+        batch.stored_count = len(fresh)
+        batch.duplicate_count = len(events) - len(fresh)
+        batch.save(update_fields=["status", "stored_at", "stored_count", "duplicate_count"])
+    return batch

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "audit"
+urlpatterns = [
+    path("", views.decision_list, name="list"),
+    path("<str:decision_id>/", views.decision_detail, name="detail"),
+]

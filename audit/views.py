@@ -1,0 +1,35 @@
+"""The audit trail: a filtered, paginated list of decisions and a page per decision."""
+import json
+
+from django.contrib.auth.decorators import permission_required
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, render
+
+from .filters import DecisionFilter
+from .models import Decision
+
+PAGE_SIZE = 50
+
+
+@permission_required("audit.view_decision", raise_exception=True)
+def decision_list(request):
+    filterset = DecisionFilter(request.GET, queryset=Decision.objects.select_related("policy", "version"))
+    decisions = filterset.qs if filterset.is_valid() else Decision.objects.none()
+    page = Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"filter": filterset, "page": page, "query": query.urlencode()}
+    # htmx asks only for the results, so filtering refreshes the table in place.
+    template = "audit/_results.html" if request.htmx and not request.htmx.boosted else "audit/decision_list.html"
+    return render(request, template, context)
+
+
+@permission_required("audit.view_decision", raise_exception=True)
+def decision_detail(request, decision_id):
+    decision = get_object_or_404(Decision.objects.select_related("policy", "version", "batch"), decision_id=decision_id)
+    return render(request, "audit/decision_detail.html", {
+        "decision": decision,
+        # Pretty-printed here, escaped by the template like any other text.
+        "input_json": json.dumps(decision.input, indent=2, ensure_ascii=False, sort_keys=True),
+        "result_json": json.dumps(decision.result, indent=2, ensure_ascii=False, sort_keys=True),
+    })

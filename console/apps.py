@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _sync_roles(sender, **kwargs):
+    # Keeps the groups in step with console/roles.py after every migrate (and after a
+    # test database flush, which empties the tables the roles migration filled).
+    from django.contrib.auth.models import Group, Permission
+
+    from .roles import sync_role_groups
+
+    sync_role_groups(Group, Permission)
+
+
+class ConsoleConfig(AppConfig):
+    name = "console"
+    verbose_name = "Console"
+
+    def ready(self):
+        post_migrate.connect(_sync_roles, sender=self)

@@ -1,0 +1,26 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import DefaultRouter
+
+from audit.api import DecisionViewSet, opa_decision_logs
+from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet
+
+from . import views
+
+router = DefaultRouter()
+router.register("policies", PolicyViewSet, basename="policy")
+router.register(r"policies/(?P<policy_name>[-\w]+)/versions", PolicyVersionViewSet, basename="policy-version")
+router.register("publications", PublicationViewSet, basename="publication")
+router.register("decisions", DecisionViewSet, basename="decision")
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("policies/", include("policies.urls")),
+    path("audit/", include("audit.urls")),
+    path("api/v1/opa/logs", opa_decision_logs, name="opa-logs"),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/", include(router.urls)),
+]

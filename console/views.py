@@ -1,0 +1,25 @@
+"""The console's own pages: the home dashboard."""
+from datetime import timedelta
+
+from django.db.models import Count
+from django.shortcuts import render
+from django.utils import timezone
+
+from audit.models import Decision
+from policies.models import Policy, Publication
+
+
+def home(request):
+    context = {
+        "policies": Policy.objects.select_related("active_version"),
+        "recent_publications": Publication.objects.select_related("version__policy")[:5],
+    }
+    if request.user.has_perm("audit.view_decision"):
+        since = timezone.now() - timedelta(hours=24)
+        counts = dict(
+            Decision.objects.filter(timestamp__gte=since).values_list("outcome").annotate(n=Count("id"))
+        )
+        context["outcome_counts"] = counts
+        context["decisions_24h"] = sum(counts.values())
+        context["recent_decisions"] = Decision.objects.select_related("policy")[:8]
+    return render(request, "console/home.html", context)

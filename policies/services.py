@@ -1,0 +1,127 @@
+"""What people do with policies: create them, save versions, publish to OPA.
+
+Views, the API and management commands all call these functions; none of them
+talks to OPA or writes these models on its own.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Policy, PolicyVersion, Publication, sha256_of
+from .opa import OpaRejected, OpaUnreachable, opa_client
+from .rego import RegoCompileError, RegoError, check_source
+
+log = logging.getLogger(__name__)
+
+
+class VersionRefused(Exception):
+    """A version that compiles but cannot be saved (wrong package, nothing changed)."""
+
+
+def _checked_package(policy_name: str, source: str) -> str:
+    if not source.strip():
+        raise RegoCompileError([RegoError(f"{policy_name}.rego", 0, 0, "empty", "the source is empty")])
+    return check_source(f"{policy_name}.rego", source)
+
+
+@transaction.atomic
+def create_policy(*, name: str, title: str, source: str, author, message: str, description: str = "") -> Policy:
+    """A new policy with its first version. The package is the one the source declares."""
+    package = _checked_package(name, source)
+    if Policy.objects.filter(package=package).exists():
+        raise VersionRefused(f"package {package} is already managed by another policy")
+    policy = Policy.objects.create(
+        name=name, package=package, title=title, description=description, created_by=author
+    )
+    PolicyVersion.objects.create(policy=policy, number=1, source=source, author=author, message=message)
+    return policy
+
+
+@transaction.atomic
+def save_version(policy: Policy, *, source: str, author, message: str) -> PolicyVersion:
+    """Compile `source` with OPA and save it as the policy's next version. Nothing is saved on error."""
+    package = _checked_package(policy.name, source)
+    if package != policy.package:
+        raise VersionRefused(f"the source declares package {package}, but this policy is {policy.package}")
+    policy = Policy.objects.select_for_update().get(pk=policy.pk)  # serialises version numbering
+    latest = policy.latest_version
+    if latest is not None and latest.sha256 == sha256_of(source):
+        raise VersionRefused(f"the source is identical to version {latest.number}")
+    number = (latest.number + 1) if latest else 1
+    return PolicyVersion.objects.create(policy=policy, number=number, source=source, author=author, message=message)
+
+
+def request_publication(version: PolicyVersion, *, requested_by, target_url: str | None = None) -> Publication:
+    """Queue a push of `version` to OPA. The worker pushes it once this transaction commits."""
+    from .tasks import push_publication
+
+    publication = Publication.objects.create(
+        version=version, requested_by=requested_by, target_url=target_url or settings.OPA_URL
+    )
+    transaction.on_commit(lambda: push_publication.delay(publication.pk))
+    return publication
+
+
+def attempt_publication(publication: Publication, *, final_attempt: bool = False) -> Publication:
+    """Push the version to OPA once, read it back, and record what happened.
+
+    Raises OpaUnreachable (after recording it) so the caller can retry later. The
+    policy's active version moves only when OPA's copy matches the version's hash.
+    """
+    if publication.is_finished:
+        return publication
+    version = publication.version
+    policy = version.policy
+    publication.attempts += 1
+    publication.last_attempt_at = timezone.now()
+    try:
+        with opa_client(publication.target_url) as opa:
+            opa.put_policy(policy.opa_policy_id, version.source)
+            loaded = opa.get_policy(policy.opa_policy_id)
+    except OpaUnreachable as exc:
+        publication.status = Publication.Status.FAILED if final_attempt else Publication.Status.UNREACHABLE
+        publication.detail = f"OPA unreachable: {exc}" + (" (gave up)" if final_attempt else "")
+        publication.save()
+        raise
+    except OpaRejected as exc:
+        details = "; ".join(
+            f"line {e.get('location', {}).get('row', '?')}: {e.get('message', '')}" for e in exc.errors
+        )
+        publication.status = Publication.Status.FAILED
+        publication.detail = f"OPA refused the policy: {exc}" + (f" ({details})" if details else "")
+        publication.save()
+        return publication
+
+    loaded_sha = sha256_of(loaded["raw"]) if loaded else None
+    if loaded_sha != version.sha256:
+        publication.status = Publication.Status.FAILED
+        publication.detail = f"OPA reports a different source after the push (sha256 {loaded_sha})"
+        publication.save()
+        return publication
+
+    with transaction.atomic():
+        publication.status = Publication.Status.OK
+        publication.detail = f"OPA runs {policy.opa_policy_id} with sha256 {loaded_sha}"
+        publication.confirmed_at = timezone.now()
+        publication.save()
+        Policy.objects.filter(pk=policy.pk).update(active_version=version)
+    log.info("published %s to %s", version, publication.target_url)
+    return publication
+
+
+def version_active_at(publications: list[Publication], when) -> PolicyVersion | None:
+    """The version whose confirmed publication is the latest one at or before `when`.
+
+    `publications` are confirmed publications of one policy, oldest first.
+    """
+    chosen = None
+    for publication in publications:
+        if publication.confirmed_at <= when:
+            chosen = publication.version
+        else:
+            break
+    return chosen

