@@ -10,7 +10,8 @@ run: deps opa
 	$(VENV)/bin/python scripts/stack.py run
 
 test: deps opa
-	$(VENV)/bin/python scripts/stack.py exec --profile test -- $(VENV)/bin/pytest $(PYTEST_ARGS)
+	# Short publish backoff so the retry tests take seconds, not minutes.
+	GAVEL_PUBLISH_RETRY_BACKOFF=1 $(VENV)/bin/python scripts/stack.py exec --profile test -- $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 deps: $(STAMP)
 

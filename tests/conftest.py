@@ -4,30 +4,16 @@ consuming from Redis in a thread of this process."""
 from __future__ import annotations
 
 import os
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import stack  # noqa: E402  (scripts/stack.py: starts OPA the same way `make run` does)
+from tests.support import stack
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM is safe here.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-def wait_until(predicate, timeout: float = 20.0, interval: float = 0.2, message: str = "condition"):
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {message}")
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +52,10 @@ def celery_worker(django_db_setup, django_db_blocker):
         with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING",
                           shutdown_timeout=30) as worker:
             yield worker
+        # The worker thread's connections outlive it; end them so the test database can be dropped.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture
