@@ -13,13 +13,17 @@ from .rego import RegoCompileError
 from .serializers import PolicySerializer, PolicyVersionSerializer, PublicationSerializer
 
 
-def _refusal(exc: Exception) -> ValidationError:
-    if isinstance(exc, RegoCompileError):
-        return ValidationError({"source": [
-            {"file": e.file, "line": e.row, "column": e.col, "code": e.code, "message": e.message}
-            for e in exc.errors
-        ]})
-    return ValidationError({"source": [str(exc)]})
+class SourceRefused(ValidationError):
+    """400 with OPA's errors kept as structured data (line numbers stay numbers)."""
+
+    def __init__(self, exc: Exception):
+        super().__init__()
+        if isinstance(exc, RegoCompileError):
+            errors = [{"file": e.file, "line": e.row, "column": e.col, "code": e.code, "message": e.message}
+                      for e in exc.errors]
+        else:
+            errors = [{"message": str(exc)}]
+        self.detail = {"source": errors}
 
 
 class CanPublish(BasePermission):
@@ -36,7 +40,7 @@ class PolicyViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         try:
             serializer.instance = services.create_policy(author=self.request.user, **serializer.validated_data)
         except (RegoCompileError, services.VersionRefused) as exc:
-            raise _refusal(exc)
+            raise SourceRefused(exc)
 
 
 class PolicyVersionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -54,7 +58,7 @@ class PolicyVersionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
         try:
             serializer.instance = services.save_version(policy, author=self.request.user, **serializer.validated_data)
         except (RegoCompileError, services.VersionRefused) as exc:
-            raise _refusal(exc)
+            raise SourceRefused(exc)
 
     @extend_schema(request=None, responses={202: PublicationSerializer})
     @action(detail=True, methods=["post"], permission_classes=[CanPublish])

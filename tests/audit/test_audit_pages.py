@@ -1,0 +1,67 @@
+"""The audit trail pages: filters, htmx partial refresh, pagination, escaping."""
+import pytest
+from django.utils import timezone
+
+from audit.models import Outcome
+from tests.factories import DecisionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def auditor_client(client, make_user):
+    client.force_login(make_user("auditor"))
+    return client
+
+
+def test_filters_by_outcome_path_and_reason(auditor_client):
+    denied = DecisionFactory(outcome=Outcome.DENY, reasons=["token budget exceeded"])
+    DecisionFactory(outcome=Outcome.DENY, reasons=["user is blocked"], path="gavel/other/decision")
+    DecisionFactory()
+
+    page = auditor_client.get("/audit/", {"outcome": "deny", "path": "gavel/agent_gateway", "q": "BUDGET"})
+
+    assert list(page.context["page"].object_list) == [denied]
+    assert "1 decision" in page.content.decode()
+
+
+def test_time_range_filter(auditor_client):
+    now = timezone.now()
+    old = DecisionFactory(timestamp=now - timezone.timedelta(days=3))
+    DecisionFactory(timestamp=now)
+    page = auditor_client.get("/audit/", {"until": (now - timezone.timedelta(days=1)).isoformat()})
+    assert list(page.context["page"].object_list) == [old]
+
+
+def test_htmx_request_gets_only_the_results_partial(auditor_client):
+    DecisionFactory()
+    full = auditor_client.get("/audit/")
+    partial = auditor_client.get("/audit/", HTTP_HX_REQUEST="true")
+    assert "<form" in full.content.decode()
+    assert "<form" not in partial.content.decode() and "<table" in partial.content.decode()
+
+
+def test_newest_first_and_paginated(auditor_client):
+    decisions = [DecisionFactory() for _ in range(55)]  # the factory makes each one a minute older
+    first = auditor_client.get("/audit/")
+    assert first.context["page"].object_list[0] == decisions[0]
+    second = auditor_client.get("/audit/", {"page": 2})
+    assert len(second.context["page"].object_list) == 5
+
+
+def test_decision_inputs_are_escaped_everywhere(auditor_client):
+    script = "<script>alert('x')</script>"
+    decision = DecisionFactory(input={"user": {"id": script}, "note": script}, outcome=Outcome.DENY,
+                               reasons=[f"denied {script}"])
+    for url in ("/audit/", f"/audit/{decision.decision_id}/", "/"):
+        body = auditor_client.get(url).content.decode()
+        assert script not in body, url
+    detail = auditor_client.get(f"/audit/{decision.decision_id}/").content.decode()
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in detail
+
+
+def test_an_invalid_filter_says_so_instead_of_showing_everything(auditor_client):
+    DecisionFactory()
+    page = auditor_client.get("/audit/", {"since": "not a date"})
+    assert page.context["page"].paginator.count == 0
+    assert "Enter a valid date/time." in page.content.decode()
