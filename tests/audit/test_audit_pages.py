@@ -1,4 +1,7 @@
 """The audit trail pages: filters, htmx partial refresh, pagination, escaping."""
+from datetime import datetime, timedelta
+from datetime import timezone as tz
+
 import pytest
 from django.utils import timezone
 
@@ -27,10 +30,18 @@ def test_filters_by_outcome_path_and_reason(auditor_client):
 
 def test_time_range_filter(auditor_client):
     now = timezone.now()
-    old = DecisionFactory(timestamp=now - timezone.timedelta(days=3))
+    old = DecisionFactory(timestamp=now - timedelta(days=3))
     DecisionFactory(timestamp=now)
-    page = auditor_client.get("/audit/", {"until": (now - timezone.timedelta(days=1)).isoformat()})
+    page = auditor_client.get("/audit/", {"until": (now - timedelta(days=1)).isoformat()})
     assert list(page.context["page"].object_list) == [old]
+
+
+def test_time_range_as_the_browser_date_picker_sends_it(auditor_client):
+    # <input type="datetime-local"> sends minutes and no zone; Gavel reads it as UTC.
+    DecisionFactory(timestamp=datetime(2026, 3, 1, 9, 30, tzinfo=tz.utc))
+    inside = DecisionFactory(timestamp=datetime(2026, 3, 1, 10, 15, tzinfo=tz.utc))
+    page = auditor_client.get("/audit/", {"since": "2026-03-01T10:00", "until": "2026-03-01T11:00"})
+    assert list(page.context["page"].object_list) == [inside]
 
 
 def test_htmx_request_gets_only_the_results_partial(auditor_client):
