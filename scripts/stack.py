@@ -158,7 +158,8 @@ def postgres_datadir(profile: Profile, user: str | None) -> Path:
     return target
 
 
-def start_postgres(profile: Profile) -> dict[str, str]:
+def start_postgres(profile: Profile) -> tuple[dict[str, str], bool]:
+    """Postgres for the profile; the flag says whether this call started it (and should stop it)."""
     bindir = postgres_bindir()
     user = postgres_os_user()
     profile.home.mkdir(parents=True, exist_ok=True)
@@ -167,8 +168,8 @@ def start_postgres(profile: Profile) -> dict[str, str]:
     datadir = postgres_datadir(profile, user)
     url = f"postgres://gavel@127.0.0.1:{profile.postgres_port}/gavel"
     if port_is_open(profile.postgres_port):
-        say(f"Postgres already listening on {profile.postgres_port}")
-        return {"DATABASE_URL": url}
+        say(f"Postgres already listening on {profile.postgres_port}; leaving it running afterwards")
+        return {"DATABASE_URL": url}, False
     if not (datadir / "PG_VERSION").exists():
         say(f"creating a Postgres cluster in {datadir}")
         datadir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +198,7 @@ def start_postgres(profile: Profile) -> dict[str, str]:
             check=True,
         )
     say(f"Postgres up on 127.0.0.1:{profile.postgres_port}")
-    return {"DATABASE_URL": url}
+    return {"DATABASE_URL": url}, True
 
 
 def stop_postgres(profile: Profile) -> None:
@@ -215,11 +216,11 @@ def stop_postgres(profile: Profile) -> None:
 # --- Redis -----------------------------------------------------------------------------
 
 
-def start_redis(profile: Profile) -> dict[str, str]:
+def start_redis(profile: Profile) -> tuple[dict[str, str], bool]:
     url = f"redis://127.0.0.1:{profile.redis_port}/0"
     if port_is_open(profile.redis_port):
-        say(f"Redis already listening on {profile.redis_port}")
-        return {"REDIS_URL": url}
+        say(f"Redis already listening on {profile.redis_port}; leaving it running afterwards")
+        return {"REDIS_URL": url}, False
     server = shutil.which("redis-server")
     if not server:
         raise SystemExit("redis-server is not installed: `apt-get install -y redis-server`, or set REDIS_URL")
@@ -234,7 +235,7 @@ def start_redis(profile: Profile) -> dict[str, str]:
     )
     wait_for_port(profile.redis_port, "Redis")
     say(f"Redis up on 127.0.0.1:{profile.redis_port}")
-    return {"REDIS_URL": url}
+    return {"REDIS_URL": url}, True
 
 
 def stop_pidfile(pidfile: Path, what: str) -> None:
@@ -329,20 +330,20 @@ def stop_process(proc: subprocess.Popen, what: str) -> None:
 
 
 def stack_up(profile: Profile) -> tuple[dict[str, str], list]:
-    """Start Postgres and Redis unless their URLs are given. Returns env and what to stop."""
+    """Start Postgres and Redis unless their URLs are given. Returns env and what to stop:
+    only what this call started, so a second `make test` never stops the first one's services."""
     env = dict(local_secrets(profile))
     env.update({k: os.environ[k] for k in ("SECRET_KEY", "GAVEL_OPA_TOKEN") if os.environ.get(k)})
     started = []
-    if os.environ.get("DATABASE_URL"):
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
-    else:
-        env.update(start_postgres(profile))
-        started.append(lambda: stop_postgres(profile))
-    if os.environ.get("REDIS_URL"):
-        env["REDIS_URL"] = os.environ["REDIS_URL"]
-    else:
-        env.update(start_redis(profile))
-        started.append(lambda: stop_redis(profile))
+    for variable, start, stop in (("DATABASE_URL", start_postgres, stop_postgres),
+                                  ("REDIS_URL", start_redis, stop_redis)):
+        if os.environ.get(variable):
+            env[variable] = os.environ[variable]
+            continue
+        values, started_here = start(profile)
+        env.update(values)
+        if started_here:
+            started.append(lambda stop=stop: stop(profile))
     env["OPA_BINARY"] = os.environ.get("OPA_BINARY") or str(opa_binary())
     return env, started
 

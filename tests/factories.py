@@ -3,11 +3,10 @@ import uuid
 from datetime import timedelta
 
 import factory
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from audit.models import Decision, Outcome
-from console.roles import sync_role_groups
 from policies import services
 
 SIMPLE_POLICY = """package gavel.{name}
@@ -33,9 +32,6 @@ class UserFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def role(self, create, role, **kwargs):
         if role:
-            if not Group.objects.filter(name=role).exists():
-                # Transactional tests flush the tables the roles migration filled.
-                sync_role_groups(Group, Permission)
             self.groups.add(Group.objects.get(name=role))
 
 

@@ -1,0 +1,90 @@
+"""Demo users (one per role) and the two demo policies. Safe to run on every start."""
+import secrets
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from console.roles import ROLES
+from policies import services
+from policies.models import Policy
+
+POLICY_DIR = Path(__file__).resolve().parents[2] / "demo" / "policies"
+
+# role group -> demo username. "secadmin", not "admin", so it never collides with a superuser.
+USERNAMES = {
+    "compliance_officer": "compliance",
+    "security_admin": "secadmin",
+    "reviewer": "reviewer",
+    "auditor": "auditor",
+    "policy_author": "author",
+}
+
+DEMO_POLICIES = (
+    ("agent_gateway", "AI agent gateway",
+     "Decides whether an AI agent may call a tool for a user: suspended users, per-agent tool allowlists, "
+     "token budgets, dangerous arguments, and human approval for deletes in production."),
+    ("platform_changes", "Platform change guardrails",
+     "Checks programmatic configuration changes before they reach the contact-centre platform: queue SLAs "
+     "and routing, corporate emails and ticketed admin grants, encrypted storage buckets."),
+)
+
+
+class Command(BaseCommand):
+    help = "Create one demo user per role and the demo policies; --publish also queues them for OPA."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--publish", action="store_true", help="Publish demo policies OPA does not run yet.")
+
+    def handle(self, *args, publish=False, **options):
+        # One transaction: publications are pushed by on_commit hooks, i.e. only once all of this is saved.
+        with transaction.atomic():
+            users, created = self._users()
+            policies = self._policies(users["policy_author"])
+            if publish:
+                for policy in policies:
+                    if policy.active_version is None:
+                        services.request_publication(policy.latest_version, requested_by=users["security_admin"])
+                        self.stdout.write(f"Queued {policy.latest_version} for publication to OPA.")
+        self._print_passwords(created, users)
+
+    def _users(self):
+        User = get_user_model()
+        users, created = {}, []
+        for role in ROLES:
+            username = USERNAMES.get(role.group, role.group)
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                password = secrets.token_urlsafe(9)
+                user = User.objects.create_user(username=username, password=password)
+                created.append((username, role.label, password))
+            user.groups.add(Group.objects.get_or_create(name=role.group)[0])
+            users[role.group] = user
+        return users, created
+
+    def _policies(self, author):
+        policies = []
+        for name, title, description in DEMO_POLICIES:
+            policy = Policy.objects.filter(name=name).first()
+            if policy is None:
+                policy = services.create_policy(
+                    name=name, title=title, description=description, author=author, message="Initial version",
+                    source=(POLICY_DIR / f"{name}.rego").read_text(encoding="utf-8"),
+                )
+                self.stdout.write(f"Created policy {name} ({policy.package}).")
+            policies.append(policy)
+        return policies
+
+    def _print_passwords(self, created, users):
+        if not created:
+            self.stdout.write("Demo users already exist; their passwords were shown on first start.")
+            return
+        self.stdout.write(self.style.SUCCESS("Demo users (passwords are shown only this once):"))
+        self.stdout.write(f"  {'username':<12} {'role':<20} password")
+        for username, label, password in created:
+            self.stdout.write(f"  {username:<12} {label:<20} {password}")
+        existing = sorted({u.username for u in users.values()} - {c[0] for c in created})
+        if existing:
+            self.stdout.write(f"  Already present (password unchanged): {', '.join(existing)}")
