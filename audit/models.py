@@ -70,10 +70,10 @@ class Decision(models.Model):
 
     @property
     def subject(self) -> str:
-        """Who asked, as far as the input says: `input.user.id`, `input.user` or `input.subject`."""
+        """Who asked, as far as the input says: `user.id`, `user`, `subject` or `requested_by`."""
         if not isinstance(self.input, dict):
             return ""
-        user = self.input.get("user", self.input.get("subject"))
+        user = self.input.get("user", self.input.get("subject", self.input.get("requested_by")))
         if isinstance(user, dict):
             user = user.get("id") or user.get("name")
         return str(user) if isinstance(user, (str, int)) else ""

@@ -57,7 +57,13 @@ def gateway_request(**overrides):
 
 
 ALLOWED = {"allow": True, "reasons": [], "require_approval": False}
-HELD = {"allow": False, "reasons": [], "require_approval": True}
+
+
+def held(reason):
+    return {"allow": False, "reasons": [reason], "require_approval": True}
+
+
+TICKET_DELETE_HELD = held("ticket.delete on db/analytics in production needs a reviewer's approval")
 
 
 def denied(*reasons):
@@ -75,10 +81,10 @@ def denied(*reasons):
     (gateway_request(args={"query": "Drop Table users"}),
      denied('argument query contains the forbidden pattern "drop table"')),
     (gateway_request(args={"query": "SELECT 1; -- x"}), denied('argument query contains the forbidden pattern "; --"')),
-    (gateway_request(tool="ticket.delete", action="delete"), HELD),
+    (gateway_request(tool="ticket.delete", action="delete"), TICKET_DELETE_HELD),
     (gateway_request(tool="ticket.delete", action="delete", environment="staging"), ALLOWED),
     (gateway_request(tool="ticket.delete", action="delete", approval={"approved_by": "u-120"}), ALLOWED),
-    (gateway_request(tool="ticket.delete", action="delete", approval={"approved_by": "u-101"}), HELD),  # not self
+    (gateway_request(tool="ticket.delete", action="delete", approval={"approved_by": "u-101"}), TICKET_DELETE_HELD),  # not self
     # A denied delete is denied, not held: a reviewer should never be asked to approve it.
     (gateway_request(tool="ticket.delete", action="delete", user={"id": "u-118"}), denied("user u-118 is suspended")),
     ("not an object", denied("input must be a JSON object")),
@@ -111,7 +117,7 @@ BUCKET = {"name": "call-recordings", "encryption": "kms"}
     (change("bucket", {"name": "exports"}), denied("bucket exports must be encrypted at rest (aes256 or kms)")),
     (change("dns_zone", {}), denied("resource type dns_zone is not managed by this pipeline")),
     (change("queue", QUEUE, action="patch"), denied("action patch is not supported")),
-    (change("queue", {"name": "Old"}, action="delete"), HELD),
+    (change("queue", {"name": "Old"}, action="delete"), held("deleting queue Old needs a reviewer's approval")),
 ])
 def test_platform_changes(request_, expected):
     assert decide("platform_changes", request_) == expected

@@ -37,7 +37,13 @@ default require_approval := false
 # description: The one answer the gateway reads - allow, the reasons for a refusal, and whether a human must approve first.
 decision := {"allow": allow, "reasons": reasons, "require_approval": require_approval}
 
-reasons := sort(deny)
+# Why the call was refused or held: the deny messages, or why a person must approve.
+reasons := sort(deny | approval_reasons)
+
+approval_reasons contains msg if {
+	require_approval
+	msg := sprintf("%v on %v in production needs a reviewer's approval", [input.tool, input.resource])
+}
 
 # METADATA
 # title: Allow

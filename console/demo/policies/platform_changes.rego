@@ -32,7 +32,13 @@ default require_approval := false
 # description: The one answer the pipeline reads - allow, the reasons for a refusal, and whether a human must approve first.
 decision := {"allow": allow, "reasons": reasons, "require_approval": require_approval}
 
-reasons := sort(deny)
+# Why the change was refused or held: the deny messages, or why a person must approve.
+reasons := sort(deny | approval_reasons)
+
+approval_reasons contains msg if {
+	require_approval
+	msg := sprintf("deleting %v %v needs a reviewer's approval", [input.resource_type, object.get(input, ["spec", "name"], "")])
+}
 
 # METADATA
 # title: Allow
