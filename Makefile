@@ -23,7 +23,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 opa:
-	@$(VENV)/bin/python scripts/stack.py opa-binary >/dev/null
+	@$(VENV)/bin/python scripts/stack.py opa-binary
 
 # Re-pin every dependency after changing pyproject.toml.
 lock:

@@ -88,12 +88,8 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = os.environ.get("DATABASE_URL")
-if not DATABASE_URL:
-    raise ImproperlyConfigured(
-        "DATABASE_URL is not set. Run Gavel through `make run` / `make test`, which start "
-        "Postgres under .gavel/, or export DATABASE_URL=postgres://user:pass@host:5432/gavel."
-    )
+# The default is the Postgres that `make run` starts (scripts/stack.py, dev profile).
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://gavel@127.0.0.1:54329/gavel")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

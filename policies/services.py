@@ -59,10 +59,14 @@ def request_publication(version: PolicyVersion, *, requested_by, target_url: str
     """Queue a push of `version` to OPA. The worker pushes it once this transaction commits."""
     from .tasks import push_publication
 
-    publication = Publication.objects.create(
-        version=version, requested_by=requested_by, target_url=target_url or settings.OPA_URL
-    )
-    transaction.on_commit(lambda: push_publication.delay(publication.pk))
+    target_url = target_url or settings.OPA_URL
+    with transaction.atomic():
+        # An older push still retrying must not land after this one and undo it.
+        Publication.objects.filter(version__policy_id=version.policy_id, target_url=target_url).exclude(
+            status__in=Publication.FINISHED
+        ).update(status=Publication.Status.FAILED, detail="Superseded by a newer publication before it reached OPA")
+        publication = Publication.objects.create(version=version, requested_by=requested_by, target_url=target_url)
+        transaction.on_commit(lambda: push_publication.delay(publication.pk))
     return publication
 
 

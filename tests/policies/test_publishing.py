@@ -93,3 +93,20 @@ def test_opa_refusing_the_module_is_recorded_with_its_message(opa, celery_worker
     assert "OPA refused the policy" in publication.detail
     assert "conflicting rules" in publication.detail
     assert publication.version.policy.active_version is None
+
+
+def test_a_newer_publication_supersedes_one_still_retrying(opa, celery_worker, make_user):
+    """v1 is stuck retrying against a dead OPA when v2 is published there: v1 must never land later."""
+    admin = make_user("security_admin")
+    policy = PolicyFactory(name="budget")
+    v1 = policy.latest_version
+    v2 = services.save_version(policy, source=v1.source.replace('"admin"', '"owner"'), author=admin, message="owner")
+    dead_opa = f"http://127.0.0.1:{stack.free_port()}"
+    stuck = services.request_publication(v1, requested_by=admin, target_url=dead_opa)
+    wait_until(lambda: Publication.objects.get(pk=stuck.pk).attempts >= 1, message="a failed attempt")
+
+    services.request_publication(v2, requested_by=admin, target_url=dead_opa)
+
+    stuck.refresh_from_db()
+    assert stuck.status == Publication.Status.FAILED
+    assert "Superseded" in stuck.detail
