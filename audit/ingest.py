@@ -16,7 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from policies.models import Policy, Publication
+from policies.entrypoint import entry_data_path
+from policies.models import Policy, PolicyVersion, Publication
 
 from .models import Decision, LogBatch, VersionSource
 from .outcomes import derive_outcome
@@ -88,40 +89,65 @@ def stage_batch(body_gz: bytes, events: list[dict[str, Any]], remote_addr: str |
 
 
 class VersionResolver:
-    """Finds the policy a decision path belongs to and the version active at that time."""
+    """Finds the policy and version behind a decision.
+
+    Decisions made through Gavel's entrypoint report their policy and version in the result.
+    Others (a policy queried directly) get the version whose publication was the latest
+    confirmed one at decision time.
+    """
 
     def __init__(self):
-        self.policies = sorted(Policy.objects.all(), key=lambda p: len(p.data_path), reverse=True)
-        confirmed = (
-            Publication.objects.filter(status=Publication.Status.OK)
-            .select_related("version")
-            .order_by("confirmed_at")
-        )
+        prefixes = []
+        for policy in Policy.objects.all():
+            prefixes += [(policy.data_path, policy), (entry_data_path(policy.name).rsplit("/", 1)[0], policy)]
+        self.prefixes = sorted(prefixes, key=lambda item: len(item[0]), reverse=True)
+        self.by_name = {policy.name: policy for _, policy in prefixes}
         self.timeline: dict[int, tuple[list, list]] = {}
-        for publication in confirmed:
+        confirmed = Publication.objects.filter(status=Publication.Status.OK).select_related("version")
+        for publication in confirmed.order_by("confirmed_at"):
             times, versions = self.timeline.setdefault(publication.version.policy_id, ([], []))
             times.append(publication.confirmed_at)
             versions.append(publication.version)
+        self.versions: dict[tuple[int, int], PolicyVersion | None] = {}
 
     def policy_for(self, path: str) -> Policy | None:
         path = path.strip("/")
-        for policy in self.policies:  # longest package first
-            if path == policy.data_path or path.startswith(policy.data_path + "/"):
+        for prefix, policy in self.prefixes:  # longest first
+            if path == prefix or path.startswith(prefix + "/"):
                 return policy
         return None
 
-    def version_at(self, policy: Policy, when):
+    def reported_version(self, policy: Policy, number: int) -> PolicyVersion | None:
+        key = (policy.pk, number)
+        if key not in self.versions:
+            self.versions[key] = PolicyVersion.objects.filter(policy=policy, number=number).first()
+        return self.versions[key]
+
+    def resolve(self, path: str, result: Any, when) -> tuple[Policy | None, PolicyVersion | None, str]:
+        if isinstance(result, dict) and isinstance(result.get("policy_version"), int):
+            policy = self.by_name.get(result.get("policy")) or self.policy_for(path)
+            version = self.reported_version(policy, result["policy_version"]) if policy else None
+            if version:
+                return policy, version, VersionSource.REPORTED
+        policy = self.policy_for(path)
+        if policy is None:
+            return None, None, VersionSource.UNKNOWN
         times, versions = self.timeline.get(policy.pk, ([], []))
         index = bisect_right(times, when)
-        return versions[index - 1] if index else None
+        if index:
+            return policy, versions[index - 1], VersionSource.PUBLICATION
+        return policy, None, VersionSource.UNKNOWN
 
 
 def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch: LogBatch | None) -> Decision:
     timestamp = parse_datetime(event["timestamp"])
-    outcome, reasons = derive_outcome(event["result"]) if "result" in event else derive_outcome()
+    result = event.get("result")
+    outcome, reasons = derive_outcome(result) if "result" in event else derive_outcome()
     path = event.get("path", "")
-    policy = resolver.policy_for(path)
-    version = resolver.version_at(policy, timestamp) if policy else None
+    policy, version, version_source = resolver.resolve(path, result, timestamp)
+    entry = result if isinstance(result, dict) else {}
+    mode = entry.get("effective_mode")
+    applied = entry.get("exceptions_applied")
     metrics = event.get("metrics") or {}
     latency = metrics.get("timer_rego_query_eval_ns") or metrics.get("timer_server_handler_ns")
     return Decision(
@@ -129,12 +155,14 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
         timestamp=timestamp,
         path=path,
         input=event.get("input"),
-        result=event.get("result"),
+        result=result,
         outcome=outcome,
         reasons=reasons,
         policy=policy,
         version=version,
-        version_source=VersionSource.PUBLICATION if version else VersionSource.UNKNOWN,
+        version_source=version_source,
+        effective_mode=mode if isinstance(mode, str) else "",
+        exception_ids=[i for i in applied if isinstance(i, int)] if isinstance(applied, list) else [],
         labels=event.get("labels") or {},
         bundles=event.get("bundles") or {},
         latency_ns=latency if isinstance(latency, int) else None,

@@ -1,5 +1,6 @@
 """Decision-log batches as OPA delivered them, and the decisions stored from them."""
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
 
@@ -31,12 +32,14 @@ class Outcome(models.TextChoices):
     ALLOW = "allow", "Allow"
     DENY = "deny", "Deny"
     REQUIRE_APPROVAL = "require_approval", "Require approval"
+    WOULD_DENY = "would_deny", "Dry-run: would deny"
     UNDEFINED = "undefined", "Undefined"
 
 
 class VersionSource(models.TextChoices):
     """How Gavel knows which policy version made a decision."""
 
+    REPORTED = "reported", "Reported by Gavel's entrypoint"
     PUBLICATION = "publication", "Active publication at decision time"
     UNKNOWN = "unknown", "Unknown"
 
@@ -54,6 +57,10 @@ class Decision(models.Model):
     version = models.ForeignKey("policies.PolicyVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="decisions")
     version_source = models.CharField(max_length=20, choices=VersionSource.choices, default=VersionSource.UNKNOWN)
+    effective_mode = models.CharField(max_length=10, blank=True, db_index=True,
+                                      help_text="enforce, dry-run or off, when the entrypoint decided.")
+    exception_ids = ArrayField(models.BigIntegerField(), default=list, blank=True,
+                               help_text="Policy exceptions that waived denials in this decision.")
     labels = models.JSONField(default=dict, blank=True, help_text="The OPA instance's labels (id, version, ...).")
     bundles = models.JSONField(default=dict, blank=True, help_text="Bundle revisions OPA reported.")
     latency_ns = models.BigIntegerField(null=True, blank=True, help_text="OPA's query evaluation time.")
@@ -64,6 +71,7 @@ class Decision(models.Model):
     class Meta:
         ordering = ["-timestamp", "-id"]
         permissions = [("export_decision", "Can export decisions")]
+        indexes = [GinIndex(fields=["exception_ids"], name="decision_exception_ids")]
 
     def __str__(self) -> str:
         return f"{self.decision_id} {self.outcome}"

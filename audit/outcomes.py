@@ -1,8 +1,9 @@
 """Read an allow/deny/require-approval outcome and its reasons out of a decision result.
 
 OPA returns whatever the queried rule produces. Gavel understands three shapes:
-a boolean (`allow`), an object (`{"allow": ..., "reasons": [...], "require_approval": ...}`),
-and a set of deny messages (`deny contains msg if ...`). Anything else is stored as is
+a boolean (`allow`), an object (`{"allow": ..., "reasons": [...], "require_approval": ...}`,
+which Gavel's entrypoints extend with `would_deny` for dry-run), and a set of deny messages
+(`deny contains msg if ...`). Anything else is stored as is
 with an undefined outcome, never dropped.
 """
 from __future__ import annotations
@@ -51,6 +52,8 @@ def derive_outcome(result: Any = _MISSING) -> tuple[str, list[str]]:
             reasons = _reasons(deny)
         if result.get("require_approval") is True:
             return Outcome.REQUIRE_APPROVAL, reasons
+        if result.get("would_deny") is True:  # dry-run: allowed, but the policy said no
+            return Outcome.WOULD_DENY, reasons
         if isinstance(result.get("allow"), bool):
             return (Outcome.ALLOW if result["allow"] else Outcome.DENY), reasons
         if isinstance(deny, (list, dict)):

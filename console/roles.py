@@ -14,16 +14,24 @@ class Role:
     permissions: tuple[str, ...]  # "app_label.codename"
 
 
-READ_POLICIES = ("policies.view_policy", "policies.view_policyversion", "policies.view_publication")
+READ_POLICIES = (
+    "policies.view_policy", "policies.view_policyversion", "policies.view_publication",
+    "policies.view_environment", "policies.view_canarysetting", "policies.view_killswitchchange",
+    "policies.view_policyexception",
+)
 READ_DECISIONS = ("audit.view_decision",)
+REQUEST_EXCEPTIONS = ("policies.add_policyexception",)
+ROLL_OUT = (
+    "policies.add_canarysetting", "policies.add_killswitchchange", "policies.approve_policyexception",
+)
 
 ROLES = (
     Role("compliance_officer", "Compliance officer", "Reads what the policies say.", READ_POLICIES),
     Role(
         "security_admin",
         "Security admin",
-        "Rolls policies out to OPA.",
-        READ_POLICIES + READ_DECISIONS + ("policies.publish_policyversion",),
+        "Rolls policies out to OPA and grants exceptions.",
+        READ_POLICIES + READ_DECISIONS + REQUEST_EXCEPTIONS + ROLL_OUT + ("policies.publish_policyversion",),
     ),
     Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS),
     Role(
@@ -38,6 +46,7 @@ ROLES = (
         "Writes, tests and publishes Rego.",
         READ_POLICIES
         + READ_DECISIONS
+        + REQUEST_EXCEPTIONS
         + ("policies.add_policy", "policies.add_policyversion", "policies.publish_policyversion"),
     ),
 )

@@ -102,6 +102,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 CELERY_BEAT_SCHEDULE = {
+    # Re-pushes each environment's runtime config: drops expired exceptions, repairs drift.
+    "push-runtime-config": {
+        "task": "policies.tasks.push_all_runtime_configs",
+        "schedule": 60.0,
+    },
     "requeue-stalled-log-batches": {
         "task": "audit.tasks.requeue_stalled_batches",
         "schedule": 30.0,
@@ -145,6 +150,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- OPA -------------------------------------------------------------------------------
 OPA_URL = os.environ.get("OPA_URL", "http://127.0.0.1:8181").rstrip("/")
+# The environment (dev, staging, prod) the OPA at OPA_URL serves.
+GAVEL_ENVIRONMENT = os.environ.get("GAVEL_ENVIRONMENT", "dev")
 OPA_TIMEOUT_SECONDS = float(os.environ.get("OPA_TIMEOUT_SECONDS", "5"))
 # The `opa` binary compiles versions before they are saved (`opa check`).
 OPA_BINARY = os.environ.get("OPA_BINARY", "opa")

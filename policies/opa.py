@@ -84,12 +84,35 @@ class OpaClient:
         if response.status_code not in (200, 404):
             raise OpaRejected(response.status_code, self._json(response))
 
+    def put_data(self, data_path: str, document: Any) -> None:
+        """Replace the document at /v1/data/<path> in one write."""
+        response = self._request("PUT", f"/v1/data/{data_path.strip('/')}", json=document)
+        if response.status_code != 204:
+            raise OpaRejected(response.status_code, self._json(response))
+
+    def get_data(self, data_path: str) -> Any:
+        """The document at /v1/data/<path> (None when undefined)."""
+        response = self._request("GET", f"/v1/data/{data_path.strip('/')}")
+        if response.status_code != 200:
+            raise OpaRejected(response.status_code, self._json(response))
+        return self._json(response).get("result")
+
     def decide(self, data_path: str, input_document: Any) -> dict[str, Any]:
         """POST /v1/data/<path>: OPA's answer, with `result` (absent when undefined) and `decision_id`."""
         response = self._request("POST", f"/v1/data/{data_path.strip('/')}", json={"input": input_document})
         if response.status_code != 200:
             raise OpaRejected(response.status_code, self._json(response))
         return self._json(response)
+
+    def query(self, rego_query: str, input_document: Any = None) -> list[dict[str, Any]]:
+        """POST /v1/query: an ad-hoc query; one round trip however many inputs it walks over."""
+        body: dict[str, Any] = {"query": rego_query}
+        if input_document is not None:
+            body["input"] = input_document
+        response = self._request("POST", "/v1/query", json=body)
+        if response.status_code != 200:
+            raise OpaRejected(response.status_code, self._json(response))
+        return self._json(response).get("result", [])
 
     def healthy(self) -> bool:
         try:

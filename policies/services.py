@@ -11,7 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Policy, PolicyVersion, Publication, sha256_of
+from .entrypoint import entry_policy_id, entry_source
+from .models import Environment, Policy, PolicyVersion, Publication, sha256_of
 from .opa import OpaRejected, OpaUnreachable, opa_client
 from .rego import RegoCompileError, RegoError, check_source
 
@@ -82,10 +83,13 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
     policy = version.policy
     publication.attempts += 1
     publication.last_attempt_at = timezone.now()
+    entry = entry_source(version)
     try:
         with opa_client(publication.target_url) as opa:
             opa.put_policy(policy.opa_policy_id, version.source)
+            opa.put_policy(entry_policy_id(policy.name), entry)
             loaded = opa.get_policy(policy.opa_policy_id)
+            loaded_entry = opa.get_policy(entry_policy_id(policy.name))
     except OpaUnreachable as exc:
         publication.status = Publication.Status.FAILED if final_attempt else Publication.Status.UNREACHABLE
         publication.detail = f"OPA unreachable: {exc}" + (" (gave up)" if final_attempt else "")
@@ -101,7 +105,7 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
         return publication
 
     loaded_sha = sha256_of(loaded["raw"]) if loaded else None
-    if loaded_sha != version.sha256:
+    if loaded_sha != version.sha256 or not loaded_entry or loaded_entry["raw"] != entry:
         publication.status = Publication.Status.FAILED
         publication.detail = f"OPA reports a different source after the push (sha256 {loaded_sha})"
         publication.save()
@@ -113,19 +117,15 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
         publication.confirmed_at = timezone.now()
         publication.save()
         Policy.objects.filter(pk=policy.pk).update(active_version=version)
+        # The policy now needs its rollout settings and exceptions in OPA's data.
+        for environment in Environment.objects.all():
+            if environment.target_url == publication.target_url:
+                transaction.on_commit(lambda pk=environment.pk: _push_runtime_later(pk))
     log.info("published %s to %s", version, publication.target_url)
     return publication
 
 
-def version_active_at(publications: list[Publication], when) -> PolicyVersion | None:
-    """The version whose confirmed publication is the latest one at or before `when`.
+def _push_runtime_later(environment_id: int) -> None:
+    from .tasks import push_runtime_config
 
-    `publications` are confirmed publications of one policy, oldest first.
-    """
-    chosen = None
-    for publication in publications:
-        if publication.confirmed_at <= when:
-            chosen = publication.version
-        else:
-            break
-    return chosen
+    push_runtime_config.delay(environment_id)

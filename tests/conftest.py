@@ -37,8 +37,9 @@ def opa(opa_server, settings):
     yield opa_server
     with opa_client(opa_server) as client:
         for policy_id in client.list_policy_ids():
-            if policy_id.startswith("gavel/"):
+            if policy_id.startswith(("gavel/", "gavel_entry/")):
                 client.delete_policy(policy_id)
+        client.put_data("gavel_config", {})
 
 
 @pytest.fixture(scope="session")
@@ -52,10 +53,16 @@ def celery_worker(django_db_setup, django_db_blocker):
         with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING",
                           shutdown_timeout=30) as worker:
             yield worker
-        # The worker thread's connections outlive it; end them so the test database can be dropped.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_connections(django_db_setup, django_db_blocker):
+    """Connections of the worker and live-server threads outlive them; end them at the end of
+    the session so the test database can be dropped."""
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture

@@ -1,0 +1,53 @@
+"""The runtime configuration Gavel keeps in each OPA: `data.gavel_config`.
+
+One document per environment, replaced whole on every push (a single PUT, so OPA never
+sees half of a change): the kill switch, and per policy its rollout and the approved,
+unexpired exceptions. The entrypoints (entrypoint.py) read it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.utils import timezone
+
+from .canary import Rollout, field_path
+from .models import CanarySetting, Environment, Policy, PolicyException
+from .opa import opa_client
+
+log = logging.getLogger(__name__)
+DATA_PATH = "gavel_config"
+
+
+def exception_as_opa_data(exception: PolicyException) -> dict[str, Any]:
+    return {
+        "id": exception.pk,
+        "reason_contains": exception.reason_contains,
+        "match": [{"path": field_path(c["field"]), "value": c["value"]} for c in exception.match],
+        "expires_ns": int(exception.expires_at.timestamp() * 1_000_000_000),
+    }
+
+
+def runtime_config(environment: Environment) -> dict[str, Any]:
+    latest: dict[int, CanarySetting] = {}
+    for setting in CanarySetting.objects.filter(environment=environment).order_by("created_at", "id"):
+        latest[setting.policy_id] = setting  # later rows win
+    exceptions: dict[int, list] = {}
+    for exception in PolicyException.objects.active().filter(environment=environment).order_by("pk"):
+        exceptions.setdefault(exception.policy_id, []).append(exception_as_opa_data(exception))
+    policies = {}
+    for policy in Policy.objects.filter(active_version__isnull=False):
+        document = Rollout.of(latest.get(policy.pk)).as_opa_data()
+        document["exceptions"] = exceptions.get(policy.pk, [])
+        policies[policy.name] = document
+    return {"kill_switch": environment.kill_switch_engaged, "policies": policies,
+            "pushed_at": timezone.now().isoformat()}
+
+
+def push_runtime_config(environment: Environment) -> dict[str, Any]:
+    """PUT the environment's document to its OPA. Raises OpaUnreachable for the caller to retry."""
+    document = runtime_config(environment)
+    with opa_client(environment.target_url) as opa:
+        opa.put_data(DATA_PATH, document)
+    log.info("pushed runtime config to %s (%d policies)", environment.target_url, len(document["policies"]))
+    return document
