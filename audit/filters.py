@@ -3,6 +3,8 @@ import django_filters
 from django import forms
 from django.db.models import F, Func, TextField, Value
 
+from policies.models import Mode
+
 from .models import Decision, Outcome
 
 
@@ -16,6 +18,7 @@ class DecisionFilter(django_filters.FilterSet):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     outcome = django_filters.ChoiceFilter(choices=Outcome.choices, empty_label="Any outcome")
+    effective_mode = django_filters.ChoiceFilter(choices=Mode.choices, empty_label="Any mode", label="Mode")
     path = django_filters.CharFilter(method="filter_path", label="Policy path",
                                      widget=forms.TextInput(attrs={"placeholder": "gavel/agent_gateway"}))
     q = django_filters.CharFilter(method="filter_reasons", label="Reason contains",
@@ -24,7 +27,7 @@ class DecisionFilter(django_filters.FilterSet):
 
     class Meta:
         model = Decision
-        fields = ["since", "until", "outcome", "path", "q", "decision_id"]
+        fields = ["since", "until", "outcome", "effective_mode", "path", "q", "decision_id"]
 
     def filter_path(self, queryset, name, value):
         """The path itself or anything under it: `gavel/agent_gateway` matches `.../decision`."""

@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from audit.api import DecisionViewSet, opa_decision_logs
 from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet
+from policies.rollout_api import CanarySettingViewSet, EnvironmentViewSet, PolicyExceptionViewSet
 
 from . import views
 
@@ -13,12 +14,17 @@ router.register("policies", PolicyViewSet, basename="policy")
 router.register(r"policies/(?P<policy_name>[-\w]+)/versions", PolicyVersionViewSet, basename="policy-version")
 router.register("publications", PublicationViewSet, basename="publication")
 router.register("decisions", DecisionViewSet, basename="decision")
+router.register("environments", EnvironmentViewSet, basename="environment")
+router.register("canary-settings", CanarySettingViewSet, basename="canary-setting")
+router.register("exceptions", PolicyExceptionViewSet, basename="exception")
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("policies/", include("policies.urls")),
+    path("rollout/", include("policies.rollout_urls")),
+    path("exceptions/", include("policies.exception_urls")),
     path("audit/", include("audit.urls")),
     path("api/v1/opa/logs", opa_decision_logs, name="opa-logs"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

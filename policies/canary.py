@@ -138,6 +138,10 @@ class Preview:
     enforced_denied: int = 0
     by_mode: Counter = field(default_factory=Counter)
 
+    @property
+    def dry_run(self) -> int:
+        return self.by_mode[Mode.DRY_RUN]
+
 
 def preview(policy: Policy, environment: Environment, rollout: Rollout, *, hours: int = 24) -> Preview:
     """Replay the rollout over the recorded inputs: how many would be enforced, and denied."""

@@ -66,3 +66,44 @@ def test_publish_decide_ship_store_and_find(opa, celery_worker, live_server, mak
     page = client.get("/audit/", {"path": "gavel/tool_access", "q": "blocked"})
     assert page.status_code == 200
     assert decision_id in page.content.decode()
+
+
+def test_entrypoint_decisions_record_mode_version_and_exception(opa, celery_worker, live_server, make_user):
+    """Through the entrypoint, the decision log itself says how the decision came about."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from policies import canary, policy_exceptions, services
+    from policies.models import Mode, Publication
+    from tests.factories import PolicyFactory
+
+    admin, author = make_user("security_admin"), make_user("policy_author")
+    policy = PolicyFactory(name="tool_access", source=SOURCE, author=author)
+    publication = services.request_publication(policy.latest_version, requested_by=admin)
+    wait_until(lambda: Publication.objects.get(pk=publication.pk).status == "ok", message="the publication")
+    environment = canary.default_environment()
+    canary.change_rollout(policy, environment, canary.Rollout(mode=Mode.DRY_RUN, enforce_users=("dana",), user_field="user"),
+                          changed_by=admin, reason="watch first")
+    exception = policy_exceptions.request_exception(
+        policy=policy, environment=environment, match=[{"field": "user", "value": "dana"}],
+        reason_contains="token budget", justification="load test", ticket="SEC-9",
+        expires_at=timezone.now() + timedelta(hours=1), requested_by=author,
+    )
+    policy_exceptions.approve_exception(exception, approved_by=admin)
+    # The worker pushes the runtime config after each change commits; wait until OPA has it.
+    with opa_client() as opa:
+        wait_until(lambda: opa.get_data("gavel_config/policies/tool_access/exceptions"), message="the config")
+        dry = opa.decide("gavel_entry/tool_access/decision", {"user": "mallory", "tokens": 5})
+        waived = opa.decide("gavel_entry/tool_access/decision", {"user": "dana", "tokens": 25000})
+
+    dry_run = wait_until(lambda: Decision.objects.filter(decision_id=dry["decision_id"]).first(), timeout=30,
+                         message="the dry-run decision log")
+    assert (dry_run.outcome, dry_run.effective_mode) == (Outcome.WOULD_DENY, "dry-run")
+    assert dry_run.reasons == ["user is blocked"]
+    assert dry_run.version == policy.latest_version and dry_run.version_source == "reported"
+
+    enforced = wait_until(lambda: Decision.objects.filter(decision_id=waived["decision_id"]).first(), timeout=30,
+                          message="the waived decision log")
+    assert (enforced.outcome, enforced.effective_mode) == (Outcome.ALLOW, "enforce")
+    assert enforced.exception_ids == [exception.pk]

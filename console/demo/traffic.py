@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import random
 
-AGENT_GATEWAY = "gavel/agent_gateway/decision"
-PLATFORM_CHANGES = "gavel/platform_changes/decision"
+# Enforcement points ask Gavel's entrypoints, which apply rollout and exceptions (policies/entrypoint.py).
+AGENT_GATEWAY = "gavel_entry/agent_gateway/decision"
+PLATFORM_CHANGES = "gavel_entry/platform_changes/decision"
 
 TEAMS = ("support", "billing", "platform", "data", "people")
 USERS = [{"id": f"u-{n}", "team": TEAMS[n % len(TEAMS)]} for n in range(101, 141)]  # 40 users

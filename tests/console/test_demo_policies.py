@@ -130,13 +130,13 @@ def test_generated_traffic_gets_decisions_in_a_realistic_mix():
     requests = [random_request(rng) for _ in range(500)]
     outcomes = Counter()
     for package in PACKAGES:
-        path = f"gavel/{package}/decision"
+        path = f"gavel_entry/{package}/decision"
         documents = [document for p, document in requests if p == path]
         assert documents, f"no traffic for {path}"
         for decision in decide_many(package, documents):
             assert isinstance(decision["allow"], bool) and isinstance(decision["require_approval"], bool)
             outcomes[derive_outcome(decision)[0]] += 1
-    assert sum(outcomes.values()) == 500  # every path the generator uses is one of the demo policies
+    assert sum(outcomes.values()) == 500  # every path the generator uses is one of the demo entrypoints
     assert 0.60 <= outcomes["allow"] / 500 <= 0.80
     assert 0.12 <= outcomes["deny"] / 500 <= 0.30
     assert 0.03 <= outcomes["require_approval"] / 500 <= 0.12

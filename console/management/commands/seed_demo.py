@@ -1,15 +1,17 @@
 """Demo users (one per role) and the two demo policies. Safe to run on every start."""
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from console.roles import ROLES
-from policies import services
-from policies.models import Policy
+from policies import canary, policy_exceptions, services
+from policies.models import Mode, Policy
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "demo" / "policies"
 
@@ -48,6 +50,7 @@ class Command(BaseCommand):
                     if policy.active_version is None:
                         services.request_publication(policy.latest_version, requested_by=users["security_admin"])
                         self.stdout.write(f"Queued {policy.latest_version} for publication to OPA.")
+            self._rollout(policies[0], users)
         self._print_passwords(created, users)
 
     def _users(self):
@@ -76,6 +79,28 @@ class Command(BaseCommand):
                 self.stdout.write(f"Created policy {name} ({policy.package}).")
             policies.append(policy)
         return policies
+
+    def _rollout(self, gateway, users):
+        """The agent gateway half-way through a canary, with one granted and one pending exception."""
+        environment = canary.default_environment()
+        if gateway.canary_settings.exists():
+            return
+        canary.change_rollout(
+            gateway, environment, canary.Rollout(mode=Mode.DRY_RUN, enforce_percentage=75),
+            changed_by=users["security_admin"], reason="Demo: enforcing three users in four while we watch",
+        )
+        granted = policy_exceptions.request_exception(
+            policy=gateway, environment=environment, match=[{"field": "user.id", "value": "u-112"}],
+            reason_contains="token budget", justification="Quarter-end reconciliation needs long reports.",
+            ticket="SEC-2041", expires_at=timezone.now() + timedelta(days=5), requested_by=users["policy_author"],
+        )
+        policy_exceptions.approve_exception(granted, approved_by=users["security_admin"])
+        policy_exceptions.request_exception(
+            policy=gateway, environment=environment, match=[{"field": "user.id", "value": "u-119"}],
+            reason_contains="forbidden pattern", justification="Security training lab uses sample passwords.",
+            ticket="SEC-2057", expires_at=timezone.now() + timedelta(days=2), requested_by=users["security_admin"],
+        )
+        self.stdout.write("Set the agent gateway's rollout to 75% enforced and added two exceptions.")
 
     def _print_passwords(self, created, users):
         if not created:
