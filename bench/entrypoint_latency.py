@@ -1,0 +1,117 @@
+#!/usr/bin/env python
+"""How much the generated entrypoint adds to a decision, measured against the bare policy.
+
+Starts its own OPA, loads the demo agent-gateway policy and its entrypoint with a runtime
+configuration (25% canary, a kill switch off, 20 exceptions), then sends the same inputs to
+`gavel/agent_gateway/decision` (bare) and `gavel_entry/agent_gateway/decision` (entrypoint),
+interleaved so machine noise hits both alike. Reports OPA's own evaluation time
+(`timer_rego_query_eval_ns`) and the client's round trip, each as entry/bare ratios.
+
+    .venv/bin/python bench/entrypoint_latency.py [--requests 3000]
+"""
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+os.environ.setdefault("DEBUG", "1")
+
+import django  # noqa: E402
+
+django.setup()
+
+import httpx  # noqa: E402
+import stack  # noqa: E402
+
+from console.demo.traffic import random_request  # noqa: E402
+from policies.entrypoint import TEMPLATE  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "entrypoint_latency.md"
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=3000)
+    args = parser.parse_args()
+
+    port = stack.free_port()
+    opa = stack.start_opa(Path(tempfile.mkdtemp(prefix="gavel-bench-")), port, "http://127.0.0.1:9/none", "x", {})
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        source = (ROOT / "console/demo/policies/agent_gateway.rego").read_text()
+        entry = TEMPLATE.format(name="agent_gateway", number=1, package="gavel.agent_gateway",
+                                entry_package="gavel_entry.agent_gateway")
+        client.put("/v1/policies/gavel/agent_gateway", content=source).raise_for_status()
+        client.put("/v1/policies/gavel_entry/agent_gateway", content=entry).raise_for_status()
+        exceptions = [{"id": n, "reason_contains": "token budget", "match": [{"path": ["user", "id"],
+                       "value": f"u-{100 + n}"}], "expires_ns": time.time_ns() + 3_600_000_000_000}
+                      for n in range(20)]
+        client.put("/v1/data/gavel_config", json={"kill_switch": False, "policies": {"agent_gateway": {
+            "mode": "dry-run", "enforce_percentage": 25, "enforce_users": ["u-101"], "enforce_agents": [],
+            "dry_run_users": ["u-140"], "user_path": ["user", "id"], "agent_path": ["agent", "id"],
+            "exceptions": exceptions}}}).raise_for_status()
+
+        rng = random.Random(11)
+        inputs = []
+        while len(inputs) < args.requests:
+            path, document = random_request(rng)
+            if path.endswith("agent_gateway/decision"):
+                inputs.append(document)
+        timings = {"bare": ([], []), "entry": ([], [])}
+        paths = {"bare": "/v1/data/gavel/agent_gateway/decision?metrics=true",
+                 "entry": "/v1/data/gavel_entry/agent_gateway/decision?metrics=true"}
+        for warmup in inputs[:200]:
+            for path in paths.values():
+                client.post(path, json={"input": warmup})
+        for document in inputs:
+            for name in ("bare", "entry") if rng.random() < 0.5 else ("entry", "bare"):
+                started = time.perf_counter_ns()
+                response = client.post(paths[name], json={"input": document})
+                elapsed = time.perf_counter_ns() - started
+                response.raise_for_status()
+                timings[name][0].append(response.json()["metrics"]["timer_rego_query_eval_ns"])
+                timings[name][1].append(elapsed)
+    finally:
+        stack.stop_process(opa, "bench OPA")
+
+    rows = []
+    for label, index in (("OPA evaluation (timer_rego_query_eval_ns)", 0), ("HTTP round trip, client side", 1)):
+        bare, entry = timings["bare"][index], timings["entry"][index]
+        for stat, fn in (("p50", lambda v: percentile(v, 50)), ("p95", lambda v: percentile(v, 95)),
+                         ("mean", statistics.fmean)):
+            rows.append(f"| {label} | {stat} | {fn(bare) / 1000:.1f} µs | {fn(entry) / 1000:.1f} µs "
+                        f"| {fn(entry) / fn(bare):.2f}x |")
+    report = "\n".join([
+        "# Entrypoint latency",
+        "",
+        f"Command: `.venv/bin/python bench/entrypoint_latency.py --requests {args.requests}`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"OPA {stack.OPA_VERSION}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"{args.requests} agent-gateway inputs from the demo traffic generator, each sent to the bare policy and",
+        "to Gavel's entrypoint (25% canary, 20 exceptions loaded), interleaved in random order.",
+        "",
+        "| measure | statistic | bare policy | entrypoint | entry / bare |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+    ])
+    RESULTS.write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
