@@ -71,6 +71,24 @@ def request_publication(version: PolicyVersion, *, requested_by, target_url: str
     return publication
 
 
+def opa_runs(version: PolicyVersion, target_url: str | None = None) -> bool:
+    """Whether the OPA at `target_url` holds exactly this version and its entrypoint."""
+    policy = version.policy
+    with opa_client(target_url) as opa:
+        loaded = opa.get_policy(policy.opa_policy_id)
+        entry = opa.get_policy(entry_policy_id(policy.name))
+    return bool(loaded and entry and sha256_of(loaded["raw"]) == version.sha256 and entry["raw"] == entry_source(version))
+
+
+def publish_if_missing(policy: Policy, *, requested_by, target_url: str | None = None) -> Publication | None:
+    """Publish the policy's active (else latest) version unless OPA already runs it, e.g.
+    after OPA restarted empty. Returns the publication, or None when nothing was needed."""
+    version = policy.active_version or policy.latest_version
+    if version is None or opa_runs(version, target_url):
+        return None
+    return request_publication(version, requested_by=requested_by, target_url=target_url)
+
+
 def attempt_publication(publication: Publication, *, final_attempt: bool = False) -> Publication:
     """Push the version to OPA once, read it back, and record what happened.
 

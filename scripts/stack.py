@@ -418,7 +418,19 @@ def cmd_run(profile: Profile) -> int:
             stop()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and `kill` both end in the `finally` blocks that stop what was started
+    (a background job inherits SIGINT ignored, so restore it)."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def main() -> int:
+    _stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_exec = sub.add_parser("exec", help="start services, run a command with their URLs, stop them")

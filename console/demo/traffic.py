@@ -16,6 +16,7 @@ TEAMS = ("support", "billing", "platform", "data", "people")
 USERS = [{"id": f"u-{n}", "team": TEAMS[n % len(TEAMS)]} for n in range(101, 141)]  # 40 users
 BLOCKED_USER_IDS = ("u-107", "u-118", "u-126", "u-133")  # suspended in agent_gateway.rego
 ACTIVE_USERS = [u for u in USERS if u["id"] not in BLOCKED_USER_IDS]
+EXCEPTION_USER_ID = "u-112"  # seed_demo grants this user a token-budget exception
 BLOCKED_USERS = [u for u in USERS if u["id"] in BLOCKED_USER_IDS]
 
 # tool -> (action, resource, example arguments)
@@ -151,6 +152,10 @@ def random_request(rng: random.Random) -> tuple[str, dict]:
     """(data path, input) for one simulated request to OPA."""
     roll = rng.random()
     if rng.random() < 0.75:
+        if roll < 0.02:  # the analyst with an approved budget exception (seed_demo) runs long reports
+            request = _gateway(rng, user=next(u for u in USERS if u["id"] == EXCEPTION_USER_ID))
+            request["token_budget"] = rng.choice((12000, 16000))
+            return AGENT_GATEWAY, request
         if roll < 0.70:
             return AGENT_GATEWAY, _gateway(rng)
         if roll < 0.73:  # staging deletes, and prod deletes a reviewer already approved

@@ -110,3 +110,19 @@ def test_a_newer_publication_supersedes_one_still_retrying(opa, celery_worker, m
     stuck.refresh_from_db()
     assert stuck.status == Publication.Status.FAILED
     assert "Superseded" in stuck.detail
+
+
+def test_publish_if_missing_restores_what_an_empty_opa_lacks(opa, celery_worker, make_user):
+    """`make run` starts a fresh OPA each time; the active version is published to it again."""
+    admin = make_user("security_admin")
+    policy = PolicyFactory(name="budget")
+    assert publish_and_wait(policy.latest_version, admin).status == Publication.Status.OK
+    policy.refresh_from_db()
+    assert services.publish_if_missing(policy, requested_by=admin) is None  # OPA runs it: nothing to do
+
+    with opa_client() as client:
+        client.delete_policy("gavel_entry/budget")  # as if OPA had restarted without it
+    publication = services.publish_if_missing(policy, requested_by=admin)
+    assert publication is not None and publication.version == policy.active_version
+    wait_until(lambda: Publication.objects.get(pk=publication.pk).is_finished, message="the re-publication")
+    assert services.opa_runs(policy.active_version)

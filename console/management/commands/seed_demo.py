@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from console.demo.traffic import EXCEPTION_USER_ID
 from console.roles import ROLES
 from policies import canary, policy_exceptions, services
 from policies.models import Mode, Policy
@@ -38,7 +39,7 @@ class Command(BaseCommand):
     help = "Create one demo user per role and the demo policies; --publish also queues them for OPA."
 
     def add_arguments(self, parser):
-        parser.add_argument("--publish", action="store_true", help="Publish demo policies OPA does not run yet.")
+        parser.add_argument("--publish", action="store_true", help="Publish the demo policies to OPA unless it already runs them.")
 
     def handle(self, *args, publish=False, **options):
         # One transaction: publications are pushed by on_commit hooks, i.e. only once all of this is saved.
@@ -47,9 +48,10 @@ class Command(BaseCommand):
             policies = self._policies(users["policy_author"])
             if publish:
                 for policy in policies:
-                    if policy.active_version is None:
-                        services.request_publication(policy.latest_version, requested_by=users["security_admin"])
-                        self.stdout.write(f"Queued {policy.latest_version} for publication to OPA.")
+                    # OPA starts empty each time `make run` starts it: publish what it lacks.
+                    publication = services.publish_if_missing(policy, requested_by=users["security_admin"])
+                    if publication:
+                        self.stdout.write(f"Queued {publication.version} for publication to OPA.")
             self._rollout(policies[0], users)
         self._print_passwords(created, users)
 
@@ -90,7 +92,7 @@ class Command(BaseCommand):
             changed_by=users["security_admin"], reason="Demo: enforcing three users in four while we watch",
         )
         granted = policy_exceptions.request_exception(
-            policy=gateway, environment=environment, match=[{"field": "user.id", "value": "u-112"}],
+            policy=gateway, environment=environment, match=[{"field": "user.id", "value": EXCEPTION_USER_ID}],
             reason_contains="token budget", justification="Quarter-end reconciliation needs long reports.",
             ticket="SEC-2041", expires_at=timezone.now() + timedelta(days=5), requested_by=users["policy_author"],
         )
