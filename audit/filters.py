@@ -3,7 +3,7 @@ import django_filters
 from django import forms
 from django.db.models import F, Func, TextField, Value
 
-from policies.models import Mode
+from policies.models import Mode, Policy
 
 from .models import Decision, Outcome
 
@@ -18,6 +18,8 @@ class DecisionFilter(django_filters.FilterSet):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     outcome = django_filters.ChoiceFilter(choices=Outcome.choices, empty_label="Any outcome")
+    policy = django_filters.ModelChoiceFilter(queryset=Policy.objects.all(), to_field_name="name",
+                                              empty_label="Any policy")
     effective_mode = django_filters.ChoiceFilter(choices=Mode.choices, empty_label="Any mode", label="Mode")
     path = django_filters.CharFilter(method="filter_path", label="Policy path",
                                      widget=forms.TextInput(attrs={"placeholder": "gavel/agent_gateway"}))
@@ -27,7 +29,7 @@ class DecisionFilter(django_filters.FilterSet):
 
     class Meta:
         model = Decision
-        fields = ["since", "until", "outcome", "effective_mode", "path", "q", "decision_id"]
+        fields = ["since", "until", "outcome", "policy", "effective_mode", "path", "q", "decision_id"]
 
     def filter_path(self, queryset, name, value):
         """The path itself or anything under it: `gavel/agent_gateway` matches `.../decision`."""

@@ -249,3 +249,13 @@ class PolicyException(models.Model):
 
     def get_status_display(self) -> str:
         return self.Status(self.status).label
+
+
+class VersionSummary(models.Model):
+    """A version's plain-language summary with its worked examples, as OPA judged them when
+    the version was saved. Rebuilt when the summary format changes."""
+
+    version = models.OneToOneField(PolicyVersion, on_delete=models.CASCADE, related_name="summary")
+    format = models.PositiveSmallIntegerField()
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -15,6 +15,7 @@ from .entrypoint import entry_policy_id, entry_source
 from .models import Environment, Policy, PolicyVersion, Publication, sha256_of
 from .opa import OpaRejected, OpaUnreachable, opa_client
 from .rego import RegoCompileError, RegoError, check_source
+from .summaries import summary_for_version
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def create_policy(*, name: str, title: str, source: str, author, message: str, d
     policy = Policy.objects.create(
         name=name, package=package, title=title, description=description, created_by=author
     )
-    PolicyVersion.objects.create(policy=policy, number=1, source=source, author=author, message=message)
+    _summarize(PolicyVersion.objects.create(policy=policy, number=1, source=source, author=author, message=message))
     return policy
 
 
@@ -53,7 +54,18 @@ def save_version(policy: Policy, *, source: str, author, message: str) -> Policy
     if latest is not None and latest.sha256 == sha256_of(source):
         raise VersionRefused(f"the source is identical to version {latest.number}")
     number = (latest.number + 1) if latest else 1
-    return PolicyVersion.objects.create(policy=policy, number=number, source=source, author=author, message=message)
+    version = PolicyVersion.objects.create(policy=policy, number=number, source=source, author=author, message=message)
+    _summarize(version)
+    return version
+
+
+def _summarize(version: PolicyVersion) -> None:
+    """Phrase the version and check its worked examples in OPA now, while its author is here.
+    A summary that cannot be made must not stop a compiled version from being saved."""
+    try:
+        summary_for_version(version)
+    except Exception:  # noqa: BLE001 - the page rebuilds it and shows the error
+        log.exception("could not summarise %s", version)
 
 
 def request_publication(version: PolicyVersion, *, requested_by, target_url: str | None = None) -> Publication:

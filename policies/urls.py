@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -11,4 +11,5 @@ urlpatterns = [
     path("<slug:name>/v<int:number>/", views.version_detail, name="version"),
     path("<slug:name>/v<int:number>/publications/", views.version_publications, name="version_publications"),
     path("<slug:name>/v<int:number>/publish/", views.version_publish, name="version_publish"),
+    path("<slug:name>/v<int:number>/summary/", include("policies.summary_urls")),
 ]

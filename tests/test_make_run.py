@@ -56,9 +56,9 @@ def test_make_run_serves_demo_decisions_and_stops_everything_on_ctrl_c():
             decisions = 0
             while time.monotonic() - up_at < 60 and decisions < 10:
                 time.sleep(2)
-                decisions = web.get("/api/v1/decisions/", params={"path": "gavel/agent_gateway"}).json()["count"]
+                decisions = web.get("/api/v1/decisions/", params={"policy": "agent_gateway"}).json()["count"]
             assert decisions >= 10, f"only {decisions} demo decisions after 60 s"
-            page = web.get("/audit/", params={"path": "gavel/agent_gateway"})
+            page = web.get("/audit/", params={"policy": "agent_gateway"})
             assert "agent_gateway" in page.text and "v1" in page.text
         print(f"up after {up_at - started:.0f}s; {decisions} decisions within {time.monotonic() - up_at:.0f}s")
     finally:

@@ -162,3 +162,23 @@ def test_an_exception_needs_a_second_security_admin(budget, admin, make_user):
     policy_exceptions.approve_exception(exception, approved_by=make_user("security_admin"))
     assert [e["id"] for e in runtime.runtime_config(environment)["policies"]["budget"]["exceptions"]] == [
         exception.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_periodic_push_removes_expired_exceptions_from_opa(budget, admin, make_user, celery_worker):
+    from policies.tasks import push_all_runtime_configs
+    from tests.support import wait_until
+
+    environment = canary.default_environment()
+    exception = policy_exceptions.request_exception(
+        policy=budget, environment=environment, match=[{"field": "user.id", "value": "dana"}],
+        justification="j", ticket="T", expires_at=timezone.now() + timedelta(hours=1), requested_by=admin)
+    policy_exceptions.approve_exception(exception, approved_by=make_user("security_admin"))
+    with opa_client() as opa:
+        wait_until(lambda: opa.get_data("gavel_config/policies/budget/exceptions"), message="the exception in OPA")
+        type(exception).objects.filter(pk=exception.pk).update(expires_at=timezone.now())  # it lapses
+
+        push_all_runtime_configs.delay()  # what beat runs every minute
+
+        wait_until(lambda: opa.get_data("gavel_config/policies/budget/exceptions") == [],
+                   message="the expired exception to leave OPA")

@@ -1,0 +1,413 @@
+"""Rules as English, built from the tree in `ast.py`.
+
+A phrase is a list of parts (plain text, a field of the request, a value, a list defined
+in the policy, a link to a helper rule) so pages can mark fields and link helpers while
+everything stays JSON. Anything outside the constructs below raises CannotPhrase, and
+the caller shows the Rego instead: a summary must never claim what a rule does not do.
+"""
+from __future__ import annotations
+
+import re
+
+from .ast import Call, Collection, Const, Expr, Ref, RSet, Rule, RuleRef, Var
+from .localeval import hoisted_args
+
+DENY_NAMES = {"deny", "violation", "violations", "warn_deny"}
+ALLOW_NAMES = {"allow", "allowed"}
+APPROVAL_NAMES = {"require_approval", "requires_approval", "approval_required", "needs_approval"}
+LIST_PREVIEW = 8
+
+
+class CannotPhrase(Exception):
+    pass
+
+
+def effect_of(name: str) -> str | None:
+    if name in DENY_NAMES or name.startswith("deny_"):
+        return "deny"
+    if name in ALLOW_NAMES:
+        return "allow"
+    if name in APPROVAL_NAMES:
+        return "approval"
+    return None
+
+
+def humanize(name: str) -> str:
+    return re.sub(r"[_\s]+", " ", str(name)).strip()
+
+
+def field_name(path) -> str:
+    """('token_budget',) -> "the request's token budget"; () -> "the request"."""
+    if not path:
+        return "the request"
+    return "the request's " + " ".join(humanize(p) if isinstance(p, str) else f"item {p}" for p in path)
+
+
+def format_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,}" if not value.is_integer() else f"{int(value):,}"
+    if isinstance(value, str):
+        return f"“{value}”"
+    if isinstance(value, dict):
+        return "{" + "; ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
+    return ", ".join(format_value(v) for v in value) or "nothing"
+
+
+# Phrases ---------------------------------------------------------------------------
+
+class Phrase(list):
+    """Parts: {"t": "text"|"field"|"value"|"const"|"link"|"var"|"code", "s": words, ...}."""
+
+    def __add__(self, other):
+        if isinstance(other, str):
+            other = [{"t": "text", "s": other}]
+        return Phrase(list(self) + list(other))
+
+    def __radd__(self, other):
+        return Phrase([{"t": "text", "s": other}]) + self
+
+    @property
+    def text(self) -> str:
+        return "".join(part["s"] for part in self)
+
+    def meta(self, key: str) -> list:
+        return sorted({part[key] for part in self if key in part})
+
+
+def text(s: str) -> Phrase:
+    return Phrase([{"t": "text", "s": s}])
+
+
+def value(v) -> Phrase:
+    return Phrase([{"t": "value", "s": format_value(v)}])
+
+
+def var(name: str) -> Phrase:
+    return Phrase([{"t": "var", "s": f"‘{name}’"}])
+
+
+def link(words: str, anchor: str) -> Phrase:
+    return Phrase([{"t": "link", "s": words, "anchor": anchor}])
+
+
+def join(phrases, sep=", ") -> Phrase:
+    out = Phrase()
+    for i, p in enumerate(phrases):
+        out = out + (sep if i else "") + p
+    return out
+
+
+# Terms as noun phrases -------------------------------------------------------------
+
+COMPARISONS = {
+    "equal": ("is", "is not"), "eq": ("is", "is not"), "neq": ("is not", "is"),
+    "gt": ("is more than", "is not more than"), "gte": ("is at least", "is less than"),
+    "lt": ("is less than", "is not less than"), "lte": ("is at most", "is more than"),
+}
+TYPE_WORDS = {
+    "is_string": "text", "is_number": "a number", "is_boolean": "true or false", "is_object": "a JSON object",
+    "is_array": "a list", "is_set": "a set", "is_null": "null",
+}
+TEXT_TESTS = {
+    "contains": ("contains", "does not contain"), "startswith": ("starts with", "does not start with"),
+    "endswith": ("ends with", "does not end with"),
+}
+
+
+class RuleContext:
+    """What one rule body means: its module's rules, and its local variables."""
+
+    def __init__(self, module, rule: Rule):
+        self.module = module
+        self.rules = {}
+        for r in module.rules:
+            self.rules.setdefault(r.name, []).append(r)
+        self.assigned = {}
+        self.iterated = set()
+        for expr in rule.body:
+            if expr.kind == "call" and expr.op in ("assign", "eq") and isinstance(expr.args[0], Var):
+                self.assigned.setdefault(expr.args[0].name, expr.args[1])
+            if expr.kind == "some_in":
+                self.iterated.update(v.name for v in expr.some_vars if isinstance(v, Var))
+
+    def constant(self, name: str):
+        defs = self.rules.get(name, [])
+        return defs[0].value.value if len(defs) == 1 and defs[0].is_constant else None
+
+    def is_constant(self, name: str) -> bool:
+        defs = self.rules.get(name, [])
+        return len(defs) == 1 and defs[0].is_constant
+
+    def anchor(self, name: str) -> str:
+        if effect_of(name):
+            return f"group-{effect_of(name)}"
+        return f"list-{name}" if self.is_constant(name) else f"rule-{name}"
+
+    def label(self, name: str) -> str:
+        title = next((r.annotations.get("title") for r in self.rules.get(name, []) if r.annotations.get("title")), None)
+        return title or humanize(name)
+
+
+def noun(term, ctx: RuleContext) -> Phrase:
+    if isinstance(term, Const):
+        return value(term.value)
+    if isinstance(term, Var):
+        if term.name == "input":
+            return Phrase([{"t": "field", "s": "the request", "path": ""}])
+        if term.name in ctx.assigned and term.name not in ctx.iterated:
+            bound = ctx.assigned[term.name]
+            try:
+                return noun(bound, ctx)
+            except CannotPhrase:
+                return var(term.name)
+        if term.name in ctx.iterated:
+            return var(term.name)
+        raise CannotPhrase(f"the variable {term.name}")
+    if isinstance(term, RuleRef):
+        return rule_noun(term.name, ctx)
+    if isinstance(term, Ref):
+        return ref_noun(term, ctx)
+    if isinstance(term, Call):
+        return call_noun(term, ctx)
+    if isinstance(term, Collection) and term.kind in ("array", "set"):
+        return join([noun(i, ctx) for i in term.items])
+    if isinstance(term, Collection) and term.kind == "object":
+        pairs = [(text(k.value) if isinstance(k, Const) and isinstance(k.value, str) else noun(k, ctx))
+                 + " = " + noun(v, ctx) for k, v in term.items]
+        return "an object with " + join(pairs, "; ")
+    raise CannotPhrase(getattr(term, "kind", type(term).__name__))
+
+
+def rule_noun(name: str, ctx: RuleContext, bare: bool = False) -> Phrase:
+    if ctx.is_constant(name):
+        const = Phrase([{"t": "const", "s": humanize(name), "name": name, "anchor": ctx.anchor(name)}])
+        scalar = ctx.constant(name)
+        if bare or isinstance(scalar, (list, dict, RSet)):
+            return const
+        return value(scalar) + " (" + const + ")"  # a limit reads as its number: "8,000 (max token budget)"
+    if name not in ctx.rules:
+        raise CannotPhrase(name)
+    if effect_of(name) == "deny":
+        return link(f"the {humanize(name)} messages", ctx.anchor(name))
+    return link(f"“{ctx.label(name)}”", ctx.anchor(name))
+
+
+def constant_listing(name: str, ctx: RuleContext) -> Phrase:
+    """`blocked users` with its values when short: "blocked users: u-107, u-118"."""
+    const = ctx.constant(name)
+    head = rule_noun(name, ctx, bare=True)
+    if isinstance(const, (list, RSet)):
+        shown = [value(v) for v in list(const)[:LIST_PREVIEW]]
+        more = f" and {len(const) - LIST_PREVIEW} more" if len(const) > LIST_PREVIEW else ""
+        return head + ": " + join(shown) + more
+    if isinstance(const, dict):
+        return head
+    return value(const) + " (" + head + ")"
+
+
+def ref_noun(ref: Ref, ctx: RuleContext) -> Phrase:
+    path = ref.input_path
+    if path is not None:
+        return Phrase([{"t": "field", "s": field_name(path), "path": ".".join(map(str, path))}])
+    if isinstance(ref.head, RuleRef) and ctx.is_constant(ref.head.name) and len(ref.path) == 1:
+        # agent_tools[input.agent.id]: one entry of an object the policy defines
+        return "the " + rule_noun(ref.head.name, ctx) + " listed for " + noun(ref.path[0], ctx)
+    if ref.head == Var("input") and len(ref.path) > 1 and _is_wildcard(ref.path[-1]):
+        prefix = Ref(ref.head, ref.path[:-1]).input_path
+        if prefix is not None:  # input.items[_]: any one entry
+            return "any entry of " + ref_noun(Ref(ref.head, ref.path[:-1]), ctx)
+    if isinstance(ref.head, Var) and ref.head.name in ctx.iterated and all(isinstance(p, Const) for p in ref.path):
+        return var(ref.head.name) + "'s " + humanize(" ".join(str(p.value) for p in ref.path))
+    raise CannotPhrase("a reference")
+
+
+def _is_wildcard(term) -> bool:
+    return isinstance(term, Var) and term.name.startswith("$")
+
+
+def call_noun(call: Call, ctx: RuleContext) -> Phrase:
+    op, args = call.op, call.args
+    if op == "lower":
+        return noun(args[0], ctx) + " in lower case"
+    if op == "upper":
+        return noun(args[0], ctx) + " in upper case"
+    if op == "trim_space":
+        return noun(args[0], ctx) + " without surrounding spaces"
+    if op == "count":
+        if isinstance(args[0], RuleRef) and effect_of(args[0].name):
+            return "the number of " + rule_noun(args[0].name, ctx)
+        return "the number of entries in " + noun(args[0], ctx)
+    if op == "object.get" and args[0] == Var("input") and isinstance(args[1], Const):
+        path = args[1].value if isinstance(args[1].value, list) else [args[1].value]
+        return ref_noun(Ref(Var("input"), tuple(Const(p) for p in path)), ctx)
+    if op == "sort":
+        return noun(args[0], ctx) + ", sorted"
+    if op == "or":
+        return noun(args[0], ctx) + " together with " + noun(args[1], ctx)
+    if op in ("plus", "minus", "mul"):
+        word = {"plus": " plus ", "minus": " minus ", "mul": " times "}[op]
+        return noun(args[0], ctx) + word + noun(args[1], ctx)
+    if op == "sprintf":
+        return message_phrase(call, ctx)
+    raise CannotPhrase(f"the function {op}")
+
+
+def message_phrase(term, ctx: RuleContext) -> Phrase:
+    """A reason message with its placeholders named: “token budget {the request's token budget} …”."""
+    if isinstance(term, Const) and isinstance(term.value, str):
+        return text(term.value)
+    if isinstance(term, Var) and term.name in ctx.assigned:
+        return message_phrase(ctx.assigned[term.name], ctx)
+    if isinstance(term, Call) and term.op == "sprintf" and isinstance(term.args[0], Const):
+        fmt = term.args[0].value
+        args = term.args[1].items if isinstance(term.args[1], Collection) else (
+            [Const(v) for v in term.args[1].value] if isinstance(term.args[1], Const) else None)
+        if args is None:
+            raise CannotPhrase("a message")
+        pieces = re.split(r"(%[-+# 0-9.]*[a-zA-Z%])", fmt)
+        out, i = Phrase(), 0
+        for piece in pieces:
+            if re.fullmatch(r"%[-+# 0-9.]*[a-zA-Z]", piece) and i < len(args):
+                # brackets mark a placeholder in plain text; pages style it instead
+                inner = Phrase([dict(p, placeholder=True) for p in noun(args[i], ctx)])
+                out = out + Phrase([{"t": "open", "s": "["}]) + inner + Phrase([{"t": "close", "s": "]"}])
+                i += 1
+            elif piece:
+                out = out + ("%" if piece == "%%" else piece)
+        return out
+    raise CannotPhrase("a message")
+
+
+def message_template(term, ctx: RuleContext) -> str | None:
+    """The sprintf format (or the literal message) a rule adds, for recognising it in OPA's answer."""
+    if isinstance(term, Const) and isinstance(term.value, str):
+        return term.value
+    if isinstance(term, Var) and term.name in ctx.assigned:
+        return message_template(ctx.assigned[term.name], ctx)
+    if isinstance(term, Call) and term.op == "sprintf" and isinstance(term.args[0], Const):
+        return term.args[0].value
+    return None
+
+
+# Conditions as sentences -----------------------------------------------------------
+
+def condition(expr: Expr, ctx: RuleContext) -> Phrase | None:
+    """One body expression as a sentence; None for bindings that state nothing on their own."""
+    phrase = _condition(expr, ctx)
+    if phrase is None or not expr.negated or expr.kind != "call":
+        return phrase
+    # OPA evaluates a negated call's arguments before the `not`: a missing field there means
+    # the rule does not apply, so say the field must be present.
+    paths = []
+    for arg in hoisted_args(expr):
+        if isinstance(arg, Call) and arg.op == "object.get":
+            continue  # has a default, so it is never missing
+        for part in noun(arg, ctx):
+            if part.get("t") == "field" and part["path"] and part["path"] not in paths:
+                paths.append(part["path"])
+    if not paths:
+        return phrase
+    if len(paths) == 1 and _subject_path(expr) == paths[0]:
+        return phrase + " (and is present)"
+    names = [Phrase([{"t": "field", "s": field_name(tuple(p.split("."))), "path": p}]) for p in paths]
+    return phrase + " (and " + join(names, " and ") + (" are present)" if len(paths) > 1 else " is present)")
+
+
+def _subject_path(expr: Expr) -> str | None:
+    subject = expr.args[1] if expr.op == "regex.match" else expr.args[0]
+    while isinstance(subject, Call) and subject.args:
+        subject = subject.args[0]
+    path = subject.input_path if isinstance(subject, Ref) else None
+    return ".".join(map(str, path)) if path else None
+
+
+def _condition(expr: Expr, ctx: RuleContext) -> Phrase | None:
+    if expr.kind == "unsupported":
+        raise CannotPhrase(expr.why)
+    if expr.kind == "some_in":
+        key, val = expr.some_vars
+        domain = constant_listing(expr.domain.name, ctx) if isinstance(expr.domain, RuleRef) and ctx.is_constant(
+            expr.domain.name) else noun(expr.domain, ctx)
+        named = [v.name for v in (key, val) if isinstance(v, Var) and not _is_wildcard(v)]
+        if key is not None and len(named) == 2:
+            head = text("for some key ") + var(named[0]) + " and value " + var(named[1]) + " in "
+        else:
+            head = text("for some ") + (var(named[-1]) if named else text("entry")) + " in "
+        return head + domain
+    if expr.kind == "term":
+        return truthy(expr.term, expr.negated, ctx)
+    op, args = expr.op, expr.args
+    if op in ("assign", "eq") and isinstance(args[0], Var) and ctx.assigned.get(args[0].name) is args[1]:
+        noun(args[1], ctx)  # raises for a value Gavel cannot phrase, so that line is shown as written
+        return None
+    if op in COMPARISONS:
+        special = count_of_group(op, args, expr.negated, ctx)
+        if special is not None:
+            return special
+        yes, no = COMPARISONS[op]
+        words = no if expr.negated else yes
+        sentence = noun(args[0], ctx) + f" {words} " + noun(args[1], ctx)
+        missing_counts = expr.negated and op in ("equal", "eq") and _mentions_input(args)
+        return sentence + (" (or is missing)" if missing_counts else "")
+    if op == "internal.member_2":
+        return membership(args[0], args[1], expr.negated, ctx)
+    if op in TEXT_TESTS:
+        yes, no = TEXT_TESTS[op]
+        return noun(args[0], ctx) + f" {no if expr.negated else yes} " + noun(args[1], ctx)
+    if op == "regex.match":
+        pattern = Phrase([{"t": "code", "s": str(args[0].value)}]) if isinstance(args[0], Const) else noun(args[0], ctx)
+        verb = " does not match the pattern " if expr.negated else " matches the pattern "
+        return noun(args[1], ctx) + verb + pattern
+    if op in TYPE_WORDS:
+        return noun(args[0], ctx) + (" is not " if expr.negated else " is ") + TYPE_WORDS[op]
+    raise CannotPhrase(f"the function {op}")
+
+
+def _mentions_input(terms) -> bool:
+    def walk(t):
+        if isinstance(t, Var):
+            return t.name == "input"
+        if isinstance(t, Ref):
+            return walk(t.head) or any(walk(p) for p in t.path)
+        if isinstance(t, Call):
+            return any(walk(a) for a in t.args)
+        return False
+    return any(walk(t) for t in terms)
+
+
+def count_of_group(op, args, negated, ctx) -> Phrase | None:
+    """count(deny) == 0 reads "no deny rule applies"."""
+    left, right = args
+    if not (isinstance(left, Call) and left.op == "count" and isinstance(left.args[0], RuleRef)
+            and effect_of(left.args[0].name) and right == Const(0) and op in ("equal", "gt", "neq")):
+        return None
+    none_apply = (op == "equal") != negated
+    group = link(f"{humanize(left.args[0].name)} rule", ctx.anchor(left.args[0].name))
+    return ("no " + group + " applies") if none_apply else ("at least one " + group + " applies")
+
+
+def truthy(term, negated: bool, ctx: RuleContext) -> Phrase:
+    if isinstance(term, RuleRef) and not ctx.is_constant(term.name):
+        defs = ctx.rules.get(term.name, [])
+        if not all(r.value == Const(True) and r.key is None for r in defs if not r.is_default):
+            raise CannotPhrase("a non-boolean rule used as a condition")
+        check = link(f"“{ctx.label(term.name)}”", ctx.anchor(term.name))
+        return "the check " + check + (" does not pass" if negated else " passes")
+    if isinstance(term, Ref) and term.input_path is not None:
+        return noun(term, ctx) + (" is missing or false" if negated else " is present and not false")
+    raise CannotPhrase("a bare value used as a condition")
+
+
+def membership(item, collection, negated: bool, ctx: RuleContext) -> Phrase:
+    if isinstance(collection, RuleRef) and ctx.is_constant(collection.name):
+        listed = constant_listing(collection.name, ctx)
+        return noun(item, ctx) + (" is not on the list " if negated else " is on the list ") + listed
+    if isinstance(collection, Const) and isinstance(collection.value, (list, RSet)):
+        return noun(item, ctx) + (" is none of " if negated else " is one of ") + noun(collection, ctx)
+    return noun(item, ctx) + (" is not in " if negated else " is in ") + noun(collection, ctx)
