@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 from policies.entrypoint import entry_data_path
 from policies.models import Policy, PolicyVersion, Publication
 
-from .models import Decision, LogBatch, VersionSource
+from .models import Decision, LogBatch, Outcome, VersionSource
 from .outcomes import derive_outcome
 
 
@@ -163,12 +163,22 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
         version_source=version_source,
         effective_mode=mode if isinstance(mode, str) else "",
         exception_ids=[i for i in applied if isinstance(i, int)] if isinstance(applied, list) else [],
+        approval_ref=str(entry.get("approval_applied") or "")[:100],
         labels=event.get("labels") or {},
         bundles=event.get("bundles") or {},
         latency_ns=latency if isinstance(latency, int) else None,
         requested_by=str(event.get("requested_by", ""))[:200],
         batch=batch,
     )
+
+
+def _record_approvals(decision_ids: list[str]) -> None:
+    """Held actions for decisions needing approval, and used-up approvals (see approvals.py)."""
+    if decision_ids:
+        from .approvals import record_decisions
+
+        # Re-read: bulk_create with ignore_conflicts does not give rows their ids.
+        record_decisions(list(Decision.objects.filter(decision_id__in=decision_ids).select_related("policy")))
 
 
 def store_batch(batch_id: int) -> LogBatch:
@@ -186,6 +196,7 @@ def store_batch(batch_id: int) -> LogBatch:
         fresh = [d for key, d in unique.items() if key not in known]
         # ignore_conflicts covers a concurrent delivery of the same decisions.
         Decision.objects.bulk_create(fresh, batch_size=1000, ignore_conflicts=True)
+        _record_approvals([d.decision_id for d in fresh if d.outcome == Outcome.REQUIRE_APPROVAL or d.approval_ref])
         batch.status = LogBatch.Status.STORED
         batch.stored_at = timezone.now()
         batch.stored_count = len(fresh)

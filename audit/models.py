@@ -1,4 +1,5 @@
 """Decision-log batches as OPA delivered them, and the decisions stored from them."""
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
@@ -61,6 +62,8 @@ class Decision(models.Model):
                                       help_text="enforce, dry-run or off, when the entrypoint decided.")
     exception_ids = ArrayField(models.BigIntegerField(), default=list, blank=True,
                                help_text="Policy exceptions that waived denials in this decision.")
+    approval_ref = models.CharField(max_length=100, blank=True, db_index=True,
+                                    help_text="The held action whose approval allowed this retry.")
     labels = models.JSONField(default=dict, blank=True, help_text="The OPA instance's labels (id, version, ...).")
     bundles = models.JSONField(default=dict, blank=True, help_text="Bundle revisions OPA reported.")
     latency_ns = models.BigIntegerField(null=True, blank=True, help_text="OPA's query evaluation time.")
@@ -78,13 +81,9 @@ class Decision(models.Model):
 
     @property
     def subject(self) -> str:
-        """Who asked, as far as the input says: `user.id`, `user`, `subject` or `requested_by`."""
-        if not isinstance(self.input, dict):
-            return ""
-        user = self.input.get("user", self.input.get("subject", self.input.get("requested_by")))
-        if isinstance(user, dict):
-            user = user.get("id") or user.get("name")
-        return str(user) if isinstance(user, (str, int)) else ""
+        from .outcomes import requester_of
+
+        return requester_of(self.input)
 
     @property
     def instance_id(self) -> str:
@@ -93,3 +92,85 @@ class Decision(models.Model):
     @property
     def latency_ms(self) -> float | None:
         return None if self.latency_ns is None else self.latency_ns / 1_000_000
+
+
+class HeldAction(models.Model):
+    """An action a policy said needs a person's approval, held until reviewers decide.
+
+    Created from the decision log or by the enforcement point through the API, whichever
+    comes first; the decision id makes it exist once.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired (rejected)"
+
+    decision_id = models.CharField(max_length=100, unique=True)
+    logged_decision = models.OneToOneField(Decision, null=True, blank=True, on_delete=models.SET_NULL,
+                                           related_name="held_action", help_text="Its decision log, once in.")
+    policy = models.ForeignKey("policies.Policy", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="held_actions")
+    path = models.CharField(max_length=500)
+    input = models.JSONField()
+    reasons = ArrayField(models.TextField(), default=list, blank=True)
+    requester = models.CharField(max_length=200, blank=True, help_text="Who asked, from the input.")
+    risk = models.PositiveSmallIntegerField(default=1, help_text="1 (low) to 5 (high), for sorting the queue.")
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    created_from = models.CharField(max_length=20, help_text="decision log or api: whichever arrived first.")
+    callback_url = models.URLField(blank=True, help_text="The enforcement point's webhook for the outcome.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(help_text="Undecided by then, it is rejected.")
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True, help_text="An approved retry is allowed until then.")
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    consumed_by_decision = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-risk", "created_at"]
+        permissions = [("review_heldaction", "Can approve or reject held actions")]
+
+    def __str__(self) -> str:
+        return f"held action {self.decision_id} ({self.status})"
+
+    @property
+    def approvals(self) -> int:
+        return sum(1 for vote in self.votes.all() if vote.approve)
+
+
+class ApprovalVote(models.Model):
+    held_action = models.ForeignKey(HeldAction, on_delete=models.CASCADE, related_name="votes")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approve = models.BooleanField()
+    comment = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["held_action", "reviewer"], name="one_vote_per_reviewer")]
+
+
+class HeldActionEvent(models.Model):
+    """Every step of a held action, with who (when a person) and when."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Held"
+        VOTED = "voted", "Reviewed"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        ESCALATED = "escalated", "Escalated"
+        EXPIRED = "expired", "Expired"
+        CONSUMED = "consumed", "Retried and allowed by OPA"
+
+    held_action = models.ForeignKey(HeldAction, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="+")
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]

@@ -61,3 +61,13 @@ def derive_outcome(result: Any = _MISSING) -> tuple[str, list[str]]:
         if isinstance(deny, bool):
             return (Outcome.DENY if deny else Outcome.ALLOW), reasons
     return Outcome.UNDEFINED, []
+
+
+def requester_of(request: Any) -> str:
+    """Who asked, as far as the input says: `user.id`, `user`, `subject` or `requested_by`."""
+    if not isinstance(request, dict):
+        return ""
+    user = request.get("user", request.get("subject", request.get("requested_by")))
+    if isinstance(user, dict):
+        user = user.get("id") or user.get("name")
+    return str(user) if isinstance(user, (str, int)) else ""

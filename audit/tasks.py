@@ -4,8 +4,11 @@ from celery import shared_task
 from django.db import OperationalError
 from django.utils import timezone
 
+from policies.opa import OpaUnreachable
+
+from . import approvals, notifications
 from .ingest import store_batch
-from .models import LogBatch
+from .models import HeldAction, LogBatch
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=2, retry_jitter=True, max_retries=None)
@@ -24,3 +27,24 @@ def requeue_stalled_batches(older_than_seconds: int = 60) -> int:
     for batch_id in stalled:
         store_log_batch.delay(batch_id)
     return len(stalled)
+
+
+@shared_task(autoretry_for=(OpaUnreachable,), retry_backoff=2, retry_jitter=True, max_retries=10)
+def push_approvals() -> int:
+    """Replace data.gavel_approvals in OPA with the approvals a retry may use now."""
+    return approvals.push_approvals()
+
+
+@shared_task
+def sweep_held_actions() -> tuple[int, int]:
+    """Periodic: held actions past their time limit expire; those past half of it escalate.
+    Approvals past their validity leave OPA's data on the same beat."""
+    counts = approvals.sweep()
+    push_approvals.delay()
+    return counts
+
+
+@shared_task(autoretry_for=(notifications.WebhookFailed,), retry_backoff=5, retry_jitter=True, max_retries=8)
+def send_approval_notification(held_action_id: int, kind: str) -> int:
+    """POST what happened to the notification webhook (and the enforcement point's, when decided)."""
+    return notifications.send(HeldAction.objects.get(pk=held_action_id), kind)

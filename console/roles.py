@@ -17,9 +17,10 @@ class Role:
 READ_POLICIES = (
     "policies.view_policy", "policies.view_policyversion", "policies.view_publication",
     "policies.view_environment", "policies.view_canarysetting", "policies.view_killswitchchange",
-    "policies.view_policyexception",
+    "policies.view_policyexception", "policies.view_publishrequest", "policies.view_publishevent",
 )
-READ_DECISIONS = ("audit.view_decision",)
+READ_DECISIONS = ("audit.view_decision", "audit.view_heldaction")
+REVIEW = ("audit.review_heldaction",)
 REQUEST_EXCEPTIONS = ("policies.add_policyexception",)
 ROLL_OUT = (
     "policies.add_canarysetting", "policies.add_killswitchchange", "policies.approve_policyexception",
@@ -31,9 +32,10 @@ ROLES = (
         "security_admin",
         "Security admin",
         "Rolls policies out to OPA and grants exceptions.",
-        READ_POLICIES + READ_DECISIONS + REQUEST_EXCEPTIONS + ROLL_OUT + ("policies.publish_policyversion",),
+        READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT
+        + ("policies.publish_policyversion", "policies.retire_policy"),
     ),
-    Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS),
+    Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS + REVIEW),
     Role(
         "auditor",
         "Auditor",
@@ -43,13 +45,20 @@ ROLES = (
     Role(
         "policy_author",
         "Policy author",
-        "Writes, tests and publishes Rego.",
+        "Writes and tests Rego; asks for publication, which someone else approves.",
         READ_POLICIES
         + READ_DECISIONS
         + REQUEST_EXCEPTIONS
         + ("policies.add_policy", "policies.add_policyversion", "policies.publish_policyversion"),
     ),
 )
+
+# Not a person: the account an enforcement point's API token belongs to.
+ENFORCEMENT_POINT = Role(
+    "enforcement_point", "Enforcement point", "A service that asks OPA and holds actions for approval.",
+    ("audit.add_heldaction", "audit.view_heldaction"),
+)
+ROLES = ROLES + (ENFORCEMENT_POINT,)
 
 ROLES_BY_GROUP = {role.group: role for role in ROLES}
 
@@ -64,12 +73,14 @@ def roles_of(user) -> list[Role]:
 def sync_role_groups(group_model, permission_model) -> None:
     """Make each role's group hold exactly the permissions listed above.
 
-    Takes the models as arguments so the roles migration can pass its historical ones.
+    Takes the models as arguments so the roles migration can pass its historical ones. A
+    permission whose model a later migration creates is skipped here; the post_migrate hook
+    (console/apps.py) runs this again at the end of every migrate and fills it in.
     """
     for role in ROLES:
         group, _ = group_model.objects.get_or_create(name=role.group)
         permissions = []
         for dotted in role.permissions:
             app_label, codename = dotted.split(".")
-            permissions.append(permission_model.objects.get(content_type__app_label=app_label, codename=codename))
+            permissions += permission_model.objects.filter(content_type__app_label=app_label, codename=codename)
         group.permissions.set(permissions)

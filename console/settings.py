@@ -102,6 +102,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 CELERY_BEAT_SCHEDULE = {
+    "expire-and-escalate-held-actions": {
+        "task": "audit.tasks.sweep_held_actions",
+        "schedule": 30.0,
+    },
     # Re-pushes each environment's runtime config: drops expired exceptions, repairs drift.
     "push-runtime-config": {
         "task": "policies.tasks.push_all_runtime_configs",
@@ -158,6 +162,14 @@ OPA_BINARY = os.environ.get("OPA_BINARY", "opa")
 # Publishing retries while OPA is unreachable: exponential backoff from this base.
 GAVEL_PUBLISH_RETRY_BACKOFF = int(os.environ.get("GAVEL_PUBLISH_RETRY_BACKOFF", "5"))
 GAVEL_PUBLISH_MAX_RETRIES = int(os.environ.get("GAVEL_PUBLISH_MAX_RETRIES", "10"))
+# A policy may be retired only after this many days without a decision.
+GAVEL_RETIRE_AFTER_DAYS = int(os.environ.get("GAVEL_RETIRE_AFTER_DAYS", "30"))
+# Impact analysis: how many recorded decisions a replay takes by default, at most, and per
+# round trip to OPA (one POST /v1/query evaluates a whole chunk).
+GAVEL_REPLAY_DEFAULT_LAST = int(os.environ.get("GAVEL_REPLAY_DEFAULT_LAST", "1000"))
+GAVEL_REPLAY_MAX_DECISIONS = int(os.environ.get("GAVEL_REPLAY_MAX_DECISIONS", "100000"))
+GAVEL_REPLAY_CHUNK = int(os.environ.get("GAVEL_REPLAY_CHUNK", "1000"))
+GAVEL_REPLAY_TIMEOUT_SECONDS = float(os.environ.get("GAVEL_REPLAY_TIMEOUT_SECONDS", "60"))
 
 # --- Decision-log ingest -----------------------------------------------------------------
 # Compressed body limit, and the limit after gunzip (guards against gzip bombs).
@@ -166,6 +178,12 @@ GAVEL_LOG_BATCH_MAX_INFLATED_BYTES = int(
     os.environ.get("GAVEL_LOG_BATCH_MAX_INFLATED_BYTES", str(64 * 1024 * 1024))
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = GAVEL_LOG_BATCH_MAX_BYTES + 1024
+
+# --- Approvals ---------------------------------------------------------------------------
+GAVEL_APPROVAL_TIMEOUT_MINUTES = int(os.environ.get("GAVEL_APPROVAL_TIMEOUT_MINUTES", "60"))
+GAVEL_APPROVAL_VALIDITY_MINUTES = int(os.environ.get("GAVEL_APPROVAL_VALIDITY_MINUTES", "15"))
+GAVEL_APPROVAL_WEBHOOK_URL = os.environ.get("GAVEL_APPROVAL_WEBHOOK_URL", "")
+GAVEL_APPROVAL_MAX_WAIT_SECONDS = 60  # the longest a GET /api/v1/approvals/{id}?wait= may hold a request
 
 LOGGING = {
     "version": 1,

@@ -4,19 +4,23 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from audit.api import DecisionViewSet, opa_decision_logs
-from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet
+from audit.approvals_api import HeldActionViewSet
+from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet, PublishRequestViewSet
 from policies.rollout_api import CanarySettingViewSet, EnvironmentViewSet, PolicyExceptionViewSet
 
 from . import views
 
 router = DefaultRouter()
+router.trailing_slash = "/?"  # machines may leave the slash off (POST /api/v1/approvals)
 router.register("policies", PolicyViewSet, basename="policy")
 router.register(r"policies/(?P<policy_name>[-\w]+)/versions", PolicyVersionViewSet, basename="policy-version")
 router.register("publications", PublicationViewSet, basename="publication")
+router.register("publish-requests", PublishRequestViewSet, basename="publish-request")
 router.register("decisions", DecisionViewSet, basename="decision")
 router.register("environments", EnvironmentViewSet, basename="environment")
 router.register("canary-settings", CanarySettingViewSet, basename="canary-setting")
 router.register("exceptions", PolicyExceptionViewSet, basename="exception")
+router.register("approvals", HeldActionViewSet, basename="approval")
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -26,6 +30,7 @@ urlpatterns = [
     path("rollout/", include("policies.rollout_urls")),
     path("exceptions/", include("policies.exception_urls")),
     path("audit/", include("audit.urls")),
+    path("approvals/", include("audit.approval_urls")),
     path("api/v1/opa/logs", opa_decision_logs, name="opa-logs"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include(router.urls)),

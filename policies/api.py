@@ -1,16 +1,21 @@
-"""The policies API: /api/v1/policies/, their versions, and publications."""
+"""The policies API: /api/v1/policies/, their versions, publishing requests and publications."""
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from . import services
-from .models import Policy, PolicyVersion, Publication
+from . import replay, review, services
+from .diffs import version_diff
+from .models import Policy, PolicyVersion, Publication, PublishRequest
+from .opa import OpaError
 from .rego import RegoCompileError
-from .serializers import PolicySerializer, PolicyVersionSerializer, PublicationSerializer
+from .serializers import (
+    PolicySerializer, PolicyVersionSerializer, PublicationSerializer, PublishEventSerializer,
+    PublishRequestSerializer, ReasonSerializer, ReplayWindowSerializer,
+)
 
 
 class SourceRefused(ValidationError):
@@ -26,9 +31,34 @@ class SourceRefused(ValidationError):
         self.detail = {"source": errors}
 
 
+class Refused(ValidationError):
+    """400 with the refusal in `detail`: failing tests, self-approval, a bad replay window, ..."""
+
+    def __init__(self, exc: Exception):
+        super().__init__({"detail": str(exc)})
+
+
 class CanPublish(BasePermission):
     def has_permission(self, request, view):
         return request.user.has_perm("policies.publish_policyversion")
+
+
+class CanRetire(BasePermission):
+    def has_permission(self, request, view):
+        return request.user.has_perm("policies.retire_policy")
+
+
+class CanReplay(BasePermission):
+    """A replay shows how recorded decisions would change, so it needs the audit trail."""
+
+    def has_permission(self, request, view):
+        return request.user.has_perm("policies.view_policyversion") and request.user.has_perm("audit.view_decision")
+
+
+def _reason(request) -> str:
+    serializer = ReasonSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["reason"]
 
 
 class PolicyViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -41,6 +71,34 @@ class PolicyViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             serializer.instance = services.create_policy(author=self.request.user, **serializer.validated_data)
         except (RegoCompileError, services.VersionRefused) as exc:
             raise SourceRefused(exc)
+
+    @extend_schema(request=ReasonSerializer, responses={202: PublicationSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[CanPublish])
+    def rollback(self, request, name=None):
+        """Re-publish the version OPA ran before the active one; no second approval needed."""
+        try:
+            publication = review.rollback(self.get_object(), rolled_back_by=request.user, reason=_reason(request))
+        except services.PublishRefused as exc:
+            raise Refused(exc)
+        return Response(PublicationSerializer(publication).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=ReasonSerializer, responses={200: PolicySerializer})
+    @action(detail=True, methods=["post"], permission_classes=[CanRetire])
+    def retire(self, request, name=None):
+        """Remove the policy from OPA; refused while it has decided within GAVEL_RETIRE_AFTER_DAYS."""
+        try:
+            policy = review.retire(self.get_object(), retired_by=request.user, reason=_reason(request))
+        except (services.PublishRefused, OpaError) as exc:
+            raise Refused(exc)
+        return Response(PolicySerializer(policy).data)
+
+    @extend_schema(responses={200: PublishEventSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def history(self, request, name=None):
+        """Every publishing step: requested, approved, rejected, published, rolled back, retired."""
+        events = self.get_object().publish_events.select_related("actor", "version")
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(PublishEventSerializer(page, many=True).data)
 
 
 class PolicyVersionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -60,15 +118,71 @@ class PolicyVersionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
         except (RegoCompileError, services.VersionRefused) as exc:
             raise SourceRefused(exc)
 
-    @extend_schema(request=None, responses={202: PublicationSerializer})
+    @extend_schema(request=ReasonSerializer, responses={201: PublishRequestSerializer})
     @action(detail=True, methods=["post"], permission_classes=[CanPublish])
     def publish(self, request, policy_name=None, number=None):
-        """Queue a push of this version to OPA; poll the publication for its outcome."""
-        publication = services.request_publication(self.get_object(), requested_by=request.user)
-        return Response(PublicationSerializer(publication).data, status=status.HTTP_202_ACCEPTED)
+        """Ask for this version to be published, with a reason. It reaches OPA once someone who
+        neither wrote it nor asked approves: POST /api/v1/publish-requests/{id}/approve/."""
+        try:
+            publish_request = review.request_publish(self.get_object(), requested_by=request.user,
+                                                     reason=_reason(request))
+        except services.PublishRefused as exc:
+            raise Refused(exc)
+        return Response(PublishRequestSerializer(publish_request).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[OpenApiParameter("against", int, description="The other version's number")])
+    @action(detail=True, methods=["get"])
+    def diff(self, request, policy_name=None, number=None):
+        """A line diff of this version against another (`?against=N`, default the previous one)."""
+        version = self.get_object()
+        try:
+            against = int(request.query_params.get("against", version.number - 1))
+        except ValueError:
+            raise ValidationError({"against": "a version number"})
+        other = get_object_or_404(self.get_queryset(), number=against)
+        return Response(version_diff(version, other))
+
+    @extend_schema(request=ReplayWindowSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"], permission_classes=[CanReplay])
+    def replay(self, request, policy_name=None, number=None):
+        """Replay recorded decisions of the policy through this version in OPA and count what would change."""
+        window = ReplayWindowSerializer(data=request.data)
+        window.is_valid(raise_exception=True)
+        try:
+            report = replay.replay_version(self.get_object(), **window.validated_data)
+        except replay.ReplayRefused as exc:
+            raise Refused(exc)
+        return Response(report.as_dict())
 
 
 class PublicationViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Publication.objects.select_related("version__policy", "requested_by")
     serializer_class = PublicationSerializer
     filterset_fields = ["status", "version__policy__name"]
+
+
+class PublishRequestViewSet(viewsets.ReadOnlyModelViewSet):
+    """Requests to publish a version, and their approval or rejection by a second person."""
+
+    queryset = PublishRequest.objects.select_related("version__policy", "requested_by", "decided_by")
+    serializer_class = PublishRequestSerializer
+    filterset_fields = ["status", "version__policy__name"]
+
+    @extend_schema(request=ReasonSerializer, responses={202: PublishRequestSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[CanPublish])
+    def approve(self, request, pk=None):
+        """Approve (not as the version's author or the requester): the version is pushed to OPA."""
+        try:
+            approved = review.approve(self.get_object(), approved_by=request.user, note=_reason(request))
+        except services.PublishRefused as exc:
+            raise Refused(exc)
+        return Response(PublishRequestSerializer(approved).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=ReasonSerializer, responses={200: PublishRequestSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[CanPublish])
+    def reject(self, request, pk=None):
+        try:
+            rejected = review.reject(self.get_object(), rejected_by=request.user, reason=_reason(request))
+        except services.PublishRefused as exc:
+            raise Refused(exc)
+        return Response(PublishRequestSerializer(rejected).data)

@@ -109,6 +109,25 @@ waived_in_full if {{
 	count(remaining_reasons) == 0
 }}
 
+# A reviewer approved this very request (audit/approvals.py): its retry names the approval and
+# must otherwise be identical. Gavel withdraws the approval once the retry's log arrives.
+approval := held.id if {{
+	some held in approvals
+	held.id == request.gavel_approval
+	time.now_ns() < held.valid_until_ns
+	object.remove(request, ["gavel_approval"]) == held.input
+}}
+
+approvals := held if {{
+	held := data.gavel_approvals[policy_name]
+}} else := []
+
+approved if approval
+
+approval_applied := id if {{
+	id := approval
+}} else := null
+
 policy_denies if {{
 	not policy_allows
 	not policy_holds
@@ -123,11 +142,17 @@ allow if policy_allows
 
 allow if waived_in_full
 
+allow if {{
+	policy_holds
+	approved
+}}
+
 default require_approval := false
 
 require_approval if {{
 	effective_mode == "enforce"
 	policy_holds
+	not approved
 }}
 
 default would_deny := false
@@ -158,6 +183,7 @@ decision := {{
 	"policy": policy_name,
 	"policy_version": policy_version,
 	"exceptions_applied": sort({{id | some [_, id] in waivers}}),
+	"approval_applied": approval_applied,
 }}
 '''
 

@@ -1,15 +1,22 @@
 from django import forms
 
-from .models import Policy
+from .models import Category, Policy
 
 REGO_WIDGET = forms.Textarea(attrs={"rows": 24, "spellcheck": "false", "class": "code", "autocomplete": "off"})
+TESTS_WIDGET = forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "class": "code", "autocomplete": "off"})
+TESTS_HELP = ("Optional. A *_test.rego module; Gavel runs it with `opa test` on save. "
+              "A version whose tests fail cannot be published.")
 
 
 class PolicyForm(forms.Form):
     name = forms.SlugField(max_length=100, help_text="Short identifier, e.g. agent_gateway. Also OPA's policy id.")
     title = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    category = forms.ChoiceField(choices=Category.choices, initial=Category.RESOURCE, required=False)
+    team = forms.CharField(max_length=100, required=False, help_text="The team that owns the policy.")
+    bundle = forms.SlugField(max_length=100, required=False, help_text="Optional: a name grouping related policies.")
     source = forms.CharField(widget=REGO_WIDGET, strip=False, label="Rego source")
+    tests = forms.CharField(widget=TESTS_WIDGET, strip=False, required=False, label="Tests", help_text=TESTS_HELP)
     message = forms.CharField(max_length=500, initial="Initial version", label="Version message")
 
     def clean_name(self):
@@ -21,4 +28,12 @@ class PolicyForm(forms.Form):
 
 class VersionForm(forms.Form):
     source = forms.CharField(widget=REGO_WIDGET, strip=False, label="Rego source")
+    tests = forms.CharField(widget=TESTS_WIDGET, strip=False, required=False, label="Tests", help_text=TESTS_HELP)
     message = forms.CharField(max_length=500, label="What changed and why")
+
+
+class ReasonForm(forms.Form):
+    """Why: publishing, rejecting, rolling back or retiring always says why."""
+
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+

@@ -12,6 +12,14 @@ def sha256_of(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
+class Category(models.TextChoices):
+    IDENTITY = "identity", "Identity"
+    RESOURCE = "resource", "Resource"
+    WORKFLOW = "workflow", "Workflow"
+    COMPLIANCE = "compliance", "Compliance"
+    OVERRIDE = "override", "Override"
+
+
 class Policy(models.Model):
     """One Rego package that Gavel manages. OPA knows it as the policy id `gavel/<name>`."""
 
@@ -19,16 +27,22 @@ class Policy(models.Model):
     package = models.CharField(max_length=200, unique=True, help_text="The Rego package, e.g. gavel.agent_gateway.")
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    category = models.CharField(max_length=20, choices=Category.choices, default=Category.RESOURCE)
+    team = models.CharField(max_length=100, blank=True, help_text="The team that owns the policy.")
+    bundle = models.SlugField(max_length=100, blank=True, help_text="A name that groups related policies.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     # What OPA was last confirmed to run; only a confirmed publication moves it.
     active_version = models.ForeignKey(
         "PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # A retired policy was removed from OPA and takes no new versions or publications.
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "policies"
+        permissions = [("retire_policy", "Can retire a policy (remove it from OPA)")]
 
     def __str__(self) -> str:
         return self.name
@@ -53,6 +67,7 @@ class PolicyVersion(models.Model):
     policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="versions")
     number = models.PositiveIntegerField()
     source = models.TextField()
+    tests = models.TextField(blank=True, default="", help_text="Rego tests (a *_test.rego module) run by `opa test`.")
     sha256 = models.CharField(max_length=64)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     message = models.CharField(max_length=500)
@@ -259,3 +274,83 @@ class VersionSummary(models.Model):
     format = models.PositiveSmallIntegerField()
     data = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+# --- Review: tests, lint, two-person publishing -----------------------------------------
+
+
+class VersionTestRun(models.Model):
+    """What `opa test` said about a version's tests when it was saved (versions themselves
+    are immutable, so the result lives here)."""
+
+    version = models.OneToOneField(PolicyVersion, on_delete=models.CASCADE, related_name="test_run")
+    passed = models.BooleanField()
+    total = models.PositiveIntegerField()
+    failed = models.PositiveIntegerField()
+    results = models.JSONField(help_text='[{"name", "package", "row", "status", "duration_ms"}]')
+    coverage = models.FloatField(null=True, blank=True, help_text="Percent of the policy's lines covered.")
+    not_covered_rows = models.JSONField(default=list, help_text="Policy lines no test reached.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class LintWarning(models.Model):
+    """A trap the lint pass found in a version's source, e.g. `default allow := true`."""
+
+    version = models.ForeignKey(PolicyVersion, on_delete=models.CASCADE, related_name="lint_warnings")
+    code = models.CharField(max_length=50)
+    row = models.PositiveIntegerField()
+    message = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["row", "code"]
+
+
+class PublishRequest(models.Model):
+    """Someone asks for a version to be published; a second person approves or rejects it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="publish_requests")
+    reason = models.TextField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    publication = models.OneToOneField(Publication, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="publish_request")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"request {self.pk} to publish {self.version}"
+
+
+class PublishEvent(models.Model):
+    """The policy's publishing history: one row per step, with who, when and why."""
+
+    class Action(models.TextChoices):
+        REQUESTED = "requested", "Publication requested"
+        APPROVED = "approved", "Publication approved"
+        REJECTED = "rejected", "Publication rejected"
+        PUBLISHED = "published", "Published to OPA"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+        RETIRED = "retired", "Retired"
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="publish_events")
+    version = models.ForeignKey(PolicyVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(blank=True)
+    request = models.ForeignKey(PublishRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    publication = models.ForeignKey(Publication, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

@@ -11,8 +11,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import lint, testing
 from .entrypoint import entry_policy_id, entry_source
-from .models import Environment, Policy, PolicyVersion, Publication, sha256_of
+from .models import Environment, Policy, PolicyVersion, Publication, PublishEvent, sha256_of
 from .opa import OpaRejected, OpaUnreachable, opa_client
 from .rego import RegoCompileError, RegoError, check_source
 from .summaries import summary_for_version
@@ -24,39 +25,67 @@ class VersionRefused(Exception):
     """A version that compiles but cannot be saved (wrong package, nothing changed)."""
 
 
+class PublishRefused(Exception):
+    """A version that may not be published (its tests fail, its policy is retired, ...)."""
+
+
 def _checked_package(policy_name: str, source: str) -> str:
     if not source.strip():
         raise RegoCompileError([RegoError(f"{policy_name}.rego", 0, 0, "empty", "the source is empty")])
     return check_source(f"{policy_name}.rego", source)
 
 
+def _checks(policy_name: str, source: str, tests: str):
+    """Run the version's tests and lint it, before anything is written: a test file that
+    does not compile refuses the whole version. Failing tests do not; they block publishing."""
+    report = testing.run_tests(policy_name, source, tests) if tests.strip() else None
+    return report, lint.lint_source(f"{policy_name}.rego", source)
+
+
+def _create_version(policy: Policy, number: int, *, source: str, tests: str, author, message: str, checks):
+    report, warnings = checks
+    version = PolicyVersion.objects.create(
+        policy=policy, number=number, source=source, tests=tests, author=author, message=message
+    )
+    if report is not None:
+        testing.record(version, report)
+    lint.record(version, warnings)
+    _summarize(version)
+    return version
+
+
 @transaction.atomic
-def create_policy(*, name: str, title: str, source: str, author, message: str, description: str = "") -> Policy:
+def create_policy(*, name: str, title: str, source: str, author, message: str, description: str = "",
+                  tests: str = "", category: str = "", team: str = "", bundle: str = "") -> Policy:
     """A new policy with its first version. The package is the one the source declares."""
     package = _checked_package(name, source)
     if Policy.objects.filter(package=package).exists():
         raise VersionRefused(f"package {package} is already managed by another policy")
+    checks = _checks(name, source, tests)
     policy = Policy.objects.create(
-        name=name, package=package, title=title, description=description, created_by=author
+        name=name, package=package, title=title, description=description, created_by=author,
+        team=team, bundle=bundle, **({"category": category} if category else {}),
     )
-    _summarize(PolicyVersion.objects.create(policy=policy, number=1, source=source, author=author, message=message))
+    _create_version(policy, 1, source=source, tests=tests, author=author, message=message, checks=checks)
     return policy
 
 
 @transaction.atomic
-def save_version(policy: Policy, *, source: str, author, message: str) -> PolicyVersion:
-    """Compile `source` with OPA and save it as the policy's next version. Nothing is saved on error."""
+def save_version(policy: Policy, *, source: str, author, message: str, tests: str = "") -> PolicyVersion:
+    """Compile `source` with OPA, run its tests, and save it as the policy's next version.
+    Nothing is saved on error."""
+    if policy.retired_at:
+        raise VersionRefused(f"policy {policy.name} is retired")
     package = _checked_package(policy.name, source)
     if package != policy.package:
         raise VersionRefused(f"the source declares package {package}, but this policy is {policy.package}")
+    checks = _checks(policy.name, source, tests)
     policy = Policy.objects.select_for_update().get(pk=policy.pk)  # serialises version numbering
     latest = policy.latest_version
-    if latest is not None and latest.sha256 == sha256_of(source):
-        raise VersionRefused(f"the source is identical to version {latest.number}")
+    if latest is not None and latest.sha256 == sha256_of(source) and latest.tests == tests:
+        raise VersionRefused(f"the source and tests are identical to version {latest.number}")
     number = (latest.number + 1) if latest else 1
-    version = PolicyVersion.objects.create(policy=policy, number=number, source=source, author=author, message=message)
-    _summarize(version)
-    return version
+    return _create_version(policy, number, source=source, tests=tests, author=author, message=message, checks=checks)
 
 
 def _summarize(version: PolicyVersion) -> None:
@@ -68,10 +97,26 @@ def _summarize(version: PolicyVersion) -> None:
         log.exception("could not summarise %s", version)
 
 
+def ensure_publishable(version: PolicyVersion) -> None:
+    """Refuse versions OPA must not run: failing Rego tests, or a retired policy."""
+    if version.policy.retired_at:
+        raise PublishRefused(f"policy {version.policy.name} is retired")
+    run = getattr(version, "test_run", None) if version.tests.strip() else None
+    if run is not None and not run.passed:
+        raise PublishRefused(
+            f"version {version.number} cannot be published: {run.failed} of its {run.total} Rego tests fail"
+        )
+
+
 def request_publication(version: PolicyVersion, *, requested_by, target_url: str | None = None) -> Publication:
-    """Queue a push of `version` to OPA. The worker pushes it once this transaction commits."""
+    """Queue a push of `version` to OPA. The worker pushes it once this transaction commits.
+
+    The low-level push, with no second-person review: people go through policies/review.py;
+    the demo seeding and `publish_if_missing` (re-publishing what OPA already ran) call it directly.
+    """
     from .tasks import push_publication
 
+    ensure_publishable(version)
     target_url = target_url or settings.OPA_URL
     with transaction.atomic():
         # An older push still retrying must not land after this one and undo it.
@@ -96,7 +141,7 @@ def publish_if_missing(policy: Policy, *, requested_by, target_url: str | None =
     """Publish the policy's active (else latest) version unless OPA already runs it, e.g.
     after OPA restarted empty. Returns the publication, or None when nothing was needed."""
     version = policy.active_version or policy.latest_version
-    if version is None or opa_runs(version, target_url):
+    if version is None or policy.retired_at or opa_runs(version, target_url):
         return None
     return request_publication(version, requested_by=requested_by, target_url=target_url)
 
@@ -147,6 +192,10 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
         publication.confirmed_at = timezone.now()
         publication.save()
         Policy.objects.filter(pk=policy.pk).update(active_version=version)
+        PublishEvent.objects.create(
+            policy=policy, version=version, action=PublishEvent.Action.PUBLISHED, actor=publication.requested_by,
+            publication=publication, reason=f"OPA at {publication.target_url} confirmed sha256 {loaded_sha}",
+        )
         # The policy now needs its rollout settings and exceptions in OPA's data.
         for environment in Environment.objects.all():
             if environment.target_url == publication.target_url:

@@ -1,20 +1,23 @@
-"""Policy pages: list, detail, new policy, new version, version page, publish."""
+"""Policy pages: list, detail, new policy, new version, version page.
+Review, publishing, rollback, retirement and replay pages are in review_views.py."""
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
 
-from . import services
-from .forms import PolicyForm, VersionForm
-from .models import Policy, PolicyVersion, Publication
+from . import review, services
+from .forms import PolicyForm, ReasonForm, VersionForm
+from .models import Policy, PolicyVersion, Publication, PublishRequest
 from .rego import RegoCompileError
 
 
 def _form_error(form, exc: Exception) -> None:
     if isinstance(exc, RegoCompileError):
         for error in exc.errors:
-            form.add_error("source", f"{error.file}, line {error.row}: {error.message}")
+            # Errors located in the tests module belong under the Tests field.
+            field = "tests" if error.file.endswith("_test.rego") else "source"
+            form.add_error(field, f"{error.file}, line {error.row}: {error.message}")
     else:
         form.add_error(None, str(exc))
 
@@ -44,21 +47,25 @@ def policy_create(request):
 @permission_required("policies.view_policy", raise_exception=True)
 def policy_detail(request, name):
     policy = get_object_or_404(Policy.objects.select_related("active_version"), name=name)
-    versions = policy.versions.select_related("author")
+    versions = policy.versions.select_related("author", "test_run").prefetch_related("lint_warnings")
     publications = (
         Publication.objects.filter(version__policy=policy).select_related("version", "requested_by")[:20]
     )
-    return render(
-        request, "policies/policy_detail.html",
-        {"policy": policy, "versions": versions, "publications": publications},
-    )
+    return render(request, "policies/policy_detail.html", {
+        "policy": policy, "versions": versions, "publications": publications,
+        "history": policy.publish_events.select_related("actor", "version")[:50],
+        "rollback_target": review.rollback_target(policy), "last_decided_at": review.last_decided_at(policy),
+        "retire_blocker": review.retire_blocker(policy), "retire_after_days": settings.GAVEL_RETIRE_AFTER_DAYS,
+        "reason_form": ReasonForm(),
+    })
 
 
 @permission_required("policies.add_policyversion", raise_exception=True)
 def version_create(request, name):
     policy = get_object_or_404(Policy, name=name)
     latest = policy.latest_version
-    form = VersionForm(request.POST or None, initial={"source": latest.source if latest else ""})
+    form = VersionForm(request.POST or None, initial={"source": latest.source if latest else "",
+                                                      "tests": latest.tests if latest else ""})
     if request.method == "POST" and form.is_valid():
         try:
             version = services.save_version(policy, author=request.user, **form.cleaned_data)
@@ -75,22 +82,30 @@ def version_detail(request, name, number):
     version = get_object_or_404(
         PolicyVersion.objects.select_related("policy", "author"), policy__name=name, number=number
     )
-    return render(request, "policies/version_detail.html", {"version": version, "policy": version.policy})
+    return render(request, "policies/version_detail.html", {
+        "version": version, "policy": version.policy,
+        "test_run": getattr(version, "test_run", None) if version.tests.strip() else None,
+        "lint_warnings": version.lint_warnings.all(),
+        "others": version.policy.versions.exclude(pk=version.pk).values_list("number", flat=True),
+        **review_context(request, version),
+    })
+
+
+def review_context(request, version) -> dict:
+    """What the publishing card needs: requests, who may act on them, and the version's history."""
+    requests = version.publish_requests.select_related("requested_by", "decided_by", "publication")
+    return {
+        "publish_requests": [(r, r.status == PublishRequest.Status.PENDING and review.may_approve(r, request.user))
+                             for r in requests],
+        "version_history": version.policy.publish_events.filter(version=version).select_related("actor")[:30],
+        "reason_form": ReasonForm(),
+        "default_last": settings.GAVEL_REPLAY_DEFAULT_LAST,
+    }
 
 
 @permission_required("policies.view_publication", raise_exception=True)
 def version_publications(request, name, number):
     """The publications partial; htmx polls it while a push is in flight."""
     version = get_object_or_404(PolicyVersion.objects.select_related("policy"), policy__name=name, number=number)
-    return render(request, "policies/_publications.html", {"version": version, "policy": version.policy})
-
-
-@require_POST
-@permission_required("policies.publish_policyversion", raise_exception=True)
-def version_publish(request, name, number):
-    version = get_object_or_404(PolicyVersion, policy__name=name, number=number)
-    services.request_publication(version, requested_by=request.user)
-    if request.htmx:
-        return version_publications(request, name, number)
-    messages.info(request, f"Publishing version {version.number} to OPA.")
-    return redirect("policies:version", name=name, number=number)
+    return render(request, "policies/_publications.html",
+                  {"version": version, "policy": version.policy, **review_context(request, version)})

@@ -398,7 +398,7 @@ def cmd_run(profile: Profile) -> int:
         wait_for_port(profile.web_port, "web", proc=web)
         manage(env, "seed_demo", "--publish")
         traffic = subprocess.Popen(
-            [str(VENV_PYTHON), str(ROOT / "manage.py"), "demo_traffic", "--rate", "3"],
+            [str(VENV_PYTHON), str(ROOT / "manage.py"), "demo_traffic", "--rate", "3", "--gavel-url", web_url],
             env=env, cwd=ROOT, start_new_session=True,
         )
         processes.append((traffic, "demo traffic"))

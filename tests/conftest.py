@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.support import stack
+from tests.support import decisions_served, settle_decision_logs, stack
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM is safe here.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -34,12 +34,15 @@ def opa(opa_server, settings):
     from policies.opa import opa_client
 
     settings.OPA_URL = opa_server
+    served = decisions_served(opa_server)
     yield opa_server
+    settle_decision_logs(opa_server, served)
     with opa_client(opa_server) as client:
         for policy_id in client.list_policy_ids():
             if policy_id.startswith(("gavel/", "gavel_entry/")):
                 client.delete_policy(policy_id)
         client.put_data("gavel_config", {})
+        client.put_data("gavel_approvals", {})
 
 
 @pytest.fixture(scope="session")

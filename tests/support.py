@@ -1,8 +1,11 @@
 """Helpers for tests that wait on real services."""
+import re
 import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -18,3 +21,33 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.2, message:
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+def decisions_served(opa_url: str) -> int:
+    """How many decisions (and queries) OPA has answered, from its Prometheus metrics."""
+    metrics = httpx.get(f"{opa_url}/metrics", timeout=5).text
+    pattern = r'http_request_duration_seconds_count\{code="200",handler="v1/(?:data|query)",method="post"\} (\S+)'
+    return int(sum(float(n) for n in re.findall(pattern, metrics)))
+
+
+def settle_decision_logs(opa_url: str, served_before: int) -> None:
+    """OPA ships a decision's log up to two seconds later, possibly into the next test.
+    Wait for it, then delete what arrived, from a thread of its own: its connection commits,
+    whereas the test's own transaction would only roll the deletion back."""
+    if decisions_served(opa_url) == served_before:
+        return
+    time.sleep(2.5)
+
+    def purge():
+        from django.db import connection
+
+        from audit.models import Decision, HeldAction, LogBatch
+
+        HeldAction.objects.all().delete()
+        Decision.objects.all().delete()
+        LogBatch.objects.all().delete()
+        connection.close()
+
+    purger = threading.Thread(target=purge)
+    purger.start()
+    purger.join()

@@ -1,5 +1,5 @@
-"""The whole loop on real services: an author's policy is published to OPA through the API,
-OPA decides, ships its decision log to Gavel, the worker stores it, and the decision shows
+"""The whole loop on real services: an author's policy is published to OPA through the API
+(the author asks, a security admin approves), OPA decides, ships its decision log to Gavel, the worker stores it, and the decision shows
 up in the API and on the audit trail."""
 import pytest
 from rest_framework.authtoken.models import Token
@@ -40,9 +40,16 @@ def test_publish_decide_ship_store_and_find(opa, celery_worker, live_server, mak
     assert created.status_code == 201, created.content
     assert created.data["package"] == "gavel.tool_access"
 
-    published = author.post("/api/v1/policies/tool_access/versions/1/publish/")
-    assert published.status_code == 202, published.content
-    wait_until(lambda: author.get(f"/api/v1/publications/{published.data['id']}/").data["status"] == "ok",
+    requested = author.post("/api/v1/policies/tool_access/versions/1/publish/", {"reason": "first release"},
+                            format="json")
+    assert requested.status_code == 201, requested.content
+    assert requested.data["status"] == "pending" and requested.data["publication"] is None
+
+    admin = api_for(make_user("security_admin"))
+    approved = admin.post(f"/api/v1/publish-requests/{requested.data['id']}/approve/", {"reason": "reviewed"},
+                          format="json")
+    assert approved.status_code == 202, approved.content
+    wait_until(lambda: author.get(f"/api/v1/publications/{approved.data['publication']}/").data["status"] == "ok",
                message="the publication to be confirmed")
 
     with opa_client() as opa:

@@ -41,14 +41,14 @@ def test_only_authors_write_policies(client, make_user, role, allowed):
 
 @pytest.mark.parametrize("role, allowed", [("security_admin", True), ("policy_author", True), ("auditor", False),
                                            ("reviewer", False), ("compliance_officer", False)])
-def test_who_may_publish_through_the_api(make_user, role, allowed):
+def test_who_may_ask_to_publish_through_the_api(make_user, role, allowed):
     from rest_framework.test import APIClient
 
     PolicyFactory(name="budget")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=make_user(role)).key}")
-    response = api.post("/api/v1/policies/budget/versions/1/publish/")
-    assert response.status_code == (202 if allowed else 403)
+    response = api.post("/api/v1/policies/budget/versions/1/publish/", {"reason": "ship it"}, format="json")
+    assert response.status_code == (201 if allowed else 403)
 
 
 def test_compile_error_through_the_api_names_the_line(make_user):

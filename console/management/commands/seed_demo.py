@@ -8,13 +8,16 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from console.demo.traffic import EXCEPTION_USER_ID
-from console.roles import ROLES
+from console.management.commands.demo_traffic import DEMO_PEP_USERNAME
+from console.roles import ENFORCEMENT_POINT, ROLES
 from policies import canary, policy_exceptions, services
 from policies.models import Mode, Policy
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "demo" / "policies"
+
 
 # role group -> demo username. "secadmin", not "admin", so it never collides with a superuser.
 USERNAMES = {
@@ -59,6 +62,8 @@ class Command(BaseCommand):
         User = get_user_model()
         users, created = {}, []
         for role in ROLES:
+            if role is ENFORCEMENT_POINT:
+                continue  # a service account with a token, not a person with a password
             username = USERNAMES.get(role.group, role.group)
             user = User.objects.filter(username=username).first()
             if user is None:
@@ -67,6 +72,11 @@ class Command(BaseCommand):
                 created.append((username, role.label, password))
             user.groups.add(Group.objects.get_or_create(name=role.group)[0])
             users[role.group] = user
+        pep, _ = User.objects.get_or_create(username=DEMO_PEP_USERNAME)
+        pep.set_unusable_password()
+        pep.save()
+        pep.groups.add(Group.objects.get(name=ENFORCEMENT_POINT.group))
+        Token.objects.get_or_create(user=pep)
         return users, created
 
     def _policies(self, author):

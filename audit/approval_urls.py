@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import approval_views
+
+app_name = "approvals"
+urlpatterns = [
+    path("", approval_views.queue, name="queue"),
+    path("<str:decision_id>/", approval_views.detail, name="detail"),
+    path("<str:decision_id>/review/", approval_views.review, name="review"),
+]

@@ -1,0 +1,66 @@
+"""The reviewers' queue: pending held actions by risk and age, and a page per action."""
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from . import approvals
+from .models import HeldAction
+
+TABS = {
+    "pending": ("Waiting for review", {"status": HeldAction.Status.PENDING}),
+    "approved": ("Approved", {"status": HeldAction.Status.APPROVED}),
+    "rejected": ("Rejected", {"status": HeldAction.Status.REJECTED}),
+    "expired": ("Expired", {"status": HeldAction.Status.EXPIRED}),
+}
+
+
+def _with_words(items):
+    for held in items:
+        held.request_words = approvals.describe(held.input)
+    return items
+
+
+@permission_required("audit.view_heldaction", raise_exception=True)
+def queue(request):
+    tab = request.GET.get("status") if request.GET.get("status") in TABS else "pending"
+    base = HeldAction.objects.select_related("policy").prefetch_related("votes__reviewer")
+    items = base.filter(**TABS[tab][1])
+    if tab != "pending":
+        items = items.order_by("-decided_at")
+    return render(request, "audit/approvals/queue.html", {
+        "tab": tab, "tabs": [(key, label, base.filter(**f).count()) for key, (label, f) in TABS.items()],
+        "items": _with_words(list(items[:100])),
+    })
+
+
+@permission_required("audit.view_heldaction", raise_exception=True)
+def detail(request, decision_id):
+    held = get_object_or_404(HeldAction.objects.select_related("policy", "logged_decision"), decision_id=decision_id)
+    held.request_words = approvals.describe(held.input)
+    return render(request, "audit/approvals/detail.html", {
+        "held": held, "events": held.events.select_related("actor"), "votes": held.votes.select_related("reviewer"),
+    })
+
+
+@require_POST
+@permission_required("audit.review_heldaction", raise_exception=True)
+def review(request, decision_id):
+    held = get_object_or_404(HeldAction, decision_id=decision_id)
+    approve = request.POST.get("verdict") == "approve"
+    try:
+        held = approvals.review(held, reviewer=request.user, approve=approve,
+                                comment=request.POST.get("comment", ""))
+    except (PermissionDenied, ValidationError) as exc:
+        error = " ".join(getattr(exc, "messages", [str(exc)]))
+        if request.htmx:
+            held.request_words = approvals.describe(held.input)
+            return render(request, "audit/approvals/_held_card.html", {"held": held, "error": error})
+        messages.error(request, error)
+        return redirect("approvals:detail", decision_id=decision_id)
+    if request.htmx:
+        held.request_words = approvals.describe(held.input)
+        return render(request, "audit/approvals/_held_card.html", {"held": held})
+    messages.success(request, f"Recorded: {held.get_status_display().lower()}.")
+    return redirect("approvals:detail", decision_id=decision_id)

@@ -1,0 +1,163 @@
+"""Two-person publishing, rollback and retirement. Pages and the API call these functions.
+
+A version reaches OPA only when someone asks for it with a reason and a second person,
+who neither wrote the version nor asked, approves. Rollback needs no second person: it
+restores a version that was already reviewed and ran in OPA. Every step is a PublishEvent.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .entrypoint import entry_policy_id
+from .models import Environment, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
+from .opa import opa_client
+from .services import PublishRefused, _push_runtime_later, ensure_publishable, request_publication
+
+PUBLISH_PERMISSION = "policies.publish_policyversion"
+RETIRE_PERMISSION = "policies.retire_policy"
+
+
+def _require(user, permission: str, what: str) -> None:
+    if not user.has_perm(permission):
+        raise PublishRefused(f"{user} may not {what}")
+
+
+def _reason(text: str, what: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise PublishRefused(f"say why you {what}")
+    return text
+
+
+@transaction.atomic
+def request_publish(version: PolicyVersion, *, requested_by, reason: str) -> PublishRequest:
+    """Ask for `version` to be published; it waits for a second person's approval."""
+    _require(requested_by, PUBLISH_PERMISSION, "request publication")
+    reason = _reason(reason, "want it published")
+    ensure_publishable(version)
+    if version.publish_requests.filter(status=PublishRequest.Status.PENDING).exists():
+        raise PublishRefused(f"version {version.number} already has a request waiting for approval")
+    request = PublishRequest.objects.create(version=version, requested_by=requested_by, reason=reason)
+    PublishEvent.objects.create(policy=version.policy, version=version, action=PublishEvent.Action.REQUESTED,
+                                actor=requested_by, reason=reason, request=request)
+    return request
+
+
+def _pending(request: PublishRequest) -> PublishRequest:
+    # Locked so two approvers clicking at once cannot publish twice.
+    request = PublishRequest.objects.select_for_update().select_related("version__policy").get(pk=request.pk)
+    if request.status != PublishRequest.Status.PENDING:
+        raise PublishRefused(f"this request is already {request.get_status_display().lower()}")
+    return request
+
+
+def may_approve(request: PublishRequest, user) -> bool:
+    return (user.has_perm(PUBLISH_PERMISSION) and user.pk != request.version.author_id
+            and user.pk != request.requested_by_id)
+
+
+@transaction.atomic
+def approve(request: PublishRequest, *, approved_by, note: str = "") -> PublishRequest:
+    """A second person approves: the version is pushed to OPA (once this transaction commits)."""
+    _require(approved_by, PUBLISH_PERMISSION, "approve publication")
+    request = _pending(request)
+    if approved_by.pk == request.version.author_id:
+        raise PublishRefused("the author of a version cannot approve its publication; ask someone else")
+    if approved_by.pk == request.requested_by_id:
+        raise PublishRefused("you requested this publication; someone else must approve it")
+    request.publication = request_publication(request.version, requested_by=approved_by)
+    request.status, request.decided_by, request.decided_at = PublishRequest.Status.APPROVED, approved_by, timezone.now()
+    request.decision_note = (note or "").strip()
+    request.save()
+    PublishEvent.objects.create(policy=request.version.policy, version=request.version,
+                                action=PublishEvent.Action.APPROVED, actor=approved_by, reason=request.decision_note,
+                                request=request, publication=request.publication)
+    return request
+
+
+@transaction.atomic
+def reject(request: PublishRequest, *, rejected_by, reason: str) -> PublishRequest:
+    """Turn a request down. The requester may withdraw their own request this way too."""
+    _require(rejected_by, PUBLISH_PERMISSION, "reject publication")
+    reason = _reason(reason, "reject it")
+    request = _pending(request)
+    request.status, request.decided_by, request.decided_at = PublishRequest.Status.REJECTED, rejected_by, timezone.now()
+    request.decision_note = reason
+    request.save()
+    PublishEvent.objects.create(policy=request.version.policy, version=request.version,
+                                action=PublishEvent.Action.REJECTED, actor=rejected_by, reason=reason, request=request)
+    return request
+
+
+def rollback_target(policy: Policy) -> PolicyVersion | None:
+    """The version OPA ran before the active one: the latest confirmed publication of another version."""
+    if policy.active_version_id is None:
+        return None
+    earlier = (Publication.objects.filter(version__policy=policy, status=Publication.Status.OK)
+               .exclude(version_id=policy.active_version_id).order_by("-confirmed_at", "-id")
+               .select_related("version").first())
+    return earlier.version if earlier else None
+
+
+@transaction.atomic
+def rollback(policy: Policy, *, rolled_back_by, reason: str) -> Publication:
+    """Re-publish the previous active version in one step. No second person is needed: the
+    version was reviewed and ran in OPA before."""
+    _require(rolled_back_by, PUBLISH_PERMISSION, "roll back")
+    reason = _reason(reason, "roll back")
+    policy = Policy.objects.select_for_update().get(pk=policy.pk)
+    target = rollback_target(policy)
+    if target is None:
+        raise PublishRefused(f"{policy.name} has no earlier published version to roll back to")
+    publication = request_publication(target, requested_by=rolled_back_by)
+    PublishEvent.objects.create(policy=policy, version=target, action=PublishEvent.Action.ROLLED_BACK,
+                                actor=rolled_back_by, reason=reason, publication=publication)
+    return publication
+
+
+def last_decided_at(policy: Policy) -> datetime | None:
+    return policy.decisions.order_by("-timestamp").values_list("timestamp", flat=True).first()
+
+
+def retire_blocker(policy: Policy, now: datetime | None = None) -> str | None:
+    """Why the policy cannot be retired now, or None when it can."""
+    if policy.retired_at:
+        return f"{policy.name} is already retired"
+    days = settings.GAVEL_RETIRE_AFTER_DAYS
+    last = last_decided_at(policy)
+    if last is not None and last > (now or timezone.now()) - timedelta(days=days):
+        return (f"{policy.name} decided at {last:%Y-%m-%d %H:%M} UTC; it can be retired after {days} days "
+                f"without decisions")
+    return None
+
+
+def retire(policy: Policy, *, retired_by, reason: str) -> Policy:
+    """Remove the policy and its entrypoint from OPA and mark it retired. Only once it has
+    made no decisions for GAVEL_RETIRE_AFTER_DAYS days, so nothing still relies on it."""
+    _require(retired_by, RETIRE_PERMISSION, "retire policies")
+    reason = _reason(reason, "retire it")
+    with transaction.atomic():
+        policy = Policy.objects.select_for_update().get(pk=policy.pk)
+        blocker = retire_blocker(policy)
+        if blocker:
+            raise PublishRefused(blocker)
+        # OPA first: if it is unreachable (OpaUnreachable propagates), nothing is marked retired.
+        with opa_client() as opa:
+            opa.delete_policy(entry_policy_id(policy.name))
+            opa.delete_policy(policy.opa_policy_id)
+        Publication.objects.filter(version__policy=policy).exclude(status__in=Publication.FINISHED).update(
+            status=Publication.Status.FAILED, detail="Cancelled: the policy was retired")
+        policy.retired_at, policy.active_version = timezone.now(), None
+        policy.save(update_fields=["retired_at", "active_version"])
+        PublishEvent.objects.create(policy=policy, action=PublishEvent.Action.RETIRED, actor=retired_by, reason=reason)
+        PublishRequest.objects.filter(version__policy=policy, status=PublishRequest.Status.PENDING).update(
+            status=PublishRequest.Status.REJECTED, decided_at=policy.retired_at, decided_by=retired_by,
+            decision_note="The policy was retired")
+        # The policy leaves each environment's runtime configuration too.
+        for environment_id in Environment.objects.values_list("pk", flat=True):
+            transaction.on_commit(lambda pk=environment_id: _push_runtime_later(pk))
+    return policy
