@@ -52,8 +52,9 @@ class Profile:
 PROFILES = {
     "dev": Profile("dev", postgres_port=54329, redis_port=63799, opa_port=8181, web_port=8000),
     "test": Profile("test", postgres_port=54339, redis_port=63809, opa_port=0, web_port=0),
-    # A second test stack, so two suites can run side by side (e.g. two people, one machine).
+    # More test stacks, so suites can run side by side (e.g. two people, one machine).
     "test2": Profile("test2", postgres_port=54359, redis_port=63829, opa_port=0, web_port=0),
+    "test3": Profile("test3", postgres_port=54369, redis_port=63839, opa_port=0, web_port=0),
     # `make run` exercised by the test suite, on ports of its own.
     "smoke": Profile("smoke", postgres_port=54349, redis_port=63819, opa_port=8191, web_port=8010),
 }
