@@ -1,11 +1,14 @@
 """The reviewers' queue: pending held actions by risk and age, and a page per action."""
 from django.contrib import messages
+from django.http import HttpResponseBadRequest
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from . import approvals
+from .approval_filters import HeldActionFilter
+from .csv_export import stream_csv
 from .models import HeldAction
 
 TABS = {
@@ -26,12 +29,15 @@ def _with_words(items):
 def queue(request):
     tab = request.GET.get("status") if request.GET.get("status") in TABS else "pending"
     base = HeldAction.objects.select_related("policy").prefetch_related("votes__reviewer")
-    items = base.filter(**TABS[tab][1])
+    filterset = HeldActionFilter({**request.GET.dict(), "status": tab}, queryset=base)
+    items = filterset.qs if filterset.is_valid() else base.none()
     if tab != "pending":
         items = items.order_by("-decided_at")
+    query = request.GET.copy()
+    query["status"] = tab
     return render(request, "audit/approvals/queue.html", {
         "tab": tab, "tabs": [(key, label, base.filter(**f).count()) for key, (label, f) in TABS.items()],
-        "items": _with_words(list(items[:100])),
+        "items": _with_words(list(items[:100])), "filter": filterset, "query": query.urlencode(),
     })
 
 
@@ -64,3 +70,27 @@ def review(request, decision_id):
         return render(request, "audit/approvals/_held_card.html", {"held": held})
     messages.success(request, f"Recorded: {held.get_status_display().lower()}.")
     return redirect("approvals:detail", decision_id=decision_id)
+
+
+EXPORT_HEADER = ["decision_id", "status", "policy", "request", "requester", "reasons", "risk", "approvals",
+                 "approvals_required", "reviews", "held_at", "decided_at", "expires_at", "consumed_by_decision"]
+
+
+@permission_required("audit.export_decision", raise_exception=True)
+def export_csv(request):
+    """Held actions matching the filters (the same as the API's), with every review, as CSV."""
+    filterset = HeldActionFilter(request.GET, queryset=HeldAction.objects.select_related("policy")
+                                 .prefetch_related("votes__reviewer").order_by("created_at"))
+    if not filterset.is_valid():
+        return HttpResponseBadRequest(f"Fix the filters: {filterset.errors.as_text()}", content_type="text/plain")
+
+    def rows():
+        for held in filterset.qs.iterator(chunk_size=500):
+            reviews = "; ".join(f"{v.reviewer} {'approved' if v.approve else 'rejected'}: {v.comment}"
+                                for v in held.votes.all())
+            yield [held.decision_id, held.status, held.policy.name if held.policy else "", approvals.describe(held.input),
+                   held.requester, " | ".join(held.reasons), held.risk, held.approvals, held.approvals_required,
+                   reviews, held.created_at.isoformat(), held.decided_at.isoformat() if held.decided_at else "",
+                   held.expires_at.isoformat(), held.consumed_by_decision]
+
+    return stream_csv("approvals.csv", EXPORT_HEADER, rows())

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from policies.models import Policy
 
 from . import approvals
+from .approval_filters import HeldActionFilter
 from .models import HeldAction
 from .outcomes import derive_outcome
 
@@ -63,7 +64,7 @@ class HeldActionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = HeldActionSerializer
     lookup_field = "decision_id"
     lookup_value_regex = "[^/]+"
-    filterset_fields = ["status", "policy__name", "requester"]
+    filterset_class = HeldActionFilter
 
     @extend_schema(request=HoldRequestSerializer, responses={201: HeldActionSerializer, 200: HeldActionSerializer})
     def create(self, request, *args, **kwargs):

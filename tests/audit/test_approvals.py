@@ -199,3 +199,26 @@ def test_inputs_are_escaped_in_the_queue(client, make_user):
 ])
 def test_requests_read_as_plain_words(request_, words):
     assert approvals.describe(request_) == words
+
+
+def test_approvals_are_searchable_and_exported_with_formulas_neutralised(client, make_user):
+    import csv
+    import io
+
+    risky = hold("d-risky", requester="=HYPERLINK(\"http://evil\")")
+    approvals.review(risky, reviewer=make_user("reviewer"), approve=False, comment="+not a formula")
+    hold("d-other", requester="erin")
+    client.force_login(make_user("auditor"))
+
+    page = client.get("/approvals/", {"status": "rejected", "requester": risky.requester})
+    assert [h.decision_id for h in page.context["items"]] == ["d-risky"]
+
+    response = client.get("/approvals/export.csv", {"status": "rejected"})
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["decision_id", "status", "policy"]
+    assert [r[0] for r in rows[1:]] == ["d-risky"]
+    assert rows[1][4] == "'=HYPERLINK(\"http://evil\")"  # a spreadsheet shows it, never runs it
+    assert "rejected: +not a formula" in rows[1][9]
+
+    client.force_login(make_user("reviewer"))  # reviewers work the queue; auditors export it
+    assert client.get("/approvals/export.csv").status_code == 403
