@@ -5,5 +5,6 @@ from . import views
 app_name = "audit"
 urlpatterns = [
     path("", views.decision_list, name="list"),
+    path("dashboard/", views.dashboard, name="dashboard"),
     path("<str:decision_id>/", views.decision_detail, name="detail"),
 ]

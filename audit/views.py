@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
+from . import charts
 from .filters import DecisionFilter
 from .models import Decision
 
@@ -32,4 +33,16 @@ def decision_detail(request, decision_id):
         # Pretty-printed here, escaped by the template like any other text.
         "input_json": json.dumps(decision.input, indent=2, ensure_ascii=False, sort_keys=True),
         "result_json": json.dumps(decision.result, indent=2, ensure_ascii=False, sort_keys=True),
+    })
+
+
+@permission_required("audit.view_decision", raise_exception=True)
+def dashboard(request):
+    """Charts of the decisions the filters select; every point links back to its search."""
+    filterset = DecisionFilter(request.GET, queryset=Decision.objects.all())
+    decisions = filterset.qs if filterset.is_valid() else Decision.objects.none()
+    base_query = {k: v for k, v in request.GET.items() if v}
+    return render(request, "audit/dashboard.html", {
+        "filter": filterset, "charts": charts.dashboard(decisions, base_query),
+        "total": decisions.count(), "search_url": charts.search_url(base_query),
     })

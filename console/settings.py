@@ -3,6 +3,7 @@
 DATABASE_URL, REDIS_URL, OPA_URL, GAVEL_OPA_TOKEN, SECRET_KEY and DEBUG are read here;
 `scripts/stack.py` fills them in for the embedded development and test stack.
 """
+import importlib.util
 import os
 from pathlib import Path
 
@@ -131,7 +132,11 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # plotly.js as the plotly package ships it, served from our own origin (no CDN).
+    ("vendor/plotly", Path(importlib.util.find_spec("plotly").origin).parent / "package_data"),
+]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {

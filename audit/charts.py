@@ -1,0 +1,165 @@
+"""The audit dashboard's charts, built with plotly from the same filtered queryset as the search.
+
+Every figure's points carry, in `customdata`, the search URL that lists the decisions behind
+them, so a click on a bar opens exactly those decisions. Aggregates run in Postgres.
+(Issue 5 moves them onto per-minute rollups for months of data; for now they read raw rows.)
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import plotly.graph_objects as go
+from django.db.models import Aggregate, Count, F, FloatField, Func, Max, Min
+from django.db.models.functions import TruncHour, TruncMinute
+from django.urls import reverse
+
+from .models import Outcome
+
+DENIED = (Outcome.DENY, Outcome.WOULD_DENY)
+COLORS = {Outcome.ALLOW: "#12b76a", Outcome.DENY: "#d92d20", Outcome.WOULD_DENY: "#f79009",
+          Outcome.REQUIRE_APPROVAL: "#7a5af8", Outcome.UNDEFINED: "#98a2b3"}
+LAYOUT = dict(margin=dict(l=50, r=20, t=10, b=40), height=300, legend=dict(orientation="h", y=-0.2),
+              paper_bgcolor="white", plot_bgcolor="white", font=dict(family="system-ui, sans-serif", size=12))
+
+
+class Unnest(Func):
+    function = "unnest"
+
+
+def search_url(base_query: dict, **extra) -> str:
+    """The audit search for the page's filters plus this point's own."""
+    query = {k: v for k, v in {**base_query, **extra}.items() if v not in ("", None)}
+    return f"{reverse('audit:list')}?{urlencode(query)}"
+
+
+def _bucket(queryset):
+    """Minutes for a short range, hours otherwise, so a chart has a readable number of bars."""
+    span = queryset.aggregate(first=Min("timestamp"), last=Max("timestamp"))
+    if span["first"] and span["last"] - span["first"] <= timedelta(hours=6):
+        return TruncMinute("timestamp"), timedelta(minutes=1)
+    return TruncHour("timestamp"), timedelta(hours=1)
+
+
+def volume(queryset, base_query: dict) -> go.Figure:
+    """Decisions per time bucket by outcome, with the deny rate (enforced and dry-run) on top."""
+    trunc, step = _bucket(queryset)
+    rows = queryset.annotate(bucket=trunc).values("bucket", "outcome").annotate(n=Count("id")).order_by("bucket")
+    by_outcome: dict[str, dict] = {}
+    totals: dict = {}
+    denied: dict = {}
+    for row in rows:
+        by_outcome.setdefault(row["outcome"], {})[row["bucket"]] = row["n"]
+        totals[row["bucket"]] = totals.get(row["bucket"], 0) + row["n"]
+        if row["outcome"] in DENIED:
+            denied[row["bucket"]] = denied.get(row["bucket"], 0) + row["n"]
+    figure = go.Figure()
+    for outcome, counts in by_outcome.items():
+        buckets = sorted(counts)
+        figure.add_bar(
+            x=buckets, y=[counts[b] for b in buckets], name=Outcome(outcome).label,
+            marker_color=COLORS.get(outcome),
+            customdata=[search_url(base_query, outcome=outcome, since=b.isoformat(), until=(b + step).isoformat())
+                        for b in buckets],
+        )
+    buckets = sorted(totals)
+    figure.add_scatter(x=buckets, y=[100 * denied.get(b, 0) / totals[b] for b in buckets], name="Deny rate %",
+                       yaxis="y2", mode="lines+markers", line=dict(color="#101828"))
+    figure.update_layout(barmode="stack", yaxis=dict(title="decisions"),
+                         yaxis2=dict(title="deny rate %", overlaying="y", side="right", range=[0, 100]), **LAYOUT)
+    return figure
+
+
+def top_deny_reasons(queryset, base_query: dict, limit: int = 10) -> go.Figure:
+    rows = (queryset.filter(outcome__in=DENIED).annotate(reason=Unnest(F("reasons")))
+            .values("reason").annotate(n=Count("id")).order_by("-n", "reason")[:limit])
+    rows = list(rows)[::-1]  # largest at the top of a horizontal bar chart
+    figure = go.Figure(go.Bar(
+        x=[r["n"] for r in rows], y=[r["reason"][:80] for r in rows], orientation="h", marker_color="#d92d20",
+        customdata=[search_url(base_query, q=r["reason"]) for r in rows],
+        hovertemplate="%{x} decisions<extra></extra>",
+    ))
+    figure.update_layout(**{**LAYOUT, "height": max(240, 32 * len(rows) + 60), "margin": dict(l=20, r=20, t=10, b=30)})
+    figure.update_yaxes(automargin=True)
+    return figure
+
+
+def reasons_by_version(queryset, base_query: dict, limit: int = 8) -> go.Figure:
+    """Deny reasons per policy version: a release that changed the distribution stands out."""
+    rows = list(queryset.filter(outcome__in=DENIED, version__isnull=False)
+                .annotate(reason=Unnest(F("reasons")))
+                .values("policy__name", "version__number", "reason").annotate(n=Count("id")))
+    top = sorted({r["reason"] for r in rows}, key=lambda reason: -sum(r["n"] for r in rows if r["reason"] == reason))
+    top = top[:limit]
+    figure = go.Figure()
+    versions = sorted({(r["policy__name"], r["version__number"]) for r in rows})
+    for name, number in versions:
+        counts = {r["reason"]: r["n"] for r in rows
+                  if (r["policy__name"], r["version__number"]) == (name, number) and r["reason"] in top}
+        figure.add_bar(x=[reason[:40] for reason in top], y=[counts.get(reason, 0) for reason in top],
+                       name=f"{name} v{number}",
+                       customdata=[search_url(base_query, policy=name, q=reason) for reason in top])
+    figure.update_layout(barmode="group", **LAYOUT)
+    return figure
+
+
+def dry_run_against_enforced(queryset, base_query: dict) -> go.Figure:
+    trunc, step = _bucket(queryset)
+    rows = (queryset.filter(outcome__in=DENIED).annotate(bucket=trunc).values("bucket", "outcome")
+            .annotate(n=Count("id")).order_by("bucket"))
+    figure = go.Figure()
+    for outcome, label in ((Outcome.DENY, "Enforced deny"), (Outcome.WOULD_DENY, "Dry-run: would deny")):
+        points = [r for r in rows if r["outcome"] == outcome]
+        figure.add_scatter(
+            x=[p["bucket"] for p in points], y=[p["n"] for p in points], name=label, mode="lines+markers",
+            line=dict(color=COLORS[outcome]),
+            customdata=[search_url(base_query, outcome=outcome, since=p["bucket"].isoformat(),
+                                   until=(p["bucket"] + step).isoformat()) for p in points],
+        )
+    figure.update_layout(yaxis=dict(title="decisions"), **LAYOUT)
+    return figure
+
+
+class Percentile(Aggregate):
+    """Postgres's percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression, fraction: float, **extra):
+        super().__init__(expression, fraction=float(fraction), **extra)
+
+
+def latency(queryset, base_query: dict) -> go.Figure:
+    """OPA's evaluation time, p50/p95/p99 per bucket, in milliseconds."""
+    trunc, step = _bucket(queryset)
+    rows = list(queryset.filter(latency_ns__isnull=False).annotate(bucket=trunc).values("bucket").annotate(
+        **{f"p{p}": Percentile(F("latency_ns"), p / 100, output_field=FloatField()) for p in (50, 95, 99)}
+    ).order_by("bucket"))
+    figure = go.Figure()
+    for p, color in ((50, "#12b76a"), (95, "#f79009"), (99, "#d92d20")):
+        figure.add_scatter(
+            x=[r["bucket"] for r in rows], y=[r[f"p{p}"] / 1e6 for r in rows], name=f"p{p}", mode="lines+markers",
+            line=dict(color=color),
+            customdata=[search_url(base_query, since=r["bucket"].isoformat(), until=(r["bucket"] + step).isoformat())
+                        for r in rows],
+        )
+    figure.update_layout(yaxis=dict(title="ms"), **LAYOUT)
+    return figure
+
+
+CHARTS = (
+    ("volume", "Decisions and deny rate", volume),
+    ("reasons", "Top deny reasons", top_deny_reasons),
+    ("versions", "Deny reasons by policy version", reasons_by_version),
+    ("dry_run", "Dry-run would-deny against enforced deny", dry_run_against_enforced),
+    ("latency", "Evaluation latency", latency),
+)
+
+
+def dashboard(queryset, base_query: dict) -> list[dict]:
+    """[{"key", "title", "figure": plotly JSON}] for the page, all following the same filters."""
+    queryset = queryset.order_by()  # the model's default ordering would leak into GROUP BY
+    return [{"key": key, "element_id": f"figure-{key}", "title": title,
+             "figure": json.loads(build(queryset, base_query).to_json())} for key, title, build in CHARTS]
