@@ -4,11 +4,13 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import viewsets
 
+from . import ingest_health
 from .filters import DecisionFilter
 from .ingest import BatchRejected, read_upload, stage_batch
 from .models import Decision
@@ -31,24 +33,40 @@ def _bearer_token_ok(request) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), settings.GAVEL_OPA_TOKEN.encode())
 
 
+def _refused(status: int, message: str, remote: str | None) -> JsonResponse:
+    ingest_health.count_refusal(status)
+    log.warning("refused a decision-log batch from %s (%s): %s", remote, status, message)
+    response = JsonResponse({"error": message}, status=status)
+    if status in (429, 503):
+        response["Retry-After"] = str(settings.GAVEL_INGEST_RETRY_AFTER_SECONDS)
+    return response
+
+
 @csrf_exempt
 @require_POST
 def opa_decision_logs(request):
     """OPA's decision-log service API: POST a gzip-compressed JSON array of decision events.
 
     204 means the batch is committed and will be stored; any other answer means nothing
-    was kept, and OPA holds on to the batch and uploads it again.
+    was kept, and OPA holds on to the batch and uploads it again: 429 when the backlog is
+    over its limit, 503 when Postgres cannot take it, both with Retry-After.
     """
+    remote = request.META.get("REMOTE_ADDR")
     if not _bearer_token_ok(request):
-        return JsonResponse({"error": "a valid bearer token is required"}, status=401)
+        return _refused(401, "a valid bearer token is required", remote)
     try:
         body = request.body
     except RequestDataTooBig:
-        return JsonResponse({"error": f"the batch is larger than {settings.GAVEL_LOG_BATCH_MAX_BYTES} bytes"}, status=413)
+        return _refused(413, f"the batch is larger than {settings.GAVEL_LOG_BATCH_MAX_BYTES} bytes", remote)
     try:
         events = read_upload(body)
     except BatchRejected as exc:
-        log.warning("refused a decision-log batch from %s: %s", request.META.get("REMOTE_ADDR"), exc)
-        return JsonResponse({"error": str(exc)}, status=exc.status)
-    stage_batch(body, events, request.META.get("REMOTE_ADDR"))
+        return _refused(exc.status, str(exc), remote)
+    try:
+        ingest_health.check_capacity()
+        stage_batch(body, events, remote)
+    except ingest_health.IngestBusy as exc:
+        return _refused(429, str(exc), remote)
+    except DatabaseError as exc:
+        return _refused(503, f"the batch cannot be stored right now ({exc.__class__.__name__}); retry later", remote)
     return HttpResponse(status=204)

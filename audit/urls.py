@@ -6,5 +6,6 @@ app_name = "audit"
 urlpatterns = [
     path("", views.decision_list, name="list"),
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("ingest/", views.ingest_status, name="ingest"),
     path("<str:decision_id>/", views.decision_detail, name="detail"),
 ]

@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
-from . import charts
+from . import charts, ingest_health
 from .filters import DecisionFilter
 from .models import Decision
 
@@ -46,3 +46,10 @@ def dashboard(request):
         "filter": filterset, "charts": charts.dashboard(decisions, base_query),
         "total": decisions.count(), "search_url": charts.search_url(base_query),
     })
+
+
+@permission_required("audit.view_decision", raise_exception=True)
+def ingest_status(request):
+    """How decision-log ingest keeps up: backlog, lag, refusals. htmx refreshes it in place."""
+    template = "audit/_ingest_status.html" if request.htmx else "audit/ingest_status.html"
+    return render(request, template, {"health": ingest_health.health()})
