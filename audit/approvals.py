@@ -224,8 +224,10 @@ def push_approvals() -> int:
     from policies.opa import opa_client
 
     document = approvals_document()
-    targets = {environment.target_url for environment in Environment.objects.all()} or {settings.OPA_URL}
-    for url in sorted(targets):
-        with opa_client(url) as opa:
+    environments = list(Environment.objects.all())
+    # Pull environments get the document in their bundle: OPA refuses REST writes there.
+    targets = {(i.url or e.target_url, i.token) for e in environments if not e.is_pull for i in e.targets()}
+    for url, token in sorted(targets if environments else {(settings.OPA_URL, "")}):
+        with opa_client(url, token=token or None) as opa:
             opa.put_data(DATA_PATH, document)
     return sum(len(items) for items in document.values())

@@ -7,6 +7,7 @@ is committed to Postgres, and store each decision exactly once however often it 
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from bisect import bisect_right
 from typing import Any
@@ -43,12 +44,29 @@ def gunzip(body: bytes, limit: int) -> bytes:
     return raw
 
 
+# A JSON escape of U+0000: "\u0000" preceded by an even number of backslashes.
+NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _without_nul(value: Any) -> Any:
+    """The value with every U+0000 (in keys and strings) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def parse_events(raw: bytes) -> list[dict[str, Any]]:
     """The batch as a list of decision events, or BatchRejected saying what is wrong with it."""
     try:
         events = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BatchRejected(400, f"the batch is not valid JSON: {exc}")
+    except RecursionError:
+        raise BatchRejected(400, "the batch is nested too deeply to be a decision log")
     if not isinstance(events, list):
         raise BatchRejected(400, f"the batch must be a JSON array of decision events, not a {type(events).__name__}")
     for index, event in enumerate(events):
@@ -123,7 +141,19 @@ class VersionResolver:
             self.versions[key] = PolicyVersion.objects.filter(policy=policy, number=number).first()
         return self.versions[key]
 
-    def resolve(self, path: str, result: Any, when) -> tuple[Policy | None, PolicyVersion | None, str]:
+    def bundle_version(self, policy: Policy, bundles: Any) -> PolicyVersion | None:
+        """The version a bundle revision names ("agent_gateway@3,platform_changes@1")."""
+        for bundle in bundles.values() if isinstance(bundles, dict) else ():
+            revision = bundle.get("revision") if isinstance(bundle, dict) else None
+            for part in str(revision or "").split(","):
+                name, _, number = part.strip().partition("@")
+                if name == policy.name and number.isascii() and number.isdigit() and len(number) < 10:
+                    return self.reported_version(policy, int(number))
+        return None
+
+    def resolve(self, path: str, result: Any, when, bundles: Any = None) -> tuple[Policy | None, PolicyVersion | None, str]:
+        if bundles and (policy := self.policy_for(path)) and (version := self.bundle_version(policy, bundles)):
+            return policy, version, VersionSource.BUNDLE
         if isinstance(result, dict) and isinstance(result.get("policy_version"), int):
             policy = self.by_name.get(result.get("policy")) or self.policy_for(path)
             version = self.reported_version(policy, result["policy_version"]) if policy else None
@@ -144,7 +174,7 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
     result = event.get("result")
     outcome, reasons = derive_outcome(result) if "result" in event else derive_outcome()
     path = event.get("path", "")
-    policy, version, version_source = resolver.resolve(path, result, timestamp)
+    policy, version, version_source = resolver.resolve(path, result, timestamp, event.get("bundles"))
     entry = result if isinstance(result, dict) else {}
     mode = entry.get("effective_mode")
     applied = entry.get("exceptions_applied")
@@ -187,7 +217,12 @@ def store_batch(batch_id: int) -> LogBatch:
         batch = LogBatch.objects.select_for_update().get(pk=batch_id)
         if batch.status == LogBatch.Status.STORED:
             return batch
-        events = json.loads(gunzip(bytes(batch.body_gz), settings.GAVEL_LOG_BATCH_MAX_INFLATED_BYTES))
+        raw = gunzip(bytes(batch.body_gz), settings.GAVEL_LOG_BATCH_MAX_INFLATED_BYTES)
+        events = json.loads(raw)
+        if NUL_ESCAPE.search(raw):
+            # Postgres stores no U+0000. Refusing the batch would stall every later decision of
+            # that OPA behind it, so the stored copy shows U+FFFD; the batch keeps the original.
+            events = _without_nul(events)
         resolver = VersionResolver()
         unique: dict[str, Decision] = {}
         for event in events:

@@ -41,6 +41,7 @@ class VersionSource(models.TextChoices):
     """How Gavel knows which policy version made a decision."""
 
     REPORTED = "reported", "Reported by Gavel's entrypoint"
+    BUNDLE = "bundle", "Named by the bundle revision OPA ran"
     PUBLICATION = "publication", "Active publication at decision time"
     UNKNOWN = "unknown", "Unknown"
 

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_htmx",
+    "axes",  # login throttling (see the security section at the end)
     "policies",
     "audit",
     "console",  # last: its post_migrate hook needs the other apps' permissions to exist
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "console.middleware.LoginRequiredMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a lockout into the 429 page
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -116,6 +119,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.requeue_stalled_batches",
         "schedule": 30.0,
     },
+    # Compares what each push-mode OPA instance runs with what Gavel published (policies/drift.py).
+    "check-drift": {
+        "task": "policies.tasks.check_drift",
+        "schedule": 60.0,
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -141,8 +149,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # Token first: a call without credentials then gets 401 with WWW-Authenticate, not 403.
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["console.permissions.RoleModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -155,6 +164,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Policies, versions, publishing and the decision audit trail.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],  # the schema is not public
 }
 
 # --- OPA -------------------------------------------------------------------------------
@@ -201,9 +211,71 @@ LOGGING = {
     "loggers": {"django.server": {"level": "WARNING"}},
 }
 
+# --- Security -----------------------------------------------------------------------------
+# `manage.py check --deploy` is clean with DEBUG off, a real SECRET_KEY, ALLOWED_HOSTS and
+# SECURE_SSL_REDIRECT=1 (tests/console/test_security_settings.py runs it). README: "Production settings".
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    # Browsers only honour HSTS over HTTPS, so it costs nothing on plain-HTTP test servers.
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+# Off by default because the test stack and docker compose serve plain HTTP; production sets it
+# (or its TLS proxy redirects, and sets it anyway for the check).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):  # e.g. HTTP_X_FORWARDED_PROTO behind a TLS proxy
+    SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(12 * 3600)))
+CSRF_COOKIE_HTTPONLY = True  # pages send the token from the template (hx-headers), never from JS
+CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Content security policy (django-csp): static files from our own origin only, no inline
+# script, no <style> blocks, no framing. htmx's injected indicator style is off (templates/base.html).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        # plotly.js (the audit dashboard) positions its charts with style attributes, which cannot
+        # run script, and adds two fixed <style> elements, allowed by their hashes (an empty one it
+        # fills through the CSSOM, and its base CSS). A plotly upgrade that changes that CSS shows
+        # up as a violation in tests/console/test_security_settings.py.
+        "style-src-attr": ["'unsafe-inline'"],
+        "style-src-elem": ["'self'", "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+                           "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username from
+# one address, that pair is refused (429) for AXES_COOLOFF_TIME; a success resets the count.
+# The address is REMOTE_ADDR: behind a proxy, let the proxy set it (gunicorn --forwarded-allow-ips).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "0.25"))  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/login.html"
+AXES_VERBOSE = False  # lockouts are still logged as warnings
+
+# --- Drift (policies/drift.py) ------------------------------------------------------------
+GAVEL_DRIFT_WEBHOOK_URL = os.environ.get("GAVEL_DRIFT_WEBHOOK_URL", "")
+# A module re-pushed this many times within the window is escalated to a person instead.
+GAVEL_DRIFT_MAX_REPUSH = int(os.environ.get("GAVEL_DRIFT_MAX_REPUSH", "3"))
+GAVEL_DRIFT_WINDOW_MINUTES = int(os.environ.get("GAVEL_DRIFT_WINDOW_MINUTES", "60"))

@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from audit.api import DecisionViewSet, opa_decision_logs
 from audit.approvals_api import HeldActionViewSet
+from policies.opa_service_api import opa_bundle, opa_status
 from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet, PublishRequestViewSet
 from policies.rollout_api import CanarySettingViewSet, EnvironmentViewSet, PolicyExceptionViewSet
 
@@ -28,10 +29,13 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("policies/", include("policies.urls")),
     path("rollout/", include("policies.rollout_urls")),
+    path("environments/", include("policies.fleet_urls")),
     path("exceptions/", include("policies.exception_urls")),
     path("audit/", include("audit.urls")),
     path("approvals/", include("audit.approval_urls")),
     path("api/v1/opa/logs", opa_decision_logs, name="opa-logs"),
+    path("api/v1/opa/bundles/<slug:environment>", opa_bundle, name="opa-bundle"),
+    path("api/v1/opa/status", opa_status, name="opa-status"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include(router.urls)),
 ]

@@ -107,6 +107,14 @@ class Publication(models.Model):
 
     version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="publications")
     target_url = models.URLField(help_text="The OPA server this publication goes to.")
+    # Publishing to an environment makes one publication per OPA instance, sharing a group:
+    # the policy's active version moves only once every publication of the group is confirmed.
+    environment = models.ForeignKey("Environment", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="publications")
+    instance = models.ForeignKey("OpaInstance", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="publications")
+    group = models.UUIDField(null=True, blank=True, db_index=True)
+    repush = models.BooleanField(default=False, help_text="Gavel restored this version after drift.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     detail = models.TextField(blank=True, help_text="OPA's answer, or why the push failed.")
     attempts = models.PositiveIntegerField(default=0)
@@ -136,8 +144,16 @@ class Environment(models.Model):
     """Where policies run (dev, staging, prod). Each environment's OPA gets its own runtime
     configuration: its kill switch, each policy's canary settings and active exceptions."""
 
+    class Delivery(models.TextChoices):
+        PUSH = "push", "Push (OPA's policy REST API)"
+        PULL = "pull", "Pull (OPA downloads bundles from Gavel)"
+
     name = models.SlugField(max_length=50, unique=True)
     opa_url = models.URLField(blank=True, help_text="Blank: the OPA_URL setting.")
+    # OPA refuses REST writes under paths a bundle owns, so an environment is one or the other.
+    delivery = models.CharField(max_length=10, choices=Delivery.choices, default=Delivery.PUSH)
+    # SHA-256 of the bearer token OPA presents to fetch bundles and report status.
+    bundle_token_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -150,9 +166,81 @@ class Environment(models.Model):
         return self.opa_url or settings.OPA_URL
 
     @property
+    def is_pull(self) -> bool:
+        return self.delivery == self.Delivery.PULL
+
+    def targets(self) -> list["OpaInstance"]:
+        """The OPA instances Gavel pushes to. An environment without instances is one
+        (unsaved) instance at its target_url, as before instances existed."""
+        instances = list(self.instances.all())
+        return instances or [OpaInstance(environment=self, name="default", url=self.target_url)]
+
+    def set_bundle_token(self, token: str) -> None:
+        self.bundle_token_hash = sha256_of(token)
+        self.save(update_fields=["bundle_token_hash"])
+
+    def bundle_token_matches(self, token: str) -> bool:
+        import hmac
+
+        return bool(self.bundle_token_hash) and hmac.compare_digest(self.bundle_token_hash, sha256_of(token))
+
+    @property
     def kill_switch_engaged(self) -> bool:
         latest = self.kill_switch_changes.first()
         return bool(latest and latest.engaged)
+
+
+class OpaInstance(models.Model):
+    """One OPA server of an environment. Push environments need its URL; in pull environments
+    instances report their status to Gavel (and register themselves by their `instance` label)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="instances")
+    name = models.SlugField(max_length=100, help_text="Matches the OPA's `instance` label (else its id).")
+    url = models.URLField(blank=True, help_text="Where Gavel reaches its REST API (push delivery).")
+    # The bearer token Gavel sends to this OPA. Write-only: never shown after it is set.
+    token = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # From OPA's status reports (POST /api/v1/opa/status).
+    last_status_at = models.DateTimeField(null=True, blank=True)
+    healthy = models.BooleanField(null=True)
+    active_revision = models.CharField(max_length=2000, blank=True)
+    status_detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["environment", "name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="unique_instance_name")]
+
+    def __str__(self) -> str:
+        return f"{self.environment.name}/{self.name}"
+
+    def client(self):
+        from .opa import opa_client
+
+        return opa_client(self.url or self.environment.target_url, token=self.token or None)
+
+
+class DriftAlert(models.Model):
+    """An OPA instance found running something other than what Gavel published to it."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="drift_alerts")
+    instance = models.ForeignKey(OpaInstance, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="drift_alerts")
+    target_url = models.URLField()
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="drift_alerts")
+    resource = models.CharField(max_length=300, help_text="The OPA policy id that drifted.")
+    expected_hash = models.CharField(max_length=64)
+    actual_hash = models.CharField(max_length=64, blank=True, help_text="Blank: OPA does not have it at all.")
+    detected_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    escalated = models.BooleanField(default=False, help_text="Drifted too often: a person must look.")
+    repush = models.ForeignKey(Publication, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        indexes = [models.Index(fields=["target_url", "resource", "-detected_at"])]
+
+    def __str__(self) -> str:
+        return f"drift of {self.resource} at {self.target_url}"
 
 
 class Mode(models.TextChoices):

@@ -73,11 +73,15 @@ class OpaClient:
             raise OpaRejected(response.status_code, self._json(response))
         return self._json(response)["result"]
 
-    def list_policy_ids(self) -> list[str]:
+    def list_policies(self) -> list[dict[str, Any]]:
+        """Every module OPA holds ({"id", "raw", "ast"}), in one round trip."""
         response = self._request("GET", "/v1/policies")
         if response.status_code != 200:
             raise OpaRejected(response.status_code, self._json(response))
-        return [policy["id"] for policy in self._json(response)["result"]]
+        return self._json(response)["result"]
+
+    def list_policy_ids(self) -> list[str]:
+        return [policy["id"] for policy in self.list_policies()]
 
     def delete_policy(self, policy_id: str) -> None:
         response = self._request("DELETE", f"/v1/policies/{policy_id}")
@@ -121,6 +125,7 @@ class OpaClient:
             return False
 
 
-def opa_client(base_url: str | None = None) -> OpaClient:
-    """A client for the configured OPA (OPA_URL), or for `base_url` when given."""
-    return OpaClient(base_url or settings.OPA_URL, token=settings.GAVEL_OPA_TOKEN)
+def opa_client(base_url: str | None = None, token: str | None = None, timeout: float | None = None) -> OpaClient:
+    """A client for the configured OPA (OPA_URL), or for `base_url` when given; with the
+    instance's own `token` when it has one, else GAVEL_OPA_TOKEN."""
+    return OpaClient(base_url or settings.OPA_URL, token=token or settings.GAVEL_OPA_TOKEN, timeout=timeout)

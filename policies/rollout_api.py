@@ -10,7 +10,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from . import canary, policy_exceptions
-from .models import CanarySetting, Environment, Mode, Policy, PolicyException
+from .models import CanarySetting, Environment, Mode, OpaInstance, Policy, PolicyException
 
 
 class HasPerm(BasePermission):
@@ -26,12 +26,22 @@ class HasPerm(BasePermission):
         return request.user.has_perm(self.perm)
 
 
+class OpaInstanceSerializer(serializers.ModelSerializer):
+    """An OPA instance as the API shows it; its token never leaves Gavel."""
+
+    class Meta:
+        model = OpaInstance
+        fields = ["name", "url", "last_status_at", "healthy", "active_revision", "status_detail"]
+        read_only_fields = fields
+
+
 class EnvironmentSerializer(serializers.ModelSerializer):
     kill_switch_engaged = serializers.BooleanField(read_only=True)
+    instances = OpaInstanceSerializer(many=True, read_only=True)
 
     class Meta:
         model = Environment
-        fields = ["name", "opa_url", "kill_switch_engaged"]
+        fields = ["name", "opa_url", "delivery", "kill_switch_engaged", "instances"]
         read_only_fields = fields
 
 
@@ -41,7 +51,7 @@ class KillSwitchSerializer(serializers.Serializer):
 
 
 class EnvironmentViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = Environment.objects.all()
+    queryset = Environment.objects.prefetch_related("instances")
     serializer_class = EnvironmentSerializer
     lookup_field = "name"
 

@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from .canary import Rollout, field_path
 from .models import CanarySetting, Environment, Policy, PolicyException
-from .opa import opa_client
 
 log = logging.getLogger(__name__)
 DATA_PATH = "gavel_config"
@@ -45,9 +44,14 @@ def runtime_config(environment: Environment) -> dict[str, Any]:
 
 
 def push_runtime_config(environment: Environment) -> dict[str, Any]:
-    """PUT the environment's document to its OPA. Raises OpaUnreachable for the caller to retry."""
+    """PUT the environment's document to each of its OPA instances. Raises OpaUnreachable for
+    the caller to retry. A pull environment gets it in its bundle instead: OPA refuses REST
+    writes under a bundle's roots, so nothing is written."""
     document = runtime_config(environment)
-    with opa_client(environment.target_url) as opa:
-        opa.put_data(DATA_PATH, document)
-    log.info("pushed runtime config to %s (%d policies)", environment.target_url, len(document["policies"]))
+    if environment.is_pull:
+        return document
+    for instance in environment.targets():
+        with instance.client() as opa:
+            opa.put_data(DATA_PATH, document)
+        log.info("pushed runtime config to %s (%d policies)", instance.url, len(document["policies"]))
     return document

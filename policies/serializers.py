@@ -56,11 +56,13 @@ class PublicationSerializer(serializers.ModelSerializer):
     policy = serializers.CharField(source="version.policy.name", read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True)
     requested_by = serializers.StringRelatedField()
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    instance = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:
         model = Publication
-        fields = ["id", "policy", "version", "target_url", "status", "detail", "attempts", "requested_by",
-                  "requested_at", "last_attempt_at", "confirmed_at"]
+        fields = ["id", "policy", "version", "target_url", "environment", "instance", "group", "repush", "status",
+                  "detail", "attempts", "requested_by", "requested_at", "last_attempt_at", "confirmed_at"]
         read_only_fields = fields
 
 

@@ -6,6 +6,7 @@ talks to OPA or writes these models on its own.
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.conf import settings
 from django.db import transaction
@@ -108,24 +109,64 @@ def ensure_publishable(version: PolicyVersion) -> None:
         )
 
 
-def request_publication(version: PolicyVersion, *, requested_by, target_url: str | None = None) -> Publication:
+def request_publication(version: PolicyVersion, *, requested_by, target_url: str | None = None,
+                        environment: Environment | None = None) -> Publication:
     """Queue a push of `version` to OPA. The worker pushes it once this transaction commits.
+
+    With `target_url`, one publication to that OPA. Otherwise to `environment` (default: the
+    environment named GAVEL_ENVIRONMENT, when it exists): one publication per OPA instance,
+    grouped, and the version becomes active once all of them are confirmed; in a pull
+    environment the bundle carries it and the instances' status reports confirm it.
+    Returns the (first) publication.
 
     The low-level push, with no second-person review: people go through policies/review.py;
     the demo seeding and `publish_if_missing` (re-publishing what OPA already ran) call it directly.
     """
+    ensure_publishable(version)
+    if environment is None and target_url is None:
+        environment = Environment.objects.filter(name=settings.GAVEL_ENVIRONMENT).first()
+    with transaction.atomic():
+        if environment is None:
+            return _queue(version, requested_by, target_url or settings.OPA_URL)
+        if environment.is_pull:
+            return _queue_pull(version, requested_by, environment)
+        group = uuid.uuid4()
+        publications = [
+            _queue(version, requested_by, target.url or environment.target_url, environment=environment,
+                   instance=target if target.pk else None, group=group)
+            for target in environment.targets()
+        ]
+    return publications[0]
+
+
+def _supersede(queryset) -> None:
+    # An older push still retrying must not land after this one and undo it.
+    queryset.exclude(status__in=Publication.FINISHED).update(
+        status=Publication.Status.FAILED, detail="Superseded by a newer publication before it reached OPA")
+
+
+def _queue(version: PolicyVersion, requested_by, target_url: str, **fields) -> Publication:
     from .tasks import push_publication
 
-    ensure_publishable(version)
-    target_url = target_url or settings.OPA_URL
-    with transaction.atomic():
-        # An older push still retrying must not land after this one and undo it.
-        Publication.objects.filter(version__policy_id=version.policy_id, target_url=target_url).exclude(
-            status__in=Publication.FINISHED
-        ).update(status=Publication.Status.FAILED, detail="Superseded by a newer publication before it reached OPA")
-        publication = Publication.objects.create(version=version, requested_by=requested_by, target_url=target_url)
-        transaction.on_commit(lambda: push_publication.delay(publication.pk))
+    _supersede(Publication.objects.filter(version__policy_id=version.policy_id, target_url=target_url))
+    publication = Publication.objects.create(version=version, requested_by=requested_by, target_url=target_url,
+                                             **fields)
+    transaction.on_commit(lambda: push_publication.delay(publication.pk))
     return publication
+
+
+def bundle_target(environment: Environment) -> str:
+    return f"bundle:{environment.name}"
+
+
+def _queue_pull(version: PolicyVersion, requested_by, environment: Environment) -> Publication:
+    """No REST write: the environment's bundle serves the version from now on, and the first
+    status report naming it in the bundle's active revision confirms the publication."""
+    _supersede(Publication.objects.filter(version__policy_id=version.policy_id, environment=environment))
+    return Publication.objects.create(
+        version=version, requested_by=requested_by, target_url=bundle_target(environment), environment=environment,
+        detail="Served in the environment's bundle; waiting for an OPA instance to report it active",
+    )
 
 
 def opa_runs(version: PolicyVersion, target_url: str | None = None) -> bool:
@@ -159,8 +200,9 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
     publication.attempts += 1
     publication.last_attempt_at = timezone.now()
     entry = entry_source(version)
+    client = publication.instance.client() if publication.instance_id else opa_client(publication.target_url)
     try:
-        with opa_client(publication.target_url) as opa:
+        with client as opa:
             opa.put_policy(policy.opa_policy_id, version.source)
             opa.put_policy(entry_policy_id(policy.name), entry)
             loaded = opa.get_policy(policy.opa_policy_id)
@@ -191,17 +233,37 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
         publication.detail = f"OPA runs {policy.opa_policy_id} with sha256 {loaded_sha}"
         publication.confirmed_at = timezone.now()
         publication.save()
-        Policy.objects.filter(pk=policy.pk).update(active_version=version)
-        PublishEvent.objects.create(
-            policy=policy, version=version, action=PublishEvent.Action.PUBLISHED, actor=publication.requested_by,
-            publication=publication, reason=f"OPA at {publication.target_url} confirmed sha256 {loaded_sha}",
-        )
-        # The policy now needs its rollout settings and exceptions in OPA's data.
-        for environment in Environment.objects.all():
-            if environment.target_url == publication.target_url:
-                transaction.on_commit(lambda pk=environment.pk: _push_runtime_later(pk))
+        confirm_version(publication, f"OPA at {publication.target_url} confirmed sha256 {loaded_sha}")
     log.info("published %s to %s", version, publication.target_url)
     return publication
+
+
+def confirm_version(publication: Publication, reason: str) -> bool:
+    """After `publication` was confirmed: make its version active once every publication of
+    its group is confirmed too. Returns whether the version became active now."""
+    policy = Policy.objects.select_for_update().get(pk=publication.version.policy_id)  # one confirmer at a time
+    if publication.group and (Publication.objects.filter(group=publication.group)
+                              .exclude(status=Publication.Status.OK).exists()):
+        return False
+    if publication.group:
+        reason = "Confirmed by every OPA instance of " + ", ".join(
+            f"{p.environment.name}: {p.target_url}" for p in
+            Publication.objects.filter(group=publication.group).select_related("environment").order_by("pk"))
+    Policy.objects.filter(pk=policy.pk).update(active_version=publication.version)
+    if not publication.repush:
+        PublishEvent.objects.create(
+            policy=policy, version=publication.version, action=PublishEvent.Action.PUBLISHED,
+            actor=publication.requested_by, publication=publication, reason=reason,
+        )
+    # The policy now needs its rollout settings and exceptions in OPA's data.
+    if publication.environment_id:
+        environments = [publication.environment]
+    else:
+        environments = [e for e in Environment.objects.all() if e.target_url == publication.target_url]
+    for environment in environments:
+        if not environment.is_pull:
+            transaction.on_commit(lambda pk=environment.pk: _push_runtime_later(pk))
+    return True
 
 
 def _push_runtime_later(environment_id: int) -> None:

@@ -1,8 +1,8 @@
 from celery import shared_task
 from django.conf import settings
 
-from . import runtime
-from .models import Environment, Publication
+from . import drift, runtime
+from .models import DriftAlert, Environment, OpaInstance, Publication
 from .opa import OpaUnreachable
 from .services import attempt_publication
 
@@ -37,3 +37,34 @@ def push_all_runtime_configs() -> int:
     for environment_id in environments:
         push_runtime_config.delay(environment_id)
     return len(environments)
+
+
+@shared_task
+def check_drift() -> int:
+    """Periodic: one drift check per push-mode OPA instance."""
+    targets = drift.drift_targets()
+    for environment, instance in targets:
+        check_instance_drift.delay(environment.pk, instance.pk)
+    return len(targets)
+
+
+@shared_task(autoretry_for=(OpaUnreachable,), retry_backoff=settings.GAVEL_PUBLISH_RETRY_BACKOFF,
+             retry_backoff_max=60, retry_jitter=True, max_retries=3)
+def check_instance_drift(environment_id: int, instance_id: int | None) -> int:
+    """Compare what one instance runs with what Gavel published there; alert and re-push.
+    `instance_id` None: the environment's own OPA (an environment without instances)."""
+    environment = Environment.objects.get(pk=environment_id)
+    if instance_id is None:
+        instance = environment.targets()[0]
+        if instance.pk:  # instances were added meanwhile; the next periodic run checks them
+            return 0
+    else:
+        instance = OpaInstance.objects.select_related("environment").get(pk=instance_id)
+    return len(drift.check_instance(environment, instance))
+
+
+@shared_task(autoretry_for=(drift.WebhookFailed,), retry_backoff=5, retry_jitter=True, max_retries=8)
+def send_drift_webhook(alert_id: int) -> bool:
+    """POST a drift alert (or its escalation) to GAVEL_DRIFT_WEBHOOK_URL."""
+    alert = DriftAlert.objects.select_related("environment", "instance", "policy").get(pk=alert_id)
+    return drift.send_webhook(alert)

@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import permission_required
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 
-from . import review, services
+from . import drift, review, services
 from .forms import PolicyForm, ReasonForm, VersionForm
 from .models import Policy, PolicyVersion, Publication, PublishRequest
 from .rego import RegoCompileError
@@ -57,6 +57,7 @@ def policy_detail(request, name):
         "rollback_target": review.rollback_target(policy), "last_decided_at": review.last_decided_at(policy),
         "retire_blocker": review.retire_blocker(policy), "retire_after_days": settings.GAVEL_RETIRE_AFTER_DAYS,
         "reason_form": ReasonForm(),
+        "instance_states": drift.instance_states(policy) if policy.active_version_id or publications else [],
     })
 
 

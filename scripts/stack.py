@@ -286,9 +286,11 @@ def opa_binary() -> Path:
     return local
 
 
-def opa_config(log_url: str, token: str, labels: dict[str, str]) -> dict:
-    """OPA's own configuration: ship decision logs to Gavel quickly, with a bearer token."""
-    return {
+def opa_config(log_url: str, token: str, labels: dict[str, str], extra: dict | None = None) -> dict:
+    """OPA's own configuration: ship decision logs to Gavel quickly, with a bearer token.
+    `extra` adds top-level sections (bundles, status) and services beside `gavel`."""
+    extra = dict(extra or {})
+    config = {
         "services": {
             "gavel": {"url": log_url, "credentials": {"bearer": {"token": token}}},
         },
@@ -300,13 +302,17 @@ def opa_config(log_url: str, token: str, labels: dict[str, str]) -> dict:
             "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 2},
         },
     }
+    config["services"].update(extra.pop("services", {}))
+    config.update(extra)
+    return config
 
 
-def start_opa(home: Path, port: int, log_url: str, token: str, labels: dict[str, str]) -> subprocess.Popen:
+def start_opa(home: Path, port: int, log_url: str, token: str, labels: dict[str, str],
+              extra_config: dict | None = None) -> subprocess.Popen:
     """An `opa run --server` on loopback that ships its decision logs to `log_url`."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "opa-config.json"
-    config.write_text(json.dumps(opa_config(log_url, token, labels), indent=2))
+    config.write_text(json.dumps(opa_config(log_url, token, labels, extra_config), indent=2))
     log = open(home / "opa.log", "ab")
     proc = subprocess.Popen(
         [str(opa_binary()), "run", "--server", "--addr", f"127.0.0.1:{port}", "--config-file", str(config),

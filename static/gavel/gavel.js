@@ -9,3 +9,8 @@ document.addEventListener("htmx:configRequest", (event) => {
     }
   }
 });
+
+// Print buttons (the summary's print view): no inline handlers, the CSP forbids them.
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-print]")) window.print();
+});

@@ -1,0 +1,54 @@
+"""Set up an environment's delivery, OPA instances and bundle token.
+
+    manage.py opa_environment prod --delivery pull --new-bundle-token
+    manage.py opa_environment staging --add-instance opa-a http://10.0.0.5:8181 --token-env OPA_A_TOKEN
+
+Tokens are never printed back: the Gavel→OPA token is read from an environment variable,
+and a new bundle token is printed once (Gavel keeps only its SHA-256).
+"""
+import os
+import secrets
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from policies.models import Environment, OpaInstance
+
+
+class Command(BaseCommand):
+    help = "Create or change an environment: delivery, OPA instances, bundle token."
+
+    def add_arguments(self, parser):
+        parser.add_argument("environment")
+        parser.add_argument("--opa-url", help="The environment's default OPA URL (blank: the OPA_URL setting)")
+        parser.add_argument("--delivery", choices=Environment.Delivery.values)
+        parser.add_argument("--add-instance", nargs=2, metavar=("NAME", "URL"), action="append", default=[])
+        parser.add_argument("--token-env", help="Variable holding the bearer token Gavel sends to the added instances")
+        parser.add_argument("--remove-instance", metavar="NAME", action="append", default=[])
+        parser.add_argument("--new-bundle-token", action="store_true",
+                            help="Make a bundle/status token for OPA to present; printed once")
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        environment, created = Environment.objects.get_or_create(name=options["environment"])
+        if options["opa_url"] is not None:
+            environment.opa_url = options["opa_url"]
+        if options["delivery"]:
+            environment.delivery = options["delivery"]
+        environment.save()
+        token = ""
+        if options["token_env"]:
+            token = os.environ.get(options["token_env"], "")
+            if not token:
+                raise CommandError(f"{options['token_env']} is not set")
+        for name, url in options["add_instance"]:
+            OpaInstance.objects.update_or_create(environment=environment, name=name,
+                                                 defaults={"url": url, "token": token})
+        for name in options["remove_instance"]:
+            OpaInstance.objects.filter(environment=environment, name=name).delete()
+        self.stdout.write(f"{environment.name}: {'created, ' if created else ''}{environment.get_delivery_display()}, "
+                          f"instances: {', '.join(i.name for i in environment.instances.all()) or 'none'}")
+        if options["new_bundle_token"]:
+            bundle_token = secrets.token_urlsafe(32)
+            environment.set_bundle_token(bundle_token)
+            self.stdout.write(f"bundle token (shown once): {bundle_token}")

@@ -1,0 +1,424 @@
+"""The role matrix: every URL pattern the project routes, every method it serves, against
+every principal: no login, a session of each role, an API token of each role (and a wrong
+token), and OPA's bearer token (GAVEL_OPA_TOKEN, or an environment's bundle token) for
+/api/v1/opa/*.
+
+MATRIX is the one table. test_every_routed_pattern_has_an_entry walks Django's resolver and
+fails for a pattern (or a method of a viewset route) that has no entry, so a new view cannot
+ship without saying who may use it.
+
+Each cell runs in a transaction that is rolled back, so every principal meets the same data and
+an allowed action (approve, retire, kill switch...) really happens and is checked:
+  - allowed: the expected success status (a page POST also flashes no error);
+  - denied, page: no login -> 302 to the login page; logged in without the permission -> 403;
+  - denied, API: no or a wrong credential -> 401; a role without the permission -> 403;
+  - OPA endpoints (/api/v1/opa/*): only OPA's bearer token; every user principal -> 401.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.contrib.messages import ERROR, get_messages
+from django.db import transaction
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from audit import approvals
+from policies import canary, policy_exceptions, review, services
+from policies.models import Policy, Publication
+from tests.factories import SIMPLE_POLICY, DecisionFactory, PolicyFactory, UserFactory
+from tests.support import stack
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("compliance_officer", "security_admin", "reviewer", "auditor", "policy_author", "enforcement_point")
+EVERYONE = frozenset(ROLES)
+NOBODY = frozenset()
+READ_POLICIES = EVERYONE - {"enforcement_point"}
+READ_DECISIONS = frozenset({"security_admin", "reviewer", "auditor", "policy_author"})
+PUBLISH = frozenset({"security_admin", "policy_author"})
+ADMIN = frozenset({"security_admin"})
+REVIEW = frozenset({"security_admin", "reviewer"})
+EXPORT = frozenset({"auditor"})
+REQUEST_EXCEPTIONS = frozenset({"security_admin", "policy_author"})
+HELD_READ = READ_DECISIONS | {"enforcement_point"}
+
+HELD_RESULT = {"allow": False, "require_approval": True, "reasons": ["deletes in prod need a reviewer"],
+               "policy": "budget", "policy_version": 1}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request. `url` and `data` are callables of the world (so ids can be filled in)."""
+
+    method: str
+    url: object
+    allowed: frozenset
+    data: object = None
+    ok: tuple = ()  # success statuses; default 200 for GET, 302 for page POSTs, 2xx for API POSTs
+    kind: str = "page"  # page | api | opa | public
+    opa_token: object = None  # OPA's credential for an opa case (default GAVEL_OPA_TOKEN)
+
+    def expected_ok(self):
+        if self.ok:
+            return self.ok
+        if self.method == "GET":
+            return (200,)
+        return (302,) if self.kind == "page" else (200, 201, 202, 204)
+
+
+def page(method, url, allowed, data=None, ok=()):
+    return Case(method, url, frozenset(allowed), data, ok, "page")
+
+
+def api(method, url, allowed, data=None, ok=()):
+    return Case(method, url, frozenset(allowed), data, ok, "api")
+
+
+def opa(method, url, data=None, ok=(204,), token=None):
+    return Case(method, url, NOBODY, data, ok, "opa", token)
+
+
+BUNDLE_TOKEN = "matrix-bundle-token"
+
+
+def pull_environment_token(w):
+    """The default environment made a pull environment with a bundle token (policies/bundles.py)."""
+    from policies.models import Environment
+
+    environment = Environment.objects.get(name=w.env)
+    Environment.objects.filter(pk=environment.pk).update(delivery=Environment.Delivery.PULL)
+    environment.set_bundle_token(BUNDLE_TOKEN)
+    return BUNDLE_TOKEN
+
+
+def rollout_form(reason="canary"):
+    return {"mode": "dry-run", "enforce_percentage": 10, "enforce_users": "", "enforce_agents": "",
+            "dry_run_users": "", "user_field": "user.id", "agent_field": "agent.id", "reason": reason}
+
+
+def exception_form(w):
+    return {"policy": "budget", "environment": w.env, "match": "user.id = dana", "justification": "month end",
+            "ticket": "SEC-9", "expires_at": (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")}
+
+
+def exception_api_body(w):
+    return {"policy": "budget", "environment": w.env, "match": [{"field": "user.id", "value": "dana"}],
+            "justification": "month end", "ticket": "SEC-9",
+            "expires_at": (timezone.now() + timedelta(days=3)).isoformat()}
+
+
+def log_batch(w):
+    event = {"decision_id": str(uuid.uuid4()), "timestamp": "2026-11-27T08:00:00Z", "path": "gavel/budget/decision",
+             "input": {"user": {"id": "dana"}}, "result": {"allow": True}}
+    return gzip.compress(json.dumps([event]).encode())
+
+
+V2 = "/policies/budget/v2"
+A = "/api/v1"
+
+# name (namespace:name as routed) -> the requests that exercise it, with who may make them.
+MATRIX: dict[str, list[Case]] = {
+    "home": [page("GET", "/", EVERYONE)],
+    "login": [Case("GET", "/login/", EVERYONE, kind="public")],
+    "logout": [Case("POST", "/logout/", EVERYONE, kind="public", ok=(302,))],
+    # --- policies
+    "policies:list": [page("GET", "/policies/", READ_POLICIES)],
+    "policies:create": [
+        page("GET", "/policies/new/", {"policy_author"}),
+        page("POST", "/policies/new/", {"policy_author"},
+             lambda w: {"name": "fresh", "title": "Fresh", "message": "first",
+                        "source": SIMPLE_POLICY.format(name="fresh")}),
+    ],
+    "policies:detail": [page("GET", "/policies/budget/", READ_POLICIES)],
+    "policies:rollback": [page("POST", "/policies/budget/rollback/", PUBLISH, {"reason": "v2 misbehaves"})],
+    "policies:retire": [page("POST", "/policies/budget/retire/", ADMIN, {"reason": "unused"})],
+    "policies:version_create": [
+        page("GET", "/policies/budget/versions/new/", {"policy_author"}),
+        page("POST", "/policies/budget/versions/new/", {"policy_author"},
+             lambda w: {"source": SIMPLE_POLICY.format(name="budget") + "\n# v3\n", "tests": "", "message": "v3"}),
+    ],
+    "policies:version": [page("GET", f"{V2}/", READ_POLICIES)],
+    "policies:version_diff": [page("GET", f"{V2}/diff/", READ_POLICIES)],
+    "policies:version_publications": [page("GET", f"{V2}/publications/", READ_POLICIES)],
+    "policies:version_publish": [page("POST", "/policies/budget/v1/publish/", PUBLISH, {"reason": "ship v1"})],
+    "policies:request_approve": [
+        page("POST", lambda w: f"{V2}/requests/{w.publish_request.pk}/approve/", PUBLISH, {"reason": "ok"})],
+    "policies:request_reject": [
+        page("POST", lambda w: f"{V2}/requests/{w.publish_request.pk}/reject/", PUBLISH, {"reason": "no"})],
+    "policies:version_replay": [page("POST", f"{V2}/replay/", READ_DECISIONS, {"last": "10"}, ok=(200,))],
+    "policies:version_summary": [page("GET", f"{V2}/summary/", READ_POLICIES)],
+    "policies:version_summary_print": [page("GET", f"{V2}/summary/print/", READ_POLICIES)],
+    "policies:version_summary_diff": [page("GET", f"{V2}/summary/diff/1/", READ_POLICIES)],
+    # --- rollout
+    "rollout:overview": [page("GET", "/rollout/", READ_POLICIES)],
+    "rollout:kill_switch": [
+        page("POST", lambda w: f"/rollout/{w.env}/kill-switch/", ADMIN, {"engaged": "on", "reason": "incident"})],
+    "rollout:policy": [
+        page("GET", lambda w: f"/rollout/{w.env}/budget/", READ_POLICIES),
+        page("POST", lambda w: f"/rollout/{w.env}/budget/", ADMIN, rollout_form()),
+    ],
+    "rollout:preview": [page("POST", lambda w: f"/rollout/{w.env}/budget/preview/", READ_POLICIES, rollout_form(),
+                             ok=(200,))],
+    # --- exceptions
+    "exceptions:list": [page("GET", "/exceptions/", READ_POLICIES)],
+    "exceptions:create": [
+        page("GET", "/exceptions/new/", REQUEST_EXCEPTIONS),
+        page("POST", "/exceptions/new/", REQUEST_EXCEPTIONS, exception_form),
+    ],
+    "exceptions:detail": [page("GET", lambda w: f"/exceptions/{w.pending_exception.pk}/", READ_POLICIES)],
+    "exceptions:approve": [page("POST", lambda w: f"/exceptions/{w.pending_exception.pk}/approve/", ADMIN)],
+    "exceptions:revoke": [page("POST", lambda w: f"/exceptions/{w.active_exception.pk}/revoke/", ADMIN)],
+    # --- audit trail and approvals
+    "audit:list": [page("GET", "/audit/", READ_DECISIONS)],
+    "audit:dashboard": [page("GET", "/audit/dashboard/", READ_DECISIONS)],
+    "audit:ingest": [page("GET", "/audit/ingest/", READ_DECISIONS)],
+    "fleet:environments": [page("GET", "/environments/", READ_POLICIES)],
+    "audit:detail": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/", READ_DECISIONS)],
+    "approvals:queue": [page("GET", "/approvals/", HELD_READ)],
+    "approvals:export": [page("GET", "/approvals/export.csv", EXPORT)],
+    "approvals:detail": [page("GET", "/approvals/held-1/", HELD_READ)],
+    "approvals:review": [page("POST", "/approvals/held-1/review/", REVIEW, {"verdict": "reject", "comment": "no"})],
+    # --- OPA's own endpoints: OPA's bearer token, never a user's role
+    "opa-logs": [opa("POST", "/api/v1/opa/logs", log_batch)],
+    "opa-bundle": [opa("GET", lambda w: f"/api/v1/opa/bundles/{w.env}", ok=(200,), token=pull_environment_token)],
+    "opa-status": [opa("POST", "/api/v1/opa/status", lambda w: json.dumps({"labels": {"id": "opa-1"}}).encode(),
+                       token=pull_environment_token)],
+    # --- the API
+    "api-schema": [api("GET", f"{A}/schema/", EVERYONE)],
+    "api-root": [api("GET", f"{A}/", EVERYONE)],
+    "policy-list": [
+        api("GET", f"{A}/policies/", READ_POLICIES),
+        api("POST", f"{A}/policies/", {"policy_author"},
+            lambda w: {"name": "fresh", "title": "Fresh", "message": "first",
+                       "source": SIMPLE_POLICY.format(name="fresh")}),
+    ],
+    "policy-detail": [api("GET", f"{A}/policies/budget/", READ_POLICIES)],
+    "policy-history": [api("GET", f"{A}/policies/budget/history/", READ_POLICIES)],
+    "policy-retire": [api("POST", f"{A}/policies/budget/retire/", ADMIN, {"reason": "unused"})],
+    "policy-rollback": [api("POST", f"{A}/policies/budget/rollback/", PUBLISH, {"reason": "v2 misbehaves"})],
+    "policy-version-list": [
+        api("GET", f"{A}/policies/budget/versions/", READ_POLICIES),
+        api("POST", f"{A}/policies/budget/versions/", {"policy_author"},
+            lambda w: {"source": SIMPLE_POLICY.format(name="budget") + "\n# v3\n", "message": "v3"}),
+    ],
+    "policy-version-detail": [api("GET", f"{A}/policies/budget/versions/2/", READ_POLICIES)],
+    "policy-version-diff": [api("GET", f"{A}/policies/budget/versions/2/diff/", READ_POLICIES)],
+    "policy-version-publish": [api("POST", f"{A}/policies/budget/versions/1/publish/", PUBLISH, {"reason": "ship"})],
+    "policy-version-replay": [api("POST", f"{A}/policies/budget/versions/2/replay/", READ_DECISIONS, {"last": 10})],
+    "publication-list": [api("GET", f"{A}/publications/", READ_POLICIES)],
+    "publication-detail": [api("GET", lambda w: f"{A}/publications/{w.publication.pk}/", READ_POLICIES)],
+    "publish-request-list": [api("GET", f"{A}/publish-requests/", READ_POLICIES)],
+    "publish-request-detail": [api("GET", lambda w: f"{A}/publish-requests/{w.publish_request.pk}/", READ_POLICIES)],
+    "publish-request-approve": [
+        api("POST", lambda w: f"{A}/publish-requests/{w.publish_request.pk}/approve/", PUBLISH, {"reason": "ok"})],
+    "publish-request-reject": [
+        api("POST", lambda w: f"{A}/publish-requests/{w.publish_request.pk}/reject/", PUBLISH, {"reason": "no"})],
+    "decision-list": [api("GET", f"{A}/decisions/", READ_DECISIONS)],
+    "decision-detail": [api("GET", lambda w: f"{A}/decisions/{w.decision.decision_id}/", READ_DECISIONS)],
+    "environment-list": [api("GET", f"{A}/environments/", READ_POLICIES)],
+    "environment-detail": [api("GET", lambda w: f"{A}/environments/{w.env}/", READ_POLICIES)],
+    "environment-kill-switch": [
+        api("POST", lambda w: f"{A}/environments/{w.env}/kill-switch/", ADMIN, {"engaged": True, "reason": "x"})],
+    "canary-setting-list": [
+        api("GET", f"{A}/canary-settings/", READ_POLICIES),
+        api("POST", f"{A}/canary-settings/", ADMIN,
+            lambda w: {"policy": "budget", "environment": w.env, "mode": "dry-run", "enforce_percentage": 5,
+                       "reason": "canary"}),
+    ],
+    "canary-setting-detail": [api("GET", lambda w: f"{A}/canary-settings/{w.canary_setting.pk}/", READ_POLICIES)],
+    "exception-list": [
+        api("GET", f"{A}/exceptions/", READ_POLICIES),
+        api("POST", f"{A}/exceptions/", REQUEST_EXCEPTIONS, exception_api_body),
+    ],
+    "exception-detail": [api("GET", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/", READ_POLICIES)],
+    "exception-approve": [api("POST", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/approve/", ADMIN)],
+    "exception-revoke": [api("POST", lambda w: f"{A}/exceptions/{w.active_exception.pk}/revoke/", ADMIN)],
+    "approval-list": [
+        api("GET", f"{A}/approvals/", HELD_READ),
+        api("POST", f"{A}/approvals/", {"enforcement_point"},
+            lambda w: {"decision_id": "held-new", "path": "gavel_entry/budget/decision",
+                       "input": {"user": {"id": "erin"}}, "result": HELD_RESULT}),
+    ],
+    "approval-detail": [api("GET", f"{A}/approvals/held-1/", HELD_READ)],
+    "approval-review": [api("POST", f"{A}/approvals/held-1/review/", REVIEW, {"approve": False, "comment": "no"})],
+}
+
+
+# --- the resolver walk ----------------------------------------------------------------------
+
+
+def routed_patterns():
+    """(qualified name, route, methods or None) for every pattern Django routes."""
+    def walk(patterns, prefix="", namespace=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                ns = namespace + (f"{p.namespace}:" if p.namespace else "")
+                yield from walk(p.url_patterns, prefix + str(p.pattern), ns)
+            elif isinstance(p, URLPattern):
+                name = f"{namespace}{p.name}" if p.name else None
+                actions = getattr(p.callback, "actions", None)  # DRF viewset routes know their methods
+                yield name, prefix + str(p.pattern), set(m.upper() for m in actions) if actions else None
+    return list(walk(get_resolver().url_patterns))
+
+
+def test_every_routed_pattern_has_an_entry():
+    missing = []
+    for name, route, methods in routed_patterns():
+        if name is None:
+            missing.append(f"{route}: give the pattern a name and an entry in MATRIX")
+        elif name not in MATRIX:
+            missing.append(f"{route} ({name}): no entry in MATRIX")
+        elif methods:
+            covered = {case.method for case in MATRIX[name]}
+            covered |= {"HEAD"} if "GET" in covered else set()  # HEAD is GET without the body
+            if methods - covered:
+                missing.append(f"{route} ({name}): no case for {sorted(methods - covered)}")
+    assert not missing, "routes without a role-matrix entry:\n" + "\n".join(missing)
+    routed = {name for name, _, _ in routed_patterns()}
+    stale = set(MATRIX) - routed
+    assert not stale, f"MATRIX entries for names no longer routed: {sorted(stale)}"
+
+
+def test_opa_endpoints_are_a_category_of_their_own():
+    """Anything under /api/v1/opa/ is OPA's, authenticated by its bearer token, not a role."""
+    for name, route, _ in routed_patterns():
+        if route.startswith("api/v1/opa/"):
+            assert all(case.kind == "opa" for case in MATRIX[name]), name
+
+
+# --- the world every cell meets -------------------------------------------------------------
+
+
+class World:
+    def __init__(self):
+        now = timezone.now()
+        self.users = {role: UserFactory(role=role, username=f"matrix-{role}") for role in ROLES}
+        self.tokens = {role: Token.objects.create(user=user).key for role, user in self.users.items()}
+        author, requester = UserFactory(role="policy_author"), UserFactory(role="policy_author")
+        other_admin = UserFactory(role="security_admin")
+        policy = PolicyFactory(name="budget", author=author)
+        v1 = policy.latest_version
+        v2 = services.save_version(policy, author=author, source=SIMPLE_POLICY.format(name="budget") + "\n# v2\n",
+                                   message="v2")
+        for version, hours in ((v1, 2), (v2, 1)):
+            self.publication = Publication.objects.create(
+                version=version, target_url=settings.OPA_URL, status=Publication.Status.OK, requested_by=other_admin,
+                confirmed_at=now - timedelta(hours=hours))
+        Policy.objects.filter(pk=policy.pk).update(active_version=v2)
+        self.publish_request = review.request_publish(v2, requested_by=requester, reason="ship v2")
+        environment = canary.default_environment()
+        self.env = environment.name
+        self.canary_setting = canary.change_rollout(policy, environment, canary.Rollout(), changed_by=other_admin,
+                                                    reason="start")
+
+        def exception():
+            return policy_exceptions.request_exception(
+                policy=policy, environment=environment, match=[{"field": "user.id", "value": "dana"}],
+                justification="month end", ticket="SEC-1", expires_at=now + timedelta(days=5), requested_by=other_admin)
+
+        self.pending_exception = exception()
+        self.active_exception = policy_exceptions.approve_exception(exception(), approved_by=UserFactory(
+            role="security_admin"))
+        # A decision old enough that the policy may be retired, recent enough for a replay.
+        DecisionFactory(policy=Policy.objects.get(pk=policy.pk), path="gavel/budget/decision",
+                        timestamp=now - timedelta(days=40))
+        self.decision = DecisionFactory()
+        approvals.hold(decision_id="held-1", path="gavel_entry/budget/decision",
+                       request={"user": {"id": "dana"}, "action": "delete"}, result=HELD_RESULT, created_from="api")
+
+
+PRINCIPALS = ("anonymous",) + tuple(f"session:{r}" for r in ROLES) + tuple(f"token:{r}" for r in ROLES) + (
+    "token:wrong", "opa-bearer")
+
+
+def request_as(client, world, principal, case):
+    client.logout()
+    headers = {}
+    if principal.startswith("session:"):
+        client.force_login(world.users[principal.split(":")[1]])
+    elif principal == "token:wrong":
+        headers["HTTP_AUTHORIZATION"] = "Token " + "0" * 40
+    elif principal.startswith("token:"):
+        headers["HTTP_AUTHORIZATION"] = f"Token {world.tokens[principal.split(':')[1]]}"
+    elif principal == "opa-bearer":
+        token = case.opa_token(world) if case.opa_token else settings.GAVEL_OPA_TOKEN
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    url = case.url(world) if callable(case.url) else case.url
+    data = case.data(world) if callable(case.data) else case.data
+    if case.method == "GET":
+        return client.get(url, **headers)
+    if case.kind == "opa":
+        return client.post(url, data=data, content_type="application/json", **headers)
+    if case.kind == "api":
+        return client.post(url, data=json.dumps(data or {}), content_type="application/json", **headers)
+    return client.post(url, data or {}, **headers)
+
+
+def expectation(case, principal) -> str:
+    """'ok', 'login' (302 to the login page), '401' or '403'."""
+    role = principal.split(":", 1)[1] if ":" in principal else None
+    if case.kind == "opa":
+        return "ok" if principal == "opa-bearer" else "401"
+    if case.kind == "public":
+        return "ok"
+    if case.kind == "page":
+        if principal.startswith("session:"):
+            return "ok" if role in case.allowed else "403"
+        return "login"  # no login, and API tokens or OPA's token do not log anyone in to pages
+    if principal in ("anonymous", "token:wrong", "opa-bearer"):
+        return "401"
+    return "ok" if role in case.allowed else "403"
+
+
+def cells():
+    for name, cases in MATRIX.items():
+        for index, case in enumerate(cases):
+            yield pytest.param(name, index, id=f"{name}-{case.method}" + (f"-{index}" if index else ""))
+
+
+@pytest.fixture(scope="module")
+def matrix_opa(tmp_path_factory):
+    """An OPA for the actions that reach it (retire, replay). Not the shared `opa` fixture: that
+    one needs live_server, which makes tests transactional, and each cell must be rolled back."""
+    port = stack.free_port()
+    proc = stack.start_opa(tmp_path_factory.mktemp("matrix-opa"), port, "http://127.0.0.1:9/api/v1/opa",
+                           settings.GAVEL_OPA_TOKEN, {"environment": "test", "instance": "matrix"})
+    yield f"http://127.0.0.1:{port}"
+    stack.stop_process(proc, "role-matrix OPA")
+
+
+@pytest.mark.parametrize("name, index", list(cells()))
+def test_role_matrix(client, matrix_opa, settings, name, index):
+    settings.OPA_URL = matrix_opa
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # thirteen users per cell
+    case = MATRIX[name][index]
+    world = World()
+    principals = PRINCIPALS if case.kind in ("api", "opa") else tuple(p for p in PRINCIPALS if p != "token:wrong")
+    wrong = []
+    for principal in principals:
+        with transaction.atomic():  # rolled back below: every principal meets the same world
+            response = request_as(client, world, principal, case)
+            expected = expectation(case, principal)
+            got = response.status_code
+            login_redirect = got == 302 and response.url.startswith("/login/")
+            if expected == "ok":
+                errors = [m.message for m in get_messages(response.wsgi_request) if m.level == ERROR]
+                good = (got in case.expected_ok() and (case.kind == "public" or not login_redirect)
+                        and not errors)
+                detail = f"{got} {errors or getattr(response, 'content', b'')[:300]!r}"
+            elif expected == "login":
+                good, detail = login_redirect, f"{got} {response.get('Location')}"
+            else:
+                good, detail = got == int(expected), f"{got} {response.content[:200]!r}"
+            if not good:
+                wrong.append(f"{principal}: expected {expected}, got {detail}")
+            transaction.set_rollback(True)
+    assert not wrong, f"{case.method} {name}:\n" + "\n".join(wrong)
