@@ -97,10 +97,11 @@ def reasons_by_version(queryset, base_query: dict, limit: int = 8) -> go.Figure:
     for name, number in versions:
         counts = {r["reason"]: r["n"] for r in rows
                   if (r["policy__name"], r["version__number"]) == (name, number) and r["reason"] in top}
-        figure.add_bar(x=[reason[:40] for reason in top], y=[counts.get(reason, 0) for reason in top],
-                       name=f"{name} v{number}",
-                       customdata=[search_url(base_query, policy=name, q=reason) for reason in top])
-    figure.update_layout(barmode="group", **LAYOUT)
+        figure.add_bar(y=[reason[:60] for reason in top][::-1], x=[counts.get(reason, 0) for reason in top][::-1],
+                       name=f"{name} v{number}", orientation="h",
+                       customdata=[search_url(base_query, policy=name, q=reason) for reason in top][::-1])
+    figure.update_layout(barmode="group", **{**LAYOUT, "height": max(260, 34 * len(top) * max(1, len(versions)) + 80)})
+    figure.update_yaxes(automargin=True)
     return figure
 
 

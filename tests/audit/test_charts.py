@@ -62,7 +62,7 @@ def test_reasons_by_version_and_dry_run_against_enforced(auditor, decisions):
     page = auditor.get("/audit/dashboard/", {"policy": "gateway"})
     versions = figure(page, "versions")["data"]
     assert [trace["name"] for trace in versions] == ["gateway v1"]
-    assert dict(zip(versions[0]["x"], versions[0]["y"]))["token budget exceeded"] == 3
+    assert dict(zip(versions[0]["y"], versions[0]["x"]))["token budget exceeded"] == 3
     lines = {trace["name"]: sum(trace["y"]) for trace in figure(page, "dry_run")["data"]}
     assert lines == {"Enforced deny": 2, "Dry-run: would deny": 1}
 
