@@ -20,6 +20,7 @@ from django.utils.dateparse import parse_datetime
 from policies.entrypoint import entry_data_path
 from policies.models import Policy, PolicyVersion, Publication
 
+from . import masking
 from .models import Decision, LogBatch, Outcome, VersionSource
 from .outcomes import derive_outcome
 
@@ -169,7 +170,8 @@ class VersionResolver:
         return policy, None, VersionSource.UNKNOWN
 
 
-def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch: LogBatch | None) -> Decision:
+def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch: LogBatch | None,
+                        mask_rules: list | None = None) -> Decision:
     timestamp = parse_datetime(event["timestamp"])
     result = event.get("result")
     outcome, reasons = derive_outcome(result) if "result" in event else derive_outcome()
@@ -180,11 +182,13 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
     applied = entry.get("exceptions_applied")
     metrics = event.get("metrics") or {}
     latency = metrics.get("timer_rego_query_eval_ns") or metrics.get("timer_server_handler_ns")
+    stored_input, masked = masking.mask(event.get("input"), mask_rules or [])
     return Decision(
         decision_id=event["decision_id"],
         timestamp=timestamp,
         path=path,
-        input=event.get("input"),
+        input=stored_input,
+        masked=masked,
         result=result,
         outcome=outcome,
         reasons=reasons,
@@ -224,17 +228,20 @@ def store_batch(batch_id: int) -> LogBatch:
             # that OPA behind it, so the stored copy shows U+FFFD; the batch keeps the original.
             events = _without_nul(events)
         resolver = VersionResolver()
+        mask_rules = masking.rules()
         unique: dict[str, Decision] = {}
         for event in events:
-            unique.setdefault(event["decision_id"], decision_from_event(event, resolver, batch))
+            unique.setdefault(event["decision_id"], decision_from_event(event, resolver, batch, mask_rules))
         known = set(Decision.objects.filter(decision_id__in=list(unique)).values_list("decision_id", flat=True))
         fresh = [d for key, d in unique.items() if key not in known]
         # ignore_conflicts covers a concurrent delivery of the same decisions.
         Decision.objects.bulk_create(fresh, batch_size=1000, ignore_conflicts=True)
         _record_approvals([d.decision_id for d in fresh if d.outcome == Outcome.REQUIRE_APPROVAL or d.approval_ref])
+        if mask_rules:
+            batch.body_gz = b""  # the staged copy holds the unmasked inputs: it goes once stored
         batch.status = LogBatch.Status.STORED
         batch.stored_at = timezone.now()
         batch.stored_count = len(fresh)
         batch.duplicate_count = len(events) - len(fresh)
-        batch.save(update_fields=["status", "stored_at", "stored_count", "duplicate_count"])
+        batch.save(update_fields=["status", "stored_at", "stored_count", "duplicate_count", "body_gz"])
     return batch

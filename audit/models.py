@@ -63,6 +63,8 @@ class Decision(models.Model):
                                       help_text="enforce, dry-run or off, when the entrypoint decided.")
     exception_ids = ArrayField(models.BigIntegerField(), default=list, blank=True,
                                help_text="Policy exceptions that waived denials in this decision.")
+    masked = ArrayField(models.CharField(max_length=300), default=list, blank=True,
+                        help_text="Input fields hashed or erased before storage (path=mode).")
     approval_ref = models.CharField(max_length=100, blank=True, db_index=True,
                                     help_text="The held action whose approval allowed this retry.")
     labels = models.JSONField(default=dict, blank=True, help_text="The OPA instance's labels (id, version, ...).")

@@ -193,6 +193,8 @@ GAVEL_LOG_BATCH_MAX_INFLATED_BYTES = int(
     os.environ.get("GAVEL_LOG_BATCH_MAX_INFLATED_BYTES", str(64 * 1024 * 1024))
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = GAVEL_LOG_BATCH_MAX_BYTES + 1024
+# Input fields hashed or erased before a decision is stored, e.g. "args.query=hash,user.email=erase".
+GAVEL_MASK = os.environ.get("GAVEL_MASK", "")
 # Backpressure: over this many batches waiting to be stored, uploads get 429 + Retry-After.
 GAVEL_INGEST_MAX_QUEUED_BATCHES = int(os.environ.get("GAVEL_INGEST_MAX_QUEUED_BATCHES", "500"))
 GAVEL_INGEST_RETRY_AFTER_SECONDS = int(os.environ.get("GAVEL_INGEST_RETRY_AFTER_SECONDS", "5"))
