@@ -32,7 +32,7 @@ import httpx  # noqa: E402
 import stack  # noqa: E402
 
 from console.demo.traffic import random_request  # noqa: E402
-from policies.entrypoint import TEMPLATE  # noqa: E402
+from policies.entrypoint import render_entry  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "entrypoint_latency.md"
 
@@ -52,8 +52,7 @@ def main() -> None:
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
         source = (ROOT / "console/demo/policies/agent_gateway.rego").read_text()
-        entry = TEMPLATE.format(name="agent_gateway", number=1, package="gavel.agent_gateway",
-                                entry_package="gavel_entry.agent_gateway")
+        entry = render_entry("agent_gateway", 1, "gavel.agent_gateway")
         client.put("/v1/policies/gavel/agent_gateway", content=source).raise_for_status()
         client.put("/v1/policies/gavel_entry/agent_gateway", content=entry).raise_for_status()
         exceptions = [{"id": n, "reason_contains": "token budget", "match": [{"path": ["user", "id"],

@@ -25,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 from audit.models import Decision, Outcome
 from audit.outcomes import derive_outcome
 
+from .entrypoint import VERDICT_RULES
 from .lint import parse
 from .opa import OpaClient, OpaError
 
@@ -153,16 +154,7 @@ HARNESS = """package {harness}
 
 import data.{package} as policy
 
-# The policy's own verdict, read as Gavel's entrypoint reads it (policies/entrypoint.py).
-verdict := answer if {{
-	answer := policy.decision
-	is_object(answer)
-}} else := {{"allow": answer}} if {{
-	answer := policy.decision
-	is_boolean(answer)
-}} else := {{"allow": count(policy.deny) == 0, "reasons": sort(policy.deny)}} if {{
-	is_set(policy.deny)
-}} else := {{"allow": policy.allow == true}}
+{verdict_rules}
 
 results := {{i: v | some i, x in input; v := verdict with input as x}}
 """
@@ -182,7 +174,8 @@ def evaluate(source: str, inputs: list, *, client: OpaClient, chunk_size: int | 
     # In this order: the log filter before anything is queried, the candidate before its harness.
     modules = {f"gavel_replay/{token}_drop": DROP.format(harness=harness),
                f"gavel_replay/{token}": scratch_source(source, package),
-               f"gavel_replay/{token}_harness": HARNESS.format(harness=harness, package=package)}
+               f"gavel_replay/{token}_harness": HARNESS.format(harness=harness, package=package,
+                                                                             verdict_rules=VERDICT_RULES)}
     chunk_size = chunk_size or settings.GAVEL_REPLAY_CHUNK
     verdicts, round_trips = [], 0
     try:
