@@ -80,26 +80,20 @@ def test_the_approval_covers_only_the_same_request(published, client_for, make_u
     assert other_table["result"]["require_approval"] is True
 
 
-def test_the_waiting_client_proceeds_when_a_reviewer_approves(published, client_for, make_user):
+@pytest.mark.parametrize("approve, comment, allowed, status", [
+    (True, "go ahead", True, "approved"),
+    (False, "not during quarter close", False, "rejected"),
+])
+def test_the_waiting_client_learns_the_reviewers_decision(published, client_for, make_user,
+                                                          approve, comment, allowed, status):
     pep = client_for(approval_wait=30, poll_seconds=5)
     outcome = {}
     waiting = threading.Thread(target=lambda: outcome.setdefault("verdict", pep.decide(PATH, DELETE_REQUEST)))
     waiting.start()
     held = wait_until(lambda: HeldAction.objects.filter(status="pending").first(), message="the held action")
-    approvals.review(held, reviewer=make_user("reviewer"), approve=True, comment="go ahead")
+    approvals.review(held, reviewer=make_user("reviewer"), approve=approve, comment=comment)
     waiting.join(timeout=40)
-    assert outcome["verdict"].allowed and outcome["verdict"].status == "approved"
-
-
-def test_a_rejected_action_stays_denied(published, client_for, make_user):
-    pep = client_for(approval_wait=30, poll_seconds=5)
-    outcome = {}
-    waiting = threading.Thread(target=lambda: outcome.setdefault("verdict", pep.decide(PATH, DELETE_REQUEST)))
-    waiting.start()
-    held = wait_until(lambda: HeldAction.objects.filter(status="pending").first(), message="the held action")
-    approvals.review(held, reviewer=make_user("reviewer"), approve=False, comment="not during quarter close")
-    waiting.join(timeout=40)
-    assert not outcome["verdict"].allowed and outcome["verdict"].status == "rejected"
+    assert (outcome["verdict"].allowed, outcome["verdict"].status) == (allowed, status)
 
 
 def test_fail_open_and_fail_closed_when_opa_is_stopped(tmp_path):
