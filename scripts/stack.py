@@ -55,6 +55,10 @@ PROFILES = {
     # More test stacks, so suites can run side by side (e.g. two people, one machine).
     "test2": Profile("test2", postgres_port=54359, redis_port=63829, opa_port=0, web_port=0),
     "test3": Profile("test3", postgres_port=54369, redis_port=63839, opa_port=0, web_port=0),
+    "test4": Profile("test4", postgres_port=54379, redis_port=63849, opa_port=0, web_port=0),
+    "test5": Profile("test5", postgres_port=54389, redis_port=63859, opa_port=0, web_port=0),
+    "test6": Profile("test6", postgres_port=54399, redis_port=63869, opa_port=0, web_port=0),
+    "test7": Profile("test7", postgres_port=54409, redis_port=63879, opa_port=0, web_port=0),
     # `make run` exercised by the test suite, on ports of its own.
     "smoke": Profile("smoke", postgres_port=54349, redis_port=63819, opa_port=8191, web_port=8010),
 }
