@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_datetime
 from policies.entrypoint import entry_data_path
 from policies.models import Policy, PolicyVersion, Publication
 
-from . import masking
+from . import fields, masking
 from .models import Decision, LogBatch, Outcome, VersionSource
 from .outcomes import derive_outcome
 
@@ -170,6 +170,11 @@ class VersionResolver:
         return policy, None, VersionSource.UNKNOWN
 
 
+def scalar_label(labels: dict, name: str) -> str:
+    value = labels.get(name)
+    return value[:100] if isinstance(value, str) else ""
+
+
 def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch: LogBatch | None,
                         mask_rules: list | None = None) -> Decision:
     timestamp = parse_datetime(event["timestamp"])
@@ -183,7 +188,11 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
     metrics = event.get("metrics") or {}
     latency = metrics.get("timer_rego_query_eval_ns") or metrics.get("timer_server_handler_ns")
     stored_input, masked = masking.mask(event.get("input"), mask_rules or [])
+    labels = event.get("labels") if isinstance(event.get("labels"), dict) else {}
     return Decision(
+        **fields.extract(stored_input, reasons),
+        environment=scalar_label(labels, "environment"),
+        instance=scalar_label(labels, "instance") or scalar_label(labels, "id"),
         decision_id=event["decision_id"],
         timestamp=timestamp,
         path=path,
@@ -198,7 +207,7 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
         effective_mode=mode if isinstance(mode, str) else "",
         exception_ids=[i for i in applied if isinstance(i, int)] if isinstance(applied, list) else [],
         approval_ref=str(entry.get("approval_applied") or "")[:100],
-        labels=event.get("labels") or {},
+        labels=labels,
         bundles=event.get("bundles") or {},
         latency_ns=latency if isinstance(latency, int) else None,
         requested_by=str(event.get("requested_by", ""))[:200],

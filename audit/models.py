@@ -2,6 +2,7 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 
 
@@ -73,11 +74,27 @@ class Decision(models.Model):
     requested_by = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     batch = models.ForeignKey(LogBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
+    # Where it was decided, and the searchable facts read out of the (masked) input: see fields.py.
+    environment = models.CharField(max_length=100, blank=True, db_index=True,
+                                   help_text="The environment of the OPA instance that decided.")
+    instance = models.CharField(max_length=200, blank=True, db_index=True,
+                                help_text="The OPA instance: its `instance` label, else its id.")
+    user = models.CharField(max_length=300, blank=True, db_index=True, help_text="Who asked, from the input.")
+    agent = models.CharField(max_length=300, blank=True, db_index=True, help_text="The agent acting, from the input.")
+    action = models.CharField(max_length=300, blank=True, db_index=True)
+    resource = models.CharField(max_length=300, blank=True, db_index=True)
+    search_text = models.TextField(blank=True, help_text="Reasons and the chosen input fields, for full-text search.")
+    search = models.GeneratedField(expression=SearchVector("search_text", config="simple"),
+                                   output_field=SearchVectorField(), db_persist=True)
 
     class Meta:
         ordering = ["-timestamp", "-id"]
         permissions = [("export_decision", "Can export decisions")]
-        indexes = [GinIndex(fields=["exception_ids"], name="decision_exception_ids")]
+        indexes = [
+            GinIndex(fields=["exception_ids"], name="decision_exception_ids"),
+            GinIndex(fields=["search"], name="decision_search"),
+            GinIndex(fields=["reasons"], name="decision_reasons"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.decision_id} {self.outcome}"

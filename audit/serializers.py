@@ -10,5 +10,6 @@ class DecisionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Decision
         fields = ["decision_id", "timestamp", "path", "outcome", "reasons", "policy", "version", "version_source",
+                  "effective_mode", "environment", "instance", "user", "agent", "action", "resource", "masked",
                   "input", "result", "labels", "bundles", "latency_ns", "requested_by", "received_at"]
         read_only_fields = fields

@@ -195,6 +195,24 @@ GAVEL_LOG_BATCH_MAX_INFLATED_BYTES = int(
 DATA_UPLOAD_MAX_MEMORY_SIZE = GAVEL_LOG_BATCH_MAX_BYTES + 1024
 # Input fields hashed or erased before a decision is stored, e.g. "args.query=hash,user.email=erase".
 GAVEL_MASK = os.environ.get("GAVEL_MASK", "")
+
+
+def _paths(name: str, default: str) -> list[str]:
+    return [path.strip() for path in os.environ.get(name, default).split(",") if path.strip()]
+
+
+# Where decision inputs keep who asked, which agent, what action on what resource: dotted
+# paths, first match wins (audit/fields.py). Searchable by filter; the free-text search
+# covers reasons plus GAVEL_SEARCH_INPUT_FIELDS.
+GAVEL_DECISION_FIELDS = {
+    "user": _paths("GAVEL_FIELD_USER", "user.id,user.name,user,subject.id,subject,requested_by"),
+    "agent": _paths("GAVEL_FIELD_AGENT", "agent.id,agent.name,agent"),
+    "action": _paths("GAVEL_FIELD_ACTION", "action,tool,operation"),
+    "resource": _paths("GAVEL_FIELD_RESOURCE", "resource.id,resource.name,resource,resource_type"),
+}
+GAVEL_SEARCH_INPUT_FIELDS = _paths(
+    "GAVEL_SEARCH_INPUT_FIELDS", "action,tool,resource,resource_type,user.id,agent.id,ticket,args.query,reason",
+)
 # Backpressure: over this many batches waiting to be stored, uploads get 429 + Retry-After.
 GAVEL_INGEST_MAX_QUEUED_BATCHES = int(os.environ.get("GAVEL_INGEST_MAX_QUEUED_BATCHES", "500"))
 GAVEL_INGEST_RETRY_AFTER_SECONDS = int(os.environ.get("GAVEL_INGEST_RETRY_AFTER_SECONDS", "5"))
