@@ -1,8 +1,9 @@
 """The audit dashboard's charts, built with plotly from the same filtered queryset as the search.
 
 Every figure's points carry, in `customdata`, the search URL that lists the decisions behind
-them, so a click on a bar opens exactly those decisions. Aggregates run in Postgres.
-(Issue 5 moves them onto per-minute rollups for months of data; for now they read raw rows.)
+them, so a click on a bar opens exactly those decisions. Aggregates run in Postgres, on the
+per-minute rollups when the filters are ones the rollups are counted by (rollups.py), else
+on the filtered decisions themselves: both sources answer the same questions.
 """
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import plotly.graph_objects as go
-from django.db.models import Aggregate, Count, F, FloatField, Func, Max, Min
+from django.db.models import Aggregate, Count, F, FloatField, Func, Max, Min, Q, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 from django.urls import reverse
 
-from .models import Outcome
+from . import rollups
+from .models import DecisionRollup, LatencyRollup, Outcome, ReasonRollup
 
 DENIED = (Outcome.DENY, Outcome.WOULD_DENY)
 COLORS = {Outcome.ALLOW: "#12b76a", Outcome.DENY: "#d92d20", Outcome.WOULD_DENY: "#f79009",
@@ -34,18 +36,134 @@ def search_url(base_query: dict, **extra) -> str:
     return f"{reverse('audit:list')}?{urlencode(query)}"
 
 
-def _bucket(queryset):
+class Percentile(Aggregate):
+    """Postgres's percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression, fraction: float, **extra):
+        super().__init__(expression, fraction=float(fraction), **extra)
+
+
+MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
+
+
+class RawRows:
+    """Chart data counted over the filtered decisions themselves."""
+
+    def __init__(self, decisions):
+        self.decisions = decisions.order_by()  # the default ordering would leak into GROUP BY
+
+    @staticmethod
+    def trunc(step):
+        return TruncMinute("timestamp") if step == MINUTE else TruncHour("timestamp")
+
+    def total(self) -> int:
+        return self.decisions.count()
+
+    def span(self):
+        return self.decisions.aggregate(first=Min("timestamp"), last=Max("timestamp"))
+
+    def counts(self, step, outcomes=None):
+        rows = self.decisions if outcomes is None else self.decisions.filter(outcome__in=outcomes)
+        return list(rows.annotate(bucket=self.trunc(step)).values("bucket", "outcome").annotate(n=Count("id"))
+                    .order_by("bucket"))
+
+    def reasons(self, outcomes, by_version=False, limit=None):
+        rows = self.decisions.filter(outcome__in=outcomes).annotate(reason=Unnest(F("reasons")))
+        if by_version:
+            return list(rows.filter(version__isnull=False).values("policy__name", "version__number", "reason")
+                        .annotate(n=Count("id")))
+        return list(rows.values("reason").annotate(n=Count("id")).order_by("-n", "reason")[:limit])
+
+    def latency(self, step):
+        return list(self.decisions.filter(latency_ns__isnull=False).annotate(bucket=self.trunc(step))
+                    .values("bucket").annotate(
+                        **{f"p{p}": Percentile(F("latency_ns"), p / 100, output_field=FloatField())
+                           for p in (50, 95, 99)}).order_by("bucket"))
+
+
+class RolledUp:
+    """The same chart data, summed from the rollups (filters: see ROLLUP_FILTERS). Hour rows
+    serve hourly charts and, when the time filters fall on whole hours, totals too."""
+
+    def __init__(self, where: Q, whole_hours: bool):
+        self.where = where
+        self.whole_hours = whole_hours
+
+    def rows(self, model, step=HOUR):
+        """Hour rows when they answer exactly (an hourly step or none, bounds on whole hours), else minutes."""
+        hourly = step == HOUR and self.whole_hours
+        granularity = DecisionRollup.Granularity.HOUR if hourly else DecisionRollup.Granularity.MINUTE
+        rows = model.objects.filter(self.where, granularity=granularity)
+        return rows.annotate(bucket=F("period") if hourly or step == MINUTE else TruncHour("period"))
+
+    def total(self) -> int:
+        return self.rows(DecisionRollup).aggregate(n=Sum("decisions"))["n"] or 0
+
+    def span(self):
+        minutes = self.rows(DecisionRollup, MINUTE)
+        return {"first": minutes.order_by("period").values_list("period", flat=True).first(),
+                "last": minutes.order_by("-period").values_list("period", flat=True).first()}
+
+    def counts(self, step, outcomes=None):
+        rows = self.rows(DecisionRollup, step)
+        if outcomes is not None:
+            rows = rows.filter(outcome__in=outcomes)
+        return list(rows.values("bucket", "outcome").annotate(n=Sum("decisions")).order_by("bucket"))
+
+    def reasons(self, outcomes, by_version=False, limit=None):
+        rows = self.rows(ReasonRollup).filter(outcome__in=outcomes)
+        if by_version:
+            return list(rows.filter(version__isnull=False).values("policy__name", "version__number", "reason")
+                        .annotate(n=Sum("decisions")))
+        return list(rows.values("reason").annotate(n=Sum("decisions")).order_by("-n", "reason")[:limit])
+
+    def latency(self, step):
+        histograms: dict = {}
+        for row in self.rows(LatencyRollup, step).values("bucket", "latency_bucket").annotate(n=Sum("decisions")):
+            histograms.setdefault(row["bucket"], {})[row["latency_bucket"]] = row["n"]
+        found = []
+        for period in sorted(histograms):
+            values = rollups.percentiles(histograms[period], (0.5, 0.95, 0.99))
+            found.append({"bucket": period, "p50": values[0.5], "p95": values[0.95], "p99": values[0.99]})
+        return found
+
+
+# Search filters the rollups are counted by, and the rollup lookup each one becomes.
+ROLLUP_FILTERS = {"since": "period__gte", "until": "period__lt", "outcome": "outcome", "policy": "policy",
+                  "version": "version", "environment": "environment", "effective_mode": "effective_mode"}
+
+
+def source_for(filterset):
+    """Rollups when every active filter is one they are counted by (times on whole minutes), else raw rows."""
+    lookups, whole_hours = {}, True
+    for name, value in filterset.form.cleaned_data.items():
+        if value in (None, "", [], ()):
+            continue
+        if name not in ROLLUP_FILTERS:
+            return RawRows(filterset.qs)
+        if name in ("since", "until"):
+            if value.second or value.microsecond:
+                return RawRows(filterset.qs)
+            whole_hours = whole_hours and value.minute == 0
+        lookups[ROLLUP_FILTERS[name]] = value
+    return RolledUp(Q(**lookups), whole_hours)
+
+
+def _bucket(source):
     """Minutes for a short range, hours otherwise, so a chart has a readable number of bars."""
-    span = queryset.aggregate(first=Min("timestamp"), last=Max("timestamp"))
+    span = source.span()
     if span["first"] and span["last"] - span["first"] <= timedelta(hours=6):
-        return TruncMinute("timestamp"), timedelta(minutes=1)
-    return TruncHour("timestamp"), timedelta(hours=1)
+        return MINUTE
+    return HOUR
 
 
-def volume(queryset, base_query: dict) -> go.Figure:
+def volume(source, base_query: dict) -> go.Figure:
     """Decisions per time bucket by outcome, with the deny rate (enforced and dry-run) on top."""
-    trunc, step = _bucket(queryset)
-    rows = queryset.annotate(bucket=trunc).values("bucket", "outcome").annotate(n=Count("id")).order_by("bucket")
+    step = _bucket(source)
+    rows = source.counts(step)
     by_outcome: dict[str, dict] = {}
     totals: dict = {}
     denied: dict = {}
@@ -71,10 +189,8 @@ def volume(queryset, base_query: dict) -> go.Figure:
     return figure
 
 
-def top_deny_reasons(queryset, base_query: dict, limit: int = 10) -> go.Figure:
-    rows = (queryset.filter(outcome__in=DENIED).annotate(reason=Unnest(F("reasons")))
-            .values("reason").annotate(n=Count("id")).order_by("-n", "reason")[:limit])
-    rows = list(rows)[::-1]  # largest at the top of a horizontal bar chart
+def top_deny_reasons(source, base_query: dict, limit: int = 10) -> go.Figure:
+    rows = source.reasons(DENIED, limit=limit)[::-1]  # largest at the top of a horizontal bar chart
     figure = go.Figure(go.Bar(
         x=[r["n"] for r in rows], y=[r["reason"][:80] for r in rows], orientation="h", marker_color="#d92d20",
         customdata=[search_url(base_query, q=r["reason"]) for r in rows],
@@ -85,11 +201,9 @@ def top_deny_reasons(queryset, base_query: dict, limit: int = 10) -> go.Figure:
     return figure
 
 
-def reasons_by_version(queryset, base_query: dict, limit: int = 8) -> go.Figure:
+def reasons_by_version(source, base_query: dict, limit: int = 8) -> go.Figure:
     """Deny reasons per policy version: a release that changed the distribution stands out."""
-    rows = list(queryset.filter(outcome__in=DENIED, version__isnull=False)
-                .annotate(reason=Unnest(F("reasons")))
-                .values("policy__name", "version__number", "reason").annotate(n=Count("id")))
+    rows = source.reasons(DENIED, by_version=True)
     top = sorted({r["reason"] for r in rows}, key=lambda reason: -sum(r["n"] for r in rows if r["reason"] == reason))
     top = top[:limit]
     figure = go.Figure()
@@ -105,10 +219,9 @@ def reasons_by_version(queryset, base_query: dict, limit: int = 8) -> go.Figure:
     return figure
 
 
-def dry_run_against_enforced(queryset, base_query: dict) -> go.Figure:
-    trunc, step = _bucket(queryset)
-    rows = (queryset.filter(outcome__in=DENIED).annotate(bucket=trunc).values("bucket", "outcome")
-            .annotate(n=Count("id")).order_by("bucket"))
+def dry_run_against_enforced(source, base_query: dict) -> go.Figure:
+    step = _bucket(source)
+    rows = source.counts(step, outcomes=DENIED)
     figure = go.Figure()
     for outcome, label in ((Outcome.DENY, "Enforced deny"), (Outcome.WOULD_DENY, "Dry-run: would deny")):
         points = [r for r in rows if r["outcome"] == outcome]
@@ -122,22 +235,10 @@ def dry_run_against_enforced(queryset, base_query: dict) -> go.Figure:
     return figure
 
 
-class Percentile(Aggregate):
-    """Postgres's percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-    def __init__(self, expression, fraction: float, **extra):
-        super().__init__(expression, fraction=float(fraction), **extra)
-
-
-def latency(queryset, base_query: dict) -> go.Figure:
+def latency(source, base_query: dict) -> go.Figure:
     """OPA's evaluation time, p50/p95/p99 per bucket, in milliseconds."""
-    trunc, step = _bucket(queryset)
-    rows = list(queryset.filter(latency_ns__isnull=False).annotate(bucket=trunc).values("bucket").annotate(
-        **{f"p{p}": Percentile(F("latency_ns"), p / 100, output_field=FloatField()) for p in (50, 95, 99)}
-    ).order_by("bucket"))
+    step = _bucket(source)
+    rows = source.latency(step)
     figure = go.Figure()
     for p, color in ((50, "#12b76a"), (95, "#f79009"), (99, "#d92d20")):
         figure.add_scatter(
@@ -159,8 +260,7 @@ CHARTS = (
 )
 
 
-def dashboard(queryset, base_query: dict) -> list[dict]:
+def dashboard(source, base_query: dict) -> list[dict]:
     """[{"key", "title", "figure": plotly JSON}] for the page, all following the same filters."""
-    queryset = queryset.order_by()  # the model's default ordering would leak into GROUP BY
     return [{"key": key, "element_id": f"figure-{key}", "title": title,
-             "figure": json.loads(build(queryset, base_query).to_json())} for key, title, build in CHARTS]
+             "figure": json.loads(build(source, base_query).to_json())} for key, title, build in CHARTS]

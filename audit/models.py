@@ -3,7 +3,9 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
-from django.db import models
+from django.db import models, transaction
+
+from . import partitions
 
 
 class LogBatch(models.Model):
@@ -47,54 +49,109 @@ class VersionSource(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
 
 
+class DecisionQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        """Like Django's, plus partitions and rollups (ingest uses ingest.insert_new instead)."""
+        from . import rollups
+
+        if kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
+            raise ValueError("decisions are stored once: use audit.ingest.insert_new to skip known ones")
+        objs = list(objs)
+        partitions.ensure((d.environment, d.timestamp) for d in objs)
+        with transaction.atomic():
+            created = super().bulk_create(objs, *args, **kwargs)
+            rollups.add(created)
+        return created
+
+
 class Decision(models.Model):
-    decision_id = models.CharField(max_length=100, unique=True)
-    timestamp = models.DateTimeField(db_index=True)
-    path = models.CharField(max_length=500, db_index=True)
+    """One decision OPA made, as its decision log reported it. Never changed once stored.
+
+    The table is partitioned by environment and week (see partitions.py): the primary key
+    and the uniqueness of `decision_id` include both, and nothing references a decision
+    with a database constraint, so whole weeks can be dropped when their retention ends.
+    """
+
+    decision_id = models.CharField(max_length=100)
+    timestamp = models.DateTimeField()
+    path = models.CharField(max_length=500)
     input = models.JSONField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)
-    outcome = models.CharField(max_length=20, choices=Outcome.choices, db_index=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
     reasons = ArrayField(models.TextField(), default=list, blank=True)
-    policy = models.ForeignKey("policies.Policy", null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="decisions")
-    version = models.ForeignKey("policies.PolicyVersion", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="decisions")
+    policy = models.ForeignKey("policies.Policy", null=True, blank=True, on_delete=models.DO_NOTHING,
+                               db_constraint=False, related_name="decisions")
+    version = models.ForeignKey("policies.PolicyVersion", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                db_constraint=False, related_name="decisions")
     version_source = models.CharField(max_length=20, choices=VersionSource.choices, default=VersionSource.UNKNOWN)
-    effective_mode = models.CharField(max_length=10, blank=True, db_index=True,
+    effective_mode = models.CharField(max_length=10, blank=True,
                                       help_text="enforce, dry-run or off, when the entrypoint decided.")
     exception_ids = ArrayField(models.BigIntegerField(), default=list, blank=True,
                                help_text="Policy exceptions that waived denials in this decision.")
     masked = ArrayField(models.CharField(max_length=300), default=list, blank=True,
                         help_text="Input fields hashed or erased before storage (path=mode).")
-    approval_ref = models.CharField(max_length=100, blank=True, db_index=True,
+    approval_ref = models.CharField(max_length=100, blank=True,
                                     help_text="The held action whose approval allowed this retry.")
     labels = models.JSONField(default=dict, blank=True, help_text="The OPA instance's labels (id, version, ...).")
     bundles = models.JSONField(default=dict, blank=True, help_text="Bundle revisions OPA reported.")
     latency_ns = models.BigIntegerField(null=True, blank=True, help_text="OPA's query evaluation time.")
     requested_by = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
-    batch = models.ForeignKey(LogBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
+    batch = models.ForeignKey(LogBatch, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                              related_name="decisions")
     # Where it was decided, and the searchable facts read out of the (masked) input: see fields.py.
-    environment = models.CharField(max_length=100, blank=True, db_index=True,
+    environment = models.CharField(max_length=100, blank=True,
                                    help_text="The environment of the OPA instance that decided.")
-    instance = models.CharField(max_length=200, blank=True, db_index=True,
+    instance = models.CharField(max_length=200, blank=True,
                                 help_text="The OPA instance: its `instance` label, else its id.")
-    user = models.CharField(max_length=300, blank=True, db_index=True, help_text="Who asked, from the input.")
-    agent = models.CharField(max_length=300, blank=True, db_index=True, help_text="The agent acting, from the input.")
-    action = models.CharField(max_length=300, blank=True, db_index=True)
-    resource = models.CharField(max_length=300, blank=True, db_index=True)
+    user = models.CharField(max_length=300, blank=True, help_text="Who asked, from the input.")
+    agent = models.CharField(max_length=300, blank=True, help_text="The agent acting, from the input.")
+    action = models.CharField(max_length=300, blank=True)
+    resource = models.CharField(max_length=300, blank=True)
     search_text = models.TextField(blank=True, help_text="Reasons and the chosen input fields, for full-text search.")
     search = models.GeneratedField(expression=SearchVector("search_text", config="simple"),
                                    output_field=SearchVectorField(), db_persist=True)
 
+    objects = DecisionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-timestamp", "-id"]
         permissions = [("export_decision", "Can export decisions")]
+        constraints = [
+            # OPA re-sends a batch it got no 2xx for: same id, same timestamp, same environment.
+            models.UniqueConstraint(fields=["decision_id", "environment", "timestamp"], name="decision_once"),
+        ]
+        # Each filter paired with the page order (newest first, then id), so a page reads an index in order.
         indexes = [
+            models.Index(fields=["timestamp", "id"], name="decision_time"),
+            models.Index(fields=["decision_id"], name="decision_id_lookup"),
+            models.Index(fields=["outcome", "timestamp", "id"], name="decision_outcome_time"),
+            models.Index(fields=["policy", "timestamp", "id"], name="decision_policy_time"),
+            models.Index(fields=["version", "timestamp", "id"], name="decision_version_time"),
+            models.Index(fields=["effective_mode", "timestamp", "id"], name="decision_mode_time"),
+            models.Index(fields=["instance", "timestamp", "id"], name="decision_instance_time"),
+            models.Index(fields=["user", "timestamp", "id"], name="decision_user_time"),
+            models.Index(fields=["agent", "timestamp", "id"], name="decision_agent_time"),
+            models.Index(fields=["action", "timestamp", "id"], name="decision_action_time"),
+            models.Index(fields=["resource", "timestamp", "id"], name="decision_resource_time"),
+            models.Index(fields=["path"], name="decision_path_prefix", opclasses=["varchar_pattern_ops"]),
+            models.Index(fields=["approval_ref"], name="decision_approval_ref", condition=~models.Q(approval_ref="")),
             GinIndex(fields=["exception_ids"], name="decision_exception_ids"),
             GinIndex(fields=["search"], name="decision_search"),
             GinIndex(fields=["reasons"], name="decision_reasons"),
         ]
+
+    def save(self, *args, **kwargs):
+        """Store a decision one at a time (ingest stores in bulk: ingest.insert_new)."""
+        from . import rollups
+
+        adding = self._state.adding
+        if adding:
+            partitions.ensure([(self.environment, self.timestamp)])
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if adding:
+                rollups.add([self])
 
     def __str__(self) -> str:
         return f"{self.decision_id} {self.outcome}"
@@ -129,6 +186,7 @@ class HeldAction(models.Model):
 
     decision_id = models.CharField(max_length=100, unique=True)
     logged_decision = models.OneToOneField(Decision, null=True, blank=True, on_delete=models.SET_NULL,
+                                           db_constraint=False,
                                            related_name="held_action", help_text="Its decision log, once in.")
     policy = models.ForeignKey("policies.Policy", null=True, blank=True, on_delete=models.SET_NULL,
                                related_name="held_actions")
@@ -194,3 +252,59 @@ class HeldActionEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+class RollupDimensions(models.Model):
+    """What every rollup is counted by: the filters the charts can answer from rollups.
+
+    Each decision is counted twice: in its minute (for charts of a few hours) and in its hour
+    (for charts of days and months, which would otherwise sum millions of minute rows).
+    """
+
+    class Granularity(models.IntegerChoices):
+        MINUTE = 1, "Minute"
+        HOUR = 60, "Hour"
+
+    period = models.DateTimeField(help_text="Start of the minute or hour counted.")
+    granularity = models.PositiveSmallIntegerField(choices=Granularity.choices)
+    environment = models.CharField(max_length=100, blank=True)
+    policy = models.ForeignKey("policies.Policy", null=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                               related_name="+")
+    version = models.ForeignKey("policies.PolicyVersion", null=True, on_delete=models.DO_NOTHING,
+                                db_constraint=False, related_name="+")
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    effective_mode = models.CharField(max_length=10, blank=True)
+    decisions = models.BigIntegerField()
+
+    DIMENSIONS = ["granularity", "period", "environment", "policy", "version", "outcome", "effective_mode"]
+
+    class Meta:
+        abstract = True
+
+
+class DecisionRollup(RollupDimensions):
+    """Decisions per minute and per hour. Written in the transaction that stores them."""
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=RollupDimensions.DIMENSIONS, nulls_distinct=False,
+                                               name="decision_rollup_key")]
+
+
+class ReasonRollup(RollupDimensions):
+    """Decisions per period and reason (a decision with three reasons counts once under each)."""
+
+    reason = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=[*RollupDimensions.DIMENSIONS, "reason"], nulls_distinct=False,
+                                               name="reason_rollup_key")]
+
+
+class LatencyRollup(RollupDimensions):
+    """Decisions per period and latency bucket; bucket b holds evaluation times near 2^(b/8) ns."""
+
+    latency_bucket = models.SmallIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=[*RollupDimensions.DIMENSIONS, "latency_bucket"], nulls_distinct=False,
+                                               name="latency_rollup_key")]

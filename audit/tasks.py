@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from policies.opa import OpaUnreachable
 
-from . import approvals, notifications
+from . import approvals, notifications, partitions, rollups
 from .ingest import store_batch
 from .models import HeldAction, LogBatch
 
@@ -27,6 +27,17 @@ def requeue_stalled_batches(older_than_seconds: int = 60) -> int:
     for batch_id in stalled:
         store_log_batch.delay(batch_id)
     return len(stalled)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=60, retry_jitter=True, max_retries=5)
+def drop_expired_decisions() -> list[str]:
+    """Periodic: drop each week of decisions past its environment's retention, and its rollups."""
+    dropped = []
+    for partition in partitions.expired():
+        partitions.drop(partition)
+        rollups.forget(partition.environment, partition.start, partition.end)
+        dropped.append(partition.table)
+    return dropped
 
 
 @shared_task(autoretry_for=(OpaUnreachable,), retry_backoff=2, retry_jitter=True, max_retries=10)

@@ -2,10 +2,10 @@
 import json
 
 from django.contrib.auth.decorators import permission_required
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
 from . import charts, ingest_health
+from .pagination import COUNT_LIMIT, CappedPaginator
 from .filters import DecisionFilter
 from .models import Decision
 
@@ -16,10 +16,10 @@ PAGE_SIZE = 50
 def decision_list(request):
     filterset = DecisionFilter(request.GET, queryset=Decision.objects.select_related("policy", "version"))
     decisions = filterset.qs if filterset.is_valid() else Decision.objects.none()
-    page = Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"filter": filterset, "page": page, "query": query.urlencode()}
+    context = {"filter": filterset, "page": page, "query": query.urlencode(), "count_limit": COUNT_LIMIT}
     # htmx asks only for the results, so filtering refreshes the table in place.
     template = "audit/_results.html" if request.htmx and not request.htmx.boosted else "audit/decision_list.html"
     return render(request, template, context)
@@ -40,11 +40,12 @@ def decision_detail(request, decision_id):
 def dashboard(request):
     """Charts of the decisions the filters select; every point links back to its search."""
     filterset = DecisionFilter(request.GET, queryset=Decision.objects.all())
-    decisions = filterset.qs if filterset.is_valid() else Decision.objects.none()
+    source = charts.source_for(filterset) if filterset.is_valid() else charts.RawRows(Decision.objects.none())
     base_query = {k: v for k, v in request.GET.items() if v}
     return render(request, "audit/dashboard.html", {
-        "filter": filterset, "charts": charts.dashboard(decisions, base_query),
-        "total": decisions.count(), "search_url": charts.search_url(base_query),
+        "filter": filterset, "charts": charts.dashboard(source, base_query),
+        "total": source.total(), "search_url": charts.search_url(base_query),
+        "source": type(source).__name__,
     })
 
 

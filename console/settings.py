@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
@@ -124,6 +125,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "policies.tasks.check_drift",
         "schedule": 60.0,
     },
+    # Drops weeks of decisions past their environment's GAVEL_DECISION_RETENTION.
+    "drop-expired-decisions": {
+        "task": "audit.tasks.drop_expired_decisions",
+        "schedule": 3600.0,
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -195,6 +201,9 @@ GAVEL_LOG_BATCH_MAX_INFLATED_BYTES = int(
 DATA_UPLOAD_MAX_MEMORY_SIZE = GAVEL_LOG_BATCH_MAX_BYTES + 1024
 # Input fields hashed or erased before a decision is stored, e.g. "args.query=hash,user.email=erase".
 GAVEL_MASK = os.environ.get("GAVEL_MASK", "")
+# How long decisions are kept, per environment, e.g. "prod=400,staging=30,*=90" (days; 0 or
+# unset: forever). Whole weeks are dropped once every decision in them is past it.
+GAVEL_DECISION_RETENTION = os.environ.get("GAVEL_DECISION_RETENTION", "")
 
 
 def _paths(name: str, default: str) -> list[str]:

@@ -59,6 +59,9 @@ PROFILES = {
     "test5": Profile("test5", postgres_port=54389, redis_port=63859, opa_port=0, web_port=0),
     "test6": Profile("test6", postgres_port=54399, redis_port=63869, opa_port=0, web_port=0),
     "test7": Profile("test7", postgres_port=54409, redis_port=63879, opa_port=0, web_port=0),
+    "test8": Profile("test8", postgres_port=54419, redis_port=63889, opa_port=0, web_port=0),
+    # Benchmarks, so their millions of rows stay out of the dev and test databases.
+    "bench": Profile("bench", postgres_port=54429, redis_port=63899, opa_port=0, web_port=0),
     # `make run` exercised by the test suite, on ports of its own.
     "smoke": Profile("smoke", postgres_port=54349, redis_port=63819, opa_port=8191, web_port=8010),
 }

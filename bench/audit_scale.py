@@ -1,0 +1,354 @@
+#!/usr/bin/env python
+"""The audit trail at 1 and 10 million decisions: ingest, search and charts, each against a baseline.
+
+Run inside a stack (it uses the stack's Postgres, in a database of its own, `gavel_bench`):
+
+    .venv/bin/python scripts/stack.py exec --profile bench -- .venv/bin/python bench/audit_scale.py [--sizes 1000000 10000000]
+
+For each size it
+  1. fills the table to that size with generated decisions shaped like the demo traffic
+     (3 environments, 30 days, 20 % denied with realistic reasons, log-normal latency), by
+     raw COPY (indexes built after the bulk of it, as a restore would) and rebuilds the rollups;
+  2. ingest: a sample of decision events goes through Gavel's pipeline (gzip batches of 500
+     as OPA uploads them -> stage_batch -> store_batch: parse, resolve versions, mask, COPY +
+     ON CONFLICT, rollups) in one process, against a raw COPY of the same rows into the same
+     table (then removed again): the ratio is what the pipeline costs over the floor;
+  3. search: p50/p95 of the common searches through `audit.filters.DecisionFilter` as the
+     page runs them (first page of 50, newest first) and the count the page shows (capped);
+  4. charts: each chart's aggregate from the per-minute rollups against the same aggregate
+     over the raw rows, for all 30 days and for the last day.
+Figures go to bench/results/audit_scale.md.
+"""
+import argparse
+import gzip
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+os.environ.setdefault("DEBUG", "1")
+BASE_URL = os.environ.get("DATABASE_URL", "postgres://gavel@127.0.0.1:54329/gavel")
+os.environ["DATABASE_URL"] = BASE_URL.rsplit("/", 1)[0] + "/gavel_bench"
+
+import psycopg  # noqa: E402
+
+with psycopg.connect(BASE_URL, autocommit=True) as admin:  # a fresh database each run
+    admin.execute("DROP DATABASE IF EXISTS gavel_bench")
+    admin.execute("CREATE DATABASE gavel_bench")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.http import QueryDict  # noqa: E402
+
+from audit import charts, rollups  # noqa: E402
+from audit.filters import DecisionFilter  # noqa: E402
+from audit.ingest import COPY_COLUMNS, COPY_FIELDS, _copy_row, stage_batch, store_batch  # noqa: E402
+from audit.models import Decision, LogBatch, Outcome  # noqa: E402
+from audit.pagination import COUNT_LIMIT, CappedPaginator  # noqa: E402
+from console.demo.traffic import random_request  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "audit_scale.md"
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+DAYS = 30
+ENVIRONMENTS = ["prod", "prod", "prod", "staging", "dev"]
+DENY_REASONS = [
+    "token budget exceeded for this agent", "tool is not on the agent's allow list",
+    "deleting production data needs an approved change ticket", "bucket must be encrypted at rest",
+    "argument query contains the forbidden pattern \"drop table\"", "user is suspended",
+    "service accounts may not call external tools", "resource is outside the agent's project",
+]
+SECONDARY_INDEXES: list[tuple[str, str]] = []
+
+
+def event(rng: random.Random, n: int) -> dict:
+    path, document = random_request(rng)
+    roll = rng.random()
+    if roll < 0.72:
+        allow, reasons, extra = True, [], {}
+    elif roll < 0.92:
+        allow, reasons, extra = False, rng.sample(DENY_REASONS, rng.choice([1, 1, 1, 2])), {}
+    elif roll < 0.99:
+        allow, reasons, extra = False, rng.sample(DENY_REASONS, 1), {}
+    else:  # about 1 % held for a person: each becomes a held action with its notifications
+        allow, reasons, extra = False, ["production deletes need a reviewer"], {"require_approval": True}
+    mode = "dry-run" if rng.random() < 0.1 else "enforce"
+    environment = rng.choice(ENVIRONMENTS)
+    return {
+        "decision_id": str(uuid.UUID(int=rng.getrandbits(128))),
+        "timestamp": (NOW - timedelta(seconds=rng.random() * DAYS * 86400)).isoformat(),
+        "path": path.strip("/").removeprefix("v1/data/"),
+        "input": document,
+        "result": {"allow": allow, "reasons": reasons, "effective_mode": mode, **extra},
+        "labels": {"id": f"opa-{environment}-{n % 4}", "instance": f"{environment}-{n % 4}",
+                   "environment": environment, "version": "1.22.2"},
+        "metrics": {"timer_rego_query_eval_ns": int(rng.lognormvariate(12.5, 0.6))},
+    }
+
+
+def as_decisions(events: list[dict]) -> list[Decision]:
+    from audit.ingest import VersionResolver, decision_from_event
+
+    resolver = VersionResolver()
+    return [decision_from_event(e, resolver, None) for e in events]
+
+
+def raw_copy(decisions: list[Decision]) -> float:
+    """COPY the rows straight into audit_decision; seconds taken."""
+    started = time.perf_counter()
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY audit_decision ({COPY_COLUMNS}) FROM STDIN") as copy:
+        for decision in decisions:
+            copy.write_row(_copy_row(decision))
+    return time.perf_counter() - started
+
+
+FILL_SQL = """
+INSERT INTO audit_decision (decision_id, timestamp, path, input, result, outcome, reasons, policy_id, version_id,
+    version_source, effective_mode, exception_ids, masked, approval_ref, labels, bundles, latency_ns, requested_by,
+    received_at, environment, instance, "user", agent, action, resource, search_text)
+SELECT md5(%(seed)s || '-' || g)::uuid::text, ts, p.path,
+    jsonb_build_object('user', jsonb_build_object('id', usr), 'agent', jsonb_build_object('id', agt),
+                       'tool', tool, 'token_budget', (r3 * 12000)::int, 'resource_type', res),
+    jsonb_build_object('allow', outcome = 'allow', 'reasons', to_jsonb(reasons), 'effective_mode', mode),
+    outcome, reasons, p.policy_id, p.version_id, 'reported', mode, '{}', '{}', '',
+    jsonb_build_object('id', 'opa-' || env || '-' || (g %% 4), 'instance', env || '-' || (g %% 4),
+                       'environment', env),
+    '{}', exp(12.5 + 0.6 * sqrt(-2 * ln(1 - r4)) * cos(2 * pi() * r5))::bigint, '', ts, env,
+    env || '-' || (g %% 4), usr, agt, tool, res, array_to_string(reasons || ARRAY[tool, res, usr, agt], E'\n')
+FROM generate_series(%(first)s, %(last)s) g
+CROSS JOIN LATERAL (SELECT random() + g * 0 AS r1, random() + g * 0 AS r2, random() + g * 0 AS r3,
+                           random() + g * 0 AS r4, random() + g * 0 AS r5, random() + g * 0 AS r6) r
+CROSS JOIN LATERAL (SELECT
+    %(now)s::timestamptz - r6 * %(days)s * interval '1 day' AS ts,
+    (ARRAY['prod', 'prod', 'prod', 'staging', 'dev'])[1 + (r2 * 5)::int %% 5] AS env,
+    'u-' || (r3 * 500)::int AS usr,
+    (ARRAY['research-bot', 'data-analyst', 'support-agent', 'deploy-bot'])[1 + (r5 * 4)::int %% 4] AS agt,
+    (ARRAY['search.web', 'sql.query', 'email.send', 'files.delete', 'k8s.apply'])[1 + (r4 * 5)::int %% 5] AS tool,
+    (ARRAY['database', 'bucket', 'cluster', 'mailbox'])[1 + (r1 * 4)::int %% 4] AS res,
+    CASE WHEN r2 < 0.1 THEN 'dry-run' ELSE 'enforce' END AS mode) v
+CROSS JOIN LATERAL (SELECT
+    CASE WHEN r1 < 0.72 THEN 'allow' WHEN r1 < 0.99 THEN (CASE WHEN v.mode = 'dry-run' THEN 'would_deny' ELSE 'deny' END)
+         ELSE 'require_approval' END AS outcome,
+    CASE WHEN r1 < 0.72 THEN ARRAY[]::text[]
+         WHEN r1 < 0.99 THEN ARRAY[(%(reasons)s::text[])[1 + (r3 * 1000)::int %% %(reason_count)s]]
+         ELSE ARRAY['production deletes need a reviewer'] END AS reasons) o
+CROSS JOIN LATERAL (SELECT * FROM (VALUES %(policies)s) AS x(policy_id, version_id, path)
+                    ORDER BY (x.policy_id = %(first_policy)s) = (r5 < 0.8) DESC LIMIT 1) p
+"""
+
+
+def fill(target: int, seed: int) -> dict:
+    """Grow the table to `target` rows, generated in Postgres (secondary indexes dropped meanwhile)."""
+    from audit import partitions
+    from policies.models import Policy
+
+    have = Decision.objects.count()
+    policies = [(p.pk, p.latest_version.pk, f"{p.data_path}/decision")
+                for p in Policy.objects.order_by("pk")]
+    values = ", ".join(f"({pk}, {version}, '{path}')" for pk, version, path in policies)
+    partitions.ensure((env, NOW - timedelta(days=day)) for env in set(ENVIRONMENTS) for day in range(DAYS + 8))
+    drop_indexes()
+    started, made = time.perf_counter(), 0
+    while have + made < target:
+        chunk = min(1_000_000, target - have - made)
+        with connection.cursor() as cursor:
+            cursor.execute(FILL_SQL.replace("%(policies)s", values), {"seed": seed, "first": have + made, "last": have + made + chunk - 1,
+                                      "now": NOW, "days": DAYS, "reasons": DENY_REASONS,
+                                      "reason_count": len(DENY_REASONS),
+                                      "first_policy": policies[0][0]})
+        made += chunk
+        print(f"  filled {have + made:,}", flush=True)
+    loaded = time.perf_counter() - started
+    started = time.perf_counter()
+    restore_indexes()
+    indexed = time.perf_counter() - started
+    started = time.perf_counter()
+    rollups.rebuild()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE audit_decision")
+    return {"rows": made, "load_s": loaded, "index_s": indexed, "rollup_s": time.perf_counter() - started}
+
+
+def drop_indexes() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_decision' "
+                       "AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = 'audit_decision'::regclass)")
+        SECONDARY_INDEXES.extend(cursor.fetchall())
+        for name, _ in SECONDARY_INDEXES:
+            cursor.execute(f'DROP INDEX "{name}"')
+
+
+def restore_indexes() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = '512MB'")
+        for _, definition in SECONDARY_INDEXES:
+            # pg_indexes shows a partitioned index as ON ONLY (the parent alone); build it on every partition.
+            cursor.execute(definition.replace(" ON ONLY ", " ON "))
+    SECONDARY_INDEXES.clear()
+
+
+def ingest(sample: int, seed: int) -> dict:
+    """The same events through Gavel's pipeline and by raw COPY; rows per second of each."""
+    rng = random.Random(seed)
+    events = [event(rng, n) for n in range(sample)]
+    decisions = as_decisions(events)
+    first_id = _next_id()
+    copy_s = raw_copy(decisions)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_decision WHERE id >= %s", [first_id])
+    bodies = [gzip.compress(json.dumps(events[i:i + 500]).encode()) for i in range(0, sample, 500)]
+    started = time.perf_counter()
+    stored = 0
+    for body in bodies:
+        batch = stage_batch(body, json.loads(gzip.decompress(body)), "127.0.0.1")
+        stored += store_batch(batch.pk).stored_count
+    pipeline_s = time.perf_counter() - started
+    assert stored == sample, (stored, sample)
+    LogBatch.objects.all().delete()
+    return {"sample": sample, "copy_rate": sample / copy_s, "pipeline_rate": sample / pipeline_s}
+
+
+def _next_id() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval('audit_decision_ids')")
+        return cursor.fetchone()[0] + 1
+
+
+def timed(fn, repeat: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+
+
+def searches() -> dict[str, str]:
+    probe = Decision.objects.order_by().filter(outcome=Outcome.DENY).values("user", "decision_id", "policy__name",
+                                                                           "agent").first()
+    day = (NOW - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    return {
+        "newest, no filter": "",
+        "outcome=deny": "outcome=deny",
+        "policy": f"policy={probe['policy__name']}",
+        "last 24 h": f"since={day}",
+        "user": f"user={probe['user']}",
+        "agent + deny": f"agent={probe['agent']}&outcome=deny",
+        "reason (exact)": f"reason={DENY_REASONS[0]}",
+        "full text": "q=encrypted",
+        "decision id": f"decision_id={probe['decision_id']}",
+    }
+
+
+def measure_search(repeat: int) -> list[tuple]:
+    rows = []
+    for label, query in searches().items():
+        filterset = DecisionFilter(QueryDict(query), queryset=Decision.objects.all())
+        if not filterset.is_valid():
+            rows.append((label, query, None, None, None, None, f"invalid: {filterset.errors.as_text()}"))
+            continue
+        unknown = set(QueryDict(query)) - set(filterset.filters)
+        decisions = filterset.qs.select_related("policy", "version")  # as the page runs it
+        page = timed(lambda: list(CappedPaginator(decisions, 50).page(1).object_list), repeat)
+        count = timed(lambda: CappedPaginator(decisions, 50).count, max(3, repeat // 4))
+        rows.append((label, query, *page, *count, f"not a filter here: {', '.join(unknown)}" if unknown else ""))
+    return rows
+
+
+def measure_charts(repeat: int) -> list[tuple]:
+    rows = []
+    for label, query in (("30 days", ""), ("last day", f"since={(NOW - timedelta(days=1)):%Y-%m-%dT%H:%M}")):
+        filterset = DecisionFilter(QueryDict(query), queryset=Decision.objects.all())
+        assert filterset.is_valid()
+        rolled, raw = charts.source_for(filterset), charts.RawRows(filterset.qs)
+        assert isinstance(rolled, charts.RolledUp)
+        for chart, run in (
+            ("volume by outcome", lambda s: s.counts(charts.HOUR)),
+            ("top deny reasons", lambda s: s.reasons(charts.DENIED, limit=10)),
+            ("latency p50/95/99", lambda s: s.latency(charts.HOUR)),
+        ):
+            assert len(run(rolled)) == len(run(raw)), chart
+            rollup_ms, raw_ms = timed(lambda: run(rolled), repeat)[0], timed(lambda: run(raw), max(2, repeat // 5))[0]
+            rows.append((label, chart, rollup_ms, raw_ms))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--sample", type=int, default=100_000, help="events per ingest comparison")
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    call_command("seed_demo", verbosity=0)  # the demo policies, so versions resolve as in production
+
+    report = []
+    for size in sorted(args.sizes):
+        print(f"size {size:,}: filling", flush=True)
+        filled = fill(size, seed=size)
+        print(f"size {size:,}: ingest", flush=True)
+        rates = ingest(args.sample, seed=size + 1)
+        print(f"size {size:,}: search and charts", flush=True)
+        report.append((size, filled, rates, measure_search(args.repeat), measure_charts(args.repeat)))
+    write(report, args)
+
+
+def write(report, args) -> None:
+    cores, memory = os.cpu_count(), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        server = cursor.fetchone()[0]
+    lines = [
+        "# Audit trail at scale", "",
+        f"`.venv/bin/python scripts/stack.py exec --profile bench -- .venv/bin/python bench/audit_scale.py "
+        f"--sizes {' '.join(map(str, args.sizes))} --sample {args.sample} --repeat {args.repeat}`", "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {cores} cores, {memory:.0f} GiB, "
+        f"Linux {platform.release()}, Postgres {server}. The machine is shared: compare ratios, not absolutes.", "",
+    ]
+    for size, filled, rates, search_rows, chart_rows in report:
+        lines += [
+            f"## {size:,} decisions", "",
+            f"Filled by raw COPY: {filled['rows']:,} rows in {filled['load_s']:.0f} s, indexes built in "
+            f"{filled['index_s']:.0f} s, rollups rebuilt in {filled['rollup_s']:.0f} s.", "",
+            f"**Ingest** ({rates['sample']:,} events, one process): Gavel's pipeline "
+            f"{rates['pipeline_rate']:,.0f} decisions/s, raw COPY of the same rows {rates['copy_rate']:,.0f} rows/s: "
+            f"**{rates['copy_rate'] / rates['pipeline_rate']:.1f}x** the floor.", "",
+            f"**Search** (first page of 50, newest first; and the count the page shows, which stops at "
+            f"{COUNT_LIMIT:,}), ms:", "",
+            "| search | query | page p50 | page p95 | count p50 | count p95 | note |", "|---|---|---|---|---|---|---|",
+        ]
+        for label, query, p50, p95, c50, c95, note in search_rows:
+            cells = " | ".join("" if v is None else f"{v:.1f}" for v in (p50, p95, c50, c95))
+            lines.append(f"| {label} | `{query}` | {cells} | {note} |")
+        lines += ["", "**Charts**, median ms (rollups vs the same aggregate over raw rows):", "",
+                  "| range | chart | rollups | raw rows | raw / rollups |", "|---|---|---|---|---|"]
+        for label, chart, rolled, raw in chart_rows:
+            lines.append(f"| {label} | {chart} | {rolled:.1f} | {raw:.1f} | {raw / rolled:.0f}x |")
+        lines.append("")
+    if len(report) == 2:
+        (small, *_, s_rows, _), (large, *_, l_rows, _) = report
+        lines += [f"## Growth from {small:,} to {large:,} ({large // small}x the rows)", "",
+                  "| search | page p50 growth | page p95 growth |", "|---|---|---|"]
+        for a, b in zip(s_rows, l_rows):
+            if a[2] and b[2]:
+                lines.append(f"| {a[0]} | {b[2] / a[2]:.1f}x | {b[3] / a[3]:.1f}x |")
+        lines.append("")
+    RESULTS.write_text("\n".join(lines))
+    print(RESULTS.read_text())
+
+
+if __name__ == "__main__":
+    main()
