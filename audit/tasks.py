@@ -6,9 +6,9 @@ from django.utils import timezone
 
 from policies.opa import OpaUnreachable
 
-from . import approvals, notifications, partitions, rollups
+from . import alerts, approvals, notifications, partitions, rollups
 from .ingest import store_batch
-from .models import HeldAction, LogBatch
+from .models import Alert, HeldAction, LogBatch
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=2, retry_jitter=True, max_retries=None)
@@ -59,3 +59,15 @@ def sweep_held_actions() -> tuple[int, int]:
 def send_approval_notification(held_action_id: int, kind: str) -> int:
     """POST what happened to the notification webhook (and the enforcement point's, when decided)."""
     return notifications.send(HeldAction.objects.get(pk=held_action_id), kind)
+
+
+@shared_task
+def evaluate_alerts() -> int:
+    """Periodic: open or close alerts from the last minutes of decisions; returns how many changed."""
+    return len(alerts.evaluate())
+
+
+@shared_task(autoretry_for=(alerts.WebhookFailed,), retry_backoff=5, retry_jitter=True, max_retries=8)
+def send_alert_notification(alert_id: int, kind: str) -> None:
+    """POST an alert's opening or closing to GAVEL_ALERT_WEBHOOK_URL."""
+    alerts.send(Alert.objects.select_related("rule__policy").get(pk=alert_id), kind)

@@ -8,4 +8,13 @@ def navigation(request):
     return {
         "user_roles": roles_of(user),
         "can_view_decisions": user.has_perm("audit.view_decision"),
+        "open_alerts": _open_alerts(user),
     }
+
+
+def _open_alerts(user) -> int:
+    if not user.has_perm("audit.view_alert"):
+        return 0
+    from audit.models import Alert
+
+    return Alert.objects.filter(closed_at__isnull=True).count()

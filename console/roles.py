@@ -19,7 +19,7 @@ READ_POLICIES = (
     "policies.view_environment", "policies.view_canarysetting", "policies.view_killswitchchange",
     "policies.view_policyexception", "policies.view_publishrequest", "policies.view_publishevent",
 )
-READ_DECISIONS = ("audit.view_decision", "audit.view_heldaction")
+READ_DECISIONS = ("audit.view_decision", "audit.view_heldaction", "audit.view_alert", "audit.view_alertrule")
 REVIEW = ("audit.review_heldaction",)
 REQUEST_EXCEPTIONS = ("policies.add_policyexception",)
 ROLL_OUT = (
@@ -33,7 +33,8 @@ ROLES = (
         "Security admin",
         "Rolls policies out to OPA and grants exceptions.",
         READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT
-        + ("policies.publish_policyversion", "policies.retire_policy"),
+        + ("policies.publish_policyversion", "policies.retire_policy")
+        + ("audit.add_alertrule", "audit.change_alertrule"),
     ),
     Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS + REVIEW),
     Role(

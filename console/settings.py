@@ -125,6 +125,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "policies.tasks.check_drift",
         "schedule": 60.0,
     },
+    # Opens and closes alerts on deny rate and latency (audit/alerts.py).
+    "evaluate-alerts": {
+        "task": "audit.tasks.evaluate_alerts",
+        "schedule": 60.0,
+    },
     # Drops weeks of decisions past their environment's GAVEL_DECISION_RETENTION.
     "drop-expired-decisions": {
         "task": "audit.tasks.drop_expired_decisions",
@@ -305,6 +310,8 @@ AXES_VERBOSE = False  # lockouts are still logged as warnings
 
 # --- Drift (policies/drift.py) ------------------------------------------------------------
 GAVEL_DRIFT_WEBHOOK_URL = os.environ.get("GAVEL_DRIFT_WEBHOOK_URL", "")
+# Where alert openings and closings are POSTed (audit/alerts.py); empty: console only.
+GAVEL_ALERT_WEBHOOK_URL = os.environ.get("GAVEL_ALERT_WEBHOOK_URL", "")
 # A module re-pushed this many times within the window is escalated to a person instead.
 GAVEL_DRIFT_MAX_REPUSH = int(os.environ.get("GAVEL_DRIFT_MAX_REPUSH", "3"))
 GAVEL_DRIFT_WINDOW_MINUTES = int(os.environ.get("GAVEL_DRIFT_WINDOW_MINUTES", "60"))

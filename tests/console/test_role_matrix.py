@@ -31,6 +31,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from audit import approvals
+from audit.models import AlertRule
 from policies import canary, policy_exceptions, review, services
 from policies.models import Policy, Publication
 from tests.factories import SIMPLE_POLICY, DecisionFactory, PolicyFactory, UserFactory
@@ -86,6 +87,8 @@ def opa(method, url, data=None, ok=(204,), token=None):
     return Case(method, url, NOBODY, data, ok, "opa", token)
 
 
+ALERT_RULE_FORM = {"name": "Deny spike", "metric": "deny_rate", "threshold": "20", "window_minutes": "5",
+                   "min_decisions": "20", "environment": "", "policy": "", "enabled": "on"}
 BUNDLE_TOKEN = "matrix-bundle-token"
 
 
@@ -180,6 +183,13 @@ MATRIX: dict[str, list[Case]] = {
     "audit:list": [page("GET", "/audit/", READ_DECISIONS)],
     "audit:dashboard": [page("GET", "/audit/dashboard/", READ_DECISIONS)],
     "audit:ingest": [page("GET", "/audit/ingest/", READ_DECISIONS)],
+    "audit:alerts": [page("GET", "/audit/alerts/", READ_DECISIONS)],
+    "audit:alert-rule-new": [
+        page("GET", "/audit/alerts/rules/new/", ADMIN),
+        page("POST", "/audit/alerts/rules/new/", ADMIN, ALERT_RULE_FORM)],
+    "audit:alert-rule-edit": [
+        page("GET", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ADMIN),
+        page("POST", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ADMIN, ALERT_RULE_FORM)],
     "fleet:environments": [page("GET", "/environments/", READ_POLICIES)],
     "audit:detail": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/", READ_DECISIONS)],
     "approvals:queue": [page("GET", "/approvals/", HELD_READ)],
@@ -331,6 +341,7 @@ class World:
         DecisionFactory(policy=Policy.objects.get(pk=policy.pk), path="gavel/budget/decision",
                         timestamp=now - timedelta(days=40))
         self.decision = DecisionFactory()
+        self.alert_rule = AlertRule.objects.create(name="Slow OPA", metric=AlertRule.Metric.P95_LATENCY, threshold=50)
         approvals.hold(decision_id="held-1", path="gavel_entry/budget/decision",
                        request={"user": {"id": "dana"}, "action": "delete"}, result=HELD_RESULT, created_from="api")
 
