@@ -15,9 +15,10 @@ from django.db.models import Aggregate, Count, F, FloatField, Func, Max, Min
 from django.db.models.functions import TruncHour, TruncMinute
 from django.urls import reverse
 
+from .filters import DENIED as DENIED_FILTER
+from .filters import DENIED_OUTCOMES as DENIED
 from .models import Outcome
 
-DENIED = (Outcome.DENY, Outcome.WOULD_DENY)
 COLORS = {Outcome.ALLOW: "#12b76a", Outcome.DENY: "#d92d20", Outcome.WOULD_DENY: "#f79009",
           Outcome.REQUIRE_APPROVAL: "#7a5af8", Outcome.UNDEFINED: "#98a2b3"}
 LAYOUT = dict(margin=dict(l=50, r=20, t=10, b=40), height=300, legend=dict(orientation="h", y=-0.2),
@@ -32,6 +33,13 @@ def search_url(base_query: dict, **extra) -> str:
     """The audit search for the page's filters plus this point's own."""
     query = {k: v for k, v in {**base_query, **extra}.items() if v not in ("", None)}
     return f"{reverse('audit:list')}?{urlencode(query)}"
+
+
+def denied_search(base_query: dict, **extra) -> str:
+    """The search for denials behind a deny chart's point: any denial unless the page already
+    narrowed the outcome (then the chart counted only that outcome, and so does the link)."""
+    outcome = base_query.get("outcome") or DENIED_FILTER
+    return search_url(base_query, outcome=outcome, **extra)
 
 
 def _bucket(queryset):
@@ -77,7 +85,7 @@ def top_deny_reasons(queryset, base_query: dict, limit: int = 10) -> go.Figure:
     rows = list(rows)[::-1]  # largest at the top of a horizontal bar chart
     figure = go.Figure(go.Bar(
         x=[r["n"] for r in rows], y=[r["reason"][:80] for r in rows], orientation="h", marker_color="#d92d20",
-        customdata=[search_url(base_query, q=r["reason"]) for r in rows],
+        customdata=[denied_search(base_query, reason=r["reason"]) for r in rows],
         hovertemplate="%{x} decisions<extra></extra>",
     ))
     figure.update_layout(**{**LAYOUT, "height": max(240, 32 * len(rows) + 60), "margin": dict(l=20, r=20, t=10, b=30)})
@@ -99,7 +107,8 @@ def reasons_by_version(queryset, base_query: dict, limit: int = 8) -> go.Figure:
                   if (r["policy__name"], r["version__number"]) == (name, number) and r["reason"] in top}
         figure.add_bar(y=[reason[:60] for reason in top][::-1], x=[counts.get(reason, 0) for reason in top][::-1],
                        name=f"{name} v{number}", orientation="h",
-                       customdata=[search_url(base_query, policy=name, q=reason) for reason in top][::-1])
+                       customdata=[denied_search(base_query, policy=name, version=number, reason=reason)
+                                   for reason in top][::-1])
     figure.update_layout(barmode="group", **{**LAYOUT, "height": max(260, 34 * len(top) * max(1, len(versions)) + 80)})
     figure.update_yaxes(automargin=True)
     return figure
