@@ -182,6 +182,7 @@ MATRIX: dict[str, list[Case]] = {
     "audit:ingest": [page("GET", "/audit/ingest/", READ_DECISIONS)],
     "fleet:environments": [page("GET", "/environments/", READ_POLICIES)],
     "audit:detail": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/", READ_DECISIONS)],
+    "audit:explain": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/explain/", READ_DECISIONS)],
     "approvals:queue": [page("GET", "/approvals/", HELD_READ)],
     "approvals:export": [page("GET", "/approvals/export.csv", EXPORT)],
     "approvals:detail": [page("GET", "/approvals/held-1/", HELD_READ)],
