@@ -86,7 +86,7 @@ def test_free_text_is_postgres_full_text_search(auditor, rows, q, expected):
 
 
 def test_odd_search_syntax_finds_nothing_rather_than_failing(auditor, rows):
-    for q in ('"', "-", "or", "&|!():*", "'; drop table audit_decision; --"):
+    for q in ('"', "-", "or", "&|!():*", "'; drop table audit_decision; --", "nul\x00byte"):
         assert found(auditor, {"q": q}) == set(), q
 
 
@@ -117,3 +117,5 @@ def test_the_api_takes_the_same_parameters(client, make_user, rows):
     assert listed[0]["user"] == "dana" and listed[0]["environment"] == "prod"
     client.force_login(make_user("auditor"))
     assert found(client, params) == ids(rows, "dana_sql")  # the page agrees
+    refused = client.get("/api/v1/decisions/", {"version": "three"}, HTTP_AUTHORIZATION=f"Token {token}")
+    assert refused.status_code == 400 and "version" in refused.json()
