@@ -138,7 +138,7 @@ def evaluate(decision: Decision, client: OpaClient) -> Explanation:
 
     verdict = rows[0]["verdict"] if rows else None
     outcome, reasons = derive_outcome() if verdict is None else derive_outcome(verdict)
-    policy_package = decision.policy.package
+    policy_package = version.policy.package
     # The harness first: its name starts with the policy's scratch name.
     names = {f"data.{harness}": "data.gavel_verdict", f"data.{package}": f"data.{policy_package}"}
     modules = {ids["policy"]: "policy", ids["verdict"]: "verdict"}

@@ -31,7 +31,8 @@ FACTS = (("Environment", "environment"), ("OPA instance", "instance"), ("User", 
 
 
 def _decision(decision_id):
-    return get_object_or_404(Decision.objects.select_related("policy", "version", "batch"), decision_id=decision_id)
+    return get_object_or_404(Decision.objects.select_related("policy", "version__policy", "batch"),
+                             decision_id=decision_id)
 
 
 @permission_required("audit.view_decision", raise_exception=True)

@@ -83,6 +83,14 @@ def test_a_decision_without_a_known_version_cannot_be_explained(auditor):
     assert "does not know which policy version" in body
 
 
+def test_an_unreachable_opa_is_said_plainly(auditor, settings):
+    settings.OPA_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
+    policy = PolicyFactory(name="gateway")
+    decision = DecisionFactory(policy=policy, version=policy.latest_version, input={"user": {"role": "admin"}})
+    body = explain(auditor, decision).content.decode()
+    assert "OPA could not evaluate the version" in body and "127.0.0.1:9" in body
+
+
 def test_the_decision_page_does_not_call_opa_until_asked(auditor, opa):
     policy = PolicyFactory(name="gateway")
     decision = DecisionFactory(policy=policy, version=policy.latest_version, input={"user": {"role": "admin"}})
