@@ -11,9 +11,11 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import plotly.graph_objects as go
+from django.core.exceptions import ValidationError
 from django.db.models import Aggregate, Count, F, FloatField, Func, Max, Min
 from django.db.models.functions import TruncHour, TruncMinute
 from django.urls import reverse
+from django_filters.fields import IsoDateTimeField
 
 from .filters import DENIED as DENIED_FILTER
 from .filters import DENIED_OUTCOMES as DENIED
@@ -33,6 +35,19 @@ def search_url(base_query: dict, **extra) -> str:
     """The audit search for the page's filters plus this point's own."""
     query = {k: v for k, v in {**base_query, **extra}.items() if v not in ("", None)}
     return f"{reverse('audit:list')}?{urlencode(query)}"
+
+
+def bucket_search(base_query: dict, start, step: timedelta, **extra) -> str:
+    """The search for one time bucket, kept inside the page's own time range: a bucket the
+    page's `since` or `until` cuts through counted only the decisions inside both."""
+    since, until = start, start + step
+    field = IsoDateTimeField(required=False)
+    try:
+        lower, upper = (field.clean(base_query.get(name)) for name in ("since", "until"))
+    except ValidationError:  # the page's filter was invalid, so the charts are empty anyway
+        lower = upper = None
+    since, until = max(since, lower) if lower else since, min(until, upper) if upper else until
+    return search_url(base_query, since=since.isoformat(), until=until.isoformat(), **extra)
 
 
 def denied_search(base_query: dict, **extra) -> str:
@@ -68,7 +83,7 @@ def volume(queryset, base_query: dict) -> go.Figure:
         figure.add_bar(
             x=buckets, y=[counts[b] for b in buckets], name=Outcome(outcome).label,
             marker_color=COLORS.get(outcome),
-            customdata=[search_url(base_query, outcome=outcome, since=b.isoformat(), until=(b + step).isoformat())
+            customdata=[bucket_search(base_query, b, step, outcome=outcome)
                         for b in buckets],
         )
     buckets = sorted(totals)
@@ -124,8 +139,7 @@ def dry_run_against_enforced(queryset, base_query: dict) -> go.Figure:
         figure.add_scatter(
             x=[p["bucket"] for p in points], y=[p["n"] for p in points], name=label, mode="lines+markers",
             line=dict(color=COLORS[outcome]),
-            customdata=[search_url(base_query, outcome=outcome, since=p["bucket"].isoformat(),
-                                   until=(p["bucket"] + step).isoformat()) for p in points],
+            customdata=[bucket_search(base_query, p["bucket"], step, outcome=outcome) for p in points],
         )
     figure.update_layout(yaxis=dict(title="decisions"), **LAYOUT)
     return figure
@@ -152,7 +166,7 @@ def latency(queryset, base_query: dict) -> go.Figure:
         figure.add_scatter(
             x=[r["bucket"] for r in rows], y=[r[f"p{p}"] / 1e6 for r in rows], name=f"p{p}", mode="lines+markers",
             line=dict(color=color),
-            customdata=[search_url(base_query, since=r["bucket"].isoformat(), until=(r["bucket"] + step).isoformat())
+            customdata=[bucket_search(base_query, r["bucket"], step)
                         for r in rows],
         )
     figure.update_layout(yaxis=dict(title="ms"), **LAYOUT)

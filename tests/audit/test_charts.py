@@ -78,6 +78,16 @@ def test_each_point_links_to_a_search_with_the_same_count(auditor, decisions, fi
             assert search_count(auditor, url) == count, (key, url)
 
 
+def test_a_time_range_that_cuts_through_a_bucket_links_only_its_part(auditor, decisions):
+    minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=2)
+    DecisionFactory(timestamp=minute + timedelta(seconds=40), outcome=Outcome.DENY, reasons=["late"])
+    page = auditor.get("/audit/dashboard/", {"since": (minute + timedelta(seconds=20)).isoformat()})
+    assert page.context["total"] == 2  # the late deny and the allow a minute later, not the deny at :05
+    for key, axis in (("volume", "y"), ("dry_run", "y")):
+        for count, url in counted_links(page, key, axis):
+            assert search_count(auditor, url) == count, (key, url)
+
+
 def test_the_filters_narrow_every_chart(auditor, decisions):
     everything = auditor.get("/audit/dashboard/")
     dana = auditor.get("/audit/dashboard/", {"user": "dana"})
