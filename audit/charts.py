@@ -12,14 +12,17 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import plotly.graph_objects as go
+from django.core.exceptions import ValidationError
 from django.db.models import Aggregate, Count, F, FloatField, Func, Max, Min, Q, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 from django.urls import reverse
+from django_filters.fields import IsoDateTimeField
 
 from . import rollups
+from .filters import DENIED as DENIED_FILTER
+from .filters import DENIED_OUTCOMES as DENIED
 from .models import DecisionRollup, LatencyRollup, Outcome, ReasonRollup
 
-DENIED = (Outcome.DENY, Outcome.WOULD_DENY)
 COLORS = {Outcome.ALLOW: "#12b76a", Outcome.DENY: "#d92d20", Outcome.WOULD_DENY: "#f79009",
           Outcome.REQUIRE_APPROVAL: "#7a5af8", Outcome.UNDEFINED: "#98a2b3"}
 LAYOUT = dict(margin=dict(l=50, r=20, t=10, b=40), height=300, legend=dict(orientation="h", y=-0.2),
@@ -34,6 +37,26 @@ def search_url(base_query: dict, **extra) -> str:
     """The audit search for the page's filters plus this point's own."""
     query = {k: v for k, v in {**base_query, **extra}.items() if v not in ("", None)}
     return f"{reverse('audit:list')}?{urlencode(query)}"
+
+
+def bucket_search(base_query: dict, start, step: timedelta, **extra) -> str:
+    """The search for one time bucket, kept inside the page's own time range: a bucket the
+    page's `since` or `until` cuts through counted only the decisions inside both."""
+    since, until = start, start + step
+    field = IsoDateTimeField(required=False)
+    try:
+        lower, upper = (field.clean(base_query.get(name)) for name in ("since", "until"))
+    except ValidationError:  # the page's filter was invalid, so the charts are empty anyway
+        lower = upper = None
+    since, until = max(since, lower) if lower else since, min(until, upper) if upper else until
+    return search_url(base_query, since=since.isoformat(), until=until.isoformat(), **extra)
+
+
+def denied_search(base_query: dict, **extra) -> str:
+    """The search for denials behind a deny chart's point: any denial unless the page already
+    narrowed the outcome (then the chart counted only that outcome, and so does the link)."""
+    outcome = base_query.get("outcome") or DENIED_FILTER
+    return search_url(base_query, outcome=outcome, **extra)
 
 
 class Percentile(Aggregate):
@@ -133,7 +156,7 @@ class RolledUp:
 
 # Search filters the rollups are counted by, and the rollup lookup each one becomes.
 ROLLUP_FILTERS = {"since": "period__gte", "until": "period__lt", "outcome": "outcome", "policy": "policy",
-                  "version": "version", "environment": "environment", "effective_mode": "effective_mode"}
+                  "version": "version__number", "environment": "environment", "effective_mode": "effective_mode"}
 
 
 def source_for(filterset):
@@ -148,7 +171,10 @@ def source_for(filterset):
             if value.second or value.microsecond:
                 return RawRows(filterset.qs)
             whole_hours = whole_hours and value.minute == 0
-        lookups[ROLLUP_FILTERS[name]] = value
+        if name == "outcome" and value == DENIED_FILTER:
+            lookups["outcome__in"] = DENIED
+        else:
+            lookups[ROLLUP_FILTERS[name]] = value
     return RolledUp(Q(**lookups), whole_hours)
 
 
@@ -178,8 +204,7 @@ def volume(source, base_query: dict) -> go.Figure:
         figure.add_bar(
             x=buckets, y=[counts[b] for b in buckets], name=Outcome(outcome).label,
             marker_color=COLORS.get(outcome),
-            customdata=[search_url(base_query, outcome=outcome, since=b.isoformat(), until=(b + step).isoformat())
-                        for b in buckets],
+            customdata=[bucket_search(base_query, b, step, outcome=outcome) for b in buckets],
         )
     buckets = sorted(totals)
     figure.add_scatter(x=buckets, y=[100 * denied.get(b, 0) / totals[b] for b in buckets], name="Deny rate %",
@@ -193,7 +218,7 @@ def top_deny_reasons(source, base_query: dict, limit: int = 10) -> go.Figure:
     rows = source.reasons(DENIED, limit=limit)[::-1]  # largest at the top of a horizontal bar chart
     figure = go.Figure(go.Bar(
         x=[r["n"] for r in rows], y=[r["reason"][:80] for r in rows], orientation="h", marker_color="#d92d20",
-        customdata=[search_url(base_query, q=r["reason"]) for r in rows],
+        customdata=[denied_search(base_query, reason=r["reason"]) for r in rows],
         hovertemplate="%{x} decisions<extra></extra>",
     ))
     figure.update_layout(**{**LAYOUT, "height": max(240, 32 * len(rows) + 60), "margin": dict(l=20, r=20, t=10, b=30)})
@@ -213,7 +238,8 @@ def reasons_by_version(source, base_query: dict, limit: int = 8) -> go.Figure:
                   if (r["policy__name"], r["version__number"]) == (name, number) and r["reason"] in top}
         figure.add_bar(y=[reason[:60] for reason in top][::-1], x=[counts.get(reason, 0) for reason in top][::-1],
                        name=f"{name} v{number}", orientation="h",
-                       customdata=[search_url(base_query, policy=name, q=reason) for reason in top][::-1])
+                       customdata=[denied_search(base_query, policy=name, version=number, reason=reason)
+                                   for reason in top][::-1])
     figure.update_layout(barmode="group", **{**LAYOUT, "height": max(260, 34 * len(top) * max(1, len(versions)) + 80)})
     figure.update_yaxes(automargin=True)
     return figure
@@ -228,8 +254,7 @@ def dry_run_against_enforced(source, base_query: dict) -> go.Figure:
         figure.add_scatter(
             x=[p["bucket"] for p in points], y=[p["n"] for p in points], name=label, mode="lines+markers",
             line=dict(color=COLORS[outcome]),
-            customdata=[search_url(base_query, outcome=outcome, since=p["bucket"].isoformat(),
-                                   until=(p["bucket"] + step).isoformat()) for p in points],
+            customdata=[bucket_search(base_query, p["bucket"], step, outcome=outcome) for p in points],
         )
     figure.update_layout(yaxis=dict(title="decisions"), **LAYOUT)
     return figure
@@ -244,8 +269,7 @@ def latency(source, base_query: dict) -> go.Figure:
         figure.add_scatter(
             x=[r["bucket"] for r in rows], y=[r[f"p{p}"] / 1e6 for r in rows], name=f"p{p}", mode="lines+markers",
             line=dict(color=color),
-            customdata=[search_url(base_query, since=r["bucket"].isoformat(), until=(r["bucket"] + step).isoformat())
-                        for r in rows],
+            customdata=[bucket_search(base_query, r["bucket"], step) for r in rows],
         )
     figure.update_layout(yaxis=dict(title="ms"), **LAYOUT)
     return figure

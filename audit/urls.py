@@ -11,4 +11,5 @@ urlpatterns = [
     path("alerts/rules/new/", alert_views.rule_create, name="alert-rule-new"),
     path("alerts/rules/<int:pk>/", alert_views.rule_edit, name="alert-rule-edit"),
     path("<str:decision_id>/", views.decision_detail, name="detail"),
+    path("<str:decision_id>/explain/", views.decision_explain, name="explain"),
 ]

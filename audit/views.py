@@ -1,10 +1,11 @@
-"""The audit trail: a filtered, paginated list of decisions and a page per decision."""
+"""The audit trail: a filtered, paginated list of decisions, a page per decision and its explanation."""
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, render
 
-from . import charts, ingest_health
+from . import charts, explain, ingest_health, related
 from .pagination import COUNT_LIMIT, CappedPaginator
 from .filters import DecisionFilter
 from .models import Decision
@@ -25,15 +26,43 @@ def decision_list(request):
     return render(request, template, context)
 
 
+FACTS = (("Environment", "environment"), ("OPA instance", "instance"), ("User", "user"), ("Agent", "agent"),
+         ("Action", "action"), ("Resource", "resource"))
+
+
+def _decision(decision_id):
+    return get_object_or_404(Decision.objects.select_related("policy", "version__policy", "batch"),
+                             decision_id=decision_id)
+
+
 @permission_required("audit.view_decision", raise_exception=True)
 def decision_detail(request, decision_id):
-    decision = get_object_or_404(Decision.objects.select_related("policy", "version", "batch"), decision_id=decision_id)
+    decision = _decision(decision_id)
     return render(request, "audit/decision_detail.html", {
         "decision": decision,
         # Pretty-printed here, escaped by the template like any other text.
         "input_json": json.dumps(decision.input, indent=2, ensure_ascii=False, sort_keys=True),
         "result_json": json.dumps(decision.result, indent=2, ensure_ascii=False, sort_keys=True),
+        "facts": [(label, name, getattr(decision, name)) for label, name in FACTS if getattr(decision, name)],
+        "exceptions": related.exceptions_applied(decision),
+        "same_user": related.same_user(decision),
+        "session": related.session_of(decision),
+        "same_session": related.same_session(decision),
+        "session_fields": settings.GAVEL_SESSION_FIELDS,
+        "session_window_hours": settings.GAVEL_SESSION_WINDOW_HOURS,
     })
+
+
+@permission_required("audit.view_decision", raise_exception=True)
+def decision_explain(request, decision_id):
+    """The decision re-evaluated in OPA with its explanation: an htmx partial of the decision
+    page (it calls OPA, so it is never part of the page's first render), or a page of its own."""
+    decision = _decision(decision_id)
+    try:
+        context = {"decision": decision, "explanation": explain.explain(decision)}
+    except explain.ExplainUnavailable as exc:
+        context = {"decision": decision, "error": str(exc)}
+    return render(request, "audit/_explain.html" if request.htmx else "audit/explain.html", context)
 
 
 @permission_required("audit.view_decision", raise_exception=True)

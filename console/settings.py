@@ -227,6 +227,10 @@ GAVEL_DECISION_FIELDS = {
 GAVEL_SEARCH_INPUT_FIELDS = _paths(
     "GAVEL_SEARCH_INPUT_FIELDS", "action,tool,resource,resource_type,user.id,agent.id,ticket,args.query,reason",
 )
+# Where an input names its session or conversation (dotted paths, first match wins): the decision
+# page lists the other decisions of that session, looked for within GAVEL_SESSION_WINDOW_HOURS.
+GAVEL_SESSION_FIELDS = _paths("GAVEL_FIELD_SESSION", "session_id,session.id,context.session_id,context.conversation_id")
+GAVEL_SESSION_WINDOW_HOURS = int(os.environ.get("GAVEL_SESSION_WINDOW_HOURS", "24"))
 # Backpressure: over this many batches waiting to be stored, uploads get 429 + Retry-After.
 GAVEL_INGEST_MAX_QUEUED_BATCHES = int(os.environ.get("GAVEL_INGEST_MAX_QUEUED_BATCHES", "500"))
 GAVEL_INGEST_RETRY_AFTER_SECONDS = int(os.environ.get("GAVEL_INGEST_RETRY_AFTER_SECONDS", "5"))

@@ -118,6 +118,19 @@ class OpaClient:
             raise OpaRejected(response.status_code, self._json(response))
         return self._json(response).get("result", [])
 
+    def query_explained(self, rego_query: str, input_document: Any = None,
+                        explain: str = "full") -> tuple[list[dict[str, Any]], list[str]]:
+        """POST /v1/query with OPA's explanation on: the result rows and the trace, as the
+        lines OPA itself prints for it (`pretty`), one event a line."""
+        body: dict[str, Any] = {"query": rego_query}
+        if input_document is not None:
+            body["input"] = input_document
+        response = self._request("POST", "/v1/query", params={"explain": explain, "pretty": "true"}, json=body)
+        if response.status_code != 200:
+            raise OpaRejected(response.status_code, self._json(response))
+        answer = self._json(response)
+        return answer.get("result", []), answer.get("explanation") or []
+
     def healthy(self) -> bool:
         try:
             return self._request("GET", "/health").status_code == 200

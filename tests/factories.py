@@ -6,6 +6,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from audit import fields
 from audit.models import Decision, Outcome
 from policies import services
 
@@ -59,3 +60,9 @@ class DecisionFactory(factory.django.DjangoModelFactory):
     outcome = Outcome.ALLOW
     result = factory.LazyAttribute(lambda o: {"allow": o.outcome == Outcome.ALLOW, "reasons": o.reasons})
     reasons = factory.List([])
+    # What ingest reads out of the input (audit/fields.py), so searches find factory-built rows too.
+    user = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["user"])
+    agent = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["agent"])
+    action = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["action"])
+    resource = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["resource"])
+    search_text = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["search_text"])

@@ -1,11 +1,13 @@
 """The audit dashboard: every chart follows the page's filters, and each point's link opens a
 search that finds exactly the decisions the point counts."""
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.utils import timezone
 
 from audit.models import Outcome
+from policies import services
 from tests.factories import DecisionFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db
@@ -14,19 +16,25 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def decisions():
     gateway, changes = PolicyFactory(name="gateway"), PolicyFactory(name="changes")
+    v2 = services.save_version(gateway, source=gateway.latest_version.source.replace('"admin"', '"owner"'),
+                               author=gateway.latest_version.author, message="owners too")
     now = timezone.now().replace(second=0, microsecond=0)
-    plan = [  # (policy, outcome, reasons, minutes ago, latency ms)
-        (gateway, Outcome.ALLOW, [], 1, 0.2), (gateway, Outcome.ALLOW, [], 2, 0.3),
-        (gateway, Outcome.DENY, ["token budget exceeded"], 2, 0.5),
-        (gateway, Outcome.DENY, ["token budget exceeded", "user is suspended"], 3, 0.9),
-        (gateway, Outcome.WOULD_DENY, ["token budget exceeded"], 3, 0.4),
-        (gateway, Outcome.REQUIRE_APPROVAL, ["prod deletes need a reviewer"], 4, 0.6),
-        (changes, Outcome.DENY, ["bucket must be encrypted"], 5, 1.2),
-        (changes, Outcome.ALLOW, [], 30, 0.1),
+    dana = {"user": {"id": "dana"}, "agent": {"id": "copilot-7"}, "action": "sql.query", "resource": "db/orders"}
+    erin = {"user": {"id": "erin"}, "agent": {"id": "summarizer"}, "action": "web.search", "resource": "internet"}
+    plan = [  # (policy, version, outcome, reasons, minutes ago, latency ms, input, environment)
+        (gateway, 1, Outcome.ALLOW, [], 1, 0.2, dana, "prod"), (gateway, 2, Outcome.ALLOW, [], 2, 0.3, erin, "prod"),
+        (gateway, 1, Outcome.DENY, ["token budget exceeded"], 2, 0.5, dana, "prod"),
+        (gateway, 2, Outcome.DENY, ["token budget exceeded", "user is suspended"], 3, 0.9, erin, "staging"),
+        (gateway, 2, Outcome.WOULD_DENY, ["token budget exceeded"], 3, 0.4, dana, "staging"),
+        (gateway, 2, Outcome.REQUIRE_APPROVAL, ["prod deletes need a reviewer"], 4, 0.6, erin, "prod"),
+        (changes, 1, Outcome.DENY, ["bucket must be encrypted"], 5, 1.2, dana, "prod"),
+        (changes, 1, Outcome.ALLOW, [], 30, 0.1, erin, "staging"),
     ]
-    for policy, outcome, reasons, minutes, ms in plan:
-        DecisionFactory(policy=policy, version=policy.latest_version, outcome=outcome, reasons=reasons,
-                        timestamp=now - timedelta(minutes=minutes, seconds=-5), latency_ns=int(ms * 1e6))
+    for policy, number, outcome, reasons, minutes, ms, request, environment in plan:
+        DecisionFactory(policy=policy, version=policy.versions.get(number=number), outcome=outcome, reasons=reasons,
+                        timestamp=now - timedelta(minutes=minutes, seconds=-5), latency_ns=int(ms * 1e6),
+                        input=request, environment=environment, instance=f"opa-{environment}-1")
+    assert v2.number == 2
 
 
 def figure(page, key):
@@ -43,26 +51,60 @@ def auditor(client, make_user):
     return client
 
 
-@pytest.mark.parametrize("filters", [{}, {"policy": "gateway"}, {"outcome": "deny"}, {"policy": "changes"}])
-def test_each_bar_links_to_a_search_with_the_same_count(auditor, decisions, filters):
+def counted_links(page, key, axis):
+    """(count, search url) of every point of a counting chart."""
+    return [(count, url) for trace in figure(page, key)["data"] if trace.get("customdata")
+            for count, url in zip(trace[axis], trace["customdata"])]
+
+
+FILTERS = [
+    {}, {"policy": "gateway"}, {"outcome": "deny"}, {"outcome": "denied"}, {"policy": "changes"},
+    {"policy": "gateway", "version": 2}, {"environment": "staging"}, {"instance": "opa-prod-1"}, {"user": "dana"},
+    {"agent": "summarizer"}, {"action": "sql.query"}, {"resource": "internet"}, {"reason": "token budget exceeded"},
+    {"q": "budget"}, {"q": "sql.query -encrypted"},
+]
+
+
+@pytest.mark.parametrize("filters", FILTERS)
+def test_each_point_links_to_a_search_with_the_same_count(auditor, decisions, filters):
     page = auditor.get("/audit/dashboard/", filters)
     assert page.status_code == 200
     assert page.context["total"] == search_count(auditor, page.context["search_url"])
-    bars = [(y, url) for trace in figure(page, "volume")["data"] if trace["type"] == "bar"
-            for y, url in zip(trace["y"], trace["customdata"])]
+    assert page.context["total"] == search_count(auditor, "/audit/?" + urlencode(filters))
+    bars = counted_links(page, "volume", "y")
     assert sum(y for y, _ in bars) == page.context["total"]
-    for count, url in bars:
-        assert search_count(auditor, url) == count, url
-    for trace in figure(page, "reasons")["data"]:
-        for count, url in zip(trace["x"], trace["customdata"]):
-            assert search_count(auditor, url) == count, url
+    for key, axis in (("volume", "y"), ("reasons", "x"), ("versions", "x"), ("dry_run", "y")):
+        for count, url in counted_links(page, key, axis):
+            assert search_count(auditor, url) == count, (key, url)
+
+
+def test_a_time_range_that_cuts_through_a_bucket_links_only_its_part(auditor, decisions):
+    minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=2)
+    DecisionFactory(timestamp=minute + timedelta(seconds=40), outcome=Outcome.DENY, reasons=["late"])
+    page = auditor.get("/audit/dashboard/", {"since": (minute + timedelta(seconds=20)).isoformat()})
+    assert page.context["total"] == 2  # the late deny and the allow a minute later, not the deny at :05
+    for key, axis in (("volume", "y"), ("dry_run", "y")):
+        for count, url in counted_links(page, key, axis):
+            assert search_count(auditor, url) == count, (key, url)
+
+
+def test_the_filters_narrow_every_chart(auditor, decisions):
+    everything = auditor.get("/audit/dashboard/")
+    dana = auditor.get("/audit/dashboard/", {"user": "dana"})
+    assert (everything.context["total"], dana.context["total"]) == (8, 4)
+    reasons = {name: dict(zip(figure(page, "reasons")["data"][0]["y"], figure(page, "reasons")["data"][0]["x"]))
+               for name, page in (("all", everything), ("dana", dana))}
+    assert reasons["all"]["token budget exceeded"] == 3 and reasons["dana"]["token budget exceeded"] == 2
+    assert "user is suspended" not in reasons["dana"]
 
 
 def test_reasons_by_version_and_dry_run_against_enforced(auditor, decisions):
     page = auditor.get("/audit/dashboard/", {"policy": "gateway"})
     versions = figure(page, "versions")["data"]
-    assert [trace["name"] for trace in versions] == ["gateway v1"]
-    assert dict(zip(versions[0]["y"], versions[0]["x"]))["token budget exceeded"] == 3
+    assert [trace["name"] for trace in versions] == ["gateway v1", "gateway v2"]
+    per_version = {trace["name"]: dict(zip(trace["y"], trace["x"])) for trace in versions}
+    assert per_version["gateway v1"]["token budget exceeded"] == 1
+    assert per_version["gateway v2"]["token budget exceeded"] == 2
     lines = {trace["name"]: sum(trace["y"]) for trace in figure(page, "dry_run")["data"]}
     assert lines == {"Enforced deny": 2, "Dry-run: would deny": 1}
 

@@ -117,7 +117,7 @@ def test_hostile_input_through_the_api_is_returned_as_data(client, make_user, ho
 
 def test_the_htmx_results_fragment_is_escaped_too(client, make_user, hostile):
     client.force_login(make_user("auditor"))
-    response = client.get("/audit/", {"reason": "alert"}, HTTP_HX_REQUEST="true")
+    response = client.get("/audit/", {"q": "alert"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     assert_escaped(response.content.decode())
 

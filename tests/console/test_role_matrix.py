@@ -192,6 +192,7 @@ MATRIX: dict[str, list[Case]] = {
         page("POST", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ADMIN, ALERT_RULE_FORM)],
     "fleet:environments": [page("GET", "/environments/", READ_POLICIES)],
     "audit:detail": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/", READ_DECISIONS)],
+    "audit:explain": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/explain/", READ_DECISIONS)],
     "approvals:queue": [page("GET", "/approvals/", HELD_READ)],
     "approvals:export": [page("GET", "/approvals/export.csv", EXPORT)],
     "approvals:detail": [page("GET", "/approvals/held-1/", HELD_READ)],
