@@ -93,8 +93,10 @@ def read_upload(body: bytes) -> list[dict[str, Any]]:
     return parse_events(gunzip(body, settings.GAVEL_LOG_BATCH_MAX_INFLATED_BYTES))
 
 
-def stage_batch(body_gz: bytes, events: list[dict[str, Any]], remote_addr: str | None) -> LogBatch:
-    """Commit the batch to Postgres and hand it to the worker.
+def stage_batch(body_gz: bytes, events: list[dict[str, Any]], remote_addr: str | None,
+                environment=None, instance=None) -> LogBatch:
+    """Commit the batch to Postgres and hand it to the worker. `environment` and `instance`
+    are where its token says it came from (None for the bootstrap token).
 
     If the hand-off to Redis fails, the batch is still safe in Postgres and the periodic
     requeue picks it up, so the upload is acknowledged either way.
@@ -102,7 +104,8 @@ def stage_batch(body_gz: bytes, events: list[dict[str, Any]], remote_addr: str |
     from .tasks import store_log_batch
 
     with transaction.atomic():
-        batch = LogBatch.objects.create(body_gz=body_gz, event_count=len(events), remote_addr=remote_addr)
+        batch = LogBatch.objects.create(body_gz=body_gz, event_count=len(events), remote_addr=remote_addr,
+                                        environment=environment, instance=instance)
         transaction.on_commit(lambda: store_log_batch.delay(batch.pk), robust=True)
     return batch
 
@@ -189,10 +192,14 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
     latency = metrics.get("timer_rego_query_eval_ns") or metrics.get("timer_server_handler_ns")
     stored_input, masked = masking.mask(event.get("input"), mask_rules or [])
     labels = event.get("labels") if isinstance(event.get("labels"), dict) else {}
+    # The token the batch came with says where it was decided; labels are OPA's own claim.
+    environment = batch.environment.name if batch and batch.environment_id else scalar_label(labels, "environment")
+    instance = batch.instance.name if batch and batch.instance_id else (
+        scalar_label(labels, "instance") or scalar_label(labels, "id"))
     return Decision(
         **fields.extract(stored_input, reasons),
-        environment=scalar_label(labels, "environment"),
-        instance=scalar_label(labels, "instance") or scalar_label(labels, "id"),
+        environment=environment,
+        instance=instance,
         decision_id=event["decision_id"],
         timestamp=timestamp,
         path=path,
