@@ -59,3 +59,21 @@ class DecisionFactory(factory.django.DjangoModelFactory):
     outcome = Outcome.ALLOW
     result = factory.LazyAttribute(lambda o: {"allow": o.outcome == Outcome.ALLOW, "reasons": o.reasons})
     reasons = factory.List([])
+
+
+class EnvironmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "policies.Environment"
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"env-{n}")
+
+
+class OpaInstanceFactory(factory.django.DjangoModelFactory):
+    """An OPA instance; give it a token to Gavel with policies.opa_credentials.issue_token."""
+
+    class Meta:
+        model = "policies.OpaInstance"
+
+    environment = factory.SubFactory(EnvironmentFactory)
+    name = factory.Sequence(lambda n: f"opa-{n}")
