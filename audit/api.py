@@ -47,7 +47,10 @@ def opa_decision_logs(request):
     over its limit, 503 when Postgres cannot take it, both with Retry-After.
     """
     remote = request.META.get("REMOTE_ADDR")
-    caller = authenticate(request)
+    try:
+        caller = authenticate(request)  # instance tokens live in Postgres
+    except DatabaseError as exc:
+        return _refused(503, f"the batch cannot be taken right now ({exc.__class__.__name__}); retry later", remote)
     if caller is None:
         return _refused(401, "a valid bearer token is required", remote)
     try:

@@ -35,9 +35,8 @@ def _instance(environment, instance):
 
 
 def _token_shown_once(request, instance, token, added=False):
-    response = render(request, "policies/fleet/token_issued.html",
-                      {"instance": instance, "token": token, "added": added})
-    return response
+    """The one answer that carries the token (the views add Cache-Control: no-store)."""
+    return render(request, "policies/fleet/token_issued.html", {"instance": instance, "token": token, "added": added})
 
 
 @never_cache
