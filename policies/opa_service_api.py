@@ -1,6 +1,7 @@
-"""OPA's service APIs that Gavel serves for pull environments: bundles and status reports.
+"""OPA's service APIs that Gavel serves: bundles for pull environments, status reports, and
+the small authz bundle with the hashes of Gavel's tokens (opa_authz.py).
 
-Both authenticate OPA by its bearer token (opa_credentials.py): an instance's own token, or
+All authenticate OPA by its bearer token (opa_credentials.py): an instance's own token, or
 the environment's bundle token (`manage.py opa_environment <environment> --new-bundle-token`).
 Either is stored as SHA-256 only. A status report with an instance token updates that instance.
 """

@@ -265,3 +265,14 @@ def test_during_a_rotation_opa_is_sent_both_hashes_then_only_the_new_one():
     assert opa_authz.accepted_tokens(instance) == [instance.token, instance.other_token]
     instance.token_state = GavelTokenState.REMOVING  # what rotate() saves once OPA took the new one
     assert opa_authz.accepted_tokens(instance) == [instance.token]
+
+
+def test_re_adding_an_instance_keeps_the_token_gavel_manages():
+    instance = OpaInstanceFactory(environment=EnvironmentFactory(name="staging"), name="opa-a")
+    opa_authz.bootstrap(instance)
+    instance.refresh_from_db()
+    managed = instance.token
+    call_command("opa_environment", "staging", "--add-instance", "opa-a", "http://10.0.0.7:8181", stdout=io.StringIO())
+    instance.refresh_from_db()
+    assert (instance.url, instance.token, instance.token_state) == ("http://10.0.0.7:8181", managed,
+                                                                     GavelTokenState.ACTIVE)

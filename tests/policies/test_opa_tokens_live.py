@@ -11,7 +11,7 @@ from audit import ingest_health
 from audit.models import Decision, LogBatch
 from policies import opa_authz, opa_credentials
 from policies.models import GavelTokenState, OpaCredential, OpaInstance
-from policies.opa import OpaClient, OpaRejected, opa_client
+from policies.opa import OpaClient, OpaRejected, OpaUnreachable, opa_client
 from tests.factories import EnvironmentFactory, OpaInstanceFactory
 from tests.policies.fleet_support import opa_with_gavel_authz, opa_with_token_file
 from tests.support import stack, wait_until
@@ -180,3 +180,36 @@ def test_gavel_rolls_its_token_to_an_opa_without_ever_being_refused(live_server,
     # OPA restarted: it gets the list from Gavel (or its persisted copy), and the new token works.
     with opa_with_gavel_authz(home, files, config, port):
         wait_until(lambda: gavel_can_manage(instance.pk), timeout=30, message="Gavel's token after a restart")
+
+
+def test_a_rotation_interrupted_while_opa_is_down_resumes_where_it_stopped(live_server, tmp_path):
+    port = stack.free_port()
+    instance = OpaInstanceFactory(environment=EnvironmentFactory(name="prod"), name="opa-eu-1",
+                                  url=f"http://127.0.0.1:{port}")
+    _, opa_token = opa_credentials.issue_token(instance)
+    files = opa_authz.bootstrap(instance)
+    config = stack.opa_config(f"{live_server.url}/api/v1/opa", opa_token, {"instance": "opa-eu-1"},
+                              authz_config(live_server.url, opa_token))
+    home = tmp_path / "opa"
+    with opa_with_gavel_authz(home, files, config, port):
+        wait_until(lambda: gavel_can_manage(instance.pk), timeout=30, message="OPA took Gavel's token")
+    old_token = OpaInstance.objects.get(pk=instance.pk).token
+
+    instance = opa_authz.start_rotation(instance)
+    with pytest.raises(OpaUnreachable):  # OPA is down: the new token cannot be confirmed
+        opa_authz.rotate(instance.pk)
+    instance.refresh_from_db()
+    assert (instance.token, instance.token_state) == (old_token, GavelTokenState.ADDING)
+    assert "127.0.0.1" in instance.token_detail  # the page says why
+
+    def rotation_done():
+        try:
+            return opa_authz.rotate(instance.pk).token_state == GavelTokenState.ACTIVE
+        except opa_authz.NotYetApplied:
+            return False
+
+    with opa_with_gavel_authz(home, files, config, port):
+        wait_until(rotation_done, timeout=40, message="the resumed rotation")
+        instance.refresh_from_db()
+        assert instance.token != old_token and gavel_can_manage(instance.pk)
+        assert not opa_authz.opa_accepts(instance, old_token)

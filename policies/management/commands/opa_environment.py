@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from policies import opa_credentials
-from policies.models import Environment, OpaInstance
+from policies.models import Environment, GavelTokenState, OpaInstance
 
 
 class Command(BaseCommand):
@@ -48,8 +48,9 @@ class Command(BaseCommand):
             if not token:
                 raise CommandError(f"{options['token_env']} is not set")
         for name, url in options["add_instance"]:
-            OpaInstance.objects.update_or_create(environment=environment, name=name,
-                                                 defaults={"url": url, "token": token})
+            # A token given here is the operator's: Gavel no longer rotates it (opa_authz.py).
+            defaults = {"url": url, **({"token": token, "token_state": GavelTokenState.UNMANAGED} if token else {})}
+            OpaInstance.objects.update_or_create(environment=environment, name=name, defaults=defaults)
         for name in options["remove_instance"]:
             OpaInstance.objects.filter(environment=environment, name=name).delete()
         self.stdout.write(f"{environment.name}: {'created, ' if created else ''}{environment.get_delivery_display()}, "
