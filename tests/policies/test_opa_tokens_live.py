@@ -168,7 +168,7 @@ def test_gavel_rolls_its_token_to_an_opa_without_ever_being_refused(live_server,
         finally:
             stop.set()
             worker.join()
-        assert calls[0] > 20 and refused == []
+        assert calls[0] > 5 and refused == []  # Gavel kept calling throughout, never refused
         instance.refresh_from_db()
         assert instance.token != old_token and instance.other_token == ""
         assert not opa_authz.opa_accepts(instance, old_token)
