@@ -1,5 +1,4 @@
 """The decisions API, and the endpoint OPA's decision-log plugin uploads to."""
-import hmac
 import logging
 
 from django.conf import settings
@@ -9,6 +8,8 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import viewsets
+
+from policies.opa_credentials import authenticate
 
 from . import ingest_health
 from .filters import DecisionFilter
@@ -25,12 +26,6 @@ class DecisionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = DecisionFilter
     lookup_field = "decision_id"
     lookup_value_regex = "[^/]+"
-
-
-def _bearer_token_ok(request) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), settings.GAVEL_OPA_TOKEN.encode())
 
 
 def _refused(status: int, message: str, remote: str | None) -> JsonResponse:
@@ -52,7 +47,11 @@ def opa_decision_logs(request):
     over its limit, 503 when Postgres cannot take it, both with Retry-After.
     """
     remote = request.META.get("REMOTE_ADDR")
-    if not _bearer_token_ok(request):
+    try:
+        caller = authenticate(request)  # instance tokens live in Postgres
+    except DatabaseError as exc:
+        return _refused(503, f"the batch cannot be taken right now ({exc.__class__.__name__}); retry later", remote)
+    if caller is None:
         return _refused(401, "a valid bearer token is required", remote)
     try:
         body = request.body
@@ -64,7 +63,7 @@ def opa_decision_logs(request):
         return _refused(exc.status, str(exc), remote)
     try:
         ingest_health.check_capacity()
-        stage_batch(body, events, remote)
+        stage_batch(body, events, remote, environment=caller.environment, instance=caller.instance)
     except ingest_health.IngestBusy as exc:
         return _refused(429, str(exc), remote)
     except DatabaseError as exc:

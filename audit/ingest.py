@@ -93,8 +93,10 @@ def read_upload(body: bytes) -> list[dict[str, Any]]:
     return parse_events(gunzip(body, settings.GAVEL_LOG_BATCH_MAX_INFLATED_BYTES))
 
 
-def stage_batch(body_gz: bytes, events: list[dict[str, Any]], remote_addr: str | None) -> LogBatch:
-    """Commit the batch to Postgres and hand it to the worker.
+def stage_batch(body_gz: bytes, events: list[dict[str, Any]], remote_addr: str | None,
+                environment=None, instance=None) -> LogBatch:
+    """Commit the batch to Postgres and hand it to the worker. `environment` and `instance`
+    are where its token says it came from (None for the bootstrap token).
 
     If the hand-off to Redis fails, the batch is still safe in Postgres and the periodic
     requeue picks it up, so the upload is acknowledged either way.
@@ -102,7 +104,8 @@ def stage_batch(body_gz: bytes, events: list[dict[str, Any]], remote_addr: str |
     from .tasks import store_log_batch
 
     with transaction.atomic():
-        batch = LogBatch.objects.create(body_gz=body_gz, event_count=len(events), remote_addr=remote_addr)
+        batch = LogBatch.objects.create(body_gz=body_gz, event_count=len(events), remote_addr=remote_addr,
+                                        environment=environment, instance=instance)
         transaction.on_commit(lambda: store_log_batch.delay(batch.pk), robust=True)
     return batch
 
@@ -170,6 +173,16 @@ class VersionResolver:
         return policy, None, VersionSource.UNKNOWN
 
 
+# Postgres cannot index a reason longer than about 2.7 kB, and a batch it cannot store would
+# stall that OPA's logs. Policies may echo input into reasons, so the column keeps the first
+# 500 characters of the first 50 reasons; the stored result keeps them whole.
+REASON_CHARS, REASON_COUNT = 500, 50
+
+
+def indexable(reasons: list[str]) -> list[str]:
+    return [r if len(r) <= REASON_CHARS else r[: REASON_CHARS - 1] + "…" for r in reasons[:REASON_COUNT]]
+
+
 def scalar_label(labels: dict, name: str) -> str:
     value = labels.get(name)
     return value[:100] if isinstance(value, str) else ""
@@ -180,6 +193,7 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
     timestamp = parse_datetime(event["timestamp"])
     result = event.get("result")
     outcome, reasons = derive_outcome(result) if "result" in event else derive_outcome()
+    reasons = indexable(reasons)
     path = event.get("path", "")
     policy, version, version_source = resolver.resolve(path, result, timestamp, event.get("bundles"))
     entry = result if isinstance(result, dict) else {}
@@ -189,10 +203,14 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
     latency = metrics.get("timer_rego_query_eval_ns") or metrics.get("timer_server_handler_ns")
     stored_input, masked = masking.mask(event.get("input"), mask_rules or [])
     labels = event.get("labels") if isinstance(event.get("labels"), dict) else {}
+    # The token the batch came with says where it was decided; labels are OPA's own claim.
+    environment = batch.environment.name if batch and batch.environment_id else scalar_label(labels, "environment")
+    instance = batch.instance.name if batch and batch.instance_id else (
+        scalar_label(labels, "instance") or scalar_label(labels, "id"))
     return Decision(
         **fields.extract(stored_input, reasons),
-        environment=scalar_label(labels, "environment"),
-        instance=scalar_label(labels, "instance") or scalar_label(labels, "id"),
+        environment=environment,
+        instance=instance,
         decision_id=event["decision_id"],
         timestamp=timestamp,
         path=path,
@@ -264,7 +282,7 @@ def insert_new(decisions: list[Decision]) -> list[Decision]:
 
 def store_batch(batch_id: int) -> LogBatch:
     """Store a staged batch as decision rows. Safe to run twice: each decision is stored once."""
-    batch = LogBatch.objects.get(pk=batch_id)
+    batch = LogBatch.objects.select_related("environment", "instance").get(pk=batch_id)
     if batch.status == LogBatch.Status.STORED:
         return batch
     raw = gunzip(bytes(batch.body_gz), settings.GAVEL_LOG_BATCH_MAX_INFLATED_BYTES)

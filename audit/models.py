@@ -27,6 +27,12 @@ class LogBatch(models.Model):
     stored_at = models.DateTimeField(null=True, blank=True)
     stored_count = models.PositiveIntegerField(default=0)
     duplicate_count = models.PositiveIntegerField(default=0)
+    # Where it came from, when OPA presented an instance's (or an environment's) own token;
+    # null for the bootstrap GAVEL_OPA_TOKEN, whose batches are placed by their labels.
+    environment = models.ForeignKey("policies.Environment", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    instance = models.ForeignKey("policies.OpaInstance", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
 
     class Meta:
         indexes = [models.Index(fields=["status", "received_at"])]

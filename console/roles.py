@@ -33,7 +33,7 @@ ROLES = (
         "Security admin",
         "Rolls policies out to OPA and grants exceptions.",
         READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT
-        + ("policies.publish_policyversion", "policies.retire_policy")
+        + ("policies.publish_policyversion", "policies.retire_policy", "policies.manage_opa_credentials")
         + ("audit.add_alertrule", "audit.change_alertrule"),
     ),
     Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS + REVIEW),

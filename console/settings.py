@@ -34,7 +34,9 @@ def required_secret(name: str, dev_default: str) -> str:
 
 
 SECRET_KEY = required_secret("SECRET_KEY", "django-insecure-gavel-development-only")
-# The bearer token OPA presents when it ships decision logs, and that Gavel sends to OPA.
+# The bootstrap bearer token: OPA may present it when it ships decision logs, and Gavel sends it
+# to OPAs that have no token of their own. Production issues per-instance tokens instead
+# (policies/opa_credentials.py, policies/opa_authz.py).
 GAVEL_OPA_TOKEN = required_secret("GAVEL_OPA_TOKEN", "gavel-development-token")
 
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
@@ -319,3 +321,5 @@ GAVEL_ALERT_WEBHOOK_URL = os.environ.get("GAVEL_ALERT_WEBHOOK_URL", "")
 # A module re-pushed this many times within the window is escalated to a person instead.
 GAVEL_DRIFT_MAX_REPUSH = int(os.environ.get("GAVEL_DRIFT_MAX_REPUSH", "3"))
 GAVEL_DRIFT_WINDOW_MINUTES = int(os.environ.get("GAVEL_DRIFT_WINDOW_MINUTES", "60"))
+# A replaced OPA instance token keeps working until its successor is first used, or this long.
+GAVEL_OPA_TOKEN_GRACE_HOURS = float(os.environ.get("GAVEL_OPA_TOKEN_GRACE_HOURS", "24"))

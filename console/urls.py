@@ -5,9 +5,10 @@ from rest_framework.routers import DefaultRouter
 
 from audit.api import DecisionViewSet, opa_decision_logs
 from audit.approvals_api import HeldActionViewSet
-from policies.opa_service_api import opa_bundle, opa_status
+from policies.opa_service_api import opa_authz_bundle, opa_bundle, opa_status
 from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet, PublishRequestViewSet
 from policies.rollout_api import CanarySettingViewSet, EnvironmentViewSet, PolicyExceptionViewSet
+from policies.token_api import OpaInstanceViewSet
 
 from . import views
 
@@ -19,6 +20,8 @@ router.register("publications", PublicationViewSet, basename="publication")
 router.register("publish-requests", PublishRequestViewSet, basename="publish-request")
 router.register("decisions", DecisionViewSet, basename="decision")
 router.register("environments", EnvironmentViewSet, basename="environment")
+router.register(r"environments/(?P<environment_name>[-\w]+)/instances", OpaInstanceViewSet,
+                basename="environment-instance")
 router.register("canary-settings", CanarySettingViewSet, basename="canary-setting")
 router.register("exceptions", PolicyExceptionViewSet, basename="exception")
 router.register("approvals", HeldActionViewSet, basename="approval")
@@ -36,6 +39,7 @@ urlpatterns = [
     path("api/v1/opa/logs", opa_decision_logs, name="opa-logs"),
     path("api/v1/opa/bundles/<slug:environment>", opa_bundle, name="opa-bundle"),
     path("api/v1/opa/status", opa_status, name="opa-status"),
+    path("api/v1/opa/authz", opa_authz_bundle, name="opa-authz"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include(router.urls)),
 ]

@@ -23,18 +23,11 @@ from django.utils.dateparse import parse_datetime
 
 from . import runtime
 from .entrypoint import entry_source
-from .models import Environment, OpaInstance, PolicyVersion, Publication, sha256_of
+from .models import Environment, OpaInstance, PolicyVersion, Publication
 from .services import confirm_version
 
 log = logging.getLogger(__name__)
 ROOTS = ["gavel", "gavel_entry", "gavel_config", "gavel_approvals"]
-
-
-def environment_for_token(token: str) -> Environment | None:
-    """The environment whose bundle token this is (tokens are stored as SHA-256 only)."""
-    if not token:
-        return None
-    return Environment.objects.filter(bundle_token_hash=sha256_of(token)).first()
 
 
 def bundle_versions(environment: Environment) -> list[PolicyVersion]:
@@ -84,6 +77,11 @@ def build_bundle(environment: Environment) -> Bundle:
         name = version.policy.name
         files[f"gavel/{name}/policy.rego"] = version.source
         files[f"gavel_entry/{name}/entry.rego"] = entry_source(version)
+    return tarball(files, revision(versions))
+
+
+def tarball(files: dict[str, Any], revision: str) -> Bundle:
+    """A bundle of these files (text, or JSON documents). The same files give the same bytes."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
         for path, content in files.items():
@@ -93,7 +91,7 @@ def build_bundle(environment: Environment) -> Bundle:
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             tar.addfile(info, io.BytesIO(data))
     body = gzip.compress(raw.getvalue(), mtime=0)
-    return Bundle(body=body, etag=hashlib.sha256(body).hexdigest(), revision=revision(versions))
+    return Bundle(body=body, etag=hashlib.sha256(body).hexdigest(), revision=revision)
 
 
 # --- Status reports ----------------------------------------------------------------------
@@ -112,14 +110,18 @@ def _health(report: dict[str, Any]) -> tuple[bool, str]:
 
 
 @transaction.atomic
-def record_status(environment: Environment, report: dict[str, Any]) -> OpaInstance:
-    """Store an OPA status report on its instance (registered on its first report, by its
-    `instance` label, else OPA's id), and confirm pull publications its bundle activated."""
-    labels = report.get("labels") or {}
-    name = str(labels.get("instance") or labels.get("id") or "").strip()[:100]
-    if not name:
-        raise ValueError("the report has no labels.id")
-    instance, _ = OpaInstance.objects.select_for_update().get_or_create(environment=environment, name=name)
+def record_status(environment: Environment, report: dict[str, Any], instance: OpaInstance | None = None) -> OpaInstance:
+    """Store an OPA status report on its instance, and confirm pull publications its bundle
+    activated. With an instance token the instance is known; with the environment's bundle token
+    it is found (or registered on its first report) by its `instance` label, else OPA's id."""
+    if instance is not None:
+        instance = OpaInstance.objects.select_for_update().get(pk=instance.pk)
+    else:
+        labels = report.get("labels") if isinstance(report.get("labels"), dict) else {}
+        name = str(labels.get("instance") or labels.get("id") or "").strip()[:100]
+        if not name:
+            raise ValueError("the report has no labels.id")
+        instance, _ = OpaInstance.objects.select_for_update().get_or_create(environment=environment, name=name)
     healthy, problems = _health(report)
     bundles = {n: b for n, b in (report.get("bundles") or {}).items() if isinstance(b, dict)}
     revisions = [str(b.get("active_revision", "")) for b in bundles.values() if b.get("active_revision")]

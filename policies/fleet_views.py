@@ -1,10 +1,19 @@
 """The environments page: each environment's delivery, its OPA instances with their health
-and active bundle revision (from their status reports), and drift alerts."""
-from django.contrib.auth.decorators import permission_required
-from django.shortcuts import render
+and active bundle revision (from their status reports), their tokens, and drift alerts.
 
-from . import canary
-from .models import DriftAlert, Environment
+Security admins issue, rotate and revoke the instances' tokens here. A new token is shown once,
+on the page that answers the POST (never stored in a session or a message), and never again."""
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from . import canary, opa_authz, opa_credentials
+from .models import DriftAlert, Environment, OpaInstance
+
+MANAGE = "policies.manage_opa_credentials"
 
 
 @permission_required("policies.view_environment", raise_exception=True)
@@ -13,7 +22,68 @@ def environments(request):
     rows = [
         {"environment": environment, "targets": environment.targets(),
          "alerts": environment.drift_alerts.select_related("policy", "instance", "repush")[:20]}
-        for environment in Environment.objects.prefetch_related("instances")
+        for environment in Environment.objects.prefetch_related("instances__credentials")
     ]
     open_alerts = DriftAlert.objects.filter(resolved_at__isnull=True).select_related("policy", "environment")
-    return render(request, "policies/fleet/environments.html", {"rows": rows, "open_alerts": open_alerts})
+    return render(request, "policies/fleet/environments.html", {
+        "rows": rows, "open_alerts": open_alerts, "can_manage": request.user.has_perm(MANAGE)})
+
+
+def _instance(environment, instance):
+    return get_object_or_404(OpaInstance.objects.select_related("environment"),
+                             environment__name=environment, name=instance)
+
+
+def _token_shown_once(request, instance, token, added=False):
+    """The one answer that carries the token (the views add Cache-Control: no-store)."""
+    return render(request, "policies/fleet/token_issued.html", {"instance": instance, "token": token, "added": added})
+
+
+@never_cache
+@require_POST
+@permission_required(MANAGE, raise_exception=True)
+def add_instance(request, environment):
+    environment = get_object_or_404(Environment, name=environment)
+    name, url = request.POST.get("name", "").strip(), request.POST.get("url", "").strip()
+    problem = opa_credentials.instance_problem(environment, name, url)
+    if problem:
+        messages.error(request, problem)
+        return redirect("fleet:environments")
+    instance, token = opa_credentials.add_instance(environment, name, url, by=request.user)
+    return _token_shown_once(request, instance, token, added=True)
+
+
+@never_cache
+@require_POST
+@permission_required(MANAGE, raise_exception=True)
+def issue_token(request, environment, instance):
+    instance = _instance(environment, instance)
+    _, token = opa_credentials.issue_token(instance, by=request.user)
+    return _token_shown_once(request, instance, token)
+
+
+@require_POST
+@permission_required(MANAGE, raise_exception=True)
+def revoke_token(request, environment, instance, credential):
+    instance = _instance(environment, instance)
+    credential = get_object_or_404(instance.credentials, pk=credential)
+    opa_credentials.revoke(credential, by=request.user)
+    messages.warning(request, f"Token {credential.pk} of {instance} revoked: an OPA still using it gets 401 "
+                              "and keeps its decision logs until it has a valid token.")
+    return redirect("fleet:environments")
+
+
+@require_POST
+@permission_required(MANAGE, raise_exception=True)
+def rotate_gavel_token(request, environment, instance):
+    instance = _instance(environment, instance)
+    try:
+        with transaction.atomic():
+            instance = opa_authz.start_rotation(instance)
+            opa_authz.enqueue_rotation(instance)
+    except opa_authz.RotationRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Rolling Gavel's token to {instance}: OPA learns the new one before Gavel "
+                                  "switches, then forgets the old one.")
+    return redirect("fleet:environments")

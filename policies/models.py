@@ -190,6 +190,13 @@ class Environment(models.Model):
         return bool(latest and latest.engaged)
 
 
+class GavelTokenState(models.TextChoices):
+    UNMANAGED = "", "Not managed (OPA does not run Gavel's authorization policy)"
+    ACTIVE = "active", "Active"
+    ADDING = "adding", "Rotating: OPA is learning the new token"
+    REMOVING = "removing", "Rotating: switched, OPA is forgetting the old token"
+
+
 class OpaInstance(models.Model):
     """One OPA server of an environment. Push environments need its URL; in pull environments
     instances report their status to Gavel (and register themselves by their `instance` label)."""
@@ -205,10 +212,20 @@ class OpaInstance(models.Model):
     healthy = models.BooleanField(null=True)
     active_revision = models.CharField(max_length=2000, blank=True)
     status_detail = models.TextField(blank=True)
+    # Rolling Gavel's token to this OPA (opa_authz.py): OPA accepts the tokens whose SHA-256 is in
+    # the data.system.gavel_tokens it downloads from Gavel; a new one is added there before Gavel
+    # switches, the old one removed after. `other_token` is the token being added (adding) or
+    # removed (removing). Write-only too.
+    token_state = models.CharField(max_length=10, choices=GavelTokenState.choices, default=GavelTokenState.UNMANAGED,
+                                   blank=True)
+    other_token = models.CharField(max_length=500, blank=True)
+    token_issued_at = models.DateTimeField(null=True, blank=True)
+    token_detail = models.TextField(blank=True, help_text="Why the last rotation step failed.")
 
     class Meta:
         ordering = ["environment", "name"]
         constraints = [models.UniqueConstraint(fields=["environment", "name"], name="unique_instance_name")]
+        permissions = [("manage_opa_credentials", "Can issue, rotate and revoke OPA instance tokens")]
 
     def __str__(self) -> str:
         return f"{self.environment.name}/{self.name}"
@@ -217,6 +234,63 @@ class OpaInstance(models.Model):
         from .opa import opa_client
 
         return opa_client(self.url or self.environment.target_url, token=self.token or None)
+
+
+class OpaCredentialQuerySet(models.QuerySet):
+    def usable(self, now=None):
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+
+
+class OpaCredential(models.Model):
+    """A bearer token one OPA instance presents to Gavel (decision logs, status, bundle).
+
+    Gavel keeps only its SHA-256 and shows the token once, when it is issued. Issuing a new one
+    for an instance starts a rotation: the old one keeps working until the new one is first used
+    or GAVEL_OPA_TOKEN_GRACE_HOURS pass, whichever comes first (opa_credentials.py).
+    """
+
+    class State(models.TextChoices):
+        UNUSED = "unused", "Issued, not used yet"
+        ACTIVE = "active", "Active"
+        RETIRING = "retiring", "Replaced, still valid until its grace period ends"
+        EXPIRED = "expired", "Replaced"
+        REVOKED = "revoked", "Revoked"
+
+    instance = models.ForeignKey(OpaInstance, on_delete=models.CASCADE, related_name="credentials")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Set when a newer token replaces it.")
+    replaced_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaces")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+
+    objects = OpaCredentialQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"token {self.pk} of {self.instance}"
+
+    def usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at:
+            return self.State.REVOKED
+        if self.expires_at:
+            return self.State.RETIRING if self.expires_at > timezone.now() else self.State.EXPIRED
+        return self.State.ACTIVE if self.last_used_at else self.State.UNUSED
+
+    def get_state_display(self) -> str:
+        return self.State(self.state).label
 
 
 class DriftAlert(models.Model):

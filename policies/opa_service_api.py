@@ -1,7 +1,9 @@
-"""OPA's service APIs that Gavel serves for pull environments: bundles and status reports.
+"""OPA's service APIs that Gavel serves: bundles for pull environments, status reports, and
+the small authz bundle with the hashes of Gavel's tokens (opa_authz.py).
 
-Both authenticate OPA with the environment's bundle token (`Authorization: Bearer <token>`,
-stored as SHA-256 only; set it with `manage.py opa_bundle_token <environment>`).
+All authenticate OPA by its bearer token (opa_credentials.py): an instance's own token, or
+the environment's bundle token (`manage.py opa_environment <environment> --new-bundle-token`).
+Either is stored as SHA-256 only. A status report with an instance token updates that instance.
 """
 import json
 import logging
@@ -11,15 +13,17 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import bundles
+from . import bundles, opa_authz
+from .opa_credentials import authenticate
 
 log = logging.getLogger(__name__)
 MAX_STATUS_BYTES = 1024 * 1024
 
 
-def _environment(request):
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return bundles.environment_for_token(token.strip()) if scheme.lower() == "bearer" else None
+def _caller(request):
+    """The authenticated caller, if it belongs to an environment (the bootstrap token does not)."""
+    caller = authenticate(request)
+    return caller if caller is not None and caller.environment is not None else None
 
 
 def _unauthorized():
@@ -29,12 +33,16 @@ def _unauthorized():
 @require_GET
 def opa_bundle(request, environment):
     """GET /api/v1/opa/bundles/<environment>: the environment's bundle, 304 when unchanged."""
-    found = _environment(request)
-    if found is None or found.name != environment:
+    caller = _caller(request)
+    if caller is None or caller.environment.name != environment:
         return _unauthorized()
+    found = caller.environment
     if not found.is_pull:
         return JsonResponse({"error": f"{found.name} delivers by push; it has no bundle"}, status=404)
-    bundle = bundles.build_bundle(found)
+    return _bundle_response(request, bundles.build_bundle(found))
+
+
+def _bundle_response(request, bundle):
     etag = f'"{bundle.etag}"'
     if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
         response = HttpResponse(status=304)
@@ -44,12 +52,22 @@ def opa_bundle(request, environment):
     return response
 
 
+@require_GET
+def opa_authz_bundle(request):
+    """GET /api/v1/opa/authz: the hashes of Gavel's tokens this OPA accepts (opa_authz.py).
+    Only with the instance's own token: the bundle is per instance."""
+    caller = _caller(request)
+    if caller is None or caller.instance is None:
+        return _unauthorized()
+    return _bundle_response(request, opa_authz.authz_bundle(caller.instance))
+
+
 @csrf_exempt
 @require_POST
 def opa_status(request):
     """POST /api/v1/opa/status: OPA's status report (labels, bundles, plugins, metrics)."""
-    environment = _environment(request)
-    if environment is None:
+    caller = _caller(request)
+    if caller is None:
         return _unauthorized()
     body = request.body
     if len(body) > MAX_STATUS_BYTES:
@@ -60,7 +78,7 @@ def opa_status(request):
         report = json.loads(body)
         if not isinstance(report, dict):
             raise ValueError("a JSON object is expected")
-        instance = bundles.record_status(environment, report)
+        instance = bundles.record_status(caller.environment, report, instance=caller.instance)
     except (ValueError, zlib.error) as exc:
         return JsonResponse({"error": f"not a status report: {exc}"}, status=400)
     log.debug("status of %s: healthy=%s revision=%s", instance, instance.healthy, instance.active_revision)

@@ -10,7 +10,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from . import canary, policy_exceptions
-from .models import CanarySetting, Environment, Mode, OpaInstance, Policy, PolicyException
+from .models import CanarySetting, Environment, Mode, OpaCredential, OpaInstance, Policy, PolicyException
 
 
 class HasPerm(BasePermission):
@@ -26,12 +26,29 @@ class HasPerm(BasePermission):
         return request.user.has_perm(self.perm)
 
 
+class OpaCredentialSerializer(serializers.ModelSerializer):
+    """One of the tokens an instance presents to Gavel: when and how used, never the token."""
+
+    state = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = OpaCredential
+        fields = ["id", "state", "created_at", "last_used_at", "expires_at", "revoked_at"]
+        read_only_fields = fields
+
+
 class OpaInstanceSerializer(serializers.ModelSerializer):
-    """An OPA instance as the API shows it; its token never leaves Gavel."""
+    """An OPA instance as the API shows it; its tokens never leave Gavel."""
+
+    credentials = OpaCredentialSerializer(many=True, read_only=True)
+    gavel_token_state = serializers.CharField(source="token_state", read_only=True)
+    gavel_token_issued_at = serializers.DateTimeField(source="token_issued_at", read_only=True)
+    gavel_token_detail = serializers.CharField(source="token_detail", read_only=True)
 
     class Meta:
         model = OpaInstance
-        fields = ["name", "url", "last_status_at", "healthy", "active_revision", "status_detail"]
+        fields = ["name", "url", "last_status_at", "healthy", "active_revision", "status_detail", "credentials",
+                  "gavel_token_state", "gavel_token_issued_at", "gavel_token_detail"]
         read_only_fields = fields
 
 
@@ -51,7 +68,7 @@ class KillSwitchSerializer(serializers.Serializer):
 
 
 class EnvironmentViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = Environment.objects.prefetch_related("instances")
+    queryset = Environment.objects.prefetch_related("instances__credentials")
     serializer_class = EnvironmentSerializer
     lookup_field = "name"
 

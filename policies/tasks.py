@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from . import drift, runtime
+from . import drift, opa_authz, runtime
 from .models import DriftAlert, Environment, OpaInstance, Publication
 from .opa import OpaUnreachable
 from .services import attempt_publication
@@ -68,3 +68,11 @@ def send_drift_webhook(alert_id: int) -> bool:
     """POST a drift alert (or its escalation) to GAVEL_DRIFT_WEBHOOK_URL."""
     alert = DriftAlert.objects.select_related("environment", "instance", "policy").get(pk=alert_id)
     return drift.send_webhook(alert)
+
+
+@shared_task(autoretry_for=(OpaUnreachable, opa_authz.NotYetApplied), retry_backoff=settings.GAVEL_PUBLISH_RETRY_BACKOFF,
+             retry_backoff_max=60, retry_jitter=True, max_retries=30)
+def rotate_gavel_token(instance_id: int) -> str:
+    """Roll Gavel's token to one OPA (opa_authz.py), waiting for OPA's bundle downloads; each
+    step is safe to run again."""
+    return opa_authz.rotate(instance_id).token_state

@@ -66,3 +66,21 @@ class DecisionFactory(factory.django.DjangoModelFactory):
     action = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["action"])
     resource = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["resource"])
     search_text = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["search_text"])
+
+
+class EnvironmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "policies.Environment"
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"env-{n}")
+
+
+class OpaInstanceFactory(factory.django.DjangoModelFactory):
+    """An OPA instance; give it a token to Gavel with policies.opa_credentials.issue_token."""
+
+    class Meta:
+        model = "policies.OpaInstance"
+
+    environment = factory.SubFactory(EnvironmentFactory)
+    name = factory.Sequence(lambda n: f"opa-{n}")

@@ -32,8 +32,8 @@ from rest_framework.authtoken.models import Token
 
 from audit import approvals
 from audit.models import AlertRule
-from policies import canary, policy_exceptions, review, services
-from policies.models import Policy, Publication
+from policies import canary, opa_authz, opa_credentials, policy_exceptions, review, services
+from policies.models import Environment, Policy, Publication
 from tests.factories import SIMPLE_POLICY, DecisionFactory, PolicyFactory, UserFactory
 from tests.support import stack
 
@@ -191,6 +191,11 @@ MATRIX: dict[str, list[Case]] = {
         page("GET", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ADMIN),
         page("POST", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ADMIN, ALERT_RULE_FORM)],
     "fleet:environments": [page("GET", "/environments/", READ_POLICIES)],
+    "fleet:add_instance": [page("POST", "/environments/edge/instances/", ADMIN, {"name": "opa-new"}, ok=(200,))],
+    "fleet:issue_token": [page("POST", "/environments/edge/instances/opa-a/tokens/", ADMIN, ok=(200,))],
+    "fleet:revoke_token": [
+        page("POST", lambda w: f"/environments/edge/instances/opa-a/tokens/{w.credential.pk}/revoke/", ADMIN)],
+    "fleet:rotate_gavel_token": [page("POST", "/environments/edge/instances/opa-a/gavel-token/rotate/", ADMIN)],
     "audit:detail": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/", READ_DECISIONS)],
     "audit:explain": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/explain/", READ_DECISIONS)],
     "approvals:queue": [page("GET", "/approvals/", HELD_READ)],
@@ -198,10 +203,14 @@ MATRIX: dict[str, list[Case]] = {
     "approvals:detail": [page("GET", "/approvals/held-1/", HELD_READ)],
     "approvals:review": [page("POST", "/approvals/held-1/review/", REVIEW, {"verdict": "reject", "comment": "no"})],
     # --- OPA's own endpoints: OPA's bearer token, never a user's role
-    "opa-logs": [opa("POST", "/api/v1/opa/logs", log_batch)],
+    "opa-logs": [opa("POST", "/api/v1/opa/logs", log_batch),
+                 opa("POST", "/api/v1/opa/logs", log_batch, token=lambda w: w.instance_token)],
     "opa-bundle": [opa("GET", lambda w: f"/api/v1/opa/bundles/{w.env}", ok=(200,), token=pull_environment_token)],
     "opa-status": [opa("POST", "/api/v1/opa/status", lambda w: json.dumps({"labels": {"id": "opa-1"}}).encode(),
-                       token=pull_environment_token)],
+                       token=pull_environment_token),
+                   opa("POST", "/api/v1/opa/status", lambda w: json.dumps({"labels": {"id": "opa-1"}}).encode(),
+                       token=lambda w: w.instance_token)],
+    "opa-authz": [opa("GET", "/api/v1/opa/authz", ok=(200,), token=lambda w: w.instance_token)],
     # --- the API
     "api-schema": [api("GET", f"{A}/schema/", EVERYONE)],
     "api-root": [api("GET", f"{A}/", EVERYONE)],
@@ -238,6 +247,16 @@ MATRIX: dict[str, list[Case]] = {
     "environment-detail": [api("GET", lambda w: f"{A}/environments/{w.env}/", READ_POLICIES)],
     "environment-kill-switch": [
         api("POST", lambda w: f"{A}/environments/{w.env}/kill-switch/", ADMIN, {"engaged": True, "reason": "x"})],
+    "environment-instance-list": [
+        api("GET", f"{A}/environments/edge/instances/", READ_POLICIES),
+        api("POST", f"{A}/environments/edge/instances/", ADMIN, {"name": "opa-new", "url": "http://10.0.0.9:8181"}),
+    ],
+    "environment-instance-detail": [api("GET", f"{A}/environments/edge/instances/opa-a/", READ_POLICIES)],
+    "environment-instance-tokens": [api("POST", f"{A}/environments/edge/instances/opa-a/tokens/", ADMIN)],
+    "environment-instance-revoke-token": [
+        api("POST", lambda w: f"{A}/environments/edge/instances/opa-a/tokens/{w.credential.pk}/revoke/", ADMIN)],
+    "environment-instance-rotate-gavel-token": [
+        api("POST", f"{A}/environments/edge/instances/opa-a/rotate-gavel-token/", ADMIN)],
     "canary-setting-list": [
         api("GET", f"{A}/canary-settings/", READ_POLICIES),
         api("POST", f"{A}/canary-settings/", ADMIN,
@@ -343,6 +362,11 @@ class World:
                         timestamp=now - timedelta(days=40))
         self.decision = DecisionFactory()
         self.alert_rule = AlertRule.objects.create(name="Slow OPA", metric=AlertRule.Metric.P95_LATENCY, threshold=50)
+        # An instance with its own token to Gavel, and Gavel's token to it under Gavel's management.
+        edge = Environment.objects.create(name="edge", opa_url="http://127.0.0.1:9")
+        self.instance, self.instance_token = opa_credentials.add_instance(edge, "opa-a", by=other_admin)
+        self.credential = self.instance.credentials.get()
+        opa_authz.bootstrap(self.instance)
         approvals.hold(decision_id="held-1", path="gavel_entry/budget/decision",
                        request={"user": {"id": "dana"}, "action": "delete"}, result=HELD_RESULT, created_from="api")
 

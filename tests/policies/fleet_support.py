@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,40 @@ def extra_opa(tmp_path, log_url: str, labels: dict, extra_config: dict | None = 
         yield f"http://127.0.0.1:{port}"
     finally:
         stack.stop_process(proc, "extra OPA")
+
+
+@contextmanager
+def opa_with_token_file(tmp_path, gavel_url: str, token: str, labels: dict):
+    """An OPA that reads its token to Gavel from a file on every request, as the README
+    recommends: writing the file is how its token is rotated. Yields (url, token file)."""
+    token_file = tmp_path / "gavel-token"
+    token_file.write_text(token)
+    service = {"url": f"{gavel_url}/api/v1/opa", "credentials": {"bearer": {"token_path": str(token_file)}}}
+    with extra_opa(tmp_path, service["url"], labels, {"services": {"gavel": service}}) as url:
+        yield url, token_file
+
+
+@contextmanager
+def opa_with_gavel_authz(home, files: dict[str, str], config: dict, port: int | None = None):
+    """`opa run` with token authentication and Gavel's system.authz policy (opa_authz.py), the
+    files `manage.py opa_authz` writes, and `config` as its configuration. Yields its URL."""
+    home.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (home / name).write_text(text)
+    (home / "opa-config.json").write_text(json.dumps(config))
+    port = port or stack.free_port()
+    log = open(home / "opa.log", "ab")
+    proc = subprocess.Popen(
+        [str(stack.opa_binary()), "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error",
+         "--authentication=token", "--authorization=basic", "--config-file", str(home / "opa-config.json"),
+         str(home / "gavel-authz.rego")],
+        cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        stack.wait_for_port(port, "OPA", proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stack.stop_process(proc, "OPA with Gavel's authz")
+        log.close()
 
 
 def forget_gavel_modules(url: str) -> None:

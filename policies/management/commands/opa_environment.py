@@ -2,9 +2,12 @@
 
     manage.py opa_environment prod --delivery pull --new-bundle-token
     manage.py opa_environment staging --add-instance opa-a http://10.0.0.5:8181 --token-env OPA_A_TOKEN
+    manage.py opa_environment staging --instance-token opa-a      # OPA's own token to Gavel, printed once
 
-Tokens are never printed back: the Gavel→OPA token is read from an environment variable,
-and a new bundle token is printed once (Gavel keeps only its SHA-256).
+Tokens are never printed back: the Gavel→OPA token is read from an environment variable
+(or managed by Gavel: manage.py opa_authz), and a new bundle or instance token is printed
+once (Gavel keeps only its SHA-256). A second --instance-token for the same instance rotates
+it: the old one works until the new one is first used or GAVEL_OPA_TOKEN_GRACE_HOURS pass.
 """
 import os
 import secrets
@@ -12,7 +15,8 @@ import secrets
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from policies.models import Environment, OpaInstance
+from policies import opa_credentials
+from policies.models import Environment, GavelTokenState, OpaInstance
 
 
 class Command(BaseCommand):
@@ -27,6 +31,8 @@ class Command(BaseCommand):
         parser.add_argument("--remove-instance", metavar="NAME", action="append", default=[])
         parser.add_argument("--new-bundle-token", action="store_true",
                             help="Make a bundle/status token for OPA to present; printed once")
+        parser.add_argument("--instance-token", metavar="NAME", action="append", default=[],
+                            help="Issue (or rotate) the token this instance presents to Gavel; printed once")
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -42,12 +48,17 @@ class Command(BaseCommand):
             if not token:
                 raise CommandError(f"{options['token_env']} is not set")
         for name, url in options["add_instance"]:
-            OpaInstance.objects.update_or_create(environment=environment, name=name,
-                                                 defaults={"url": url, "token": token})
+            # A token given here is the operator's: Gavel no longer rotates it (opa_authz.py).
+            defaults = {"url": url, **({"token": token, "token_state": GavelTokenState.UNMANAGED} if token else {})}
+            OpaInstance.objects.update_or_create(environment=environment, name=name, defaults=defaults)
         for name in options["remove_instance"]:
             OpaInstance.objects.filter(environment=environment, name=name).delete()
         self.stdout.write(f"{environment.name}: {'created, ' if created else ''}{environment.get_delivery_display()}, "
                           f"instances: {', '.join(i.name for i in environment.instances.all()) or 'none'}")
+        for name in options["instance_token"]:
+            instance, _ = OpaInstance.objects.get_or_create(environment=environment, name=name)
+            _, instance_token = opa_credentials.issue_token(instance)
+            self.stdout.write(f"token of {instance} (shown once): {instance_token}")
         if options["new_bundle_token"]:
             bundle_token = secrets.token_urlsafe(32)
             environment.set_bundle_token(bundle_token)
