@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_datetime
 from policies.entrypoint import entry_data_path
 from policies.models import Policy, PolicyVersion, Publication
 
-from . import masking
+from . import handoff, masking
 from .models import Decision, LogBatch, Outcome, VersionSource
 from .outcomes import derive_outcome
 
@@ -99,11 +99,9 @@ def stage_batch(body_gz: bytes, events: list[dict[str, Any]], remote_addr: str |
     If the hand-off to Redis fails, the batch is still safe in Postgres and the periodic
     requeue picks it up, so the upload is acknowledged either way.
     """
-    from .tasks import store_log_batch
-
     with transaction.atomic():
         batch = LogBatch.objects.create(body_gz=body_gz, event_count=len(events), remote_addr=remote_addr)
-        transaction.on_commit(lambda: store_log_batch.delay(batch.pk), robust=True)
+        transaction.on_commit(lambda: handoff.send(batch.pk), robust=True)
     return batch
 
 

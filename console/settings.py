@@ -115,9 +115,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "policies.tasks.push_all_runtime_configs",
         "schedule": 60.0,
     },
+    # Sends again the staged batches whose task was lost (audit/handoff.py).
     "requeue-stalled-log-batches": {
         "task": "audit.tasks.requeue_stalled_batches",
-        "schedule": 30.0,
+        "schedule": float(os.environ.get("GAVEL_INGEST_REQUEUE_EVERY_SECONDS", "30")),
     },
     # Compares what each push-mode OPA instance runs with what Gavel published (policies/drift.py).
     "check-drift": {
@@ -198,6 +199,8 @@ GAVEL_MASK = os.environ.get("GAVEL_MASK", "")
 # Backpressure: over this many batches waiting to be stored, uploads get 429 + Retry-After.
 GAVEL_INGEST_MAX_QUEUED_BATCHES = int(os.environ.get("GAVEL_INGEST_MAX_QUEUED_BATCHES", "500"))
 GAVEL_INGEST_RETRY_AFTER_SECONDS = int(os.environ.get("GAVEL_INGEST_RETRY_AFTER_SECONDS", "5"))
+# A batch still queued this long after upload, whose task is not pending, is sent to the worker again.
+GAVEL_INGEST_REQUEUE_AFTER_SECONDS = int(os.environ.get("GAVEL_INGEST_REQUEUE_AFTER_SECONDS", "60"))
 
 # --- Approvals ---------------------------------------------------------------------------
 GAVEL_APPROVAL_TIMEOUT_MINUTES = int(os.environ.get("GAVEL_APPROVAL_TIMEOUT_MINUTES", "60"))
