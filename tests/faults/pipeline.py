@@ -55,6 +55,7 @@ class IngestStack:
 
     home: Path
     env: dict[str, str]
+    worker_concurrency: int = 1
     web_port: int = field(default_factory=stack.free_port)
     opa_port: int = field(default_factory=stack.free_port)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -83,7 +84,8 @@ class IngestStack:
 
     def start_worker(self) -> None:
         self._spawn("worker", [str(PYTHON), "-m", "celery", "-A", "console", "worker",
-                               "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
+                               "--pool", "prefork", "--concurrency", str(self.worker_concurrency),
+                               "--loglevel", "INFO",
                                "--without-mingle", "--without-gossip", "-n", "faults@%h"])
         wait_until(lambda: "ready." in (self.home / "worker.log").read_text(errors="replace"), timeout=60,
                    message=f"the Celery worker to start:\n{tail(self.home / 'worker.log')}")

@@ -15,6 +15,8 @@ from collections import Counter
 import pytest
 from django.db import connection
 
+from audit.models import LogBatch
+
 from tests.faults.pipeline import Traffic, assert_stored_exactly_once
 from tests.support import wait_until
 
@@ -87,4 +89,17 @@ def test_gavel_web_process_killed_under_traffic(ingest):
         time.sleep(3)  # OPA's uploads fail meanwhile; it keeps the batches
         ingest.start_web()
         traffic.wait_for(len(traffic.ids) + RATE)
+    assert_stored_exactly_once(traffic.ids, ingest)
+
+
+def test_a_burst_over_the_queue_limit_is_refused_then_retried_by_opa(ingest):
+    ingest.env["GAVEL_INGEST_MAX_QUEUED_BATCHES"] = "2"
+    ingest.stop("web")
+    ingest.start_web()
+    ingest.stop("worker")  # nothing drains the backlog for a while
+    with Traffic(ingest.opa_url, rate=2 * RATE) as traffic:
+        wait_until(lambda: ingest.answers().get(429), timeout=30, message="Gavel to refuse an upload")
+        assert LogBatch.objects.filter(status=LogBatch.Status.QUEUED).count() == 2  # nothing past the limit
+        ingest.start_worker()
+        traffic.wait_for(len(traffic.ids) + 2 * RATE)
     assert_stored_exactly_once(traffic.ids, ingest)
