@@ -301,7 +301,8 @@ def main() -> int:
         + ("; the generators and OPA could not decide faster on this machine" if burst_rate < 0.9 * args.factor
            * sustained else "") + ") |",
         f"| OPA errors to the generators | {burst['failed']} |",
-        f"| stored when the burst ended | {stored_at_end:,} of {len(offered):,}; {queued_at_end} batches queued "
+        f"| stored when the burst ended | {stored_at_end:,} of {len(offered):,} offered so far; {queued_at_end} "
+        f"batches queued "
         f"(peak {peak_queue}) |",
         f"| refused uploads (429) during the burst and catch-up | {refused_burst} |",
         f"| catch-up after the burst | {'%.1f s' % catch_up if catch_up is not None else 'did not finish'} |",
@@ -310,8 +311,8 @@ def main() -> int:
         "",
         f"Gavel's web process stopped while OPA decided {len(held['ids']):,} times at the sustained rate for "
         f"{args.backlog_seconds:g} s and kept the logs; then started again. OPA uploads its whole buffer at once, "
-        "so this is the steepest burst Gavel itself sees, and its catch-up rate is Gavel's own ingest rate with no "
-        "load generator competing for the cores.",
+        "so this is the steepest burst Gavel itself sees. The catch-up counts from the web process's start, so it "
+        "includes gunicorn's start and OPA's retry backoff; no load generator of this run competes for the cores.",
         "",
         "| | |",
         "| --- | --- |",
