@@ -104,7 +104,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+# Redis hands a task that was delivered but never acknowledged (its worker died whole) to
+# another worker after this many seconds; longer than any task's retry countdown.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("GAVEL_BROKER_VISIBILITY_TIMEOUT", "600"))}
 CELERY_BEAT_SCHEDULE = {
     "expire-and-escalate-held-actions": {
         "task": "audit.tasks.sweep_held_actions",

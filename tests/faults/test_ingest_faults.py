@@ -49,6 +49,23 @@ def test_the_worker_killed_while_storing_a_batch_redelivers_it(ingest):
     assert f"store_log_batch[{redelivered[0]}] succeeded" in worker_log
 
 
+def test_the_whole_worker_killed_while_storing_a_batch_gets_it_back_after_the_visibility_timeout(ingest):
+    # Nobody is left to requeue the task: Redis hands it on once the visibility timeout has passed
+    # (600 s in production; 5 s here), and the sweep sends the batch again too (stored once all the same).
+    ingest.env["GAVEL_BROKER_VISIBILITY_TIMEOUT"] = "5"
+    for name in ("worker", "beat"):
+        ingest.stop(name)
+    ingest.start_worker()
+    ingest.start_beat()
+    with Traffic(ingest.opa_url, rate=2 * RATE) as traffic:
+        wait_until(storing_a_batch, timeout=30, interval=0.005, message="the worker to be storing a batch")
+        ingest.stop("worker", signal.SIGKILL)  # the main process and its pool, as when a machine is lost
+        time.sleep(6)
+        ingest.start_worker()
+        traffic.wait_for(len(traffic.ids) + 2 * RATE)
+    assert_stored_exactly_once(traffic.ids, ingest)
+
+
 def test_redis_restarted_under_traffic(ingest, restartable):
     with Traffic(ingest.opa_url, rate=RATE) as traffic:
         traffic.wait_for(RATE)
