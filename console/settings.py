@@ -105,7 +105,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis hands a task that was delivered but never acknowledged (its worker died whole) to
-# another worker after this many seconds; longer than any task's retry countdown.
+# another worker after this many seconds. Keep it at least Celery's longest retry countdown
+# (retry_backoff_max, 600 s by default), or a retry waiting in a worker is delivered twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("GAVEL_BROKER_VISIBILITY_TIMEOUT", "600"))}
 CELERY_BEAT_SCHEDULE = {
     "expire-and-escalate-held-actions": {
