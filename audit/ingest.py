@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_datetime
 from policies.entrypoint import entry_data_path
 from policies.models import Policy, PolicyVersion, Publication
 
-from . import fields, masking, partitions, rollups
+from . import fields, handoff, masking, partitions, rollups
 from .models import Decision, LogBatch, Outcome, VersionSource
 from .outcomes import derive_outcome
 
@@ -101,12 +101,10 @@ def stage_batch(body_gz: bytes, events: list[dict[str, Any]], remote_addr: str |
     If the hand-off to Redis fails, the batch is still safe in Postgres and the periodic
     requeue picks it up, so the upload is acknowledged either way.
     """
-    from .tasks import store_log_batch
-
     with transaction.atomic():
         batch = LogBatch.objects.create(body_gz=body_gz, event_count=len(events), remote_addr=remote_addr,
                                         environment=environment, instance=instance)
-        transaction.on_commit(lambda: store_log_batch.delay(batch.pk), robust=True)
+        transaction.on_commit(lambda: handoff.send(batch.pk), robust=True)
     return batch
 
 

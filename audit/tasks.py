@@ -1,32 +1,54 @@
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
 from policies.opa import OpaUnreachable
 
-from . import alerts, approvals, notifications, partitions, rollups
+from . import alerts, approvals, handoff, notifications, partitions, rollups
 from .ingest import store_batch
 from .models import Alert, HeldAction, LogBatch
 
 
-@shared_task(autoretry_for=(OperationalError,), retry_backoff=2, retry_jitter=True, max_retries=None)
+# Backoff capped well under the broker's visibility timeout, so a batch retrying through a
+# Postgres outage never looks lost to requeue_stalled_batches.
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=60, retry_jitter=True,
+             max_retries=None)
 def store_log_batch(batch_id: int) -> int:
     """Store one staged decision-log batch; idempotent, retried while Postgres is unavailable."""
-    return store_batch(batch_id).stored_count
+    handoff.touch(batch_id)  # this attempt is alive: restart the clock of its hand-off mark
+    try:
+        stored = store_batch(batch_id).stored_count
+    except OperationalError:
+        raise  # retried: the mark stays, the retry is pending
+    except Exception:
+        handoff.clear(batch_id)  # failed for good this time: let the sweep send it again later
+        raise
+    handoff.clear(batch_id)
+    return stored
 
 
 @shared_task
-def requeue_stalled_batches(older_than_seconds: int = 60) -> int:
-    """Hand batches back to the worker whose first hand-off was lost (Redis down at upload time)."""
+def requeue_stalled_batches(older_than_seconds: int | None = None) -> int:
+    """Send again the batches whose hand-off to a worker was lost (see audit/handoff.py).
+
+    A batch still waiting in a long queue, or being retried, is left alone, so a real backlog
+    does not grow with duplicate tasks.
+    """
+    if older_than_seconds is None:
+        older_than_seconds = settings.GAVEL_INGEST_REQUEUE_AFTER_SECONDS
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stalled = list(
-        LogBatch.objects.filter(status=LogBatch.Status.QUEUED, received_at__lt=cutoff).values_list("pk", flat=True)
+    queued = list(
+        LogBatch.objects.filter(status=LogBatch.Status.QUEUED, received_at__lt=cutoff)
+        .order_by("pk").values_list("pk", flat=True)
     )
-    for batch_id in stalled:
-        store_log_batch.delay(batch_id)
-    return len(stalled)
+    lost = handoff.lost(queued)
+    handoff.forget_stale()
+    for batch_id in lost:
+        handoff.send(batch_id)
+    return len(lost)
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=60, retry_jitter=True, max_retries=5)

@@ -107,7 +107,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+# Redis hands a task that was delivered but never acknowledged (its worker died whole) to
+# another worker after this many seconds. Keep it at least Celery's longest retry countdown
+# (retry_backoff_max, 600 s by default), or a retry waiting in a worker is delivered twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("GAVEL_BROKER_VISIBILITY_TIMEOUT", "600"))}
 CELERY_BEAT_SCHEDULE = {
     "expire-and-escalate-held-actions": {
         "task": "audit.tasks.sweep_held_actions",
@@ -118,9 +121,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "policies.tasks.push_all_runtime_configs",
         "schedule": 60.0,
     },
+    # Sends again the staged batches whose task was lost (audit/handoff.py).
     "requeue-stalled-log-batches": {
         "task": "audit.tasks.requeue_stalled_batches",
-        "schedule": 30.0,
+        "schedule": float(os.environ.get("GAVEL_INGEST_REQUEUE_EVERY_SECONDS", "30")),
     },
     # Compares what each push-mode OPA instance runs with what Gavel published (policies/drift.py).
     "check-drift": {
@@ -236,6 +240,8 @@ GAVEL_SESSION_WINDOW_HOURS = int(os.environ.get("GAVEL_SESSION_WINDOW_HOURS", "2
 # Backpressure: over this many batches waiting to be stored, uploads get 429 + Retry-After.
 GAVEL_INGEST_MAX_QUEUED_BATCHES = int(os.environ.get("GAVEL_INGEST_MAX_QUEUED_BATCHES", "500"))
 GAVEL_INGEST_RETRY_AFTER_SECONDS = int(os.environ.get("GAVEL_INGEST_RETRY_AFTER_SECONDS", "5"))
+# A batch still queued this long after upload, whose task is not pending, is sent to the worker again.
+GAVEL_INGEST_REQUEUE_AFTER_SECONDS = int(os.environ.get("GAVEL_INGEST_REQUEUE_AFTER_SECONDS", "60"))
 
 # --- Approvals ---------------------------------------------------------------------------
 GAVEL_APPROVAL_TIMEOUT_MINUTES = int(os.environ.get("GAVEL_APPROVAL_TIMEOUT_MINUTES", "60"))

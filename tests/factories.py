@@ -1,4 +1,6 @@
 """factory-boy factories: how tests (and readers) build Gavel's data."""
+import gzip
+import json
 import uuid
 from datetime import timedelta
 
@@ -7,7 +9,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from audit import fields
-from audit.models import Decision, Outcome
+from audit.models import Decision, LogBatch, Outcome
 from policies import services
 
 SIMPLE_POLICY = """package gavel.{name}
@@ -84,3 +86,29 @@ class OpaInstanceFactory(factory.django.DjangoModelFactory):
 
     environment = factory.SubFactory(EnvironmentFactory)
     name = factory.Sequence(lambda n: f"opa-{n}")
+
+
+class LogBatchFactory(factory.django.DjangoModelFactory):
+    """A decision-log upload as the web process stages it: OPA's gzip body, queued for the worker.
+    LogBatchFactory(events=3, age=120) stages three fresh decisions, received two minutes ago."""
+
+    class Meta:
+        model = LogBatch
+
+    class Params:
+        events = 1
+
+    age = 0  # seconds since it was received (taken out in _create)
+
+    body_gz = factory.LazyAttribute(lambda o: gzip.compress(json.dumps([
+        {"decision_id": str(uuid.uuid4()), "timestamp": timezone.now().isoformat(), "path": "gavel/x/allow",
+         "result": True} for _ in range(o.events)]).encode()))
+    event_count = factory.SelfAttribute("events")
+
+    @classmethod
+    def _create(cls, model_class, *args, age=0, **kwargs):
+        batch = super()._create(model_class, *args, **kwargs)
+        if age:  # received_at is auto_now_add: backdate it once the row exists
+            batch.received_at = timezone.now() - timedelta(seconds=age)
+            model_class.objects.filter(pk=batch.pk).update(received_at=batch.received_at)
+        return batch
