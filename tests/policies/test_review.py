@@ -7,6 +7,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from audit import partitions
 from policies import review, services
 from policies.models import Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
 from policies.opa import opa_client
@@ -301,7 +302,10 @@ def test_retire_is_refused_while_recent_decisions_exist_then_removes_the_policy_
     with opa_client() as opa_api:
         assert opa_api.get_policy("gavel/budget") is not None
 
-    type(recent).objects.filter(pk=recent.pk).update(timestamp=timezone.now() - timedelta(days=31))
+    # Thirty-one days pass (decisions never change; the test moves this one into an older week).
+    long_ago = timezone.now() - timedelta(days=31)
+    partitions.ensure([(recent.environment, long_ago)])
+    type(recent).objects.filter(pk=recent.pk).update(timestamp=long_ago)
     client.post("/policies/budget/retire/", {"reason": "replaced by budget_v2"})
     policy.refresh_from_db()
     assert policy.retired_at is not None and policy.active_version is None
