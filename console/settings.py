@@ -53,8 +53,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "axes",  # login throttling (see the security section at the end)
+    "pgtrigger",
+    "pghistory",
     "policies",
     "audit",
+    "activity",  # the append-only log of every change (activity/models.py lists what it follows)
     "console",  # last: its post_migrate hook needs the other apps' permissions to exist
 ]
 
@@ -66,6 +69,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Tags each change with the user and URL for the activity log, also a user DRF authenticates later.
+    "pghistory.middleware.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
