@@ -281,6 +281,11 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/login.html"
 AXES_VERBOSE = False  # lockouts are still logged as warnings
 
+# --- Activity log (activity/) -------------------------------------------------------------
+# An entry's time is when its row was written, not when its transaction began, so the changes of
+# one request keep their order.
+PGHISTORY_CREATED_AT_FUNCTION = "CLOCK_TIMESTAMP()"
+
 # --- Drift (policies/drift.py) ------------------------------------------------------------
 GAVEL_DRIFT_WEBHOOK_URL = os.environ.get("GAVEL_DRIFT_WEBHOOK_URL", "")
 # A module re-pushed this many times within the window is escalated to a person instead.
