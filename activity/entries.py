@@ -77,7 +77,7 @@ def rows(entries) -> list[Row]:
             action=entry.pgh_label, model=tracked.key if tracked else entry.pgh_model,
             model_label=tracked.label if tracked else entry.pgh_model,
             object_id=entry.pgh_obj_id or "", object=_describe(entry.pgh_data or {}),
-            url=(entry.pgh_context or {}).get("url", "") if isinstance(entry.pgh_context, dict) else "",
+            url=entry.url or "",
             changes=changes_of(entry),
         ))
     _name_foreign_keys(result)

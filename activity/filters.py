@@ -30,11 +30,11 @@ class ActivityFilter(django_filters.FilterSet):
         model = ActivityEntry
         fields = ["actor", "model", "object", "since", "until"]
 
-    def filter_actor(self, queryset, name, value):
+    def filter_actor(self, queryset, name, value: str):
         # The actor is a user id inside each entry's context, so there is no join to filter through.
         return queryset.filter(user_id__in=list(
             User.objects.filter(username__iexact=value.strip()).values_list("pk", flat=True)))
 
-    def filter_model(self, queryset, name, value):
+    def filter_model(self, queryset, name, value: str):
         # Reads only that model's event table instead of filtering the union of all of them.
         return queryset.across(REGISTRY[value].event_model)
