@@ -46,6 +46,9 @@ def log():
 
 def changes_of(entry) -> list[Change]:
     data = {key: value for key, value in (entry.pgh_data or {}).items() if not key.startswith("pgh_")}
+    if entry.pgh_label in CREATED + REMOVED:
+        # Of a whole row, the fields with a value (the id is in the entry's "what" already).
+        data = {key: value for key, value in data.items() if key != "id" and value not in (None, "", [], {})}
     if entry.pgh_label in CREATED:
         return [Change(key, None, value) for key, value in sorted(data.items())]
     if entry.pgh_label in REMOVED:
