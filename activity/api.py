@@ -19,7 +19,7 @@ class ActivitySerializer(serializers.Serializer):
     model = serializers.CharField()
     object_id = serializers.CharField()
     object = serializers.CharField()
-    url = serializers.CharField(help_text="The page or API path the change came through.")
+    via = serializers.CharField(help_text="The page or API path the change came through, or a worker's task.")
     changes = ChangeSerializer(many=True)
 
 

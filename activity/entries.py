@@ -35,7 +35,7 @@ class Row:
     model_label: str
     object_id: str
     object: str
-    url: str
+    via: str  # the page or API path, or the worker's task
     changes: list[Change] = field(default_factory=list)
 
 
@@ -80,11 +80,18 @@ def rows(entries) -> list[Row]:
             action=entry.pgh_label, model=tracked.key if tracked else entry.pgh_model,
             model_label=tracked.label if tracked else entry.pgh_model,
             object_id=entry.pgh_obj_id or "", object=_describe(entry.pgh_data or {}),
-            url=entry.url or "",
+            via=_via(entry.pgh_context),
             changes=changes_of(entry),
         ))
     _name_foreign_keys(result)
     return result
+
+
+def _via(context) -> str:
+    context = context if isinstance(context, dict) else {}
+    if context.get("url"):
+        return context["url"]
+    return f"task {context['task']}" if context.get("task") else ""
 
 
 def _name_foreign_keys(result: list[Row]) -> None:

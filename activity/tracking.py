@@ -95,6 +95,21 @@ def _words(name):
         yield word
 
 
+_task_contexts: dict[str, pghistory.context] = {}
+
+
+def enter_task_context(task_id=None, task=None, **kwargs):
+    context = pghistory.context(task=task.name)
+    context.__enter__()
+    _task_contexts[task_id] = context
+
+
+def exit_task_context(task_id=None, **kwargs):
+    context = _task_contexts.pop(task_id, None)
+    if context is not None:
+        context.__exit__(None, None, None)
+
+
 def tracked_by_event_label(event_label: str) -> Tracked | None:
     """The registry entry of an event model label, e.g. "activity.PolicyEvent"."""
     for tracked in REGISTRY.values():

@@ -10,10 +10,11 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from activity import entries
-from activity.models import PolicyExceptionEvent, UserRoleEvent
+from activity.models import KillSwitchChangeEvent, PolicyExceptionEvent, UserRoleEvent
+from console.celery import app as celery_app
 from policies import canary, policy_exceptions
-from policies.models import OpaInstance, PolicyException
-from tests.factories import PolicyFactory
+from policies.models import KillSwitchChange, OpaInstance, PolicyException
+from tests.factories import PolicyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +43,7 @@ def test_a_change_through_a_page_is_logged_with_its_actor_and_before_after(clien
     client.post(f"/exceptions/{pending_exception.pk}/approve/")
 
     [row] = updates_of(pending_exception)
-    assert row.actor == "erin" and row.url == f"/exceptions/{pending_exception.pk}/approve/"
+    assert row.actor == "erin" and row.via == f"/exceptions/{pending_exception.pk}/approve/"
     approved = PolicyException.objects.get(pk=pending_exception.pk)
     assert changed(row)["approved_by_id"] == (None, f"erin (#{admin.pk})")
     assert changed(row)["approved_at"][0] is None and changed(row)["approved_at"][1]
@@ -59,7 +60,7 @@ def test_a_change_through_the_api_with_a_token_is_logged_with_the_tokens_user(ma
 
     [row] = updates_of(pending_exception)
     assert row.actor == "frank"
-    assert row.url == f"/api/v1/exceptions/{pending_exception.pk}/revoke/"
+    assert row.via == f"/api/v1/exceptions/{pending_exception.pk}/revoke/"
     before, after = changed(row)["revoked_at"]
     assert before is None and after
 
@@ -76,6 +77,20 @@ def test_a_role_change_is_logged_as_a_link_added_and_removed(make_user):
     assert changed(rows[1])["group_id"] == (None, f"reviewer (#{reviewer.pk})")
     assert changed(rows[1])["user_id"] == (None, f"gina (#{user.pk})")
     assert changed(rows[0])["group_id"] == (f"reviewer (#{reviewer.pk})", None)
+
+
+def test_a_change_a_worker_makes_names_the_task():
+    @celery_app.task(name="tests.activity.engage_kill_switch")
+    def engage_kill_switch(user_id):
+        KillSwitchChange.objects.create(environment=canary.default_environment(), engaged=True,
+                                        changed_by_id=user_id, reason="drift escalated")
+
+    admin = UserFactory(role="security_admin")
+    engage_kill_switch.apply(args=[admin.pk])
+
+    [row] = entries.rows(entries.log().across(KillSwitchChangeEvent))
+    assert row.actor == "" and row.via == "task tests.activity.engage_kill_switch"
+    assert changed(row)["reason"] == (None, "drift escalated")
 
 
 def test_secrets_never_reach_the_log(make_user):
