@@ -10,6 +10,7 @@ Event tables are append-only in Postgres itself: a trigger refuses UPDATE and DE
 row, and another refuses TRUNCATE (unless the session sets gavel.activity_truncate=allow, which
 only the test suite's database flush does).
 """
+import sys
 from dataclasses import dataclass
 
 import pghistory
@@ -34,7 +35,7 @@ REFUSE_TRUNCATE = pgtrigger.Trigger(
 
 @dataclass(frozen=True)
 class Tracked:
-    key: str  # in URLs and filters: "policy", "user-roles"
+    key: str  # in URLs and filters: "policy", "user-role"
     label: str  # for people
     model: type  # the tracked model itself
     event_model: type
@@ -79,8 +80,6 @@ def track(model, *, fields=None, exclude=None, name=None, label=None, links=Fals
 
 
 def _event_model(model_name):
-    import sys
-
     return getattr(sys.modules[MODELS_MODULE], model_name)
 
 
@@ -95,6 +94,7 @@ def _words(name):
         yield word
 
 
+# Celery's task_prerun/task_postrun (activity/apps.py) open and close a context per task run.
 _task_contexts: dict[str, pghistory.context] = {}
 
 
