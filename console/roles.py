@@ -21,6 +21,7 @@ READ_POLICIES = (
 )
 READ_DECISIONS = ("audit.view_decision", "audit.view_heldaction", "audit.view_alert", "audit.view_alertrule")
 REVIEW = ("audit.review_heldaction",)
+READ_ACTIVITY = ("activity.view_activityentry",)  # the append-only log of changes; nobody may write it
 REQUEST_EXCEPTIONS = ("policies.add_policyexception",)
 ROLL_OUT = (
     "policies.add_canarysetting", "policies.add_killswitchchange", "policies.approve_policyexception",
@@ -32,7 +33,7 @@ ROLES = (
         "security_admin",
         "Security admin",
         "Rolls policies out to OPA and grants exceptions.",
-        READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT
+        READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT + READ_ACTIVITY
         + ("policies.publish_policyversion", "policies.retire_policy", "policies.manage_opa_credentials")
         + ("audit.add_alertrule", "audit.change_alertrule"),
     ),
@@ -41,7 +42,7 @@ ROLES = (
         "auditor",
         "Auditor",
         "Searches and exports decision history.",
-        READ_POLICIES + READ_DECISIONS + ("audit.export_decision",),
+        READ_POLICIES + READ_DECISIONS + READ_ACTIVITY + ("audit.export_decision",),
     ),
     Role(
         "policy_author",

@@ -56,8 +56,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "axes",  # login throttling (see the security section at the end)
+    "pgtrigger",
+    "pghistory",
     "policies",
     "audit",
+    "activity",  # the append-only log of every change (activity/models.py lists what it follows)
     "console",  # last: its post_migrate hook needs the other apps' permissions to exist
 ]
 
@@ -69,6 +72,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Tags each change with the user and URL for the activity log, also a user DRF authenticates later.
+    "pghistory.middleware.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -319,6 +324,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/login.html"
 AXES_VERBOSE = False  # lockouts are still logged as warnings
+
+# --- Activity log (activity/) -------------------------------------------------------------
+# An entry's time is when its row was written, not when its transaction began, so the changes of
+# one request keep their order.
+PGHISTORY_CREATED_AT_FUNCTION = "CLOCK_TIMESTAMP()"
 
 # --- Drift (policies/drift.py) ------------------------------------------------------------
 GAVEL_DRIFT_WEBHOOK_URL = os.environ.get("GAVEL_DRIFT_WEBHOOK_URL", "")

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
+from activity.api import ActivityViewSet
 from audit.api import DecisionViewSet, opa_decision_logs
 from audit.approvals_api import HeldActionViewSet
 from policies.opa_service_api import opa_authz_bundle, opa_bundle, opa_status
@@ -25,6 +26,7 @@ router.register(r"environments/(?P<environment_name>[-\w]+)/instances", OpaInsta
 router.register("canary-settings", CanarySettingViewSet, basename="canary-setting")
 router.register("exceptions", PolicyExceptionViewSet, basename="exception")
 router.register("approvals", HeldActionViewSet, basename="approval")
+router.register("activity", ActivityViewSet, basename="activity")
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -36,6 +38,7 @@ urlpatterns = [
     path("exceptions/", include("policies.exception_urls")),
     path("audit/", include("audit.urls")),
     path("approvals/", include("audit.approval_urls")),
+    path("activity/", include("activity.urls")),
     path("api/v1/opa/logs", opa_decision_logs, name="opa-logs"),
     path("api/v1/opa/bundles/<slug:environment>", opa_bundle, name="opa-bundle"),
     path("api/v1/opa/status", opa_status, name="opa-status"),

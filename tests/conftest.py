@@ -58,6 +58,14 @@ def celery_worker(django_db_setup, django_db_blocker):
             yield worker
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """The activity log's tables refuse TRUNCATE (activity/tracking.py) unless the session allows
+    it; the flush after each transactional test truncates every table, so test sessions do."""
+    options = settings.DATABASES["default"].setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} -c gavel.activity_truncate=allow".strip()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _end_stray_connections(django_db_setup, django_db_blocker):
     """Connections of the worker and live-server threads outlive them; end them at the end of

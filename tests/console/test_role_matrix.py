@@ -50,6 +50,7 @@ REVIEW = frozenset({"security_admin", "reviewer"})
 EXPORT = frozenset({"auditor"})
 REQUEST_EXCEPTIONS = frozenset({"security_admin", "policy_author"})
 HELD_READ = READ_DECISIONS | {"enforcement_point"}
+READ_ACTIVITY = frozenset({"auditor", "security_admin"})  # the activity log; nobody writes it
 
 HELD_RESULT = {"allow": False, "require_approval": True, "reasons": ["deletes in prod need a reviewer"],
                "policy": "budget", "policy_version": 1}
@@ -202,6 +203,8 @@ MATRIX: dict[str, list[Case]] = {
     "approvals:export": [page("GET", "/approvals/export.csv", EXPORT)],
     "approvals:detail": [page("GET", "/approvals/held-1/", HELD_READ)],
     "approvals:review": [page("POST", "/approvals/held-1/review/", REVIEW, {"verdict": "reject", "comment": "no"})],
+    # --- the activity log (read-only: there is no route that changes it)
+    "activity:list": [page("GET", "/activity/", READ_ACTIVITY)],
     # --- OPA's own endpoints: OPA's bearer token, never a user's role
     "opa-logs": [opa("POST", "/api/v1/opa/logs", log_batch),
                  opa("POST", "/api/v1/opa/logs", log_batch, token=lambda w: w.instance_token)],
@@ -279,6 +282,7 @@ MATRIX: dict[str, list[Case]] = {
     ],
     "approval-detail": [api("GET", f"{A}/approvals/held-1/", HELD_READ)],
     "approval-review": [api("POST", f"{A}/approvals/held-1/review/", REVIEW, {"approve": False, "comment": "no"})],
+    "activity-list": [api("GET", f"{A}/activity/", READ_ACTIVITY)],
 }
 
 

@@ -1,0 +1,35 @@
+"""GET /api/v1/activity/: the activity log, filtered like the page. There is nothing to write."""
+from rest_framework import mixins, serializers, viewsets
+
+from . import entries
+from .filters import ActivityFilter
+
+
+class ChangeSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+
+
+class ActivitySerializer(serializers.Serializer):
+    id = serializers.CharField()
+    at = serializers.DateTimeField()
+    actor = serializers.CharField(help_text="The username; blank for Gavel itself (workers, OPA reports).")
+    action = serializers.CharField(help_text="create, update, delete; add or remove for a user's roles.")
+    model = serializers.CharField()
+    object_id = serializers.CharField()
+    object = serializers.CharField()
+    via = serializers.CharField(help_text="The page or API path the change came through, or a worker's task.")
+    changes = ChangeSerializer(many=True)
+
+
+class ActivityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    queryset = entries.log()
+    serializer_class = ActivitySerializer
+    filterset_class = ActivityFilter
+
+    def get_serializer(self, instance=None, *args, **kwargs):
+        # Entries become rows (before -> after, names for ids) a page at a time.
+        if instance is not None and kwargs.get("many"):
+            instance = entries.rows(instance)
+        return super().get_serializer(instance, *args, **kwargs)

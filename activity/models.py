@@ -1,0 +1,52 @@
+"""What the activity log follows, one line per model (see tracking.py).
+
+To log another model: add `track(TheModel)` below (an allowlist of `fields` when it holds a
+secret), run `manage.py makemigrations activity`, and give roles nothing new: readers of the
+activity log see every tracked model.
+"""
+import pghistory
+from django.contrib.auth.models import User
+from django.db import models
+from pghistory.models import Events
+
+from audit.models import AlertRule, ApprovalVote, HeldAction
+from policies.models import (
+    CanarySetting, Environment, KillSwitchChange, OpaCredential, OpaInstance, Policy, PolicyException, PolicyVersion,
+    PublishEvent, PublishRequest,
+)
+
+from .tracking import track
+
+track(Policy)
+track(PolicyVersion, exclude=["source", "tests"])  # immutable; its source stays on the version itself
+track(PublishRequest)
+track(PublishEvent)
+track(CanarySetting)
+track(KillSwitchChange)
+track(PolicyException)
+# Only a held action's outcome; its input came from outside and stays on the held action.
+track(HeldAction, fields=["decision_id", "status", "decided_at"])
+track(ApprovalVote)
+# Never the bundle token's hash or an instance's token; nor the status OPA reports every few seconds.
+track(Environment, fields=["name", "opa_url", "delivery"])
+track(OpaInstance, fields=["environment", "name", "url", "token_state", "token_issued_at"])
+# Who issued, replaced and revoked OPA's tokens, never the hash; nor last use, which every upload changes.
+track(OpaCredential, fields=["instance", "created_by", "expires_at", "replaced_by", "revoked_at", "revoked_by"])
+track(AlertRule)
+# Never the password hash; nor last_login, which every login changes.
+track(User, fields=["username", "first_name", "last_name", "email", "is_active", "is_staff", "is_superuser"])
+track(User.groups.through, name="UserRole", label="user role", links=True)
+
+
+class ActivityEntry(Events):
+    """One change, from any tracked table (a union of the event tables), with the user and URL
+    that pghistory's middleware put in its context. No user: Gavel itself (a worker, OPA's reports)."""
+
+    user = pghistory.ProxyField("pgh_context__user", models.ForeignKey(
+        User, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"))
+    url = pghistory.ProxyField("pgh_context__url", models.TextField(null=True))
+
+    class Meta:
+        proxy = True
+        default_permissions = ("view",)
+        verbose_name_plural = "activity entries"
