@@ -140,9 +140,11 @@ def replay_impact(request, name, number):
     version = _version(name, number)
     context = {"version": version, "policy": version.policy, "form_values": request.POST}
     try:
+        environment = _environment(request)
         context["report"] = replay.replay_version(version, last=request.POST.get("last"),
-                                                  since=request.POST.get("since"), until=request.POST.get("until"))
-    except replay.ReplayRefused as exc:
+                                                  since=request.POST.get("since"), until=request.POST.get("until"),
+                                                  environment=environment)
+    except (replay.ReplayRefused, PublishRefused) as exc:
         context["error"] = str(exc)
     template = "policies/_replay.html" if request.htmx else "policies/replay_page.html"
     return render(request, template, context)

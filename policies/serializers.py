@@ -128,3 +128,6 @@ class ReplayWindowSerializer(serializers.Serializer):
     last = serializers.IntegerField(required=False, allow_null=True)
     since = serializers.DateTimeField(required=False, allow_null=True)
     until = serializers.DateTimeField(required=False, allow_null=True)
+    # Only the decisions of the version this environment runs (default: every recorded decision).
+    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all(), required=False,
+                                               allow_null=True)

@@ -223,13 +223,13 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
         )
         publication.status = Publication.Status.FAILED
         publication.detail = f"OPA refused the policy: {exc}" + (f" ({details})" if details else "")
-        return _failed(publication)
+        return _failed(publication, restore_here=True)
 
     loaded_sha = sha256_of(loaded["raw"]) if loaded else None
     if loaded_sha != version.sha256 or not loaded_entry or loaded_entry["raw"] != entry:
         publication.status = Publication.Status.FAILED
         publication.detail = f"OPA reports a different source after the push (sha256 {loaded_sha})"
-        return _failed(publication)
+        return _failed(publication, restore_here=True)
 
     with transaction.atomic():
         publication.status = Publication.Status.OK
@@ -242,12 +242,12 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
 
 
 @transaction.atomic
-def _failed(publication: Publication) -> Publication:
+def _failed(publication: Publication, restore_here: bool = False) -> Publication:
     """Save `publication`; when it failed for good, its group can never be confirmed on every
     instance, so the environment keeps the version it ran: the siblings still trying stop, and
-    the instances that already took the new version get the environment's active one back.
-    (An instance that failed mid-push may hold half of it; the drift check restores it once
-    it answers again.)"""
+    the instances that already took the new version get the environment's active one back, as
+    does this one when it answered but refused half-way (`restore_here`). An instance that
+    stopped answering mid-push may hold half of it; the drift check restores it once it answers."""
     publication.save()
     if publication.status != Publication.Status.FAILED or not publication.group:
         return publication
@@ -260,7 +260,8 @@ def _failed(publication: Publication) -> Publication:
         "version").first()
     if active is None or active.version_id == version.id:
         return publication  # nothing ran before (the page shows what each instance holds), or nothing changes
-    for sibling in siblings.filter(status=Publication.Status.OK).select_related("instance"):
+    restore = list(siblings.filter(status=Publication.Status.OK).select_related("instance"))
+    for sibling in restore + ([publication] if restore_here else []):
         _queue(active.version, publication.requested_by, sibling.target_url, environment=environment,
                instance=sibling.instance, repush=True,
                detail=f"Restoring v{active.version.number}: the publication of v{version.number} failed at {where}")

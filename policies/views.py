@@ -111,6 +111,7 @@ def review_context(request, version) -> dict:
         "version_history": version.policy.publish_events.filter(version=version).select_related("actor")[:30],
         "reason_form": ReasonForm(),
         "default_last": settings.GAVEL_REPLAY_DEFAULT_LAST,
+        "running_versions": version.policy.active_versions.select_related("environment", "version"),
     }
 
 
