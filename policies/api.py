@@ -184,7 +184,8 @@ class PublishRequestViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=ReasonSerializer, responses={202: PublishRequestSerializer})
     @action(detail=True, methods=["post"], permission_classes=[CanPublish])
     def approve(self, request, pk=None):
-        """Approve (not as the version's author or the requester): the version is pushed to OPA."""
+        """Approve (not as the version's author or the requester): the version is pushed to every OPA
+        instance of the request's environment."""
         try:
             approved = review.approve(self.get_object(), approved_by=request.user, note=_reason(request))
         except services.PublishRefused as exc:

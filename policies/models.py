@@ -105,10 +105,6 @@ class PolicyVersion(models.Model):
                     .values_list("environment__name", flat=True))
 
     @property
-    def is_active(self) -> bool:
-        return ActiveVersion.objects.filter(version=self).exists()
-
-    @property
     def publication_in_flight(self) -> bool:
         return self.publications.exclude(status__in=Publication.FINISHED).exists()
 

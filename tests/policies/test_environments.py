@@ -157,6 +157,8 @@ def test_each_environment_runs_its_own_version_and_the_pages_and_api_say_since_w
     assert body["active_version"] == 2  # the default environment's
     assert [(e["environment"], e["version"]) for e in body["environments"]] == [("dev", 2), ("prod", 1)]
     assert body["environments"][1]["since"] == policy.active_in(prod).since.isoformat().replace("+00:00", "Z")
+    prod_api = api_for(admin).get("/api/v1/environments/prod/").json()
+    assert [(p["policy"], p["version"]) for p in prod_api["policies"]] == [("budget", 1)]
 
     client.force_login(author)
     page = client.get("/policies/budget/").content.decode()
