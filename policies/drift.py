@@ -1,8 +1,9 @@
 """Drift: what each OPA instance runs, compared with the version its environment runs.
 
 A module changed or removed behind Gavel's back (or left behind by a publication that failed
-half-way) raises a DriftAlert and Gavel re-pushes the environment's active version. A module that drifts again and again (GAVEL_DRIFT_MAX_REPUSH re-pushes
-within GAVEL_DRIFT_WINDOW_MINUTES) is no longer re-pushed: the alert is escalated to a person.
+half-way) raises a DriftAlert and Gavel re-pushes the environment's active version. A module
+that drifts again and again (GAVEL_DRIFT_MAX_REPUSH re-pushes within GAVEL_DRIFT_WINDOW_MINUTES)
+is no longer re-pushed: the alert is escalated to a person.
 Pull environments are not checked here: OPA owns a bundle's modules and their status reports
 say which revision is active.
 """
@@ -19,9 +20,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import services
+from .bundles import parse_revision
 from .entrypoint import entry_policy_id, entry_source
 from .models import ActiveVersion, DriftAlert, Environment, OpaInstance, Policy, PolicyVersion, Publication, sha256_of
-from .bundles import parse_revision as bundles_revision
 from .opa import OpaError, opa_client
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class InstanceState:
     active: ActiveVersion | None  # what the environment runs, by Gavel's record
     in_flight: Publication | None  # a publication still on its way to this instance
     state: str  # "matches", "runs another version", "differs", "missing", "unreachable", "not published", "bundle"
-    loaded: str = ""  # what the instance holds, as version numbers ("v2", "v2 with the v1 entrypoint")
+    loaded: str = ""  # what the instance holds, by version ("v2", "v2 with the entrypoint of v1")
     detail: str = ""
 
     @property
@@ -227,7 +228,7 @@ def _fingerprints(policy: Policy) -> dict[str, str]:
 def _state(policy, environment, instance, active, in_flight, fingerprints, timeout) -> InstanceState:
     mine = next((p for p in in_flight if (p.instance_id == instance.pk if instance.pk else not p.instance_id)), None)
     if environment.is_pull:
-        names = bundles_revision(instance.active_revision)
+        names = parse_revision(instance.active_revision)
         number = names.get(policy.name)
         expected = active.version.number if active else None
         state = ("matches" if expected and number == expected else "runs another version" if number else
@@ -254,7 +255,8 @@ def _state(policy, environment, instance, active, in_flight, fingerprints, timeo
         return InstanceState(environment, instance, active, mine, "matches", held, f"sha256 {source[:12]}")
     known = (fingerprints.get(source, "").startswith("v") and
              fingerprints.get(entry, "") == f"entry {fingerprints.get(source)}")
-    detail = "; ".join(f"{r}: sha256 {(loaded.get(r) or 'missing')[:12]}" for r in expected if loaded.get(r) != expected[r])
+    detail = "; ".join(f"{r}: sha256 {(loaded.get(r) or 'missing')[:12]}" for r in expected
+                       if loaded.get(r) != expected[r])
     return InstanceState(environment, instance, active, mine, "runs another version" if known else "differs",
                          held, detail)
 

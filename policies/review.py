@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .entrypoint import entry_policy_id
 from .canary import default_environment
+from .entrypoint import entry_policy_id
 from .models import ActiveVersion, Environment, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
 from .opa import opa_client
 from .services import PublishRefused, _push_runtime_later, ensure_publishable, request_publication

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -173,7 +172,8 @@ def opa_runs(version: PolicyVersion, target_url: str | None = None, token: str |
     with opa_client(target_url, token=token) as opa:
         loaded = opa.get_policy(policy.opa_policy_id)
         entry = opa.get_policy(entry_policy_id(policy.name))
-    return bool(loaded and entry and sha256_of(loaded["raw"]) == version.sha256 and entry["raw"] == entry_source(version))
+    return bool(loaded and entry and sha256_of(loaded["raw"]) == version.sha256
+                and entry["raw"] == entry_source(version))
 
 
 def publish_if_missing(policy: Policy, *, requested_by, environment: Environment | None = None) -> Publication | None:

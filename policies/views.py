@@ -7,8 +7,8 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 
 from . import drift, review, services
-from .forms import PolicyForm, ReasonForm, VersionForm
 from .canary import default_environment
+from .forms import PolicyForm, ReasonForm, VersionForm
 from .models import ActiveVersion, Environment, Policy, PolicyVersion, Publication, PublishRequest
 from .rego import RegoCompileError
 

@@ -5,7 +5,6 @@ and prod."""
 from datetime import timedelta
 
 import pytest
-from django.urls import reverse
 from django.utils import timezone
 
 from policies import bundles, drift, review, services
@@ -44,7 +43,7 @@ def finished(publication) -> list[Publication]:
     """Wait for every publication of the group (one per instance) to finish."""
     group = (Publication.objects.filter(group=publication.group) if publication.group
              else Publication.objects.filter(pk=publication.pk))
-    wait_until(lambda: all(p.is_finished for p in group.all()), message=f"the publications of group {publication.group}")
+    wait_until(lambda: all(p.is_finished for p in group.all()), message=f"the publications of {publication.group}")
     return list(group.order_by("pk"))
 
 
@@ -293,7 +292,8 @@ def test_replay_can_compare_a_candidate_with_the_decisions_of_the_version_an_env
     assert api.status_code == 200 and (api.json()["changed"], api.json()["against"]) == (3, "prod v1")
     client.force_login(author)
     page = client.post("/policies/budget/v2/replay/", {"environment": "prod", "last": "100"}, HTTP_HX_REQUEST="true")
-    assert 'data-testid="replay-changed">3<' in page.content.decode() and "against what prod v1 decided" in page.content.decode()
+    html = page.content.decode()
+    assert 'data-testid="replay-changed">3<' in html and "against what prod v1 decided" in html
     edge = Environment.objects.create(name="edge")
     with pytest.raises(replay.ReplayRefused, match="edge runs no version of budget"):
         replay.replay_version(v2, environment=edge)
