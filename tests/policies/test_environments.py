@@ -158,6 +158,9 @@ def test_each_environment_runs_its_own_version_and_the_pages_and_api_say_since_w
     assert body["environments"][1]["since"] == policy.active_in(prod).since.isoformat().replace("+00:00", "Z")
     prod_api = api_for(admin).get("/api/v1/environments/prod/").json()
     assert [(p["policy"], p["version"]) for p in prod_api["policies"]] == [("budget", 1)]
+    client.force_login(admin)
+    fleet = client.get("/environments/").content.decode()
+    assert '<a href="/policies/budget/">budget</a> v1' in fleet.split('data-testid="environment-prod"')[1]
 
     client.force_login(author)
     page = client.get("/policies/budget/").content.decode()
