@@ -11,7 +11,7 @@ from pghistory.models import Events
 
 from audit.models import AlertRule, ApprovalVote, HeldAction
 from policies.models import (
-    CanarySetting, Environment, KillSwitchChange, OpaCredential, OpaInstance, Policy, PolicyException, PolicyVersion,
+    ActiveVersion, CanarySetting, Environment, KillSwitchChange, OpaCredential, OpaInstance, Policy, PolicyException, PolicyVersion,
     PublishEvent, PublishRequest,
 )
 
@@ -21,6 +21,7 @@ track(Policy)
 track(PolicyVersion, exclude=["source", "tests"])  # immutable; its source stays on the version itself
 track(PublishRequest)
 track(PublishEvent)
+track(ActiveVersion)  # which version each environment runs, and since when
 track(CanarySetting)
 track(KillSwitchChange)
 track(PolicyException)

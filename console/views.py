@@ -11,7 +11,7 @@ from policies.models import Policy, Publication
 
 def home(request):
     context = {
-        "policies": Policy.objects.select_related("active_version"),
+        "policies": Policy.objects.prefetch_related("active_versions__environment", "active_versions__version"),
         "recent_publications": Publication.objects.select_related("version__policy")[:5],
     }
     if request.user.has_perm("audit.view_decision"):

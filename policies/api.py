@@ -13,8 +13,8 @@ from .models import Policy, PolicyVersion, Publication, PublishRequest
 from .opa import OpaError
 from .rego import RegoCompileError
 from .serializers import (
-    PolicySerializer, PolicyVersionSerializer, PublicationSerializer, PublishEventSerializer,
-    PublishRequestSerializer, ReasonSerializer, ReplayWindowSerializer,
+    EnvironmentReasonSerializer, PolicySerializer, PolicyVersionSerializer, PublicationSerializer,
+    PublishEventSerializer, PublishRequestSerializer, ReasonSerializer, ReplayWindowSerializer,
 )
 
 
@@ -61,8 +61,16 @@ def _reason(request) -> str:
     return serializer.validated_data["reason"]
 
 
+def _where_and_why(request) -> dict:
+    """{"reason", "environment"} from the body; an unknown environment is a 400."""
+    serializer = EnvironmentReasonSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 class PolicyViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = Policy.objects.select_related("active_version", "created_by")
+    queryset = Policy.objects.select_related("created_by").prefetch_related("active_versions__environment",
+                                                                           "active_versions__version")
     serializer_class = PolicySerializer
     lookup_field = "name"
 
@@ -72,12 +80,15 @@ class PolicyViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         except (RegoCompileError, services.VersionRefused) as exc:
             raise SourceRefused(exc)
 
-    @extend_schema(request=ReasonSerializer, responses={202: PublicationSerializer})
+    @extend_schema(request=EnvironmentReasonSerializer, responses={202: PublicationSerializer})
     @action(detail=True, methods=["post"], permission_classes=[CanPublish])
     def rollback(self, request, name=None):
-        """Re-publish the version OPA ran before the active one; no second approval needed."""
+        """Re-publish, in one environment (default GAVEL_ENVIRONMENT), the version it ran before
+        its active one; no second approval needed, other environments untouched."""
+        body = _where_and_why(request)
         try:
-            publication = review.rollback(self.get_object(), rolled_back_by=request.user, reason=_reason(request))
+            publication = review.rollback(self.get_object(), rolled_back_by=request.user, reason=body["reason"],
+                                          environment=body["environment"])
         except services.PublishRefused as exc:
             raise Refused(exc)
         return Response(PublicationSerializer(publication).data, status=status.HTTP_202_ACCEPTED)
@@ -85,7 +96,7 @@ class PolicyViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=ReasonSerializer, responses={200: PolicySerializer})
     @action(detail=True, methods=["post"], permission_classes=[CanRetire])
     def retire(self, request, name=None):
-        """Remove the policy from OPA; refused while it has decided within GAVEL_RETIRE_AFTER_DAYS."""
+        """Remove the policy from every environment; refused while it has decided within GAVEL_RETIRE_AFTER_DAYS."""
         try:
             policy = review.retire(self.get_object(), retired_by=request.user, reason=_reason(request))
         except (services.PublishRefused, OpaError) as exc:
@@ -118,14 +129,16 @@ class PolicyVersionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
         except (RegoCompileError, services.VersionRefused) as exc:
             raise SourceRefused(exc)
 
-    @extend_schema(request=ReasonSerializer, responses={201: PublishRequestSerializer})
+    @extend_schema(request=EnvironmentReasonSerializer, responses={201: PublishRequestSerializer})
     @action(detail=True, methods=["post"], permission_classes=[CanPublish])
     def publish(self, request, policy_name=None, number=None):
-        """Ask for this version to be published, with a reason. It reaches OPA once someone who
-        neither wrote it nor asked approves: POST /api/v1/publish-requests/{id}/approve/."""
+        """Ask for this version to be published to an environment (default GAVEL_ENVIRONMENT), with
+        a reason. It reaches that environment's OPA instances once someone who neither wrote it
+        nor asked approves: POST /api/v1/publish-requests/{id}/approve/."""
+        body = _where_and_why(request)
         try:
             publish_request = review.request_publish(self.get_object(), requested_by=request.user,
-                                                     reason=_reason(request))
+                                                     reason=body["reason"], environment=body["environment"])
         except services.PublishRefused as exc:
             raise Refused(exc)
         return Response(PublishRequestSerializer(publish_request).data, status=status.HTTP_201_CREATED)
@@ -156,22 +169,23 @@ class PolicyVersionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
 
 
 class PublicationViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = Publication.objects.select_related("version__policy", "requested_by")
+    queryset = Publication.objects.select_related("version__policy", "requested_by", "environment", "instance")
     serializer_class = PublicationSerializer
-    filterset_fields = ["status", "version__policy__name"]
+    filterset_fields = ["status", "version__policy__name", "environment__name"]
 
 
 class PublishRequestViewSet(viewsets.ReadOnlyModelViewSet):
     """Requests to publish a version, and their approval or rejection by a second person."""
 
-    queryset = PublishRequest.objects.select_related("version__policy", "requested_by", "decided_by")
+    queryset = PublishRequest.objects.select_related("version__policy", "requested_by", "decided_by", "environment")
     serializer_class = PublishRequestSerializer
-    filterset_fields = ["status", "version__policy__name"]
+    filterset_fields = ["status", "version__policy__name", "environment__name"]
 
     @extend_schema(request=ReasonSerializer, responses={202: PublishRequestSerializer})
     @action(detail=True, methods=["post"], permission_classes=[CanPublish])
     def approve(self, request, pk=None):
-        """Approve (not as the version's author or the requester): the version is pushed to OPA."""
+        """Approve (not as the version's author or the requester): the version is pushed to every OPA
+        instance of the request's environment."""
         try:
             approved = review.approve(self.get_object(), approved_by=request.user, note=_reason(request))
         except services.PublishRefused as exc:

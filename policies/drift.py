@@ -1,8 +1,9 @@
-"""Drift: what each OPA instance runs, compared with what Gavel published to it.
+"""Drift: what each OPA instance runs, compared with the version its environment runs.
 
-A module changed or removed behind Gavel's back raises a DriftAlert and Gavel re-pushes the
-published version. A module that drifts again and again (GAVEL_DRIFT_MAX_REPUSH re-pushes
-within GAVEL_DRIFT_WINDOW_MINUTES) is no longer re-pushed: the alert is escalated to a person.
+A module changed or removed behind Gavel's back (or left behind by a publication that failed
+half-way) raises a DriftAlert and Gavel re-pushes the environment's active version. A module
+that drifts again and again (GAVEL_DRIFT_MAX_REPUSH re-pushes within GAVEL_DRIFT_WINDOW_MINUTES)
+is no longer re-pushed: the alert is escalated to a person.
 Pull environments are not checked here: OPA owns a bundle's modules and their status reports
 say which revision is active.
 """
@@ -15,28 +16,27 @@ from datetime import timedelta
 import httpx
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import services
+from .bundles import parse_revision
 from .entrypoint import entry_policy_id, entry_source
-from .models import DriftAlert, Environment, OpaInstance, Policy, PolicyVersion, Publication, sha256_of
+from .models import ActiveVersion, DriftAlert, Environment, OpaInstance, Policy, PolicyVersion, Publication, sha256_of
 from .opa import OpaError, opa_client
 
 log = logging.getLogger(__name__)
 
 
-def published_to(target_url: str) -> dict[Policy, Publication]:
-    """Per policy, the latest confirmed publication to the OPA at `target_url`. Policies that
-    are retired, or with a publication still on its way there, are left out."""
-    in_flight = set(Publication.objects.filter(target_url=target_url).exclude(status__in=Publication.FINISHED)
-                    .values_list("version__policy_id", flat=True))
-    latest: dict[int, Publication] = {}
-    confirmed = (Publication.objects.filter(target_url=target_url, status=Publication.Status.OK,
-                                            version__policy__retired_at__isnull=True)
-                 .select_related("version__policy", "requested_by").order_by("confirmed_at", "pk"))
-    for publication in confirmed:
-        latest[publication.version.policy_id] = publication  # later rows win
-    return {p.version.policy: p for policy_id, p in latest.items() if policy_id not in in_flight}
+def active_in(environment: Environment, target_url: str) -> dict[Policy, ActiveVersion]:
+    """Per policy, what the environment runs. Policies with a publication still on its way in
+    the environment (or to this OPA) are left out: their instances are about to change."""
+    in_flight = set(Publication.objects.filter(Q(environment=environment) | Q(target_url=target_url))
+                    .exclude(status__in=Publication.FINISHED).values_list("version__policy_id", flat=True))
+    active = (ActiveVersion.objects.filter(environment=environment, policy__retired_at__isnull=True)
+              .exclude(policy_id__in=in_flight)
+              .select_related("policy", "version__policy", "version__author", "publication__requested_by"))
+    return {row.policy: row for row in active}
 
 
 def expected_modules(version: PolicyVersion) -> dict[str, str]:
@@ -59,16 +59,16 @@ def check_instance(environment: Environment, instance: OpaInstance) -> list[Drif
     alerts = []
     with transaction.atomic():
         Environment.objects.select_for_update().get(pk=environment.pk)  # one check of an environment at a time
-        for policy, publication in published_to(url).items():
-            for resource, expected in expected_modules(publication.version).items():
-                alert = _compare(environment, instance, url, policy, publication, resource, expected,
+        for policy, active in active_in(environment, url).items():
+            for resource, expected in expected_modules(active.version).items():
+                alert = _compare(environment, instance, url, policy, active, resource, expected,
                                  loaded.get(resource, ""))
                 if alert:
                     alerts.append(alert)
     return alerts
 
 
-def _compare(environment, instance, url, policy, publication, resource, expected, actual) -> DriftAlert | None:
+def _compare(environment, instance, url, policy, active, resource, expected, actual) -> DriftAlert | None:
     now = timezone.now()
     open_alerts = DriftAlert.objects.filter(target_url=url, resource=resource, resolved_at__isnull=True)
     if actual == expected:
@@ -89,8 +89,9 @@ def _compare(environment, instance, url, policy, publication, resource, expected
         escalated=repushed >= settings.GAVEL_DRIFT_MAX_REPUSH,
     )
     if not alert.escalated:
+        requested_by = active.publication.requested_by if active.publication else active.version.author
         alert.repush = services._queue(
-            publication.version, publication.requested_by, url, environment=publication.environment,
+            active.version, requested_by, url, environment=environment,
             instance=instance if instance.pk else None, repush=True,
         )
         alert.save(update_fields=["repush"])
@@ -146,15 +147,17 @@ def send_webhook(alert: DriftAlert) -> bool:
     return True
 
 
-# --- What each instance runs, for the policy page ------------------------------------------
+# --- What each environment and instance runs, for the policy page ---------------------------
 
 
 @dataclass
 class InstanceState:
     environment: Environment
     instance: OpaInstance
-    publication: Publication | None  # the latest confirmed publication there
-    state: str  # "matches", "differs", "missing", "unreachable", "not published", "bundle"
+    active: ActiveVersion | None  # what the environment runs, by Gavel's record
+    in_flight: Publication | None  # a publication still on its way to this instance
+    state: str  # "matches", "runs another version", "differs", "missing", "unreachable", "not published", "bundle"
+    loaded: str = ""  # what the instance holds, by version ("v2", "v2 with the entrypoint of v1")
     detail: str = ""
 
     @property
@@ -162,42 +165,107 @@ class InstanceState:
         return self.state == "matches"
 
 
-def instance_states(policy: Policy, timeout: float = 2.0) -> list[InstanceState]:
-    """Per instance of every environment: what is loaded (read back from OPA now, or from
-    the last status report in pull environments) and whether it is what Gavel published."""
+@dataclass
+class EnvironmentState:
+    """One environment on the policy page: its active version and since when, what is on its
+    way there, its rollback target, and each instance as read back from OPA."""
+
+    environment: Environment
+    active: ActiveVersion | None
+    in_flight: list[Publication]
+    rollback_target: PolicyVersion | None
+    instances: list[InstanceState]
+
+    @property
+    def confirmed(self) -> int:
+        return sum(p.status == Publication.Status.OK for p in self.in_flight)
+
+
+def environment_states(policy: Policy, timeout: float = 2.0) -> list[EnvironmentState]:
+    from .review import rollback_target
+
+    fingerprints = _fingerprints(policy)
+    active = {row.environment_id: row for row in policy.active_versions.select_related("version", "publication")}
     states = []
     for environment in Environment.objects.prefetch_related("instances"):
-        for instance in environment.targets():
-            states.append(_state(policy, environment, instance, timeout))
+        in_flight = _in_flight(policy, environment)
+        instances = [_state(policy, environment, instance, active.get(environment.pk), in_flight, fingerprints,
+                            timeout) for instance in environment.targets()]
+        states.append(EnvironmentState(environment, active.get(environment.pk), in_flight,
+                                       rollback_target(policy, environment) if environment.pk in active else None,
+                                       instances))
     return states
 
 
-def _state(policy, environment, instance, timeout) -> InstanceState:
+def instance_states(policy: Policy, timeout: float = 2.0) -> list[InstanceState]:
+    """Per instance of every environment: what is loaded (read back from OPA now, or from
+    the last status report in pull environments) and whether it is what the environment runs."""
+    return [instance for state in environment_states(policy, timeout) for instance in state.instances]
+
+
+def _in_flight(policy: Policy, environment: Environment) -> list[Publication]:
+    """The latest publication of the policy to the environment (all of its group), when it is
+    not finished yet: the version on its way, with each instance's progress."""
+    latest = (Publication.objects.filter(version__policy=policy, environment=environment, repush=False)
+              .order_by("-requested_at", "-id").first())
+    if latest is None:
+        return []
+    group = (Publication.objects.filter(group=latest.group) if latest.group else
+             Publication.objects.filter(pk=latest.pk)).select_related("version", "instance")
+    group = list(group)
+    return group if any(not p.is_finished for p in group) else []
+
+
+def _fingerprints(policy: Policy) -> dict[str, str]:
+    """SHA-256 of each version's source and of its entrypoint -> "v<n>" / "entry v<n>"."""
+    known = {}
+    for version in policy.versions.select_related("policy"):
+        known[version.sha256] = f"v{version.number}"
+        known[sha256_of(entry_source(version))] = f"entry v{version.number}"
+    return known
+
+
+def _state(policy, environment, instance, active, in_flight, fingerprints, timeout) -> InstanceState:
+    mine = next((p for p in in_flight if (p.instance_id == instance.pk if instance.pk else not p.instance_id)), None)
     if environment.is_pull:
-        publication = (Publication.objects.filter(environment=environment, version__policy=policy,
-                                                  status=Publication.Status.OK).order_by("-confirmed_at").first())
-        names = set(instance.active_revision.split(","))
-        expected = f"{policy.name}@{publication.version.number}" if publication else None
-        state = "matches" if expected and expected in names else ("bundle" if instance.active_revision else
-                                                                  "not published")
-        return InstanceState(environment, instance, publication, state,
+        names = parse_revision(instance.active_revision)
+        number = names.get(policy.name)
+        expected = active.version.number if active else None
+        state = ("matches" if expected and number == expected else "runs another version" if number else
+                 "bundle" if instance.active_revision else "not published")
+        return InstanceState(environment, instance, active, mine, state, f"v{number}" if number else "",
                              f"active bundle revision {instance.active_revision or '(none reported)'}")
     url = instance.url or environment.target_url
-    publication = published_to(url).get(policy)
-    if publication is None:
-        return InstanceState(environment, instance, None, "not published")
     try:
         with opa_client(url, token=instance.token or None, timeout=timeout) as opa:
             loaded = {module["id"]: sha256_of(module["raw"]) for module in opa.list_policies()
                       if module["id"] in (policy.opa_policy_id, entry_policy_id(policy.name))}
     except OpaError as exc:
-        return InstanceState(environment, instance, publication, "unreachable", str(exc))
-    expected = expected_modules(publication.version)
+        return InstanceState(environment, instance, active, mine, "unreachable", "", str(exc))
+    source, entry = loaded.get(policy.opa_policy_id), loaded.get(entry_policy_id(policy.name))
+    held = _describe(source, entry, fingerprints)
     if not loaded:
-        return InstanceState(environment, instance, publication, "missing", "OPA does not hold the policy")
-    differing = [resource for resource, sha in expected.items() if loaded.get(resource) != sha]
-    if differing:
-        return InstanceState(environment, instance, publication, "differs",
-                             "; ".join(f"{r}: sha256 {(loaded.get(r) or 'missing')[:12]}" for r in differing))
-    return InstanceState(environment, instance, publication, "matches",
-                         f"sha256 {loaded[policy.opa_policy_id][:12]}")
+        state = "missing" if active else "not published"
+        return InstanceState(environment, instance, active, mine, state, "", "OPA does not hold the policy")
+    if active is None:
+        return InstanceState(environment, instance, active, mine, "runs another version", held,
+                             f"{environment} runs no version of {policy.name}")
+    expected = expected_modules(active.version)
+    if loaded == expected:
+        return InstanceState(environment, instance, active, mine, "matches", held, f"sha256 {source[:12]}")
+    known = (fingerprints.get(source, "").startswith("v") and
+             fingerprints.get(entry, "") == f"entry {fingerprints.get(source)}")
+    detail = "; ".join(f"{r}: sha256 {(loaded.get(r) or 'missing')[:12]}" for r in expected
+                       if loaded.get(r) != expected[r])
+    return InstanceState(environment, instance, active, mine, "runs another version" if known else "differs",
+                         held, detail)
+
+
+def _describe(source: str | None, entry: str | None, fingerprints: dict[str, str]) -> str:
+    """"v2", or the truth about a half-published or foreign instance: "v2 with the entrypoint of v1"."""
+    policy = fingerprints.get(source or "", "unknown source" if source else "no policy")
+    entry_name = fingerprints.get(entry or "", "an unknown entrypoint" if entry else "no entrypoint")
+    if entry_name == f"entry {policy}":
+        return policy
+    entry_name = entry_name.replace("entry v", "the entrypoint of v")
+    return f"{policy} with {entry_name}"

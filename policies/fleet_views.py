@@ -21,6 +21,7 @@ def environments(request):
     canary.default_environment()  # the configured OPA always has an environment to show
     rows = [
         {"environment": environment, "targets": environment.targets(),
+         "running": environment.active_versions.select_related("policy", "version").order_by("policy__name"),
          "alerts": environment.drift_alerts.select_related("policy", "instance", "repush")[:20]}
         for environment in Environment.objects.prefetch_related("instances__credentials")
     ]

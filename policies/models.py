@@ -32,10 +32,6 @@ class Policy(models.Model):
     bundle = models.SlugField(max_length=100, blank=True, help_text="A name that groups related policies.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    # What OPA was last confirmed to run; only a confirmed publication moves it.
-    active_version = models.ForeignKey(
-        "PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
     # A retired policy was removed from OPA and takes no new versions or publications.
     retired_at = models.DateTimeField(null=True, blank=True)
 
@@ -59,6 +55,21 @@ class Policy(models.Model):
     @property
     def latest_version(self):
         return self.versions.order_by("-number").first()
+
+    def active_in(self, environment) -> "ActiveVersion | None":
+        """What `environment` runs of this policy (its version and since when), or None."""
+        return self.active_versions.filter(environment=environment).select_related("version").first()
+
+    def active_version_in(self, environment):
+        active = self.active_in(environment)
+        return active.version if active else None
+
+    @property
+    def active_version(self):
+        """The version the default environment (GAVEL_ENVIRONMENT) runs; see active_in for the others."""
+        active = self.active_versions.filter(environment__name=settings.GAVEL_ENVIRONMENT).select_related(
+            "version").first()
+        return active.version if active else None
 
 
 class PolicyVersion(models.Model):
@@ -88,8 +99,10 @@ class PolicyVersion(models.Model):
         super().save(*args, **kwargs)
 
     @property
-    def is_active(self) -> bool:
-        return self.policy.active_version_id == self.pk
+    def active_environments(self) -> list[str]:
+        """The names of the environments that run this version."""
+        return list(ActiveVersion.objects.filter(version=self).order_by("environment__name")
+                    .values_list("environment__name", flat=True))
 
     @property
     def publication_in_flight(self) -> bool:
@@ -293,6 +306,27 @@ class OpaCredential(models.Model):
         return self.State(self.state).label
 
 
+class ActiveVersion(models.Model):
+    """The version of a policy an environment runs, and since when. Moved only by a publication
+    confirmed by every OPA instance of the environment (pull: by a status report naming it),
+    so an interrupted publish leaves the previous version here. Retiring removes the rows;
+    PublishEvent keeps the history."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="active_versions")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="active_versions")
+    version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+")
+    publication = models.ForeignKey("Publication", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    since = models.DateTimeField(help_text="When the environment started running this version.")
+
+    class Meta:
+        ordering = ["environment__name"]
+        constraints = [models.UniqueConstraint(fields=["policy", "environment"], name="one_active_version_per_env")]
+
+    def __str__(self) -> str:
+        return f"{self.environment.name} runs {self.version}"
+
+
 class DriftAlert(models.Model):
     """An OPA instance found running something other than what Gavel published to it."""
 
@@ -476,6 +510,9 @@ class PublishRequest(models.Model):
         REJECTED = "rejected", "Rejected"
 
     version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="publish_requests")
+    # Where the approval publishes; blank only on requests made before environments were chosen.
+    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="publish_requests")
     reason = models.TextField()
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     requested_at = models.DateTimeField(auto_now_add=True)
@@ -507,6 +544,8 @@ class PublishEvent(models.Model):
 
     policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="publish_events")
     version = models.ForeignKey(PolicyVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                    help_text="Blank: every environment (retirement) or before environments.")
     action = models.CharField(max_length=20, choices=Action.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     reason = models.TextField(blank=True)

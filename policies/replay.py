@@ -64,6 +64,7 @@ class ReplayReport:
     examples: dict[str, list[dict]] = field(default_factory=lambda: {key: [] for key in GROUPS})
     round_trips: int = 0
     seconds: float = 0.0
+    against: str = ""  # "prod v3": only the decisions the version an environment runs made
 
     @property
     def changed(self) -> int:
@@ -76,7 +77,8 @@ class ReplayReport:
     def as_dict(self) -> dict:
         return {"selected": self.selected, "replayed": self.replayed, "changed": self.changed,
                 "unchanged": self.replayed - self.changed, "skipped": self.skipped, "changes": self.changes,
-                "examples": self.examples, "round_trips": self.round_trips, "seconds": round(self.seconds, 3)}
+                "examples": self.examples, "round_trips": self.round_trips, "seconds": round(self.seconds, 3),
+                "against": self.against or None}
 
 
 # --- The recorded side ----------------------------------------------------------------------
@@ -124,8 +126,10 @@ def parse_window(last=None, since=None, until=None) -> dict:
     return {"last": last, "since": since, "until": until}
 
 
-def select_decisions(policy, *, last: int, since=None, until=None) -> list[Decision]:
+def select_decisions(policy, *, last: int, since=None, until=None, decided_by=None) -> list[Decision]:
     decisions = Decision.objects.filter(policy=policy)
+    if decided_by is not None:
+        decisions = decisions.filter(version=decided_by)
     if since:
         decisions = decisions.filter(timestamp__gte=since)
     if until:
@@ -252,11 +256,17 @@ def replay_records(source: str, records: list[Recorded], *, client: OpaClient | 
     return report
 
 
-def replay_version(version, *, last=None, since=None, until=None) -> ReplayReport:
-    """Replay the policy's recent recorded decisions through `version`."""
+def replay_version(version, *, last=None, since=None, until=None, environment=None) -> ReplayReport:
+    """Replay the policy's recent recorded decisions through `version`. With `environment`,
+    only the decisions of the version that environment runs: what would change there."""
     window = parse_window(last, since, until)
-    decisions = select_decisions(version.policy, **window)
-    report = ReplayReport(selected=len(decisions))
+    running = None
+    if environment is not None:
+        running = version.policy.active_version_in(environment)
+        if running is None:
+            raise ReplayRefused(f"{environment} runs no version of {version.policy.name}")
+    decisions = select_decisions(version.policy, **window, decided_by=running)
+    report = ReplayReport(selected=len(decisions), against=f"{environment} v{running.number}" if running else "")
     records = []
     for decision in decisions:
         found = recorded(decision)

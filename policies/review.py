@@ -1,8 +1,9 @@
 """Two-person publishing, rollback and retirement. Pages and the API call these functions.
 
-A version reaches OPA only when someone asks for it with a reason and a second person,
-who neither wrote the version nor asked, approves. Rollback needs no second person: it
-restores a version that was already reviewed and ran in OPA. Every step is a PublishEvent.
+A version reaches an environment's OPA instances only when someone asks for it with a reason
+and a second person, who neither wrote the version nor asked, approves. Rollback needs no
+second person: it restores, in one environment, a version that was already reviewed and ran
+there. Retirement removes the policy from every environment. Every step is a PublishEvent.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .canary import default_environment
 from .entrypoint import entry_policy_id
-from .models import Environment, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
+from .models import ActiveVersion, Environment, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
 from .opa import opa_client
 from .services import PublishRefused, _push_runtime_later, ensure_publishable, request_publication
 
@@ -34,16 +36,20 @@ def _reason(text: str, what: str) -> str:
 
 
 @transaction.atomic
-def request_publish(version: PolicyVersion, *, requested_by, reason: str) -> PublishRequest:
-    """Ask for `version` to be published; it waits for a second person's approval."""
+def request_publish(version: PolicyVersion, *, requested_by, reason: str,
+                    environment: Environment | None = None) -> PublishRequest:
+    """Ask for `version` to be published to `environment` (default: GAVEL_ENVIRONMENT's); it
+    waits for a second person's approval."""
     _require(requested_by, PUBLISH_PERMISSION, "request publication")
     reason = _reason(reason, "want it published")
     ensure_publishable(version)
-    if version.publish_requests.filter(status=PublishRequest.Status.PENDING).exists():
-        raise PublishRefused(f"version {version.number} already has a request waiting for approval")
-    request = PublishRequest.objects.create(version=version, requested_by=requested_by, reason=reason)
+    environment = environment or default_environment()
+    if version.publish_requests.filter(status=PublishRequest.Status.PENDING, environment=environment).exists():
+        raise PublishRefused(f"version {version.number} already has a request for {environment} waiting for approval")
+    request = PublishRequest.objects.create(version=version, requested_by=requested_by, reason=reason,
+                                            environment=environment)
     PublishEvent.objects.create(policy=version.policy, version=version, action=PublishEvent.Action.REQUESTED,
-                                actor=requested_by, reason=reason, request=request)
+                                actor=requested_by, reason=reason, request=request, environment=environment)
     return request
 
 
@@ -69,13 +75,15 @@ def approve(request: PublishRequest, *, approved_by, note: str = "") -> PublishR
         raise PublishRefused("the author of a version cannot approve its publication; ask someone else")
     if approved_by.pk == request.requested_by_id:
         raise PublishRefused("you requested this publication; someone else must approve it")
-    request.publication = request_publication(request.version, requested_by=approved_by)
+    request.publication = request_publication(request.version, requested_by=approved_by,
+                                              environment=request.environment or default_environment())
     request.status, request.decided_by, request.decided_at = PublishRequest.Status.APPROVED, approved_by, timezone.now()
     request.decision_note = (note or "").strip()
     request.save()
     PublishEvent.objects.create(policy=request.version.policy, version=request.version,
                                 action=PublishEvent.Action.APPROVED, actor=approved_by, reason=request.decision_note,
-                                request=request, publication=request.publication)
+                                request=request, publication=request.publication,
+                                environment=request.publication.environment)
     return request
 
 
@@ -89,33 +97,39 @@ def reject(request: PublishRequest, *, rejected_by, reason: str) -> PublishReque
     request.decision_note = reason
     request.save()
     PublishEvent.objects.create(policy=request.version.policy, version=request.version,
-                                action=PublishEvent.Action.REJECTED, actor=rejected_by, reason=reason, request=request)
+                                action=PublishEvent.Action.REJECTED, actor=rejected_by, reason=reason, request=request,
+                                environment=request.environment)
     return request
 
 
-def rollback_target(policy: Policy) -> PolicyVersion | None:
-    """The version OPA ran before the active one: the latest confirmed publication of another version."""
-    if policy.active_version_id is None:
+def rollback_target(policy: Policy, environment: Environment | None = None) -> PolicyVersion | None:
+    """The version `environment` ran before its active one: the latest other version that
+    became active there (every instance confirmed it)."""
+    environment = environment or default_environment()
+    active = policy.active_in(environment)
+    if active is None:
         return None
-    earlier = (Publication.objects.filter(version__policy=policy, status=Publication.Status.OK)
-               .exclude(version_id=policy.active_version_id).order_by("-confirmed_at", "-id")
-               .select_related("version").first())
+    earlier = (PublishEvent.objects.filter(policy=policy, environment=environment,
+                                           action=PublishEvent.Action.PUBLISHED)
+               .exclude(version_id=active.version_id).order_by("-created_at", "-id").select_related("version").first())
     return earlier.version if earlier else None
 
 
 @transaction.atomic
-def rollback(policy: Policy, *, rolled_back_by, reason: str) -> Publication:
-    """Re-publish the previous active version in one step. No second person is needed: the
-    version was reviewed and ran in OPA before."""
+def rollback(policy: Policy, *, rolled_back_by, reason: str, environment: Environment | None = None) -> Publication:
+    """Re-publish, in `environment` (default: GAVEL_ENVIRONMENT's), the version it ran before
+    its active one, in one step. No second person is needed: the version was reviewed and ran
+    there before. Other environments are not touched."""
     _require(rolled_back_by, PUBLISH_PERMISSION, "roll back")
     reason = _reason(reason, "roll back")
+    environment = environment or default_environment()
     policy = Policy.objects.select_for_update().get(pk=policy.pk)
-    target = rollback_target(policy)
+    target = rollback_target(policy, environment)
     if target is None:
-        raise PublishRefused(f"{policy.name} has no earlier published version to roll back to")
-    publication = request_publication(target, requested_by=rolled_back_by)
+        raise PublishRefused(f"{policy.name} has no earlier published version to roll back to in {environment}")
+    publication = request_publication(target, requested_by=rolled_back_by, environment=environment)
     PublishEvent.objects.create(policy=policy, version=target, action=PublishEvent.Action.ROLLED_BACK,
-                                actor=rolled_back_by, reason=reason, publication=publication)
+                                actor=rolled_back_by, reason=reason, publication=publication, environment=environment)
     return publication
 
 
@@ -135,9 +149,27 @@ def retire_blocker(policy: Policy, now: datetime | None = None) -> str | None:
     return None
 
 
+def _holders(policy: Policy) -> list:
+    """OPA clients for every push instance the policy was ever published to. Pull environments
+    are not here: their bundles leave out retired policies, and OPA drops what its bundle lost."""
+    targets, urls = [], set()
+    pushed = Environment.objects.filter(publications__version__policy=policy).distinct().prefetch_related("instances")
+    for environment in pushed:
+        if not environment.is_pull:
+            for target in environment.targets():
+                targets.append(target.client)
+                urls.add(target.url or environment.target_url)
+    # Publications from before they named an environment went to an OPA by its URL only.
+    for url in (Publication.objects.filter(version__policy=policy, environment__isnull=True)
+                .values_list("target_url", flat=True).distinct()):
+        if url not in urls:
+            targets.append(lambda url=url: opa_client(url))
+    return targets
+
+
 def retire(policy: Policy, *, retired_by, reason: str) -> Policy:
-    """Remove the policy and its entrypoint from OPA and mark it retired. Only once it has
-    made no decisions for GAVEL_RETIRE_AFTER_DAYS days, so nothing still relies on it."""
+    """Remove the policy and its entrypoint from every environment and mark it retired. Only
+    once it has made no decisions for GAVEL_RETIRE_AFTER_DAYS days, so nothing still relies on it."""
     _require(retired_by, RETIRE_PERMISSION, "retire policies")
     reason = _reason(reason, "retire it")
     with transaction.atomic():
@@ -145,19 +177,26 @@ def retire(policy: Policy, *, retired_by, reason: str) -> Policy:
         blocker = retire_blocker(policy)
         if blocker:
             raise PublishRefused(blocker)
-        # OPA first: if it is unreachable (OpaUnreachable propagates), nothing is marked retired.
-        with opa_client() as opa:
-            opa.delete_policy(entry_policy_id(policy.name))
-            opa.delete_policy(policy.opa_policy_id)
+        # OPA first, and every instance answering before any is changed: if one is unreachable
+        # (OpaUnreachable propagates), nothing is removed anywhere and nothing is marked retired.
+        holders = _holders(policy)
+        for client in holders:
+            with client() as opa:
+                opa.list_policy_ids()
+        for client in holders:
+            with client() as opa:
+                opa.delete_policy(entry_policy_id(policy.name))
+                opa.delete_policy(policy.opa_policy_id)
         Publication.objects.filter(version__policy=policy).exclude(status__in=Publication.FINISHED).update(
             status=Publication.Status.FAILED, detail="Cancelled: the policy was retired")
-        policy.retired_at, policy.active_version = timezone.now(), None
-        policy.save(update_fields=["retired_at", "active_version"])
+        ActiveVersion.objects.filter(policy=policy).delete()
+        policy.retired_at = timezone.now()
+        policy.save(update_fields=["retired_at"])
         PublishEvent.objects.create(policy=policy, action=PublishEvent.Action.RETIRED, actor=retired_by, reason=reason)
         PublishRequest.objects.filter(version__policy=policy, status=PublishRequest.Status.PENDING).update(
             status=PublishRequest.Status.REJECTED, decided_at=policy.retired_at, decided_by=retired_by,
             decision_note="The policy was retired")
-        # The policy leaves each environment's runtime configuration too.
+        # The policy leaves each environment's runtime configuration too (and pull bundles).
         for environment_id in Environment.objects.values_list("pk", flat=True):
             transaction.on_commit(lambda pk=environment_id: _push_runtime_later(pk))
     return policy

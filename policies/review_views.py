@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from . import replay, review
 from .diffs import version_diff
 from .forms import ReasonForm
-from .models import Policy, PolicyVersion, PublishRequest
+from .models import Environment, Policy, PolicyVersion, PublishRequest
 from .opa import OpaError
 from .services import PublishRefused
 from .views import review_context
@@ -23,6 +23,17 @@ def _version(name, number):
 def _reason(request) -> str:
     form = ReasonForm(request.POST)
     return form.cleaned_data["reason"] if form.is_valid() else ""
+
+
+def _environment(request) -> Environment | None:
+    """The environment named in the form; None (the default one) when none is named."""
+    name = request.POST.get("environment", "").strip()
+    if not name:
+        return None
+    environment = Environment.objects.filter(name=name).first()
+    if environment is None:
+        raise PublishRefused(f"there is no environment named {name!r}")
+    return environment
 
 
 def _after(request, version, ok: str | None, refused: Exception | None):
@@ -58,10 +69,12 @@ def diff(request, name, number):
 def request_publish(request, name, number):
     version = _version(name, number)
     try:
-        review.request_publish(version, requested_by=request.user, reason=_reason(request))
+        asked = review.request_publish(version, requested_by=request.user, reason=_reason(request),
+                                       environment=_environment(request))
     except PublishRefused as exc:
         return _after(request, version, None, exc)
-    return _after(request, version, f"Asked for version {version.number} to be published; "
+    return _after(request, version, f"Asked for version {version.number} to be published "
+                                    f"to {asked.environment}; "
                                     "someone other than you and its author must approve.", None)
 
 
@@ -78,7 +91,8 @@ def approve(request, name, number, request_id):
         review.approve(publish_request, approved_by=request.user, note=request.POST.get("reason", ""))
     except PublishRefused as exc:
         return _after(request, publish_request.version, None, exc)
-    return _after(request, publish_request.version, f"Approved: publishing version {number} to OPA.", None)
+    return _after(request, publish_request.version,
+                  f"Approved: publishing version {number} to {publish_request.environment or 'OPA'}.", None)
 
 
 @require_POST
@@ -97,11 +111,12 @@ def reject(request, name, number, request_id):
 def rollback(request, name):
     policy = get_object_or_404(Policy, name=name)
     try:
-        publication = review.rollback(policy, rolled_back_by=request.user, reason=_reason(request))
+        publication = review.rollback(policy, rolled_back_by=request.user, reason=_reason(request),
+                                      environment=_environment(request))
     except PublishRefused as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Rolling back to version {publication.version.number}.")
+        messages.success(request, f"Rolling {publication.environment} back to version {publication.version.number}.")
     return redirect("policies:detail", name=name)
 
 
@@ -114,7 +129,7 @@ def retire(request, name):
     except (PublishRefused, OpaError) as exc:
         messages.error(request, f"Not retired: {exc}")
     else:
-        messages.success(request, f"Retired {policy.name}: OPA no longer has it.")
+        messages.success(request, f"Retired {policy.name}: no environment runs it any more.")
     return redirect("policies:detail", name=name)
 
 
@@ -125,9 +140,11 @@ def replay_impact(request, name, number):
     version = _version(name, number)
     context = {"version": version, "policy": version.policy, "form_values": request.POST}
     try:
+        environment = _environment(request)
         context["report"] = replay.replay_version(version, last=request.POST.get("last"),
-                                                  since=request.POST.get("since"), until=request.POST.get("until"))
-    except replay.ReplayRefused as exc:
+                                                  since=request.POST.get("since"), until=request.POST.get("until"),
+                                                  environment=environment)
+    except (replay.ReplayRefused, PublishRefused) as exc:
         context["error"] = str(exc)
     template = "policies/_replay.html" if request.htmx else "policies/replay_page.html"
     return render(request, template, context)

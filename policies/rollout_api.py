@@ -10,7 +10,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from . import canary, policy_exceptions
-from .models import CanarySetting, Environment, Mode, OpaCredential, OpaInstance, Policy, PolicyException
+from .models import (
+    ActiveVersion, CanarySetting, Environment, Mode, OpaCredential, OpaInstance, Policy, PolicyException,
+)
 
 
 class HasPerm(BasePermission):
@@ -52,13 +54,26 @@ class OpaInstanceSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class RunningSerializer(serializers.ModelSerializer):
+    """A policy the environment runs: which version, since when."""
+
+    policy = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+
+    class Meta:
+        model = ActiveVersion
+        fields = ["policy", "version", "since"]
+        read_only_fields = fields
+
+
 class EnvironmentSerializer(serializers.ModelSerializer):
     kill_switch_engaged = serializers.BooleanField(read_only=True)
     instances = OpaInstanceSerializer(many=True, read_only=True)
+    policies = RunningSerializer(source="active_versions", many=True, read_only=True)
 
     class Meta:
         model = Environment
-        fields = ["name", "opa_url", "delivery", "kill_switch_engaged", "instances"]
+        fields = ["name", "opa_url", "delivery", "kill_switch_engaged", "instances", "policies"]
         read_only_fields = fields
 
 
@@ -68,7 +83,8 @@ class KillSwitchSerializer(serializers.Serializer):
 
 
 class EnvironmentViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = Environment.objects.prefetch_related("instances__credentials")
+    queryset = Environment.objects.prefetch_related("instances__credentials", "active_versions__policy",
+                                                    "active_versions__version")
     serializer_class = EnvironmentSerializer
     lookup_field = "name"
 

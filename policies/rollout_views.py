@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from . import canary
+from . import canary, runtime
 from .models import Environment, Policy
 from .rollout_forms import KillSwitchForm, RolloutForm
 
@@ -14,9 +14,8 @@ from .rollout_forms import KillSwitchForm, RolloutForm
 def overview(request):
     canary.default_environment()  # the configured OPA always has an environment to show
     environments = Environment.objects.prefetch_related("kill_switch_changes__changed_by")
-    policies = Policy.objects.filter(active_version__isnull=False)
     rows = [
-        {"environment": env, "policies": [(p, canary.current_rollout(p, env)) for p in policies]}
+        {"environment": env, "policies": [(p, canary.current_rollout(p, env)) for p in runtime.running_in(env)]}
         for env in environments
     ]
     return render(request, "policies/rollout/overview.html", {"rows": rows})

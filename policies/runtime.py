@@ -12,7 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from .canary import Rollout, field_path
-from .models import CanarySetting, Environment, Policy, PolicyException
+from .models import CanarySetting, Environment, Policy, PolicyException, Publication
 
 log = logging.getLogger(__name__)
 DATA_PATH = "gavel_config"
@@ -27,6 +27,15 @@ def exception_as_opa_data(exception: PolicyException) -> dict[str, Any]:
     }
 
 
+def running_in(environment: Environment):
+    """The policies the environment runs, or (pull) whose version its bundle serves already."""
+    running = Policy.objects.filter(active_versions__environment=environment, retired_at__isnull=True)
+    if environment.is_pull:
+        in_bundle = Publication.objects.filter(environment=environment).exclude(status=Publication.Status.FAILED)
+        running = running | Policy.objects.filter(retired_at__isnull=True, versions__publications__in=in_bundle)
+    return running.distinct().order_by("name")
+
+
 def runtime_config(environment: Environment) -> dict[str, Any]:
     latest: dict[int, CanarySetting] = {}
     for setting in CanarySetting.objects.filter(environment=environment).order_by("created_at", "id"):
@@ -35,7 +44,7 @@ def runtime_config(environment: Environment) -> dict[str, Any]:
     for exception in PolicyException.objects.active().filter(environment=environment).order_by("pk"):
         exceptions.setdefault(exception.policy_id, []).append(exception_as_opa_data(exception))
     policies = {}
-    for policy in Policy.objects.filter(active_version__isnull=False):
+    for policy in running_in(environment):
         document = Rollout.of(latest.get(policy.pk)).as_opa_data()
         document["exceptions"] = exceptions.get(policy.pk, [])
         policies[policy.name] = document

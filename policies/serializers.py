@@ -1,6 +1,9 @@
 from rest_framework import serializers
 
-from .models import LintWarning, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest, VersionTestRun
+from .models import (
+    ActiveVersion, Environment, LintWarning, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest,
+    VersionTestRun,
+)
 
 
 class VersionTestRunSerializer(serializers.ModelSerializer):
@@ -37,8 +40,20 @@ class PolicyVersionSerializer(serializers.ModelSerializer):
         return VersionTestRunSerializer(run).data if run else None
 
 
+class ActiveVersionSerializer(serializers.ModelSerializer):
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+
+    class Meta:
+        model = ActiveVersion
+        fields = ["environment", "version", "since"]
+        read_only_fields = fields
+
+
 class PolicySerializer(serializers.ModelSerializer):
-    active_version = serializers.IntegerField(source="active_version.number", read_only=True, allow_null=True)
+    # The default environment's (GAVEL_ENVIRONMENT) version; `environments` has each one's.
+    active_version = serializers.SerializerMethodField()
+    environments = ActiveVersionSerializer(source="active_versions", many=True, read_only=True)
     created_by = serializers.StringRelatedField()
     # Write-only: the first version's source, tests and message when creating a policy.
     source = serializers.CharField(write_only=True, trim_whitespace=False)
@@ -48,8 +63,12 @@ class PolicySerializer(serializers.ModelSerializer):
     class Meta:
         model = Policy
         fields = ["name", "package", "title", "description", "category", "team", "bundle", "created_by",
-                  "created_at", "active_version", "retired_at", "source", "tests", "message"]
-        read_only_fields = ["package", "created_by", "created_at", "active_version", "retired_at"]
+                  "created_at", "active_version", "environments", "retired_at", "source", "tests", "message"]
+        read_only_fields = ["package", "created_by", "created_at", "active_version", "environments", "retired_at"]
+
+    def get_active_version(self, policy) -> int | None:
+        version = policy.active_version
+        return version.number if version else None
 
 
 class PublicationSerializer(serializers.ModelSerializer):
@@ -72,10 +91,11 @@ class PublishRequestSerializer(serializers.ModelSerializer):
     requested_by = serializers.StringRelatedField()
     decided_by = serializers.StringRelatedField()
     publication = serializers.PrimaryKeyRelatedField(read_only=True)
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:
         model = PublishRequest
-        fields = ["id", "policy", "version", "reason", "requested_by", "requested_at", "status", "decided_by",
+        fields = ["id", "policy", "version", "environment", "reason", "requested_by", "requested_at", "status", "decided_by",
                   "decided_at", "decision_note", "publication"]
         read_only_fields = fields
 
@@ -83,15 +103,23 @@ class PublishRequestSerializer(serializers.ModelSerializer):
 class PublishEventSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(source="version.number", read_only=True, allow_null=True)
     actor = serializers.StringRelatedField()
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:
         model = PublishEvent
-        fields = ["id", "action", "version", "actor", "reason", "request", "publication", "created_at"]
+        fields = ["id", "action", "version", "environment", "actor", "reason", "request", "publication", "created_at"]
         read_only_fields = fields
 
 
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class EnvironmentReasonSerializer(ReasonSerializer):
+    """Publishing and rollback act on one environment; omitted, the default (GAVEL_ENVIRONMENT)."""
+
+    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all(), required=False,
+                                               allow_null=True, default=None)
 
 
 class ReplayWindowSerializer(serializers.Serializer):
@@ -100,3 +128,6 @@ class ReplayWindowSerializer(serializers.Serializer):
     last = serializers.IntegerField(required=False, allow_null=True)
     since = serializers.DateTimeField(required=False, allow_null=True)
     until = serializers.DateTimeField(required=False, allow_null=True)
+    # Only the decisions of the version this environment runs (default: every recorded decision).
+    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all(), required=False,
+                                               allow_null=True)

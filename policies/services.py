@@ -8,13 +8,12 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from . import lint, testing
 from .entrypoint import entry_policy_id, entry_source
-from .models import Environment, Policy, PolicyVersion, Publication, PublishEvent, sha256_of
+from .models import ActiveVersion, Environment, Policy, PolicyVersion, Publication, PublishEvent, sha256_of
 from .opa import OpaRejected, OpaUnreachable, opa_client
 from .rego import RegoCompileError, RegoError, check_source
 from .summaries import summary_for_version
@@ -109,25 +108,23 @@ def ensure_publishable(version: PolicyVersion) -> None:
         )
 
 
-def request_publication(version: PolicyVersion, *, requested_by, target_url: str | None = None,
+def request_publication(version: PolicyVersion, *, requested_by,
                         environment: Environment | None = None) -> Publication:
-    """Queue a push of `version` to OPA. The worker pushes it once this transaction commits.
+    """Queue the publication of `version` to `environment` (default: GAVEL_ENVIRONMENT's).
+    The worker pushes it once this transaction commits.
 
-    With `target_url`, one publication to that OPA. Otherwise to `environment` (default: the
-    environment named GAVEL_ENVIRONMENT, when it exists): one publication per OPA instance,
-    grouped, and the version becomes active once all of them are confirmed; in a pull
-    environment the bundle carries it and the instances' status reports confirm it.
-    Returns the (first) publication.
+    Push: one publication per OPA instance, grouped; the environment runs the version once
+    all of them are confirmed. Pull: the environment's bundle carries it and the instances'
+    status reports confirm it. Returns the (first) publication.
 
     The low-level push, with no second-person review: people go through policies/review.py;
     the demo seeding and `publish_if_missing` (re-publishing what OPA already ran) call it directly.
     """
+    from .canary import default_environment
+
     ensure_publishable(version)
-    if environment is None and target_url is None:
-        environment = Environment.objects.filter(name=settings.GAVEL_ENVIRONMENT).first()
+    environment = environment or default_environment()
     with transaction.atomic():
-        if environment is None:
-            return _queue(version, requested_by, target_url or settings.OPA_URL)
         if environment.is_pull:
             return _queue_pull(version, requested_by, environment)
         group = uuid.uuid4()
@@ -169,22 +166,30 @@ def _queue_pull(version: PolicyVersion, requested_by, environment: Environment) 
     )
 
 
-def opa_runs(version: PolicyVersion, target_url: str | None = None) -> bool:
+def opa_runs(version: PolicyVersion, target_url: str | None = None, token: str | None = None) -> bool:
     """Whether the OPA at `target_url` holds exactly this version and its entrypoint."""
     policy = version.policy
-    with opa_client(target_url) as opa:
+    with opa_client(target_url, token=token) as opa:
         loaded = opa.get_policy(policy.opa_policy_id)
         entry = opa.get_policy(entry_policy_id(policy.name))
-    return bool(loaded and entry and sha256_of(loaded["raw"]) == version.sha256 and entry["raw"] == entry_source(version))
+    return bool(loaded and entry and sha256_of(loaded["raw"]) == version.sha256
+                and entry["raw"] == entry_source(version))
 
 
-def publish_if_missing(policy: Policy, *, requested_by, target_url: str | None = None) -> Publication | None:
-    """Publish the policy's active (else latest) version unless OPA already runs it, e.g.
-    after OPA restarted empty. Returns the publication, or None when nothing was needed."""
-    version = policy.active_version or policy.latest_version
-    if version is None or policy.retired_at or opa_runs(version, target_url):
+def publish_if_missing(policy: Policy, *, requested_by, environment: Environment | None = None) -> Publication | None:
+    """Publish the version the environment runs (else the latest) to its instances unless every
+    one of them already holds it, e.g. after OPA restarted empty. Returns the publication, or
+    None when nothing was needed. Pull environments need nothing: OPA downloads the bundle."""
+    from .canary import default_environment
+
+    environment = environment or default_environment()
+    version = policy.active_version_in(environment) or policy.latest_version
+    if version is None or policy.retired_at or environment.is_pull:
         return None
-    return request_publication(version, requested_by=requested_by, target_url=target_url)
+    if all(opa_runs(version, target.url or environment.target_url, target.token or None)
+           for target in environment.targets()):
+        return None
+    return request_publication(version, requested_by=requested_by, environment=environment)
 
 
 def attempt_publication(publication: Publication, *, final_attempt: bool = False) -> Publication:
@@ -210,7 +215,7 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
     except OpaUnreachable as exc:
         publication.status = Publication.Status.FAILED if final_attempt else Publication.Status.UNREACHABLE
         publication.detail = f"OPA unreachable: {exc}" + (" (gave up)" if final_attempt else "")
-        publication.save()
+        _failed(publication)
         raise
     except OpaRejected as exc:
         details = "; ".join(
@@ -218,15 +223,13 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
         )
         publication.status = Publication.Status.FAILED
         publication.detail = f"OPA refused the policy: {exc}" + (f" ({details})" if details else "")
-        publication.save()
-        return publication
+        return _failed(publication, restore_here=True)
 
     loaded_sha = sha256_of(loaded["raw"]) if loaded else None
     if loaded_sha != version.sha256 or not loaded_entry or loaded_entry["raw"] != entry:
         publication.status = Publication.Status.FAILED
         publication.detail = f"OPA reports a different source after the push (sha256 {loaded_sha})"
-        publication.save()
-        return publication
+        return _failed(publication, restore_here=True)
 
     with transaction.atomic():
         publication.status = Publication.Status.OK
@@ -238,9 +241,39 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
     return publication
 
 
+@transaction.atomic
+def _failed(publication: Publication, restore_here: bool = False) -> Publication:
+    """Save `publication`; when it failed for good, its group can never be confirmed on every
+    instance, so the environment keeps the version it ran: the siblings still trying stop, and
+    the instances that already took the new version get the environment's active one back, as
+    does this one when it answered but refused half-way (`restore_here`). An instance that
+    stopped answering mid-push may hold half of it; the drift check restores it once it answers."""
+    publication.save()
+    if publication.status != Publication.Status.FAILED or not publication.group:
+        return publication
+    version, environment = publication.version, publication.environment
+    where = publication.instance.name if publication.instance_id else publication.target_url
+    siblings = Publication.objects.filter(group=publication.group).exclude(pk=publication.pk)
+    siblings.exclude(status__in=Publication.FINISHED).update(
+        status=Publication.Status.FAILED, detail=f"Abandoned: the publication of v{version.number} failed at {where}")
+    active = ActiveVersion.objects.filter(policy_id=version.policy_id, environment=environment).select_related(
+        "version").first()
+    if active is None or active.version_id == version.id:
+        return publication  # nothing ran before (the page shows what each instance holds), or nothing changes
+    restore = list(siblings.filter(status=Publication.Status.OK).select_related("instance"))
+    for sibling in restore + ([publication] if restore_here else []):
+        _queue(active.version, publication.requested_by, sibling.target_url, environment=environment,
+               instance=sibling.instance, repush=True,
+               detail=f"Restoring v{active.version.number}: the publication of v{version.number} failed at {where}")
+    log.warning("publication of %s to %s failed at %s; %s keeps v%s", version, environment, where, environment,
+                active.version.number)
+    return publication
+
+
 def confirm_version(publication: Publication, reason: str) -> bool:
-    """After `publication` was confirmed: make its version active once every publication of
-    its group is confirmed too. Returns whether the version became active now."""
+    """After `publication` was confirmed: its environment runs the version once every
+    publication of its group is confirmed too. Returns whether the version became active now.
+    A re-push restores what already runs there, so it moves nothing."""
     policy = Policy.objects.select_for_update().get(pk=publication.version.policy_id)  # one confirmer at a time
     if publication.group and (Publication.objects.filter(group=publication.group)
                               .exclude(status=Publication.Status.OK).exists()):
@@ -249,21 +282,37 @@ def confirm_version(publication: Publication, reason: str) -> bool:
         reason = "Confirmed by every OPA instance of " + ", ".join(
             f"{p.environment.name}: {p.target_url}" for p in
             Publication.objects.filter(group=publication.group).select_related("environment").order_by("pk"))
-    Policy.objects.filter(pk=policy.pk).update(active_version=publication.version)
-    if not publication.repush:
-        PublishEvent.objects.create(
-            policy=policy, version=publication.version, action=PublishEvent.Action.PUBLISHED,
-            actor=publication.requested_by, publication=publication, reason=reason,
-        )
-    # The policy now needs its rollout settings and exceptions in OPA's data.
-    if publication.environment_id:
-        environments = [publication.environment]
-    else:
-        environments = [e for e in Environment.objects.all() if e.target_url == publication.target_url]
-    for environment in environments:
+    for environment in _environments_of(publication):
+        if not publication.repush:
+            activate(policy, environment, publication)
+            PublishEvent.objects.create(
+                policy=policy, version=publication.version, action=PublishEvent.Action.PUBLISHED,
+                actor=publication.requested_by, publication=publication, reason=reason, environment=environment,
+            )
+        # The policy now needs its rollout settings and exceptions in OPA's data.
         if not environment.is_pull:
             transaction.on_commit(lambda pk=environment.pk: _push_runtime_later(pk))
     return True
+
+
+def _environments_of(publication: Publication) -> list[Environment]:
+    if publication.environment_id:
+        return [publication.environment]
+    # Publications made before every publication named its environment: those at its OPA.
+    return [e for e in Environment.objects.all() if not e.is_pull and e.target_url == publication.target_url]
+
+
+def activate(policy: Policy, environment: Environment, publication: Publication) -> ActiveVersion:
+    """Record that `environment` runs the publication's version (since now, unless it already did)."""
+    active, created = ActiveVersion.objects.select_for_update().get_or_create(
+        policy=policy, environment=environment,
+        defaults={"version": publication.version, "publication": publication, "since": timezone.now()})
+    if not created:
+        if active.version_id != publication.version_id:
+            active.version, active.since = publication.version, timezone.now()
+        active.publication = publication
+        active.save()
+    return active
 
 
 def _push_runtime_later(environment_id: int) -> None:

@@ -7,8 +7,9 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 
 from . import drift, review, services
+from .canary import default_environment
 from .forms import PolicyForm, ReasonForm, VersionForm
-from .models import Policy, PolicyVersion, Publication, PublishRequest
+from .models import ActiveVersion, Environment, Policy, PolicyVersion, Publication, PublishRequest
 from .rego import RegoCompileError
 
 
@@ -24,8 +25,9 @@ def _form_error(form, exc: Exception) -> None:
 
 @permission_required("policies.view_policy", raise_exception=True)
 def policy_list(request):
-    policies = Policy.objects.select_related("active_version").prefetch_related(
-        Prefetch("versions", queryset=PolicyVersion.objects.only("id", "policy_id", "number", "created_at"))
+    policies = Policy.objects.prefetch_related(
+        Prefetch("versions", queryset=PolicyVersion.objects.only("id", "policy_id", "number", "created_at")),
+        Prefetch("active_versions", queryset=ActiveVersion.objects.select_related("environment", "version")),
     )
     return render(request, "policies/policy_list.html", {"policies": policies})
 
@@ -46,18 +48,22 @@ def policy_create(request):
 
 @permission_required("policies.view_policy", raise_exception=True)
 def policy_detail(request, name):
-    policy = get_object_or_404(Policy.objects.select_related("active_version"), name=name)
+    policy = get_object_or_404(Policy, name=name)
     versions = policy.versions.select_related("author", "test_run").prefetch_related("lint_warnings")
     publications = (
-        Publication.objects.filter(version__policy=policy).select_related("version", "requested_by")[:20]
+        Publication.objects.filter(version__policy=policy)
+        .select_related("version", "requested_by", "environment", "instance")[:20]
     )
+    active = {row.version_id: row for row in policy.active_versions.select_related("environment")}
     return render(request, "policies/policy_detail.html", {
-        "policy": policy, "versions": versions, "publications": publications,
-        "history": policy.publish_events.select_related("actor", "version")[:50],
-        "rollback_target": review.rollback_target(policy), "last_decided_at": review.last_decided_at(policy),
+        "policy": policy, "versions": [(v, [a.environment.name for a in active.values() if a.version_id == v.pk])
+                                       for v in versions],
+        "publications": publications,
+        "history": policy.publish_events.select_related("actor", "version", "environment")[:50],
+        "last_decided_at": review.last_decided_at(policy),
         "retire_blocker": review.retire_blocker(policy), "retire_after_days": settings.GAVEL_RETIRE_AFTER_DAYS,
         "reason_form": ReasonForm(),
-        "instance_states": drift.instance_states(policy) if policy.active_version_id or publications else [],
+        "environment_states": drift.environment_states(policy) if active or publications else [],
     })
 
 
@@ -93,14 +99,19 @@ def version_detail(request, name, number):
 
 
 def review_context(request, version) -> dict:
-    """What the publishing card needs: requests, who may act on them, and the version's history."""
-    requests = version.publish_requests.select_related("requested_by", "decided_by", "publication")
+    """What the publishing card needs: requests, who may act on them, the environments to
+    choose from (and which run this version), and the version's history."""
+    requests = version.publish_requests.select_related("requested_by", "decided_by", "publication", "environment")
+    default_environment()  # the configured OPA always has an environment to choose
     return {
+        "environments": Environment.objects.all(), "default_environment": settings.GAVEL_ENVIRONMENT,
+        "active_in": version.active_environments,
         "publish_requests": [(r, r.status == PublishRequest.Status.PENDING and review.may_approve(r, request.user))
                              for r in requests],
         "version_history": version.policy.publish_events.filter(version=version).select_related("actor")[:30],
         "reason_form": ReasonForm(),
         "default_last": settings.GAVEL_REPLAY_DEFAULT_LAST,
+        "running_versions": version.policy.active_versions.select_related("environment", "version"),
     }
 
 

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('activity', '0001_activity_log'),
         ('audit', '0010_logbatch_source'),
-        ('policies', '0007_opa_credentials'),
+        ('policies', '0008_opa_credentials'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

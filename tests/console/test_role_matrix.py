@@ -342,13 +342,14 @@ class World:
         v1 = policy.latest_version
         v2 = services.save_version(policy, author=author, source=SIMPLE_POLICY.format(name="budget") + "\n# v2\n",
                                    message="v2")
-        for version, hours in ((v1, 2), (v2, 1)):
-            self.publication = Publication.objects.create(
-                version=version, target_url=settings.OPA_URL, status=Publication.Status.OK, requested_by=other_admin,
-                confirmed_at=now - timedelta(hours=hours))
-        Policy.objects.filter(pk=policy.pk).update(active_version=v2)
-        self.publish_request = review.request_publish(v2, requested_by=requester, reason="ship v2")
         environment = canary.default_environment()
+        for version, hours in ((v1, 2), (v2, 1)):  # v1 ran, then v2: a rollback has somewhere to go
+            self.publication = Publication.objects.create(
+                version=version, target_url=settings.OPA_URL, environment=environment, status=Publication.Status.OK,
+                requested_by=other_admin, confirmed_at=now - timedelta(hours=hours))
+            with transaction.atomic():
+                services.confirm_version(self.publication, "confirmed")
+        self.publish_request = review.request_publish(v2, requested_by=requester, reason="ship v2")
         self.env = environment.name
         self.canary_setting = canary.change_rollout(policy, environment, canary.Rollout(), changed_by=other_admin,
                                                     reason="start")

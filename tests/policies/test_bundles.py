@@ -56,8 +56,7 @@ def test_an_opa_pulling_the_bundle_serves_the_published_version_and_logs_name_it
         # OPA downloads the bundle, activates it and says so in a status report, which confirms the publication.
         wait_until(lambda: Publication.objects.get(pk=publication.pk).status == Publication.Status.OK, timeout=30,
                    message="the status report confirming the bundle")
-        policy.refresh_from_db()
-        assert policy.active_version == version
+        assert policy.active_version_in(edge) == version
         instance = OpaInstance.objects.get(environment=edge, name="edge-1")
         assert instance.healthy is True and instance.active_revision == "budget@1"
 

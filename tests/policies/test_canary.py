@@ -36,7 +36,7 @@ def budget(opa, make_user):
     """The budget policy, published to the test OPA with its entrypoint."""
     policy = PolicyFactory(name="budget", source=BUDGET)
     publication = Publication.objects.create(version=policy.latest_version, requested_by=make_user(),
-                                             target_url=opa)
+                                             target_url=opa, environment=canary.default_environment())
     assert services.attempt_publication(publication).status == Publication.Status.OK, publication.detail
     policy.refresh_from_db()
     return policy

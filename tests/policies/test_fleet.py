@@ -53,8 +53,7 @@ def test_publishing_to_an_environment_reaches_every_instance(opa, second_opa, ce
             assert opa_at.get_policy("gavel_entry/budget")["raw"] == entry_source(version)
             # the runtime config went to both instances too
             wait_until(lambda: opa_at.get_data("gavel_config/policies/budget") is not None, message="gavel_config")
-    policy.refresh_from_db()
-    assert policy.active_version == version
+    assert policy.active_version_in(staging) == version
     event = PublishEvent.objects.get(policy=policy, action=PublishEvent.Action.PUBLISHED)
     assert opa in event.reason and second_opa in event.reason
 
@@ -79,8 +78,7 @@ def test_the_version_moves_only_when_every_instance_confirmed(opa, make_user):
     with pytest.raises(services.OpaUnreachable):
         services.attempt_publication(group[1])
 
-    policy.refresh_from_db()
-    assert policy.active_version is None  # one of two instances confirmed: not yet
+    assert policy.active_version_in(staging) is None  # one of two instances confirmed: not yet
     assert not PublishEvent.objects.filter(action=PublishEvent.Action.PUBLISHED).exists()
 
 

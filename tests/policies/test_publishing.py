@@ -2,7 +2,7 @@
 import pytest
 
 from policies import services
-from policies.models import Publication
+from policies.models import Environment, Publication
 from policies.opa import OpaUnreachable, opa_client
 from tests.support import stack, wait_until
 from tests.factories import PolicyFactory
@@ -58,9 +58,8 @@ def test_an_unreachable_publication_is_retried_until_opa_answers(opa, celery_wor
     the publication completes once an OPA is listening at that address."""
     policy = PolicyFactory(name="budget")
     port = stack.free_port()
-    publication = services.request_publication(
-        policy.latest_version, requested_by=make_user("security_admin"), target_url=f"http://127.0.0.1:{port}"
-    )
+    Environment.objects.create(name="dev", opa_url=f"http://127.0.0.1:{port}")  # GAVEL_ENVIRONMENT's OPA is down
+    publication = services.request_publication(policy.latest_version, requested_by=make_user("security_admin"))
     wait_until(lambda: Publication.objects.get(pk=publication.pk).attempts >= 2, message="two failed attempts")
     assert Publication.objects.get(pk=publication.pk).status == Publication.Status.UNREACHABLE
     policy.refresh_from_db()
@@ -101,11 +100,11 @@ def test_a_newer_publication_supersedes_one_still_retrying(opa, celery_worker, m
     policy = PolicyFactory(name="budget")
     v1 = policy.latest_version
     v2 = services.save_version(policy, source=v1.source.replace('"admin"', '"owner"'), author=admin, message="owner")
-    dead_opa = f"http://127.0.0.1:{stack.free_port()}"
-    stuck = services.request_publication(v1, requested_by=admin, target_url=dead_opa)
+    staging = Environment.objects.create(name="staging", opa_url=f"http://127.0.0.1:{stack.free_port()}")
+    stuck = services.request_publication(v1, requested_by=admin, environment=staging)
     wait_until(lambda: Publication.objects.get(pk=stuck.pk).attempts >= 1, message="a failed attempt")
 
-    services.request_publication(v2, requested_by=admin, target_url=dead_opa)
+    services.request_publication(v2, requested_by=admin, environment=staging)
 
     stuck.refresh_from_db()
     assert stuck.status == Publication.Status.FAILED

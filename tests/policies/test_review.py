@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from audit import partitions
 from policies import review, services
-from policies.models import Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
+from policies.models import Environment, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
 from policies.opa import opa_client
 from policies.rego import RegoCompileError
 from tests.factories import SIMPLE_POLICY, DecisionFactory, PolicyFactory
@@ -218,8 +218,11 @@ def test_a_request_needs_a_reason_and_only_one_may_wait_per_version(make_user):
     with pytest.raises(services.PublishRefused, match="say why"):
         review.request_publish(version, requested_by=author, reason="  ")
     review.request_publish(version, requested_by=author, reason="ship")
-    with pytest.raises(services.PublishRefused, match="already has a request waiting"):
+    with pytest.raises(services.PublishRefused, match="already has a request for dev waiting"):
         review.request_publish(version, requested_by=author, reason="again")
+    # One per environment: staging may be asked for meanwhile.
+    staging = Environment.objects.create(name="staging")
+    assert review.request_publish(version, requested_by=author, reason="ship", environment=staging).environment == staging
     with pytest.raises(services.PublishRefused, match="may not"):
         review.request_publish(version, requested_by=make_user("auditor"), reason="ship")
 

@@ -7,7 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from policies import replay
-from policies.models import PolicyVersion
+from policies.models import Environment, PolicyVersion
 
 EXIT_CHANGED = 3  # distinct from 1 (bad arguments, OPA refused), so a pipeline can tell them apart
 
@@ -21,17 +21,22 @@ class Command(BaseCommand):
         parser.add_argument("--last", type=int, help="The most recent N decisions (default GAVEL_REPLAY_DEFAULT_LAST).")
         parser.add_argument("--since", help="Only decisions at or after this ISO 8601 time.")
         parser.add_argument("--until", help="Only decisions before this ISO 8601 time.")
+        parser.add_argument("--environment", help="Only decisions of the version this environment runs.")
         parser.add_argument("--fail-on-change", action="store_true",
                             help=f"Exit with status {EXIT_CHANGED} when any decision would change.")
         parser.add_argument("--json", action="store_true", dest="as_json", help="Print the report as JSON.")
 
-    def handle(self, *args, policy, number, last=None, since=None, until=None, fail_on_change=False,
-               as_json=False, **options):
+    def handle(self, *args, policy, number, last=None, since=None, until=None, environment=None,
+               fail_on_change=False, as_json=False, **options):
         version = PolicyVersion.objects.select_related("policy").filter(policy__name=policy, number=number).first()
         if version is None:
             raise CommandError(f"no version {number} of policy {policy!r}")
+        if environment is not None:
+            name, environment = environment, Environment.objects.filter(name=environment).first()
+            if environment is None:
+                raise CommandError(f"no environment named {name!r}")
         try:
-            report = replay.replay_version(version, last=last, since=since, until=until)
+            report = replay.replay_version(version, last=last, since=since, until=until, environment=environment)
         except replay.ReplayRefused as exc:
             raise CommandError(str(exc)) from exc
         if as_json:

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('policies', '0006_fleet'),
+        ('policies', '0007_active_version_per_environment'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
