@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from policies.opa import OpaUnreachable
 
-from . import approvals, notifications
+from . import approvals, exports, notifications
 from .ingest import store_batch
 from .models import HeldAction, LogBatch
 
@@ -48,3 +48,11 @@ def sweep_held_actions() -> tuple[int, int]:
 def send_approval_notification(held_action_id: int, kind: str) -> int:
     """POST what happened to the notification webhook (and the enforcement point's, when decided)."""
     return notifications.send(HeldAction.objects.get(pk=held_action_id), kind)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=300, retry_jitter=True,
+             max_retries=None)
+def run_export(record_id: int) -> int:
+    """Write one export job's file; idempotent, retried from the start while Postgres is unavailable."""
+    record = exports.run_job(record_id)
+    return record.row_count if record else 0

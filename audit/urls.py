@@ -1,11 +1,16 @@
 from django.urls import path
 
-from . import views
+from . import export_views, views
 
 app_name = "audit"
 urlpatterns = [
     path("", views.decision_list, name="list"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("ingest/", views.ingest_status, name="ingest"),
+    path("exports/", export_views.export_list, name="exports"),
+    path("exports/new/", export_views.export_new, name="export_new"),
+    path("exports/<int:pk>/", export_views.export_detail, name="export_detail"),
+    path("exports/<int:pk>/download/", export_views.export_download, name="export_download"),
+    path("exports/<int:pk>/manifest.json", export_views.export_manifest, name="export_manifest"),
     path("<str:decision_id>/", views.decision_detail, name="detail"),
 ]

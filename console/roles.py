@@ -33,14 +33,14 @@ ROLES = (
         "Security admin",
         "Rolls policies out to OPA and grants exceptions.",
         READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT
-        + ("policies.publish_policyversion", "policies.retire_policy"),
+        + ("policies.publish_policyversion", "policies.retire_policy", "audit.view_exportrecord"),
     ),
     Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS + REVIEW),
     Role(
         "auditor",
         "Auditor",
         "Searches and exports decision history.",
-        READ_POLICIES + READ_DECISIONS + ("audit.export_decision",),
+        READ_POLICIES + READ_DECISIONS + ("audit.export_decision", "audit.view_exportrecord"),
     ),
     Role(
         "policy_author",

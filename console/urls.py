@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from audit.api import DecisionViewSet, opa_decision_logs
 from audit.approvals_api import HeldActionViewSet
+from audit.export_api import ExportRecordViewSet
 from policies.opa_service_api import opa_bundle, opa_status
 from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet, PublishRequestViewSet
 from policies.rollout_api import CanarySettingViewSet, EnvironmentViewSet, PolicyExceptionViewSet
@@ -22,6 +23,7 @@ router.register("environments", EnvironmentViewSet, basename="environment")
 router.register("canary-settings", CanarySettingViewSet, basename="canary-setting")
 router.register("exceptions", PolicyExceptionViewSet, basename="exception")
 router.register("approvals", HeldActionViewSet, basename="approval")
+router.register("exports", ExportRecordViewSet, basename="export")
 
 urlpatterns = [
     path("", views.home, name="home"),
