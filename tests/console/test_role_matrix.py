@@ -30,7 +30,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from audit import approvals
+from audit import approvals, exports
 from policies import canary, policy_exceptions, review, services
 from policies.models import Policy, Publication
 from tests.factories import SIMPLE_POLICY, DecisionFactory, PolicyFactory, UserFactory
@@ -47,6 +47,7 @@ PUBLISH = frozenset({"security_admin", "policy_author"})
 ADMIN = frozenset({"security_admin"})
 REVIEW = frozenset({"security_admin", "reviewer"})
 EXPORT = frozenset({"auditor"})
+EXPORT_RECORDS = frozenset({"auditor", "security_admin"})  # who sees past exports and their manifests
 REQUEST_EXCEPTIONS = frozenset({"security_admin", "policy_author"})
 HELD_READ = READ_DECISIONS | {"enforcement_point"}
 
@@ -180,6 +181,12 @@ MATRIX: dict[str, list[Case]] = {
     "audit:list": [page("GET", "/audit/", READ_DECISIONS)],
     "audit:dashboard": [page("GET", "/audit/dashboard/", READ_DECISIONS)],
     "audit:ingest": [page("GET", "/audit/ingest/", READ_DECISIONS)],
+    "audit:exports": [page("GET", "/audit/exports/", EXPORT_RECORDS)],
+    "audit:export_new": [page("POST", "/audit/exports/new/", EXPORT, {"query": "outcome=allow", "format": "csv"},
+                              ok=(200,))],
+    "audit:export_detail": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/", EXPORT_RECORDS)],
+    "audit:export_download": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/download/", EXPORT)],
+    "audit:export_manifest": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/manifest.json", EXPORT_RECORDS)],
     "fleet:environments": [page("GET", "/environments/", READ_POLICIES)],
     "audit:detail": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/", READ_DECISIONS)],
     "approvals:queue": [page("GET", "/approvals/", HELD_READ)],
@@ -249,6 +256,12 @@ MATRIX: dict[str, list[Case]] = {
     ],
     "approval-detail": [api("GET", f"{A}/approvals/held-1/", HELD_READ)],
     "approval-review": [api("POST", f"{A}/approvals/held-1/review/", REVIEW, {"approve": False, "comment": "no"})],
+    "export-list": [
+        api("GET", f"{A}/exports/", EXPORT_RECORDS),
+        api("POST", f"{A}/exports/", EXPORT, {"query": "outcome=deny", "format": "jsonl"}, ok=(202,)),
+    ],
+    "export-detail": [api("GET", lambda w: f"{A}/exports/{w.export.pk}/", EXPORT_RECORDS)],
+    "export-download": [api("GET", lambda w: f"{A}/exports/{w.export.pk}/download/", EXPORT)],
 }
 
 
@@ -333,6 +346,8 @@ class World:
         self.decision = DecisionFactory()
         approvals.hold(decision_id="held-1", path="gavel_entry/budget/decision",
                        request={"user": {"id": "dana"}, "action": "delete"}, result=HELD_RESULT, created_from="api")
+        # A finished export job, with its file under the test's GAVEL_EXPORT_DIR.
+        self.export = exports.run_job(exports.start_export(self.users["auditor"], "", "csv", as_job=True).pk)
 
 
 PRINCIPALS = ("anonymous",) + tuple(f"session:{r}" for r in ROLES) + tuple(f"token:{r}" for r in ROLES) + (
@@ -396,8 +411,9 @@ def matrix_opa(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name, index", list(cells()))
-def test_role_matrix(client, matrix_opa, settings, name, index):
+def test_role_matrix(client, matrix_opa, settings, tmp_path, name, index):
     settings.OPA_URL = matrix_opa
+    settings.GAVEL_EXPORT_DIR = tmp_path
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # thirteen users per cell
     case = MATRIX[name][index]
     world = World()
