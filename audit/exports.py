@@ -20,6 +20,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,12 +200,15 @@ def run_job(record_id: int) -> ExportRecord | None:
         return record
     path = export_path(record)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
+    # A file of its own per attempt: a task delivered twice (acks_late) writes two whole copies of
+    # the same rows, and whichever is renamed last wins, never a mix of both.
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
     ExportRecord.objects.filter(pk=record.pk).update(status=ExportRecord.Status.RUNNING, row_count=0)
     tally, reported = _Tally(), time.monotonic()
     try:
-        # Outside a transaction, so the progress updates below commit as they go; the
-        # server-side cursor is then held (WITH HOLD) and still read a chunk at a time.
+        # Outside a transaction, so the progress updates below commit as they go. The cursor is
+        # then WITH HOLD: Postgres materialises the result on its side, Python still reads it a
+        # chunk at a time.
         with partial.open("wb") as out:
             for data in _chunks(record, tally):
                 out.write(data)
@@ -215,6 +219,7 @@ def run_job(record_id: int) -> ExportRecord | None:
             os.fsync(out.fileno())
         os.replace(partial, path)
     except OperationalError:
+        partial.unlink(missing_ok=True)
         raise  # Postgres went away: the task retries from the start
     except Exception as exc:
         log.exception("export %s failed", record.pk)
