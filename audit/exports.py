@@ -31,7 +31,7 @@ from django.db import OperationalError, models, transaction
 from django.http import QueryDict
 from django.utils import timezone
 
-from .export_formats import ENCODERS, FIELDS, count_rows
+from .export_formats import ENCODERS, TIMESTAMP, count_rows, select_rows
 from .filters import DecisionFilter
 from .models import Decision, ExportRecord
 
@@ -92,7 +92,7 @@ def describe(filterset: DecisionFilter) -> str:
 def export_rows(record: ExportRecord):
     """The rows of an export, oldest first, as the plain values the formats write."""
     decisions = _filterset(record.query).qs.filter(received_at__lte=record.as_of)
-    return decisions.order_by("timestamp", "id").values(*FIELDS)
+    return select_rows(decisions.order_by("timestamp", "id"))
 
 
 # --- starting ------------------------------------------------------------------------------
@@ -140,10 +140,10 @@ class _Tally:
         self.rows = self.size = 0
         self.first = self.last = None
 
-    def row(self, row: dict) -> dict:
+    def row(self, row: tuple) -> tuple:
         self.rows += 1
-        self.first = self.first or row["timestamp"]
-        self.last = row["timestamp"]
+        self.first = self.first or row[TIMESTAMP]
+        self.last = row[TIMESTAMP]
         return row
 
     def chunk(self, text_parts: list[str]) -> bytes:
