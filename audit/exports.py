@@ -15,6 +15,7 @@ was asked for (`as_of`) are included, so a job that is retried writes the same r
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -192,6 +193,11 @@ def export_path(record: ExportRecord) -> Path:
     return Path(settings.GAVEL_EXPORT_DIR) / record.file_name
 
 
+def _discard(partial: Path) -> None:
+    with contextlib.suppress(OSError):  # the directory itself may be what failed
+        partial.unlink(missing_ok=True)
+
+
 def run_job(record_id: int) -> ExportRecord | None:
     """Write a job export's file and finish its record. Idempotent: a finished (or deleted)
     export is left alone, and a rerun starts the file again from nothing (rows pinned by as_of)."""
@@ -199,13 +205,13 @@ def run_job(record_id: int) -> ExportRecord | None:
     if record is None or not record.is_running:
         return record
     path = export_path(record)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # A file of its own per attempt: a task delivered twice (acks_late) writes two whole copies of
     # the same rows, and whichever is renamed last wins, never a mix of both.
     partial = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
     ExportRecord.objects.filter(pk=record.pk).update(status=ExportRecord.Status.RUNNING, row_count=0)
     tally, reported = _Tally(), time.monotonic()
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         # Outside a transaction, so the progress updates below commit as they go. The cursor is
         # then WITH HOLD: Postgres materialises the result on its side, Python still reads it a
         # chunk at a time.
@@ -219,11 +225,11 @@ def run_job(record_id: int) -> ExportRecord | None:
             os.fsync(out.fileno())
         os.replace(partial, path)
     except OperationalError:
-        partial.unlink(missing_ok=True)
+        _discard(partial)
         raise  # Postgres went away: the task retries from the start
     except Exception as exc:
         log.exception("export %s failed", record.pk)
-        partial.unlink(missing_ok=True)
+        _discard(partial)
         ExportRecord.objects.filter(pk=record.pk).update(status=ExportRecord.Status.FAILED, error=str(exc)[:2000],
                                                          finished_at=timezone.now())
         record.refresh_from_db()

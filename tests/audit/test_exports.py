@@ -274,6 +274,21 @@ def test_a_job_page_polls_its_progress_until_done_then_offers_the_file(auditor_c
     assert exports.run_job(record.pk).sha256 == ExportRecord.objects.get(pk=record.pk).sha256  # idempotent
 
 
+@pytest.mark.django_db
+def test_a_job_that_cannot_write_its_file_fails_with_the_reason(auditor_client, auditor, settings, tmp_path):
+    DecisionFactory()
+    settings.GAVEL_EXPORT_DIR = tmp_path / "not-a-directory"
+    settings.GAVEL_EXPORT_DIR.write_text("a file where the export directory should be")
+
+    record = exports.run_job(exports.start_export(auditor, "", "csv", as_job=True).pk)
+
+    assert record.status == ExportRecord.Status.FAILED and "not-a-directory" in record.error
+    assert record.sha256 == "" and list(tmp_path.iterdir()) == [settings.GAVEL_EXPORT_DIR]
+    status = auditor_client.get(f"/audit/exports/{record.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-trigger" not in status and "Failed" in status
+    assert auditor_client.get(f"/audit/exports/{record.pk}/download/").status_code == 404
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("how", ["asked as a job", "over the streaming threshold"])
 def test_a_job_writes_a_file_whose_manifest_verifies(client, make_user, celery_worker, export_dir, settings,
