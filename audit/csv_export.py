@@ -10,7 +10,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def neutralise(value) -> str:
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text[:1] in FORMULA_STARTS else text
 
 
 class _Echo:
@@ -18,14 +18,15 @@ class _Echo:
         return value
 
 
-def stream_csv(filename: str, header: list[str], rows: Iterable[list]) -> StreamingHttpResponse:
+def csv_lines(header: list[str], rows: Iterable[list]) -> Iterator[str]:
+    """The header, then one CSV record per row with every cell neutralised (decision exports too)."""
     writer = csv.writer(_Echo())
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow([neutralise(cell) for cell in row])
 
-    def lines() -> Iterator[str]:
-        yield writer.writerow(header)
-        for row in rows:
-            yield writer.writerow([neutralise(cell) for cell in row])
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+def stream_csv(filename: str, header: list[str], rows: Iterable[list]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(csv_lines(header, rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from policies.opa import OpaUnreachable
 
-from . import alerts, approvals, handoff, notifications, partitions, rollups
+from . import alerts, approvals, exports, handoff, notifications, partitions, rollups
 from .ingest import store_batch
 from .models import Alert, HeldAction, LogBatch
 
@@ -93,3 +93,11 @@ def evaluate_alerts() -> int:
 def send_alert_notification(alert_id: int, kind: str) -> None:
     """POST an alert's opening or closing to GAVEL_ALERT_WEBHOOK_URL."""
     alerts.send(Alert.objects.select_related("rule__policy").get(pk=alert_id), kind)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=300, retry_jitter=True,
+             max_retries=None)
+def run_export(record_id: int) -> int:
+    """Write one export job's file; idempotent, retried from the start while Postgres is unavailable."""
+    record = exports.run_job(record_id)
+    return record.row_count if record else 0

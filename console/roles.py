@@ -35,14 +35,14 @@ ROLES = (
         "Rolls policies out to OPA and grants exceptions.",
         READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT + READ_ACTIVITY
         + ("policies.publish_policyversion", "policies.retire_policy", "policies.manage_opa_credentials")
-        + ("audit.add_alertrule", "audit.change_alertrule"),
+        + ("audit.add_alertrule", "audit.change_alertrule", "audit.view_exportrecord"),
     ),
     Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS + REVIEW),
     Role(
         "auditor",
         "Auditor",
         "Searches and exports decision history.",
-        READ_POLICIES + READ_DECISIONS + READ_ACTIVITY + ("audit.export_decision",),
+        READ_POLICIES + READ_DECISIONS + READ_ACTIVITY + ("audit.export_decision", "audit.view_exportrecord"),
     ),
     Role(
         "policy_author",

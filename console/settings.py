@@ -254,6 +254,14 @@ GAVEL_APPROVAL_VALIDITY_MINUTES = int(os.environ.get("GAVEL_APPROVAL_VALIDITY_MI
 GAVEL_APPROVAL_WEBHOOK_URL = os.environ.get("GAVEL_APPROVAL_WEBHOOK_URL", "")
 GAVEL_APPROVAL_MAX_WAIT_SECONDS = 60  # the longest a GET /api/v1/approvals/{id}?wait= may hold a request
 
+# --- Exports of decision searches (audit/exports.py) -------------------------------------
+# A search with more rows than this is exported by a Celery job instead of streamed.
+GAVEL_EXPORT_STREAM_MAX_ROWS = int(os.environ.get("GAVEL_EXPORT_STREAM_MAX_ROWS", "100000"))
+# Where job exports write their files (created when missing).
+GAVEL_EXPORT_DIR = Path(os.environ.get("GAVEL_EXPORT_DIR", str(BASE_DIR / "var" / "exports")))
+# Rows fetched per round trip from the server-side cursor.
+GAVEL_EXPORT_FETCH_ROWS = int(os.environ.get("GAVEL_EXPORT_FETCH_ROWS", "2000"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from activity.api import ActivityViewSet
 from audit.api import DecisionViewSet, opa_decision_logs
 from audit.approvals_api import HeldActionViewSet
+from audit.export_api import ExportRecordViewSet
 from policies.opa_service_api import opa_authz_bundle, opa_bundle, opa_status
 from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet, PublishRequestViewSet
 from policies.rollout_api import CanarySettingViewSet, EnvironmentViewSet, PolicyExceptionViewSet
@@ -27,6 +28,7 @@ router.register("canary-settings", CanarySettingViewSet, basename="canary-settin
 router.register("exceptions", PolicyExceptionViewSet, basename="exception")
 router.register("approvals", HeldActionViewSet, basename="approval")
 router.register("activity", ActivityViewSet, basename="activity")
+router.register("exports", ExportRecordViewSet, basename="export")
 
 urlpatterns = [
     path("", views.home, name="home"),

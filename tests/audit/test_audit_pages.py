@@ -48,8 +48,10 @@ def test_htmx_request_gets_only_the_results_partial(auditor_client):
     DecisionFactory()
     full = auditor_client.get("/audit/")
     partial = auditor_client.get("/audit/", HTTP_HX_REQUEST="true")
-    assert "<form" in full.content.decode()
-    assert "<form" not in partial.content.decode() and "<table" in partial.content.decode()
+    # The partial has the results (and the export form for them), never the filter form or the page shell.
+    assert '<form class="filters' in full.content.decode()
+    assert '<form class="filters' not in partial.content.decode() and "<html" not in partial.content.decode()
+    assert "<table" in partial.content.decode() and 'data-testid="export-form"' in partial.content.decode()
 
 
 def test_newest_first_and_paginated(auditor_client):

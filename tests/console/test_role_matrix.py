@@ -30,7 +30,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from audit import approvals
+from audit import approvals, exports
 from audit.models import AlertRule
 from policies import canary, opa_authz, opa_credentials, policy_exceptions, review, services
 from policies.models import Environment, Policy, Publication
@@ -48,6 +48,7 @@ PUBLISH = frozenset({"security_admin", "policy_author"})
 ADMIN = frozenset({"security_admin"})
 REVIEW = frozenset({"security_admin", "reviewer"})
 EXPORT = frozenset({"auditor"})
+EXPORT_RECORDS = frozenset({"auditor", "security_admin"})  # who sees past exports and their manifests
 REQUEST_EXCEPTIONS = frozenset({"security_admin", "policy_author"})
 HELD_READ = READ_DECISIONS | {"enforcement_point"}
 READ_ACTIVITY = frozenset({"auditor", "security_admin"})  # the activity log; nobody writes it
@@ -191,6 +192,12 @@ MATRIX: dict[str, list[Case]] = {
     "audit:alert-rule-edit": [
         page("GET", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ADMIN),
         page("POST", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ADMIN, ALERT_RULE_FORM)],
+    "audit:exports": [page("GET", "/audit/exports/", EXPORT_RECORDS)],
+    "audit:export_new": [page("POST", "/audit/exports/new/", EXPORT, {"query": "outcome=allow", "format": "csv"},
+                              ok=(200,))],
+    "audit:export_detail": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/", EXPORT_RECORDS)],
+    "audit:export_download": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/download/", EXPORT)],
+    "audit:export_manifest": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/manifest.json", EXPORT_RECORDS)],
     "fleet:environments": [page("GET", "/environments/", READ_POLICIES)],
     "fleet:add_instance": [page("POST", "/environments/edge/instances/", ADMIN, {"name": "opa-new"}, ok=(200,))],
     "fleet:issue_token": [page("POST", "/environments/edge/instances/opa-a/tokens/", ADMIN, ok=(200,))],
@@ -283,6 +290,12 @@ MATRIX: dict[str, list[Case]] = {
     "approval-detail": [api("GET", f"{A}/approvals/held-1/", HELD_READ)],
     "approval-review": [api("POST", f"{A}/approvals/held-1/review/", REVIEW, {"approve": False, "comment": "no"})],
     "activity-list": [api("GET", f"{A}/activity/", READ_ACTIVITY)],
+    "export-list": [
+        api("GET", f"{A}/exports/", EXPORT_RECORDS),
+        api("POST", f"{A}/exports/", EXPORT, {"query": "outcome=deny", "format": "jsonl"}, ok=(202,)),
+    ],
+    "export-detail": [api("GET", lambda w: f"{A}/exports/{w.export.pk}/", EXPORT_RECORDS)],
+    "export-download": [api("GET", lambda w: f"{A}/exports/{w.export.pk}/download/", EXPORT)],
 }
 
 
@@ -374,6 +387,8 @@ class World:
         opa_authz.bootstrap(self.instance)
         approvals.hold(decision_id="held-1", path="gavel_entry/budget/decision",
                        request={"user": {"id": "dana"}, "action": "delete"}, result=HELD_RESULT, created_from="api")
+        # A finished export job, with its file under the test's GAVEL_EXPORT_DIR.
+        self.export = exports.run_job(exports.start_export(self.users["auditor"], "", "csv", as_job=True).pk)
 
 
 PRINCIPALS = ("anonymous",) + tuple(f"session:{r}" for r in ROLES) + tuple(f"token:{r}" for r in ROLES) + (
@@ -437,8 +452,9 @@ def matrix_opa(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name, index", list(cells()))
-def test_role_matrix(client, matrix_opa, settings, name, index):
+def test_role_matrix(client, matrix_opa, settings, tmp_path, name, index):
     settings.OPA_URL = matrix_opa
+    settings.GAVEL_EXPORT_DIR = tmp_path
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # thirteen users per cell
     case = MATRIX[name][index]
     world = World()

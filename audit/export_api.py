@@ -1,0 +1,70 @@
+"""The exports API: every export with its manifest; start one; download a job's file."""
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.response import Response
+
+from . import exports
+from .export_views import file_response, streamed_response
+from .models import ExportRecord
+
+
+class ExportRecordSerializer(serializers.ModelSerializer):
+    exported_by = serializers.CharField(source="created_by.username", read_only=True)
+    manifest = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportRecord
+        fields = ["id", "format", "delivery", "status", "query", "readable_filter", "expected_rows", "row_count",
+                  "sha256", "size_bytes", "exported_by", "created_at", "finished_at", "error", "manifest"]
+        read_only_fields = fields
+
+    def get_manifest(self, record) -> dict:
+        return exports.manifest(record)
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    query = serializers.CharField(allow_blank=True, default="", help_text="The search, e.g. outcome=deny&q=budget")
+    format = serializers.ChoiceField(choices=ExportRecord.Format.choices)
+    as_job = serializers.BooleanField(default=True, help_text="false streams the file in the answer, when small")
+
+
+class CanExportDecisions(BasePermission):
+    def has_permission(self, request, view):
+        return request.user.has_perm("audit.export_decision")
+
+
+class ExportRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = ExportRecord.objects.select_related("created_by")
+    serializer_class = ExportRecordSerializer
+
+    def get_permissions(self):
+        if self.action in ("create", "download"):
+            return [IsAuthenticated(), CanExportDecisions()]
+        return super().get_permissions()
+
+    @extend_schema(request=ExportRequestSerializer, responses={202: ExportRecordSerializer})
+    def create(self, request):
+        """Start an export: a job (202, follow its status) or, with as_job=false and a small search, the file."""
+        body = ExportRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            record = exports.start_export(request.user, body.validated_data["query"], body.validated_data["format"],
+                                          as_job=body.validated_data["as_job"])
+        except DjangoValidationError as exc:
+            raise ValidationError({"query": exc.messages}) from None
+        except DjangoPermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from None
+        if record.delivery == ExportRecord.Delivery.STREAM:
+            return streamed_response(record)
+        return Response(self.get_serializer(record).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        """A finished job's file (404 until it is done, and for streamed exports, which keep none)."""
+        return file_response(self.get_object())

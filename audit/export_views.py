@@ -1,0 +1,72 @@
+"""Export pages: start an export of the current search, follow a job, list every export."""
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from . import exports
+from .models import ExportRecord
+
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+
+def streamed_response(record: ExportRecord) -> StreamingHttpResponse:
+    """The bytes as they are read; the manifest's address travels in a header."""
+    response = StreamingHttpResponse(exports.stream_export(record), content_type=CONTENT_TYPES[record.format])
+    response["Content-Disposition"] = f'attachment; filename="{record.download_name}"'
+    response["X-Gavel-Export"] = str(record.pk)
+    response["X-Gavel-Manifest"] = reverse("audit:export_manifest", args=[record.pk])
+    return response
+
+
+def file_response(record: ExportRecord) -> FileResponse:
+    path = exports.export_path(record) if record.file_name else None
+    if record.status != ExportRecord.Status.DONE or path is None or not path.exists():
+        raise Http404("This export has no file to download.")
+    return FileResponse(path.open("rb"), as_attachment=True, filename=record.download_name,
+                        content_type=CONTENT_TYPES[record.format])
+
+
+@require_POST
+@permission_required("audit.export_decision", raise_exception=True)
+def export_new(request):
+    """Export the search in `query`: streamed now, or (large, or asked for) as a job to follow."""
+    try:
+        record = exports.start_export(request.user, request.POST.get("query", ""), request.POST.get("format", ""),
+                                      as_job=bool(request.POST.get("as_job")))
+    except ValidationError as exc:
+        return HttpResponseBadRequest(" ".join(exc.messages), content_type="text/plain; charset=utf-8")
+    if record.delivery == ExportRecord.Delivery.JOB:
+        return redirect("audit:export_detail", pk=record.pk)
+    return streamed_response(record)
+
+
+@permission_required("audit.view_exportrecord", raise_exception=True)
+def export_list(request):
+    records = ExportRecord.objects.select_related("created_by")
+    page = Paginator(records, 50).get_page(request.GET.get("page"))
+    return render(request, "audit/exports/export_list.html", {"page": page})
+
+
+@permission_required("audit.view_exportrecord", raise_exception=True)
+def export_detail(request, pk):
+    """A job's progress and manifest; htmx polls the status partial until the job is over."""
+    record = get_object_or_404(ExportRecord.objects.select_related("created_by"), pk=pk)
+    template = "audit/exports/_status.html" if request.htmx else "audit/exports/export_detail.html"
+    return render(request, template, {"record": record, "manifest": exports.manifest(record)})
+
+
+@permission_required("audit.export_decision", raise_exception=True)
+def export_download(request, pk):
+    return file_response(get_object_or_404(ExportRecord, pk=pk))
+
+
+@permission_required("audit.view_exportrecord", raise_exception=True)
+def export_manifest(request, pk):
+    record = get_object_or_404(ExportRecord.objects.select_related("created_by"), pk=pk)
+    response = HttpResponse(exports.manifest_json(record), content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{record.download_name}.manifest.json"'
+    return response
