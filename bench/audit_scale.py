@@ -16,7 +16,11 @@ For each size it
   3. search: p50/p95 of the common searches through `audit.filters.DecisionFilter` as the
      page runs them (first page of 50, newest first) and the count the page shows (capped);
   4. charts: each chart's aggregate from the per-minute rollups against the same aggregate
-     over the raw rows, for all 30 days and for the last day.
+     over the raw rows, for all 30 days and for the last day;
+  5. export: the last two days' decisions (about 1/15 of the table) exported as CSV by
+     Gavel's export job (audit.exports.run_job: server-side cursor, file, SHA-256, manifest)
+     against `COPY (SELECT the same columns ...) TO STDOUT` of the same rows, and the job's
+     peak Python memory (tracemalloc).
 Figures go to bench/results/audit_scale.md.
 """
 import argparse
@@ -53,7 +57,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.http import QueryDict  # noqa: E402
 
-from audit import charts, rollups  # noqa: E402
+from audit import charts, exports, rollups  # noqa: E402
 from audit.filters import DecisionFilter  # noqa: E402
 from audit.ingest import COPY_COLUMNS, COPY_FIELDS, _copy_row, stage_batch, store_batch  # noqa: E402
 from audit.models import Decision, LogBatch, Outcome  # noqa: E402
@@ -286,6 +290,45 @@ def measure_charts(repeat: int) -> list[tuple]:
     return rows
 
 
+EXPORT_COPY = """
+COPY (SELECT d.decision_id, d.timestamp, d.path, d.outcome, p.name, v.number, d.version_source,
+             d.effective_mode, d.environment, d.instance, d.user, d.agent, d.action, d.resource, d.approval_ref,
+             d.latency_ns, d.requested_by, d.received_at, d.reasons, d.exception_ids, d.masked, d.input, d.result
+      FROM audit_decision d LEFT JOIN policies_policy p ON p.id = d.policy_id
+           LEFT JOIN policies_policyversion v ON v.id = d.version_id
+      WHERE d.timestamp >= %s ORDER BY d.timestamp, d.id)
+TO STDOUT WITH (FORMAT csv, HEADER)
+"""
+
+
+def measure_export() -> dict:
+    """Gavel's export job against Postgres's COPY of the same rows; peak Python memory of the job."""
+    import tracemalloc
+
+    from django.contrib.auth.models import Group, User
+
+    since = NOW - timedelta(days=2)
+    user, _ = User.objects.get_or_create(username="bench-exporter")
+    user.groups.add(Group.objects.get(name="auditor"))
+    user = User.objects.get(pk=user.pk)
+    exports.transaction.on_commit = lambda func, using=None, robust=False: None  # run the job here, not in Celery
+    record = exports.start_export(user, f"since={since:%Y-%m-%dT%H:%M}", "csv", as_job=True)
+    tracemalloc.start()
+    started = time.perf_counter()
+    record = exports.run_job(record.pk)
+    export_s = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    started, size = time.perf_counter(), 0
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor, cursor.copy(EXPORT_COPY, [since]) as copy:
+        for block in copy:
+            size += len(block)
+    copy_s = time.perf_counter() - started
+    return {"rows": record.row_count, "export_rate": record.row_count / export_s,
+            "copy_rate": record.row_count / copy_s, "peak_mib": peak / 2**20, "bytes": record.size_bytes}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -302,7 +345,9 @@ def main() -> None:
         print(f"size {size:,}: ingest", flush=True)
         rates = ingest(args.sample, seed=size + 1)
         print(f"size {size:,}: search and charts", flush=True)
-        report.append((size, filled, rates, measure_search(args.repeat), measure_charts(args.repeat)))
+        searched, charted = measure_search(args.repeat), measure_charts(args.repeat)
+        print(f"size {size:,}: export", flush=True)
+        report.append((size, filled, rates, searched, charted, measure_export()))
     write(report, args)
 
 
@@ -318,7 +363,7 @@ def write(report, args) -> None:
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {cores} cores, {memory:.0f} GiB, "
         f"Linux {platform.release()}, Postgres {server}. The machine is shared: compare ratios, not absolutes.", "",
     ]
-    for size, filled, rates, search_rows, chart_rows in report:
+    for size, filled, rates, search_rows, chart_rows, exported in report:
         lines += [
             f"## {size:,} decisions", "",
             f"Filled by raw COPY: {filled['rows']:,} rows in {filled['load_s']:.0f} s, indexes built in "
@@ -337,15 +382,20 @@ def write(report, args) -> None:
                   "| range | chart | rollups | raw rows | raw / rollups |", "|---|---|---|---|---|"]
         for label, chart, rolled, raw in chart_rows:
             lines.append(f"| {label} | {chart} | {rolled:.1f} | {raw:.1f} | {raw / rolled:.0f}x |")
-        lines.append("")
+        lines += ["", f"**Export** (the last two days: {exported['rows']:,} decisions, "
+                      f"{exported['bytes'] / 2**20:.0f} MiB of CSV, as a job writing its file): "
+                      f"{exported['export_rate']:,.0f} rows/s against COPY TO STDOUT of the same rows "
+                      f"{exported['copy_rate']:,.0f} rows/s (**{exported['copy_rate'] / exported['export_rate']:.1f}x** "
+                      f"the floor); peak Python memory {exported['peak_mib']:.1f} MiB.", ""]
     if len(report) == 2:
-        (small, *_, s_rows, _), (large, *_, l_rows, _) = report
+        (small, _, _, s_rows, _, s_export), (large, _, _, l_rows, _, l_export) = report
         lines += [f"## Growth from {small:,} to {large:,} ({large // small}x the rows)", "",
                   "| search | page p50 growth | page p95 growth |", "|---|---|---|"]
         for a, b in zip(s_rows, l_rows):
             if a[2] and b[2]:
                 lines.append(f"| {a[0]} | {b[2] / a[2]:.1f}x | {b[3] / a[3]:.1f}x |")
-        lines.append("")
+        lines += ["", f"Export peak memory: {s_export['peak_mib']:.1f} MiB for {s_export['rows']:,} rows, "
+                      f"{l_export['peak_mib']:.1f} MiB for {l_export['rows']:,} rows.", ""]
     RESULTS.write_text("\n".join(lines))
     print(RESULTS.read_text())
 
