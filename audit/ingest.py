@@ -112,8 +112,8 @@ class VersionResolver:
     """Finds the policy and version behind a decision.
 
     Decisions made through Gavel's entrypoint report their policy and version in the result.
-    Others (a policy queried directly) get the version whose publication was the latest
-    confirmed one at decision time.
+    Others (a policy queried directly) get the version whose publication to the decision's
+    environment was the latest confirmed one at decision time.
     """
 
     def __init__(self):
@@ -122,12 +122,15 @@ class VersionResolver:
             prefixes += [(policy.data_path, policy), (entry_data_path(policy.name).rsplit("/", 1)[0], policy)]
         self.prefixes = sorted(prefixes, key=lambda item: len(item[0]), reverse=True)
         self.by_name = {policy.name: policy for _, policy in prefixes}
-        self.timeline: dict[int, tuple[list, list]] = {}
-        confirmed = Publication.objects.filter(status=Publication.Status.OK).select_related("version")
+        # Confirmed publications in time order, per (policy, environment) and per policy across all.
+        self.timeline: dict[tuple[int, str | None], tuple[list, list]] = {}
+        confirmed = Publication.objects.filter(status=Publication.Status.OK).select_related("version", "environment")
         for publication in confirmed.order_by("confirmed_at"):
-            times, versions = self.timeline.setdefault(publication.version.policy_id, ([], []))
-            times.append(publication.confirmed_at)
-            versions.append(publication.version)
+            environment = publication.environment.name if publication.environment_id else ""
+            for key in ((publication.version.policy_id, environment), (publication.version.policy_id, None)):
+                times, versions = self.timeline.setdefault(key, ([], []))
+                times.append(publication.confirmed_at)
+                versions.append(publication.version)
         self.versions: dict[tuple[int, int], PolicyVersion | None] = {}
 
     def policy_for(self, path: str) -> Policy | None:
@@ -153,7 +156,8 @@ class VersionResolver:
                     return self.reported_version(policy, int(number))
         return None
 
-    def resolve(self, path: str, result: Any, when, bundles: Any = None) -> tuple[Policy | None, PolicyVersion | None, str]:
+    def resolve(self, path: str, result: Any, when, bundles: Any = None,
+                environment: str | None = None) -> tuple[Policy | None, PolicyVersion | None, str]:
         if bundles and (policy := self.policy_for(path)) and (version := self.bundle_version(policy, bundles)):
             return policy, version, VersionSource.BUNDLE
         if isinstance(result, dict) and isinstance(result.get("policy_version"), int):
@@ -164,7 +168,8 @@ class VersionResolver:
         policy = self.policy_for(path)
         if policy is None:
             return None, None, VersionSource.UNKNOWN
-        times, versions = self.timeline.get(policy.pk, ([], []))
+        # The environment's own publications when Gavel knows them, else any environment's.
+        times, versions = self.timeline.get((policy.pk, environment)) or self.timeline.get((policy.pk, None), ([], []))
         index = bisect_right(times, when)
         if index:
             return policy, versions[index - 1], VersionSource.PUBLICATION
@@ -193,18 +198,18 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
     outcome, reasons = derive_outcome(result) if "result" in event else derive_outcome()
     reasons = indexable(reasons)
     path = event.get("path", "")
-    policy, version, version_source = resolver.resolve(path, result, timestamp, event.get("bundles"))
+    labels = event.get("labels") if isinstance(event.get("labels"), dict) else {}
+    # The token the batch came with says where it was decided; labels are OPA's own claim.
+    environment = batch.environment.name if batch and batch.environment_id else scalar_label(labels, "environment")
+    instance = batch.instance.name if batch and batch.instance_id else (
+        scalar_label(labels, "instance") or scalar_label(labels, "id"))
+    policy, version, version_source = resolver.resolve(path, result, timestamp, event.get("bundles"), environment)
     entry = result if isinstance(result, dict) else {}
     mode = entry.get("effective_mode")
     applied = entry.get("exceptions_applied")
     metrics = event.get("metrics") or {}
     latency = metrics.get("timer_rego_query_eval_ns") or metrics.get("timer_server_handler_ns")
     stored_input, masked = masking.mask(event.get("input"), mask_rules or [])
-    labels = event.get("labels") if isinstance(event.get("labels"), dict) else {}
-    # The token the batch came with says where it was decided; labels are OPA's own claim.
-    environment = batch.environment.name if batch and batch.environment_id else scalar_label(labels, "environment")
-    instance = batch.instance.name if batch and batch.instance_id else (
-        scalar_label(labels, "instance") or scalar_label(labels, "id"))
     return Decision(
         **fields.extract(stored_input, reasons),
         environment=environment,

@@ -54,6 +54,11 @@ def ensure(keys: Iterable[tuple[str, datetime]]) -> int:
     return len(missing)
 
 
+def as_text(statement: sql.Composable, cursor) -> str:
+    """The statement as SQL text: Django's cursor wrappers (and pghistory's) expect strings."""
+    return statement.as_string(cursor.cursor.connection)
+
+
 def _create(environment: str, start: datetime) -> None:
     env_table, table = environment_table(environment), week_table(environment, start)
     statements = [
@@ -67,7 +72,7 @@ def _create(environment: str, start: datetime) -> None:
         try:
             # A savepoint, so losing a race with another worker does not spoil an outer transaction.
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(statement)
+                cursor.execute(as_text(statement, cursor))
         except (IntegrityError, ProgrammingError):
             with connection.cursor() as cursor:  # created concurrently: fine, as long as it exists now
                 cursor.execute("SELECT to_regclass(%s)", [name])
@@ -139,7 +144,7 @@ def expired(now: datetime | None = None) -> list[WeekPartition]:
 def drop(partition: WeekPartition) -> None:
     """Drop a week of decisions, and what points at them, in one transaction."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
+        cursor.execute(as_text(
             sql.SQL("UPDATE audit_heldaction SET logged_decision_id = NULL "
-                    "WHERE logged_decision_id IN (SELECT id FROM {})").format(sql.Identifier(partition.table)))
-        cursor.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.table)))
+                    "WHERE logged_decision_id IN (SELECT id FROM {})").format(sql.Identifier(partition.table)), cursor))
+        cursor.execute(as_text(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.table)), cursor))

@@ -47,3 +47,33 @@ def test_ingest_stores_the_facts_from_the_masked_input(client, settings):
     assert "dana" not in decision.search_text
     assert (decision.environment, decision.instance) == ("prod", "opa-eu-1")
     assert Decision.objects.filter(search="ticket").count() == 1  # the full-text vector is Postgres-generated
+
+
+@pytest.mark.django_db
+def test_a_bare_policy_decision_gets_the_version_its_own_environment_ran():
+    """Queried without Gavel's entrypoint, a decision names no version: it gets the one last
+    confirmed in its environment before it was made, not another environment's."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from audit.ingest import VersionResolver
+    from policies import services
+    from policies.models import Environment, Publication
+    from tests.factories import PolicyFactory
+
+    policy = PolicyFactory(name="budget")
+    v1 = policy.latest_version
+    v2 = services.save_version(policy, author=v1.author, source=v1.source + "\n# v2\n", message="v2")
+    prod, staging = Environment.objects.create(name="prod"), Environment.objects.create(name="staging")
+    now = timezone.now()
+    for version, environment, hours_ago in ((v1, prod, 5), (v1, staging, 5), (v2, staging, 1)):
+        Publication.objects.create(version=version, environment=environment, target_url="http://opa:8181",
+                                   status=Publication.Status.OK, confirmed_at=now - timedelta(hours=hours_ago),
+                                   requested_by=v1.author)
+
+    resolver = VersionResolver()
+    assert resolver.resolve("gavel/budget/allow", True, now, environment="prod")[1] == v1
+    assert resolver.resolve("gavel/budget/allow", True, now, environment="staging")[1] == v2
+    assert resolver.resolve("gavel/budget/allow", True, now, environment="nowhere")[1] == v2  # any environment's
+    assert resolver.resolve("gavel/budget/allow", True, now - timedelta(hours=3), environment="staging")[1] == v1
