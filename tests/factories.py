@@ -56,7 +56,8 @@ class DecisionFactory(factory.django.DjangoModelFactory):
         model = Decision
 
     decision_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
-    timestamp = factory.Sequence(lambda n: timezone.now() - timedelta(minutes=n))
+    # Newest first in creation order, always within the last hour (the counter grows over a whole run).
+    timestamp = factory.Sequence(lambda n: timezone.now() - timedelta(seconds=n % 3600))
     path = "gavel/agent_gateway/decision"
     input = factory.Sequence(lambda n: {"user": {"id": f"u-{n}"}, "tool": "search.web"})
     outcome = Outcome.ALLOW

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from audit import partitions
 from policies import bundles, drift, review, services
 from policies.models import ActiveVersion, Environment, OpaInstance, Publication, PublishEvent, PublishRequest
 from policies.opa import OpaUnreachable, opa_client
@@ -245,7 +246,9 @@ def test_retire_removes_the_policy_from_every_instance_and_bundle_or_from_none(
     recent = DecisionFactory(policy=policy, timestamp=timezone.now() - timedelta(days=3))
     with pytest.raises(services.PublishRefused, match="retired after 30 days"):
         review.retire(policy, retired_by=admin, reason="unused")
-    type(recent).objects.filter(pk=recent.pk).update(timestamp=timezone.now() - timedelta(days=31))
+    long_ago = timezone.now() - timedelta(days=31)  # a month passes: the decision moves to an older week
+    partitions.ensure([(recent.environment, long_ago)])
+    type(recent).objects.filter(pk=recent.pk).update(timestamp=long_ago)
 
     # One of prod's instances does not answer: nothing is removed anywhere, nothing is retired.
     gone = OpaInstance.objects.create(environment=prod, name="prod-gone", url="http://127.0.0.1:9")
