@@ -1,0 +1,42 @@
+"""The audit list's pages: newest first, read from the newest day, week or month before the
+whole table, and counted up to a limit. The pages are the same as a plain slice of the search."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from audit import pagination
+from audit.models import Decision
+from tests.factories import DecisionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def decisions():
+    now = timezone.now()
+    ages = [timedelta(hours=h) for h in (1, 2, 3)] + [timedelta(days=d) for d in (2, 3, 4, 5, 6)] + [
+        timedelta(days=60), timedelta(days=400)]
+    for age in ages:
+        DecisionFactory(timestamp=now - age)
+    return Decision.objects.all()  # newest first, as the page lists them
+
+
+def test_every_page_is_the_plain_slice_whichever_window_holds_it(decisions):
+    paginator = pagination.CappedPaginator(decisions, 4)
+    assert paginator.count == 10 and not paginator.capped and paginator.num_pages == 3
+    expected = list(decisions)
+    for number in (1, 2, 3):
+        assert list(paginator.page(number).object_list) == expected[(number - 1) * 4: number * 4]
+
+
+def test_counting_stops_past_the_limit(decisions, monkeypatch):
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", 5)
+    paginator = pagination.CappedPaginator(decisions, 4)
+    assert paginator.count == 6 and paginator.capped  # found in the week's window; older ones never read
+    assert list(paginator.page(2).object_list) == list(decisions)[4:6]
+
+
+def test_an_empty_search_has_one_empty_page():
+    paginator = pagination.CappedPaginator(Decision.objects.all(), 50)
+    assert paginator.count == 0 and list(paginator.page(1).object_list) == []
