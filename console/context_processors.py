@@ -8,7 +8,7 @@ def navigation(request):
     return {
         "user_roles": roles_of(user),
         "can_view_decisions": user.has_perm("audit.view_decision"),
-        "open_alerts": _open_alerts(user),
+        "firing_alerts": _open_alerts(user),
     }
 
 
