@@ -23,10 +23,16 @@ from psycopg import sql
 PARENT = "audit_decision"
 WEEK = timedelta(days=7)
 MONDAY = datetime(1970, 1, 5, tzinfo=UTC)
+LAST_WEEK = datetime.max.replace(tzinfo=UTC) - WEEK
 
 
 def week_start(moment: datetime) -> datetime:
     return MONDAY + WEEK * ((moment.astimezone(UTC) - MONDAY) // WEEK)
+
+
+def week_end(start: datetime) -> datetime:
+    # The last week before year 10000 ends where Python's dates do (a clock can say anything).
+    return start + WEEK if start < LAST_WEEK else datetime.max.replace(tzinfo=UTC)
 
 
 def environment_table(environment: str) -> str:
@@ -66,7 +72,7 @@ def _create(environment: str, start: datetime) -> None:
                             "PARTITION BY RANGE (timestamp)").format(
             sql.Identifier(env_table), sql.Identifier(PARENT), sql.Literal(environment))),
         (table, sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-            sql.Identifier(table), sql.Identifier(env_table), sql.Literal(start), sql.Literal(start + WEEK))),
+            sql.Identifier(table), sql.Identifier(env_table), sql.Literal(start), sql.Literal(week_end(start)))),
     ]
     for name, statement in statements:
         try:
@@ -88,7 +94,7 @@ class WeekPartition:
 
     @property
     def end(self) -> datetime:
-        return self.start + WEEK
+        return week_end(self.start)
 
 
 def week_partitions() -> list[WeekPartition]:

@@ -89,3 +89,10 @@ def test_a_bad_retention_setting_is_a_clear_configuration_error(settings):
     settings.GAVEL_DECISION_RETENTION = "prod=a year"
     with pytest.raises(ImproperlyConfigured, match="environment=days"):
         partitions.retention_days("prod")
+
+
+def test_timestamps_at_the_ends_of_the_calendar_are_stored(client):
+    """A clock can say anything; a week Python cannot represent must not stall the batch."""
+    upload(client, [event("d-far", "9999-12-31T12:00:00Z"), event("d-early", "0001-01-01T00:00:00Z")])
+    assert set(Decision.objects.values_list("decision_id", flat=True)) == {"d-far", "d-early"}
+    assert all(p.end > p.start for p in partitions.week_partitions())
