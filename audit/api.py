@@ -54,6 +54,13 @@ def opa_decision_logs(request):
     if caller is None:
         return _refused(401, "a valid bearer token is required", remote)
     try:
+        # Before the batch is unpacked: under a burst, refusing must cost less than taking.
+        ingest_health.check_capacity()
+    except ingest_health.IngestBusy as exc:
+        return _refused(429, str(exc), remote)
+    except DatabaseError as exc:
+        return _refused(503, f"the batch cannot be taken right now ({exc.__class__.__name__}); retry later", remote)
+    try:
         body = request.body
     except RequestDataTooBig:
         return _refused(413, f"the batch is larger than {settings.GAVEL_LOG_BATCH_MAX_BYTES} bytes", remote)
@@ -62,10 +69,7 @@ def opa_decision_logs(request):
     except BatchRejected as exc:
         return _refused(exc.status, str(exc), remote)
     try:
-        ingest_health.check_capacity()
         stage_batch(body, events, remote, environment=caller.environment, instance=caller.instance)
-    except ingest_health.IngestBusy as exc:
-        return _refused(429, str(exc), remote)
     except DatabaseError as exc:
         return _refused(503, f"the batch cannot be stored right now ({exc.__class__.__name__}); retry later", remote)
     return HttpResponse(status=204)

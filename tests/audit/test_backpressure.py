@@ -36,6 +36,19 @@ def test_a_full_queue_answers_429_with_retry_after_and_keeps_nothing(client, set
 
 
 @pytest.mark.django_db
+def test_a_full_queue_refuses_before_unpacking_the_batch(client, settings):
+    """Under a burst most uploads are refused: a refusal must not cost the gunzip and parse."""
+    settings.GAVEL_INGEST_MAX_QUEUED_BATCHES = 1
+    assert upload(client).status_code == 204
+
+    response = client.post("/api/v1/opa/logs", data=b"not even gzip", content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {django_settings.GAVEL_OPA_TOKEN}")
+
+    assert response.status_code == 429  # not 400: the body was never read
+    assert LogBatch.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_the_ingest_page_shows_depth_lag_and_refusals(client, make_user, settings):
     settings.GAVEL_INGEST_MAX_QUEUED_BATCHES = 1
     upload(client)
