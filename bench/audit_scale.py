@@ -63,6 +63,7 @@ from audit.ingest import COPY_COLUMNS, COPY_FIELDS, _copy_row, stage_batch, stor
 from audit.models import Decision, LogBatch, Outcome  # noqa: E402
 from audit.pagination import COUNT_LIMIT, CappedPaginator  # noqa: E402
 from console.demo.traffic import random_request  # noqa: E402
+from baselines import export_copy  # noqa: E402  (bench/, beside this file)
 
 RESULTS = ROOT / "bench" / "results" / "audit_scale.md"
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
@@ -290,17 +291,6 @@ def measure_charts(repeat: int) -> list[tuple]:
     return rows
 
 
-EXPORT_COPY = """
-COPY (SELECT d.decision_id, d.timestamp, d.path, d.outcome, p.name, v.number, d.version_source,
-             d.effective_mode, d.environment, d.instance, d.user, d.agent, d.action, d.resource, d.approval_ref,
-             d.latency_ns, d.requested_by, d.received_at, d.reasons, d.exception_ids, d.masked, d.input, d.result
-      FROM audit_decision d LEFT JOIN policies_policy p ON p.id = d.policy_id
-           LEFT JOIN policies_policyversion v ON v.id = d.version_id
-      WHERE d.timestamp >= %s ORDER BY d.timestamp, d.id)
-TO STDOUT WITH (FORMAT csv, HEADER)
-"""
-
-
 def measure_export() -> dict:
     """Gavel's export job against Postgres's COPY of the same rows; peak Python memory of the job."""
     import tracemalloc
@@ -321,7 +311,7 @@ def measure_export() -> dict:
     tracemalloc.stop()
     started, size = time.perf_counter(), 0
     connection.ensure_connection()
-    with connection.connection.cursor() as cursor, cursor.copy(EXPORT_COPY, [since]) as copy:
+    with connection.connection.cursor() as cursor, cursor.copy(export_copy("d.timestamp >= %s"), [since]) as copy:
         for block in copy:
             size += len(block)
     copy_s = time.perf_counter() - started

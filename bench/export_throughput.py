@@ -43,8 +43,9 @@ from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from audit import exports  # noqa: E402
+from audit import exports, partitions  # noqa: E402
 from audit.models import ExportRecord  # noqa: E402
+from baselines import export_copy  # noqa: E402  (bench/, beside this file)
 
 RESULTS = ROOT / "bench" / "results" / "export_throughput.md"
 PATH = "gavel/bench_export/decision"
@@ -75,20 +76,11 @@ SELECT 'bench-export-' || i, %(base)s::timestamptz + i * interval '1 second', %(
 FROM generate_series(1, %(rows)s) AS i
 """
 
-# The same columns the export writes, as Postgres would print them itself.
-COPY = """
-COPY (SELECT d.decision_id, d.timestamp, d.path, d.outcome, p.name, v.number, d.version_source,
-             d.effective_mode, d.environment, d.instance, d.user, d.agent, d.action, d.resource, d.approval_ref,
-             d.latency_ns, d.requested_by, d.received_at, d.reasons, d.exception_ids, d.masked, d.input, d.result
-      FROM audit_decision d LEFT JOIN policies_policy p ON p.id = d.policy_id
-           LEFT JOIN policies_policyversion v ON v.id = d.version_id
-      WHERE d.path LIKE 'gavel/bench_export%%' {since} ORDER BY d.timestamp, d.id)
-TO STDOUT WITH (FORMAT csv, HEADER)
-"""
-
 
 def generate(rows: int) -> datetime:
     base = datetime.now(timezone.utc) - timedelta(days=30)
+    # One row a second from `base`: the weekly partitions those seconds fall in, made first.
+    partitions.ensure(("prod", base + timedelta(days=day)) for day in range(rows // 86400 + 2))
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM audit_decision WHERE path = %s", [PATH])
         cursor.execute(GENERATE, {"base": base, "path": PATH, "rows": rows})
@@ -97,7 +89,7 @@ def generate(rows: int) -> datetime:
 
 
 def copy_seconds(since: datetime | None = None) -> tuple[float, int]:
-    sql = COPY.format(since="AND d.timestamp >= %s" if since else "")
+    sql = export_copy("d.path LIKE 'gavel/bench_export%%'" + (" AND d.timestamp >= %s" if since else ""))
     started, size = time.perf_counter(), 0
     connection.ensure_connection()
     with connection.connection.cursor() as cursor, cursor.copy(sql, [since] if since else None) as copy:
