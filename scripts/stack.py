@@ -33,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OPA_VERSION = "v1.22.2"  # the one place the OPA version is pinned
 OPA_MODULE = "github.com/open-policy-agent/opa"
+VEGETA_VERSION = "v12.13.0"  # benchmarks only (bench/ingest_burst.py)
+VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
@@ -274,21 +276,31 @@ def stop_redis(profile: Profile) -> None:
 
 def opa_binary() -> Path:
     """opa on PATH, else .gavel/bin/opa, else built once with `go install`."""
-    local = ROOT / ".gavel" / "bin" / "opa"
+    return go_tool("opa", OPA_MODULE, OPA_VERSION, hint="or set OPA_URL and OPA_BINARY")
+
+
+def vegeta_binary() -> Path:
+    """vegeta, the open-loop HTTP load generator the ingest benchmark offers decisions with."""
+    return go_tool("vegeta", VEGETA_MODULE, VEGETA_VERSION)
+
+
+def go_tool(name: str, module: str, version: str, hint: str = "") -> Path:
+    """`name` at .gavel/bin, else on PATH, else built once there with `go install module@version`."""
+    local = ROOT / ".gavel" / "bin" / name
     if local.exists():
         return local
-    found = shutil.which("opa")
+    found = shutil.which(name)
     if found:
         return Path(found)
     go = shutil.which("go")
     if not go:
         raise SystemExit(
-            "OPA is not installed and Go is not available to build it. Either install Go and rerun, "
-            f"or put an `opa` {OPA_VERSION} binary on PATH or at {local}, or set OPA_URL and OPA_BINARY."
+            f"{name} is not installed and Go is not available to build it. Either install Go and rerun, "
+            f"or put a `{name}` {version} binary on PATH or at {local}{', ' + hint if hint else ''}."
         )
-    say(f"building OPA {OPA_VERSION} with go install (once; a few minutes)")
+    say(f"building {name} {version} with go install (once; a few minutes)")
     local.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([go, "install", f"{OPA_MODULE}@{OPA_VERSION}"], check=True,
+    subprocess.run([go, "install", f"{module}@{version}"], check=True,
                    env={**os.environ, "GOBIN": str(local.parent), "CGO_ENABLED": "0"})
     return local
 
