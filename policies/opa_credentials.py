@@ -10,15 +10,20 @@ first. An OPA that reads its token from a file (`credentials.bearer.token_path`)
 one up on its next request, so the switch is a file write. A batch refused in between (401) is
 kept by OPA and uploaded again with the new token.
 
-Two older credentials remain: an environment's bundle token (pull environments, by environment
-only) and the global GAVEL_OPA_TOKEN, the bootstrap credential `make run` and the demo use.
+`make run` and docker compose give their OPA its token this way too (issue_token_file), so
+the demo's batches are attributed to their instance. Two older credentials remain: an
+environment's bundle token (pull environments, by environment only) and the global
+GAVEL_OPA_TOKEN, the bootstrap credential for fleets not yet moved to tokens of their own.
 """
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -92,6 +97,33 @@ def issue_token(instance: OpaInstance, by=None) -> tuple[OpaCredential, str]:
         old.expires_at = min(old.expires_at, grace_end) if old.expires_at else grace_end
         old.save(update_fields=["replaced_by", "expires_at"])
     return credential, token
+
+
+def issue_token_file(instance: OpaInstance, path: str | Path, by=None) -> OpaCredential:
+    """issue_token, with the token written to `path` (for OPA's `credentials.bearer.token_path`)
+    instead of returned. OPA re-reads that file on every request, so the file is replaced in one
+    rename, never rewritten in place: OPA reads the old token or the new one, never half of one.
+    A path that cannot be written fails before anything is issued; the file changes only once the
+    token is committed, so OPA never presents a token Gavel does not know."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give the token file's path")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # mkstemp makes the file 0600 and the rename keeps that: the token is readable by its owner only.
+    fd, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        credential, token = issue_token(instance, by=by)
+    except BaseException:
+        os.unlink(staged)
+        raise
+
+    def write():
+        Path(staged).write_text(token + "\n")  # OPA trims surrounding whitespace
+        os.replace(staged, path)
+
+    transaction.on_commit(write)
+    return credential
 
 
 def revoke(credential: OpaCredential, by=None) -> OpaCredential:

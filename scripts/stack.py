@@ -305,13 +305,17 @@ def go_tool(name: str, module: str, version: str, hint: str = "") -> Path:
     return local
 
 
-def opa_config(log_url: str, token: str, labels: dict[str, str], extra: dict | None = None) -> dict:
-    """OPA's own configuration: ship decision logs to Gavel quickly, with a bearer token.
-    `extra` adds top-level sections (bundles, status) and services beside `gavel`."""
+def opa_config(log_url: str, token: str, labels: dict[str, str], extra: dict | None = None,
+               token_path: Path | None = None) -> dict:
+    """OPA's own configuration: ship decision logs to Gavel quickly, with a bearer token, or
+    with the token in the file `token_path` (OPA re-reads it on every request, so writing the
+    file rotates the token; OPA refuses both at once). `extra` adds top-level sections
+    (bundles, status) and services beside `gavel`."""
     extra = dict(extra or {})
+    bearer = {"token_path": str(token_path)} if token_path else {"token": token}
     config = {
         "services": {
-            "gavel": {"url": log_url, "credentials": {"bearer": {"token": token}}},
+            "gavel": {"url": log_url, "credentials": {"bearer": bearer}},
         },
         "labels": labels,
         "decision_logs": {
@@ -327,11 +331,12 @@ def opa_config(log_url: str, token: str, labels: dict[str, str], extra: dict | N
 
 
 def start_opa(home: Path, port: int, log_url: str, token: str, labels: dict[str, str],
-              extra_config: dict | None = None) -> subprocess.Popen:
-    """An `opa run --server` on loopback that ships its decision logs to `log_url`."""
+              extra_config: dict | None = None, token_path: Path | None = None) -> subprocess.Popen:
+    """An `opa run --server` on loopback that ships its decision logs to `log_url`
+    (with `token`, or the token in the file `token_path`: see opa_config)."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "opa-config.json"
-    config.write_text(json.dumps(opa_config(log_url, token, labels, extra_config), indent=2))
+    config.write_text(json.dumps(opa_config(log_url, token, labels, extra_config, token_path), indent=2))
     log = open(home / "opa.log", "ab")
     proc = subprocess.Popen(
         [str(opa_binary()), "run", "--server", "--addr", f"127.0.0.1:{port}", "--config-file", str(config),
@@ -391,6 +396,21 @@ def manage(env: dict[str, str], *args: str, **kwargs) -> subprocess.CompletedPro
     return subprocess.run([str(VENV_PYTHON), str(ROOT / "manage.py"), *args], env=env, check=True, **kwargs)
 
 
+# The OPA `make run` starts: an instance of the environment Gavel serves, with its own token.
+DEV_INSTANCE = "local-opa"
+
+
+def issue_dev_opa_token(env: dict[str, str], profile: Profile, environment: str) -> Path:
+    """Register the local OPA and issue it a fresh token into a file (0600) that OPA reads
+    on every request: the per-instance set-up the README recommends, so the demo's batches are
+    attributed to their instance. Each start rotates the token; the previous one ends when the
+    new one is first used (opa_credentials.issue_token), so live tokens never pile up."""
+    token_file = profile.home / "opa" / "gavel-token"
+    manage(env, "opa_environment", environment, "--add-instance", DEV_INSTANCE, env["OPA_URL"],
+           "--instance-token", DEV_INSTANCE, "--token-file", str(token_file), stdout=subprocess.DEVNULL)
+    return token_file
+
+
 def cmd_run(profile: Profile) -> int:
     """Everything `make run` shows: services, migrations, demo data, worker, traffic, web."""
     env, started = stack_up(profile)
@@ -406,10 +426,13 @@ def cmd_run(profile: Profile) -> int:
             env["OPA_URL"] = f"http://127.0.0.1:{profile.opa_port}"
             if port_is_open(profile.opa_port):
                 raise SystemExit(f"port {profile.opa_port} is taken; stop what runs there or set OPA_URL")
-            opa = start_opa(profile.home / "opa", profile.opa_port, f"{web_url}/api/v1/opa", env["GAVEL_OPA_TOKEN"],
-                            {"environment": "dev", "instance": "local-opa"})
+            environment = env.get("GAVEL_ENVIRONMENT") or "dev"
+            token_file = issue_dev_opa_token(env, profile, environment)
+            opa = start_opa(profile.home / "opa", profile.opa_port, f"{web_url}/api/v1/opa", "",
+                            {"environment": environment, "instance": DEV_INSTANCE}, token_path=token_file)
             processes.append((opa, "OPA"))
-            say(f"OPA up on {env['OPA_URL']}, shipping decision logs to {web_url}/api/v1/opa/logs")
+            say(f"OPA up on {env['OPA_URL']}, shipping decision logs to {web_url}/api/v1/opa/logs "
+                f"as {environment}/{DEV_INSTANCE}, with its own token in {token_file.relative_to(ROOT)}")
         worker = subprocess.Popen(
             [str(VENV_PYTHON), "-m", "celery", "-A", "console", "worker", "--beat", "--loglevel", "WARNING",
              "--concurrency", "2", "--schedule", str(profile.home / "celerybeat-schedule")],

@@ -1,5 +1,7 @@
 """`make run` on the embedded defaults: its own Postgres, Redis and OPA, demo users and
-policies, and traffic, so the console shows decisions within a minute. Ctrl-C stops it all."""
+policies, and traffic, so the console shows decisions within a minute. Its OPA ships them with a
+token of its own (a file it reads, as the README recommends), so every batch is attributed to
+the instance dev/local-opa. Ctrl-C stops it all."""
 import os
 import re
 import shutil
@@ -11,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from tests.support import stack
@@ -30,6 +33,17 @@ def read_until(proc, pattern: str, timeout: float, seen: list[str]) -> re.Match:
         if match := re.search(pattern, line):
             return match
     pytest.fail(f"`stack.py run` never printed {pattern!r}:\n{''.join(seen[-40:])}")
+
+
+def batches_by_instance() -> dict[str | None, int]:
+    """The run's decision-log batches by the instance their token belongs to (None: the
+    bootstrap token), read from its own database."""
+    with psycopg.connect(f"postgresql://gavel@127.0.0.1:{PROFILE.postgres_port}/gavel") as db:
+        rows = db.execute(
+            "SELECT e.name || '/' || i.name, count(*) FROM audit_logbatch b"
+            " LEFT JOIN policies_opainstance i ON i.id = b.instance_id"
+            " LEFT JOIN policies_environment e ON e.id = i.environment_id GROUP BY 1").fetchall()
+    return dict(rows)
 
 
 def test_make_run_serves_demo_decisions_and_stops_everything_on_ctrl_c():
@@ -60,6 +74,13 @@ def test_make_run_serves_demo_decisions_and_stops_everything_on_ctrl_c():
             assert decisions >= 10, f"only {decisions} demo decisions after 60 s"
             page = web.get("/audit/", params={"policy": "agent_gateway"})
             assert "agent_gateway" in page.text and "v1" in page.text
+
+        batches = batches_by_instance()
+        assert list(batches) == ["dev/local-opa"] and batches["dev/local-opa"] >= 1, batches
+        token_file = PROFILE.home / "opa" / "gavel-token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        config = (PROFILE.home / "opa" / "opa-config.json").read_text()
+        assert str(token_file) in config and token_file.read_text().strip() not in config
         print(f"up after {up_at - started:.0f}s; {decisions} decisions within {time.monotonic() - up_at:.0f}s")
     finally:
         os.killpg(proc.pid, signal.SIGINT)

@@ -30,9 +30,12 @@ def opa_with_token_file(tmp_path, gavel_url: str, token: str, labels: dict):
     recommends: writing the file is how its token is rotated. Yields (url, token file)."""
     token_file = tmp_path / "gavel-token"
     token_file.write_text(token)
-    service = {"url": f"{gavel_url}/api/v1/opa", "credentials": {"bearer": {"token_path": str(token_file)}}}
-    with extra_opa(tmp_path, service["url"], labels, {"services": {"gavel": service}}) as url:
-        yield url, token_file
+    port = stack.free_port()
+    proc = stack.start_opa(tmp_path, port, f"{gavel_url}/api/v1/opa", "", labels, token_path=token_file)
+    try:
+        yield f"http://127.0.0.1:{port}", token_file
+    finally:
+        stack.stop_process(proc, "OPA with a token file")
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -234,6 +234,46 @@ def test_the_command_prints_an_instance_token_once():
     token = out.getvalue().split("(shown once): ")[1].strip()
     instance = OpaInstance.objects.get(environment__name="staging", name="opa-a")
     assert instance.credentials.get().token_hash == sha256_of(token)
+
+
+def test_the_command_writes_an_instance_token_to_the_file_opa_reads_and_rotates_it(
+        tmp_path, client, django_capture_on_commit_callbacks):
+    # What `make run` does on every start (scripts/stack.py issue_dev_opa_token).
+    token_file = tmp_path / "opa" / "gavel-token"
+    args = ["opa_environment", "dev", "--add-instance", "local-opa", "http://127.0.0.1:8181",
+            "--instance-token", "local-opa", "--token-file", str(token_file)]
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command(*args, stdout=out)
+    first = token_file.read_text().strip()
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert first not in out.getvalue() and f"written to {token_file}" in out.getvalue()
+    assert upload(client, first)[0].status_code == 204
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command(*args, stdout=io.StringIO())  # the next start rotates it
+    second = token_file.read_text().strip()
+    assert second != first and token_file.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in token_file.parent.iterdir()] == ["gavel-token"]  # no staged copy left behind
+    assert upload(client, second)[0].status_code == 204
+    assert upload(client, first)[0].status_code == 401  # ended by the new token's first use
+    instance = OpaInstance.objects.get(environment__name="dev", name="local-opa")
+    assert [c.token_hash for c in instance.credentials.usable()] == [sha256_of(second)]
+    assert set(LogBatch.objects.values_list("instance", flat=True)) == {instance.pk}
+
+
+def test_a_token_file_that_cannot_be_written_issues_nothing(tmp_path):
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    for path in (not_a_directory / "gavel-token", tmp_path):
+        with pytest.raises(CommandError, match="cannot write the token file"):
+            call_command("opa_environment", "dev", "--instance-token", "local-opa", "--token-file", str(path),
+                         stdout=io.StringIO())
+    with pytest.raises(CommandError, match="exactly one --instance-token"):
+        call_command("opa_environment", "dev", "--instance-token", "a", "--instance-token", "b",
+                     "--token-file", str(tmp_path / "gavel-token"), stdout=io.StringIO())
+    assert not OpaInstance.objects.exists() and not OpaCredential.objects.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
 def test_opa_authz_writes_the_policy_and_config_never_the_token(tmp_path, client):

@@ -3,11 +3,15 @@
     manage.py opa_environment prod --delivery pull --new-bundle-token
     manage.py opa_environment staging --add-instance opa-a http://10.0.0.5:8181 --token-env OPA_A_TOKEN
     manage.py opa_environment staging --instance-token opa-a      # OPA's own token to Gavel, printed once
+    manage.py opa_environment staging --instance-token opa-a --token-file /etc/opa/gavel-token
 
 Tokens are never printed back: the Gavel→OPA token is read from an environment variable
 (or managed by Gavel: manage.py opa_authz), and a new bundle or instance token is printed
 once (Gavel keeps only its SHA-256). A second --instance-token for the same instance rotates
 it: the old one works until the new one is first used or GAVEL_OPA_TOKEN_GRACE_HOURS pass.
+With --token-file the new token is written to that file (mode 0600, replaced in one rename)
+instead of printed: point OPA's `credentials.bearer.token_path` at it and a rotation needs no
+OPA restart (`make run` and docker compose do this).
 """
 import os
 import secrets
@@ -33,9 +37,13 @@ class Command(BaseCommand):
                             help="Make a bundle/status token for OPA to present; printed once")
         parser.add_argument("--instance-token", metavar="NAME", action="append", default=[],
                             help="Issue (or rotate) the token this instance presents to Gavel; printed once")
+        parser.add_argument("--token-file", metavar="PATH",
+                            help="Write the --instance-token to this file (mode 0600) instead of printing it")
 
     @transaction.atomic
     def handle(self, *args, **options):
+        if options["token_file"] and len(options["instance_token"]) != 1:
+            raise CommandError("--token-file holds one token: give exactly one --instance-token with it")
         environment, created = Environment.objects.get_or_create(name=options["environment"])
         if options["opa_url"] is not None:
             environment.opa_url = options["opa_url"]
@@ -57,6 +65,13 @@ class Command(BaseCommand):
                           f"instances: {', '.join(i.name for i in environment.instances.all()) or 'none'}")
         for name in options["instance_token"]:
             instance, _ = OpaInstance.objects.get_or_create(environment=environment, name=name)
+            if options["token_file"]:
+                try:
+                    opa_credentials.issue_token_file(instance, options["token_file"])
+                except OSError as exc:  # raised inside the transaction: nothing is issued
+                    raise CommandError(f"cannot write the token file: {exc}") from exc
+                self.stdout.write(f"token of {instance} written to {options['token_file']} (mode 0600)")
+                continue
             _, instance_token = opa_credentials.issue_token(instance)
             self.stdout.write(f"token of {instance} (shown once): {instance_token}")
         if options["new_bundle_token"]:
