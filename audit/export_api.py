@@ -1,7 +1,7 @@
 """The exports API: every export with its manifest; start one; download a job's file."""
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -15,7 +15,7 @@ from .models import ExportRecord
 
 class ExportRecordSerializer(serializers.ModelSerializer):
     exported_by = serializers.CharField(source="created_by.username", read_only=True)
-    expired_by = serializers.CharField(source="expired_by.username", read_only=True, default=None,
+    expired_by = serializers.CharField(source="expired_by.username", read_only=True, allow_null=True, default=None,
                                        help_text="Who deleted the file early; null when retention did (or not yet).")
     manifest = serializers.SerializerMethodField()
 
@@ -68,7 +68,8 @@ class ExportRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             return streamed_response(record)
         return Response(self.get_serializer(record).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(responses={(200, "application/octet-stream"): bytes,
+                              410: OpenApiResponse(description="The file was deleted: {\"detail\": why and when}")})
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         """A finished job's file (404 until it is done, and for streamed exports, which keep none;
