@@ -11,6 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('activity', '0004_track_exports'),
+        ('audit', '0012_export_expiry'),  # the triggers read the new columns
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
