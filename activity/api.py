@@ -15,6 +15,8 @@ class ActivitySerializer(serializers.Serializer):
     id = serializers.CharField()
     at = serializers.DateTimeField()
     actor = serializers.CharField(help_text="The username; blank for Gavel itself (workers, OPA reports).")
+    actor_label = serializers.CharField(help_text='The username, or "Gavel" (with the part of Gavel, e.g. '
+                                                  '"Gavel (retention)", when it says) for changes no user made.')
     action = serializers.CharField(help_text="create, update, delete; add or remove for a user's roles.")
     model = serializers.CharField()
     object_id = serializers.CharField()

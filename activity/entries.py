@@ -15,7 +15,7 @@ REMOVED = ("delete", "remove")
 # A foreign key to these is shown with the name, not only the id.
 NAMED = {"user_id": User, "group_id": Group, "approved_by_id": User, "requested_by_id": User,
          "decided_by_id": User, "changed_by_id": User, "author_id": User, "created_by_id": User,
-         "reviewer_id": User, "actor_id": User}
+         "reviewer_id": User, "actor_id": User, "expired_by_id": User}
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Row:
     object: str
     via: str  # the page or API path, or the worker's task
     changes: list[Change] = field(default_factory=list)
+    actor_label: str = ""  # the username, or which part of Gavel made the change: "Gavel (retention)"
 
 
 def log():
@@ -82,6 +83,7 @@ def rows(entries) -> list[Row]:
             object_id=entry.pgh_obj_id or "", object=_describe(entry.pgh_data or {}),
             via=_via(entry.pgh_context),
             changes=changes_of(entry),
+            actor_label=actors.get(entry.user_id) or _automation(entry.pgh_context),
         ))
     _name_foreign_keys(result)
     return result
@@ -92,6 +94,13 @@ def _via(context) -> str:
     if context.get("url"):
         return context["url"]
     return f"task {context['task']}" if context.get("task") else ""
+
+
+def _automation(context) -> str:
+    """No user: Gavel itself, named by the part that made the change when it says (pghistory context
+    `automation`, e.g. export retention)."""
+    context = context if isinstance(context, dict) else {}
+    return f"Gavel ({context['automation']})" if context.get("automation") else "Gavel"
 
 
 def _name_foreign_keys(result: list[Row]) -> None:

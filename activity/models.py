@@ -34,9 +34,10 @@ track(OpaInstance, fields=["environment", "name", "url", "token_state", "token_i
 # Who issued, replaced and revoked OPA's tokens, never the hash; nor last use, which every upload changes.
 track(OpaCredential, fields=["instance", "created_by", "expires_at", "replaced_by", "revoked_at", "revoked_by"])
 track(AlertRule)
-# Who exported what, and how it ended; not the running row count a job updates as it writes.
+# Who exported what, how it ended and when its file was deleted; not the running row count a job
+# updates as it writes.
 track(ExportRecord, fields=["format", "delivery", "status", "query", "as_of", "expected_rows", "sha256", "file_name",
-                            "error", "created_by", "created_at", "finished_at"])
+                            "error", "created_by", "created_at", "finished_at", "expired_at", "expired_by"])
 # Never the password hash; nor last_login, which every login changes.
 track(User, fields=["username", "first_name", "last_name", "email", "is_active", "is_staff", "is_superuser"])
 track(User.groups.through, name="UserRole", label="user role", links=True)

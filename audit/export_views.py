@@ -1,4 +1,6 @@
 """Export pages: start an export of the current search, follow a job, list every export."""
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -7,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from . import exports
+from . import export_retention, exports
 from .models import ExportRecord
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
@@ -23,10 +25,12 @@ def streamed_response(record: ExportRecord) -> StreamingHttpResponse:
 
 
 def file_response(record: ExportRecord) -> FileResponse:
-    path = exports.export_path(record) if record.file_name else None
-    if record.status != ExportRecord.Status.DONE or path is None or not path.exists():
-        raise Http404("This export has no file to download.")
-    return FileResponse(path.open("rb"), as_attachment=True, filename=record.download_name,
+    """A finished job's file. Raises ExportGone (410) once it was deleted, Http404 if it never existed."""
+    try:
+        handle = export_retention.open_file(record)
+    except export_retention.NoFile as exc:
+        raise Http404(str(exc)) from None
+    return FileResponse(handle, as_attachment=True, filename=record.download_name,
                         content_type=CONTENT_TYPES[record.format])
 
 
@@ -48,20 +52,39 @@ def export_new(request):
 def export_list(request):
     records = ExportRecord.objects.select_related("created_by")
     page = Paginator(records, 50).get_page(request.GET.get("page"))
-    return render(request, "audit/exports/export_list.html", {"page": page})
+    return render(request, "audit/exports/export_list.html",
+                  {"page": page, "retention_days": settings.GAVEL_EXPORT_RETENTION_DAYS})
 
 
 @permission_required("audit.view_exportrecord", raise_exception=True)
 def export_detail(request, pk):
     """A job's progress and manifest; htmx polls the status partial until the job is over."""
-    record = get_object_or_404(ExportRecord.objects.select_related("created_by"), pk=pk)
+    record = get_object_or_404(ExportRecord.objects.select_related("created_by", "expired_by"), pk=pk)
     template = "audit/exports/_status.html" if request.htmx else "audit/exports/export_detail.html"
-    return render(request, template, {"record": record, "manifest": exports.manifest(record)})
+    return render(request, template, {"record": record, "manifest": exports.manifest(record),
+                                      "may_delete": export_retention.may_delete(request.user, record)})
 
 
 @permission_required("audit.export_decision", raise_exception=True)
 def export_download(request, pk):
-    return file_response(get_object_or_404(ExportRecord, pk=pk))
+    record = get_object_or_404(ExportRecord.objects.select_related("expired_by"), pk=pk)
+    try:
+        return file_response(record)
+    except export_retention.ExportGone as exc:
+        return render(request, "audit/exports/gone.html", {"record": record, "message": str(exc)}, status=410)
+
+
+@require_POST
+def export_delete_file(request, pk):
+    """Delete an export's file early (its owner); the record and manifest stay. PermissionDenied is a 403."""
+    record = get_object_or_404(ExportRecord, pk=pk)
+    try:
+        export_retention.delete_file(record, request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"The file of export {record.pk} was deleted; its record and manifest stay.")
+    return redirect("audit:export_detail", pk=record.pk)
 
 
 @permission_required("audit.view_exportrecord", raise_exception=True)

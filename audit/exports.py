@@ -199,10 +199,10 @@ def _discard(partial: Path) -> None:
 
 
 def run_job(record_id: int) -> ExportRecord | None:
-    """Write a job export's file and finish its record. Idempotent: a finished (or deleted)
+    """Write a job export's file and finish its record. Idempotent: a finished, expired (or deleted)
     export is left alone, and a rerun starts the file again from nothing (rows pinned by as_of)."""
     record = ExportRecord.objects.filter(pk=record_id).first()
-    if record is None or not record.is_running:
+    if record is None or not record.is_running or record.is_expired:
         return record
     path = export_path(record)
     # A file of its own per attempt: a task delivered twice (acks_late) writes two whole copies of
@@ -259,6 +259,7 @@ def manifest(record: ExportRecord) -> dict:
         "exported_by": record.created_by.get_username(),
         "exported_at": iso(record.created_at),
         "finished_at": iso(record.finished_at),
+        "file_expired_at": iso(record.expired_at),  # the file was deleted then; the hash still verifies a copy
         "gavel_version": record.gavel_version,
     }
 

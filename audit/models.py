@@ -411,12 +411,21 @@ class ExportRecord(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The file goes (it holds decision inputs: personal data); the record and its hash stay, so a copy
+    # kept elsewhere can still be verified against them (audit/export_retention.py).
+    expired_at = models.DateTimeField(null=True, blank=True, help_text="When the job's file was deleted.")
+    expired_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+", help_text="Who deleted the file early; empty: retention did.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.format}, {self.status})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expired_at is not None
 
     @property
     def is_running(self) -> bool:

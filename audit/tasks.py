@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from policies.opa import OpaUnreachable
 
-from . import alerts, approvals, exports, handoff, notifications, partitions, rollups
+from . import alerts, approvals, export_retention, exports, handoff, notifications, partitions, rollups
 from .ingest import store_batch
 from .models import Alert, HeldAction, LogBatch
 
@@ -101,3 +101,9 @@ def run_export(record_id: int) -> int:
     """Write one export job's file; idempotent, retried from the start while Postgres is unavailable."""
     record = exports.run_job(record_id)
     return record.row_count if record else 0
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=60, retry_jitter=True, max_retries=5)
+def expire_export_files() -> dict[str, list]:
+    """Periodic: delete export files past GAVEL_EXPORT_RETENTION_DAYS; their records stay, marked expired."""
+    return export_retention.expire_old_exports()

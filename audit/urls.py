@@ -14,6 +14,7 @@ urlpatterns = [
     path("exports/new/", export_views.export_new, name="export_new"),
     path("exports/<int:pk>/", export_views.export_detail, name="export_detail"),
     path("exports/<int:pk>/download/", export_views.export_download, name="export_download"),
+    path("exports/<int:pk>/delete-file/", export_views.export_delete_file, name="export_delete_file"),
     path("exports/<int:pk>/manifest.json", export_views.export_manifest, name="export_manifest"),
     path("<str:decision_id>/", views.decision_detail, name="detail"),
     path("<str:decision_id>/explain/", views.decision_explain, name="explain"),

@@ -146,6 +146,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.drop_expired_decisions",
         "schedule": 3600.0,
     },
+    # Deletes export files past GAVEL_EXPORT_RETENTION_DAYS, and what dead jobs left (audit/export_retention.py).
+    "expire-export-files": {
+        "task": "audit.tasks.expire_export_files",
+        "schedule": 3600.0,
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -261,6 +266,9 @@ GAVEL_EXPORT_STREAM_MAX_ROWS = int(os.environ.get("GAVEL_EXPORT_STREAM_MAX_ROWS"
 GAVEL_EXPORT_DIR = Path(os.environ.get("GAVEL_EXPORT_DIR", str(BASE_DIR / "var" / "exports")))
 # Rows fetched per round trip from the server-side cursor.
 GAVEL_EXPORT_FETCH_ROWS = int(os.environ.get("GAVEL_EXPORT_FETCH_ROWS", "2000"))
+# Days a job export's file is kept (it holds decision inputs); then it is deleted and its record,
+# with the hash, stays marked expired (audit/export_retention.py). 0 keeps files forever.
+GAVEL_EXPORT_RETENTION_DAYS = int(os.environ.get("GAVEL_EXPORT_RETENTION_DAYS", "30"))
 
 LOGGING = {
     "version": 1,

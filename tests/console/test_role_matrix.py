@@ -197,6 +197,8 @@ MATRIX: dict[str, list[Case]] = {
                               ok=(200,))],
     "audit:export_detail": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/", EXPORT_RECORDS)],
     "audit:export_download": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/download/", EXPORT)],
+    # The world's export is the auditor's own; someone else's needs audit.delete_exportrecord, which no role holds.
+    "audit:export_delete_file": [page("POST", lambda w: f"/audit/exports/{w.export.pk}/delete-file/", EXPORT)],
     "audit:export_manifest": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/manifest.json", EXPORT_RECORDS)],
     "fleet:environments": [page("GET", "/environments/", READ_POLICIES)],
     "fleet:add_instance": [page("POST", "/environments/edge/instances/", ADMIN, {"name": "opa-new"}, ok=(200,))],
@@ -296,6 +298,7 @@ MATRIX: dict[str, list[Case]] = {
     ],
     "export-detail": [api("GET", lambda w: f"{A}/exports/{w.export.pk}/", EXPORT_RECORDS)],
     "export-download": [api("GET", lambda w: f"{A}/exports/{w.export.pk}/download/", EXPORT)],
+    "export-delete-file": [api("POST", lambda w: f"{A}/exports/{w.export.pk}/delete-file/", EXPORT)],
 }
 
 
