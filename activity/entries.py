@@ -15,7 +15,8 @@ REMOVED = ("delete", "remove")
 # A foreign key to these is shown with the name, not only the id.
 NAMED = {"user_id": User, "group_id": Group, "approved_by_id": User, "requested_by_id": User,
          "decided_by_id": User, "changed_by_id": User, "author_id": User, "created_by_id": User,
-         "reviewer_id": User, "actor_id": User, "expired_by_id": User}
+         "reviewer_id": User, "actor_id": User, "expired_by_id": User, "revoked_by_id": User,
+         "decommissioned_by_id": User}
 
 
 @dataclass

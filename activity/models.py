@@ -30,7 +30,9 @@ track(HeldAction, fields=["decision_id", "status", "decided_at"])
 track(ApprovalVote)
 # Never the bundle token's hash or an instance's token; nor the status OPA reports every few seconds.
 track(Environment, fields=["name", "opa_url", "delivery"])
-track(OpaInstance, fields=["environment", "name", "url", "token_state", "token_issued_at"])
+# Decommissioning shows here: when, by whom (policies/instances.py).
+track(OpaInstance, fields=["environment", "name", "url", "token_state", "token_issued_at", "decommissioned_at",
+                          "decommissioned_by"])
 # Who issued, replaced and revoked OPA's tokens, never the hash; nor last use, which every upload changes.
 track(OpaCredential, fields=["instance", "created_by", "expires_at", "replaced_by", "revoked_at", "revoked_by"])
 track(AlertRule)

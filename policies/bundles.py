@@ -132,7 +132,9 @@ def record_status(environment: Environment, report: dict[str, Any], instance: Op
     instance.status_detail = problems or (
         f"bundle activated {max(a for a in activated if a):%Y-%m-%d %H:%M:%S} UTC" if any(activated) else "")
     instance.save()
-    if environment.is_pull:
+    # A decommissioned instance still reporting (with the bundle token) is shown, but no longer
+    # confirms publications: it is not part of the environment any more.
+    if environment.is_pull and instance.decommissioned_at is None:
         _confirm_pulled(environment, instance)
     return instance
 

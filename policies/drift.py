@@ -81,8 +81,9 @@ def _compare(environment, instance, url, policy, active, resource, expected, act
         restored = previous.repush and previous.repush.status == Publication.Status.OK
         open_alerts.update(resolved_at=previous.repush.confirmed_at if restored else now)
     window = now - timedelta(minutes=settings.GAVEL_DRIFT_WINDOW_MINUTES)
-    repushed = DriftAlert.objects.filter(target_url=url, resource=resource, detected_at__gte=window,
-                                         escalated=False).count()
+    # A decommissioned instance's alerts do not count against the server now at its URL.
+    repushed = (DriftAlert.objects.filter(target_url=url, resource=resource, detected_at__gte=window, escalated=False)
+                .exclude(instance__decommissioned_at__isnull=False).count())
     alert = DriftAlert.objects.create(
         environment=environment, instance=instance if instance.pk else None, target_url=url, policy=policy,
         resource=resource, expected_hash=expected, actual_hash=actual,
@@ -108,7 +109,7 @@ def _notify_later(alert_id: int) -> None:
 
 
 def drift_targets() -> list[tuple[Environment, OpaInstance]]:
-    """Every push-mode instance (an environment without instances counts as one)."""
+    """Every push-mode instance in service (an environment without instances counts as one)."""
     return [(environment, instance) for environment in Environment.objects.prefetch_related("instances")
             if not environment.is_pull for instance in environment.targets()]
 
@@ -210,7 +211,7 @@ def _in_flight(policy: Policy, environment: Environment) -> list[Publication]:
               .order_by("-requested_at", "-id").first())
     if latest is None:
         return []
-    group = (Publication.objects.filter(group=latest.group) if latest.group else
+    group = (Publication.objects.filter(group=latest.group).counted() if latest.group else
              Publication.objects.filter(pk=latest.pk)).select_related("version", "instance")
     group = list(group)
     return group if any(not p.is_finished for p in group) else []

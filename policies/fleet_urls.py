@@ -11,4 +11,6 @@ urlpatterns = [
          name="revoke_token"),
     path("<slug:environment>/instances/<slug:instance>/gavel-token/rotate/", fleet_views.rotate_gavel_token,
          name="rotate_gavel_token"),
+    path("<slug:environment>/instances/<slug:instance>/decommission/", fleet_views.decommission_instance,
+         name="decommission_instance"),
 ]

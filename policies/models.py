@@ -109,6 +109,13 @@ class PolicyVersion(models.Model):
         return self.publications.exclude(status__in=Publication.FINISHED).exists()
 
 
+class PublicationQuerySet(models.QuerySet):
+    def counted(self):
+        """The publications whose outcome still matters: not those to a decommissioned instance,
+        which no publish waits for any more."""
+        return self.filter(models.Q(instance__isnull=True) | models.Q(instance__decommissioned_at__isnull=True))
+
+
 class Publication(models.Model):
     """One request to make OPA run a version, and what came of it."""
 
@@ -135,6 +142,8 @@ class Publication(models.Model):
     requested_at = models.DateTimeField(auto_now_add=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PublicationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-requested_at"]
@@ -183,10 +192,16 @@ class Environment(models.Model):
         return self.delivery == self.Delivery.PULL
 
     def targets(self) -> list["OpaInstance"]:
-        """The OPA instances Gavel pushes to. An environment without instances is one
-        (unsaved) instance at its target_url, as before instances existed."""
-        instances = list(self.instances.all())
-        return instances or [OpaInstance(environment=self, name="default", url=self.target_url)]
+        """The OPA instances Gavel pushes to: those in service. An environment that never had
+        instances is one (unsaved) instance at its target_url, as before instances existed; one
+        whose instances were all decommissioned has none (publishing there is refused)."""
+        instances = list(self.instances.all())  # filtered here, so a prefetch of `instances` serves it
+        if not instances:
+            return [OpaInstance(environment=self, name="default", url=self.target_url)]
+        return [instance for instance in instances if instance.decommissioned_at is None]
+
+    def decommissioned_instances(self) -> list["OpaInstance"]:
+        return [instance for instance in self.instances.all() if instance.decommissioned_at is not None]
 
     def set_bundle_token(self, token: str) -> None:
         self.bundle_token_hash = sha256_of(token)
@@ -210,9 +225,21 @@ class GavelTokenState(models.TextChoices):
     REMOVING = "removing", "Rotating: switched, OPA is forgetting the old token"
 
 
+class OpaInstanceQuerySet(models.QuerySet):
+    def active(self):
+        """Instances in service: Gavel pushes to them and waits for them."""
+        return self.filter(decommissioned_at__isnull=True)
+
+    def decommissioned(self):
+        return self.filter(decommissioned_at__isnull=False)
+
+
 class OpaInstance(models.Model):
     """One OPA server of an environment. Push environments need its URL; in pull environments
-    instances report their status to Gavel (and register themselves by their `instance` label)."""
+    instances report their status to Gavel (and register themselves by their `instance` label).
+
+    A server taken out of service is decommissioned (policies/instances.py), never deleted: its
+    publications, drift alerts and decisions keep pointing at it."""
 
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="instances")
     name = models.SlugField(max_length=100, help_text="Matches the OPA's `instance` label (else its id).")
@@ -234,6 +261,12 @@ class OpaInstance(models.Model):
     other_token = models.CharField(max_length=500, blank=True)
     token_issued_at = models.DateTimeField(null=True, blank=True)
     token_detail = models.TextField(blank=True, help_text="Why the last rotation step failed.")
+    # Out of service: no pushes, no drift checks, its tokens revoked; kept for its history.
+    decommissioned_at = models.DateTimeField(null=True, blank=True)
+    decommissioned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                          related_name="+")
+
+    objects = OpaInstanceQuerySet.as_manager()
 
     class Meta:
         ordering = ["environment", "name"]

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .bundles import Bundle, tarball
+from .instances import ensure_in_service
 from .models import GavelTokenState, OpaInstance, sha256_of
 from .opa import OpaClient, OpaError, OpaRejected
 from .opa_credentials import new_token
@@ -93,6 +94,7 @@ def bootstrap(instance: OpaInstance) -> dict[str, str]:
     """A first Gavel token for the instance; the policy OPA starts with and the configuration
     it adds. Neither holds the token, which never leaves Gavel."""
     instance = OpaInstance.objects.select_for_update().get(pk=instance.pk)
+    ensure_in_service(instance)
     instance.token = new_token()
     instance.other_token = ""
     instance.token_state = GavelTokenState.ACTIVE
@@ -106,6 +108,8 @@ def start_rotation(instance: OpaInstance) -> OpaInstance:
     """Mark a rotation as wanted (a no-op while one is under way); rotate() carries it out."""
     with transaction.atomic():
         instance = OpaInstance.objects.select_for_update().select_related("environment").get(pk=instance.pk)
+        if instance.decommissioned_at:
+            raise RotationRefused(f"{instance} is decommissioned: Gavel no longer talks to it")
         if instance.token_state == GavelTokenState.UNMANAGED:
             raise RotationRefused(f"{instance} does not run Gavel's authorization policy: set it up with "
                                   f"manage.py opa_authz {instance.environment.name} {instance.name}")

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .instances import ensure_in_service, reactivate
 from .models import Environment, OpaCredential, OpaInstance, sha256_of
 
 # Writing last_used_at on every upload would make each batch cost an extra UPDATE.
@@ -59,7 +60,8 @@ def authenticate(request) -> OpaCaller | None:
     credential = OpaCredential.objects.select_related("instance__environment").filter(token_hash=digest).first()
     if credential is not None and hmac.compare_digest(credential.token_hash, digest):
         now = timezone.now()
-        if not credential.usable(now):
+        # Decommissioning revokes an instance's tokens; the check here covers one issued in a race.
+        if not credential.usable(now) or credential.instance.decommissioned_at is not None:
             return None
         _note_use(credential, now)
         return OpaCaller(environment=credential.instance.environment, instance=credential.instance)
@@ -87,8 +89,9 @@ def new_token() -> str:
 @transaction.atomic
 def issue_token(instance: OpaInstance, by=None) -> tuple[OpaCredential, str]:
     """A new token for the instance; returns it in clear text, the only time it exists outside
-    OPA's configuration. The instance's usable tokens become its predecessors (see above)."""
-    OpaInstance.objects.select_for_update().get(pk=instance.pk)
+    OPA's configuration. The instance's usable tokens become its predecessors (see above).
+    Refused (InstanceDecommissioned) for an instance out of service."""
+    ensure_in_service(OpaInstance.objects.select_for_update().get(pk=instance.pk))
     token = new_token()
     credential = OpaCredential.objects.create(instance=instance, token_hash=sha256_of(token), created_by=by)
     grace_end = timezone.now() + timedelta(hours=settings.GAVEL_OPA_TOKEN_GRACE_HOURS)
@@ -151,17 +154,25 @@ def instance_problem(environment: Environment, name: str, url: str = "") -> str:
             URLValidator(schemes=["http", "https"])(url)
         except ValidationError:
             return "The URL must be an http(s) URL where Gavel reaches the instance's REST API."
-    if environment.instances.filter(name=name).exists():
+    # A decommissioned name may be added again: that puts it back in service (instances.py).
+    if environment.instances.active().filter(name=name).exists():
         return f"{environment.name} already has an instance named {name}."
     return ""
 
 
 @transaction.atomic
 def add_instance(environment: Environment, name: str, url: str = "", by=None) -> tuple[OpaInstance, str]:
-    """A new OPA instance of the environment with its own token (returned once)."""
+    """A new OPA instance of the environment with its own token (returned once). A decommissioned
+    instance of that name comes back in service at `url`, with its history."""
     problem = instance_problem(environment, name, url)
     if problem:
         raise ValueError(problem)
-    instance = OpaInstance.objects.create(environment=environment, name=name, url=url)
+    instance = environment.instances.select_for_update().filter(name=name).first()
+    if instance is None:
+        instance = OpaInstance.objects.create(environment=environment, name=name, url=url)
+    elif instance.decommissioned_at is None:  # added by someone else meanwhile
+        raise ValueError(f"{environment.name} already has an instance named {name}.")
+    else:
+        reactivate(instance, url=url)
     _, token = issue_token(instance, by=by)
     return instance, token

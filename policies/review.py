@@ -16,7 +16,7 @@ from django.utils import timezone
 from .canary import default_environment
 from .entrypoint import entry_policy_id
 from .models import ActiveVersion, Environment, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
-from .opa import opa_client
+from .opa import OpaUnreachable, opa_client
 from .services import PublishRefused, _push_runtime_later, ensure_publishable, request_publication
 
 PUBLISH_PERMISSION = "policies.publish_policyversion"
@@ -150,8 +150,9 @@ def retire_blocker(policy: Policy, now: datetime | None = None) -> str | None:
 
 
 def _holders(policy: Policy) -> list:
-    """OPA clients for every push instance the policy was ever published to. Pull environments
-    are not here: their bundles leave out retired policies, and OPA drops what its bundle lost."""
+    """OPA clients for every push instance in service where the policy was ever published (not
+    the decommissioned ones). Pull environments are not here: their bundles leave out retired
+    policies, and OPA drops what its bundle lost."""
     targets, urls = [], set()
     pushed = Environment.objects.filter(publications__version__policy=policy).distinct().prefetch_related("instances")
     for environment in pushed:
@@ -181,8 +182,12 @@ def retire(policy: Policy, *, retired_by, reason: str) -> Policy:
         # (OpaUnreachable propagates), nothing is removed anywhere and nothing is marked retired.
         holders = _holders(policy)
         for client in holders:
-            with client() as opa:
-                opa.list_policy_ids()
+            try:
+                with client() as opa:
+                    opa.list_policy_ids()
+            except OpaUnreachable as exc:
+                raise OpaUnreachable(f"{exc}; if that OPA is gone for good, decommission it on the environments "
+                                     "page, then retire") from exc
         for client in holders:
             with client() as opa:
                 opa.delete_policy(entry_policy_id(policy.name))

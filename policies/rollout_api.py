@@ -46,11 +46,13 @@ class OpaInstanceSerializer(serializers.ModelSerializer):
     gavel_token_state = serializers.CharField(source="token_state", read_only=True)
     gavel_token_issued_at = serializers.DateTimeField(source="token_issued_at", read_only=True)
     gavel_token_detail = serializers.CharField(source="token_detail", read_only=True)
+    decommissioned_by = serializers.StringRelatedField(read_only=True)
 
     class Meta:
         model = OpaInstance
         fields = ["name", "url", "last_status_at", "healthy", "active_revision", "status_detail", "credentials",
-                  "gavel_token_state", "gavel_token_issued_at", "gavel_token_detail"]
+                  "gavel_token_state", "gavel_token_issued_at", "gavel_token_detail", "decommissioned_at",
+                  "decommissioned_by"]
         read_only_fields = fields
 
 
@@ -83,7 +85,8 @@ class KillSwitchSerializer(serializers.Serializer):
 
 
 class EnvironmentViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = Environment.objects.prefetch_related("instances__credentials", "active_versions__policy",
+    queryset = Environment.objects.prefetch_related("instances__credentials", "instances__decommissioned_by",
+                                                    "active_versions__policy",
                                                     "active_versions__version")
     serializer_class = EnvironmentSerializer
     lookup_field = "name"

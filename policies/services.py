@@ -127,11 +127,14 @@ def request_publication(version: PolicyVersion, *, requested_by,
     with transaction.atomic():
         if environment.is_pull:
             return _queue_pull(version, requested_by, environment)
+        targets = environment.targets()
+        if not targets:
+            raise PublishRefused(f"{environment} has no OPA instance in service: add one before publishing there")
         group = uuid.uuid4()
         publications = [
             _queue(version, requested_by, target.url or environment.target_url, environment=environment,
                    instance=target if target.pk else None, group=group)
-            for target in environment.targets()
+            for target in targets
         ]
     return publications[0]
 
@@ -200,6 +203,11 @@ def attempt_publication(publication: Publication, *, final_attempt: bool = False
     """
     if publication.is_finished:
         return publication
+    if publication.instance_id and publication.instance.decommissioned_at:  # taken out while this waited
+        publication.status = Publication.Status.FAILED
+        publication.detail = f"Cancelled: {publication.instance} was decommissioned"
+        publication.save(update_fields=["status", "detail"])
+        return publication
     version = publication.version
     policy = version.policy
     publication.attempts += 1
@@ -260,7 +268,7 @@ def _failed(publication: Publication, restore_here: bool = False) -> Publication
         "version").first()
     if active is None or active.version_id == version.id:
         return publication  # nothing ran before (the page shows what each instance holds), or nothing changes
-    restore = list(siblings.filter(status=Publication.Status.OK).select_related("instance"))
+    restore = list(siblings.counted().filter(status=Publication.Status.OK).select_related("instance"))
     for sibling in restore + ([publication] if restore_here else []):
         _queue(active.version, publication.requested_by, sibling.target_url, environment=environment,
                instance=sibling.instance, repush=True,
@@ -275,13 +283,13 @@ def confirm_version(publication: Publication, reason: str) -> bool:
     publication of its group is confirmed too. Returns whether the version became active now.
     A re-push restores what already runs there, so it moves nothing."""
     policy = Policy.objects.select_for_update().get(pk=publication.version.policy_id)  # one confirmer at a time
-    if publication.group and (Publication.objects.filter(group=publication.group)
-                              .exclude(status=Publication.Status.OK).exists()):
+    # A decommissioned instance is not waited for (policies/instances.py).
+    group = Publication.objects.filter(group=publication.group).counted()
+    if publication.group and group.exclude(status=Publication.Status.OK).exists():
         return False
     if publication.group:
         reason = "Confirmed by every OPA instance of " + ", ".join(
-            f"{p.environment.name}: {p.target_url}" for p in
-            Publication.objects.filter(group=publication.group).select_related("environment").order_by("pk"))
+            f"{p.environment.name}: {p.target_url}" for p in group.select_related("environment").order_by("pk"))
     for environment in _environments_of(publication):
         if not publication.repush:
             activate(policy, environment, publication)

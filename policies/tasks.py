@@ -55,11 +55,14 @@ def check_instance_drift(environment_id: int, instance_id: int | None) -> int:
     `instance_id` None: the environment's own OPA (an environment without instances)."""
     environment = Environment.objects.get(pk=environment_id)
     if instance_id is None:
-        instance = environment.targets()[0]
-        if instance.pk:  # instances were added meanwhile; the next periodic run checks them
+        targets = environment.targets()
+        if not targets or targets[0].pk:  # instances were added meanwhile; the next periodic run checks them
             return 0
+        instance = targets[0]
     else:
         instance = OpaInstance.objects.select_related("environment").get(pk=instance_id)
+        if instance.decommissioned_at:  # taken out of service since the check was queued
+            return 0
     return len(drift.check_instance(environment, instance))
 
 

@@ -1,4 +1,5 @@
-"""The API for an environment's OPA instances and their tokens (opa_credentials.py, opa_authz.py).
+"""The API for an environment's OPA instances and their tokens (opa_credentials.py, opa_authz.py),
+and their decommissioning (instances.py).
 
 A token is in the answer that issues it, once; every other answer shows only its state."""
 from django.db import transaction
@@ -9,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from . import opa_authz, opa_credentials
+from . import instances, opa_authz, opa_credentials
 from .models import Environment, OpaInstance
 from .rollout_api import HasPerm, OpaCredentialSerializer, OpaInstanceSerializer
 
@@ -40,7 +41,7 @@ class OpaInstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no URL kwargs
             return OpaInstance.objects.none()
         return (OpaInstance.objects.filter(environment__name=self.kwargs["environment_name"])
-                .select_related("environment").prefetch_related("credentials"))
+                .select_related("environment", "decommissioned_by").prefetch_related("credentials"))
 
     def _issued(self, instance, credential, token):
         instance = self.get_queryset().get(pk=instance.pk)
@@ -52,7 +53,8 @@ class OpaInstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(request=NewInstanceSerializer, responses={201: IssuedToken})
     def create(self, request, environment_name=None):
-        """Add an OPA instance with its own token to Gavel (in the answer, once)."""
+        """Add an OPA instance with its own token to Gavel (in the answer, once). A decommissioned
+        instance's name puts it back in service, with its history and this new token."""
         environment = get_object_or_404(Environment, name=environment_name)
         body = NewInstanceSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -60,7 +62,7 @@ class OpaInstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         if problem:
             raise ValidationError({"name": [problem]})
         instance, token = opa_credentials.add_instance(environment, by=request.user, **body.validated_data)
-        return self._issued(instance, instance.credentials.get(), token)
+        return self._issued(instance, instance.credentials.first(), token)  # the newest: a re-added one has old ones
 
     @extend_schema(request=None, responses={201: IssuedToken})
     @action(detail=True, methods=["post"], url_path="tokens")
@@ -68,7 +70,10 @@ class OpaInstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         """Issue a new token for the instance; its usable tokens stay valid until this one is first
         used or GAVEL_OPA_TOKEN_GRACE_HOURS pass."""
         instance = self.get_object()
-        credential, token = opa_credentials.issue_token(instance, by=request.user)
+        try:
+            credential, token = opa_credentials.issue_token(instance, by=request.user)
+        except instances.InstanceDecommissioned as exc:
+            raise ValidationError({"detail": [str(exc)]})
         return self._issued(instance, credential, token)
 
     @extend_schema(request=None, responses={200: OpaCredentialSerializer})
@@ -91,3 +96,11 @@ class OpaInstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             raise ValidationError({"detail": [str(exc)]})
         return Response(OpaInstanceSerializer(self.get_queryset().get(pk=instance.pk)).data,
                         status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: OpaInstanceSerializer})
+    @action(detail=True, methods=["post"], url_path="decommission")
+    def decommission(self, request, environment_name=None, name=None):
+        """Take the instance out of service: its tokens are revoked, Gavel stops publishing to it and
+        waiting for it; its publications, drift alerts and decisions stay. Repeating it changes nothing."""
+        instance = instances.decommission(self.get_object(), by=request.user)
+        return Response(OpaInstanceSerializer(self.get_queryset().get(pk=instance.pk)).data)

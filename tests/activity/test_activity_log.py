@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from activity import entries
 from activity.models import KillSwitchChangeEvent, PolicyExceptionEvent, UserRoleEvent
 from console.celery import app as celery_app
-from policies import canary, policy_exceptions
+from policies import canary, opa_credentials, policy_exceptions
 from policies.models import KillSwitchChange, OpaInstance, PolicyException
 from tests.factories import PolicyFactory, UserFactory
 
@@ -110,6 +110,23 @@ def test_secrets_never_reach_the_log(make_user):
     assert '"token"' not in instances and '"other_token"' not in instances  # only the rotation's state and time
     assert "bundle_token" not in environments
     assert "hank" in users and "password" not in users
+
+
+def test_decommissioning_an_instance_is_logged_with_who_and_when_and_its_revoked_token(client, make_user):
+    instance = OpaInstance.objects.create(environment=canary.default_environment(), name="opa-b",
+                                          url="http://10.0.0.6:8181")
+    credential, _ = opa_credentials.issue_token(instance)
+    admin = make_user("security_admin", username="erin")
+    client.force_login(admin)
+
+    client.post(f"/environments/{instance.environment.name}/instances/opa-b/decommission/", {"confirm": "opa-b"})
+
+    [row] = updates_of(instance)
+    assert row.actor == "erin" and row.via.endswith("/instances/opa-b/decommission/")
+    assert changed(row)["decommissioned_by_id"] == (None, f"erin (#{admin.pk})")
+    assert changed(row)["decommissioned_at"][0] is None and changed(row)["decommissioned_at"][1]
+    [revoked] = updates_of(credential)
+    assert changed(revoked)["revoked_by_id"] == (None, f"erin (#{admin.pk})")
 
 
 def test_the_database_refuses_to_change_or_delete_an_entry(pending_exception):

@@ -206,6 +206,8 @@ MATRIX: dict[str, list[Case]] = {
     "fleet:revoke_token": [
         page("POST", lambda w: f"/environments/edge/instances/opa-a/tokens/{w.credential.pk}/revoke/", ADMIN)],
     "fleet:rotate_gavel_token": [page("POST", "/environments/edge/instances/opa-a/gavel-token/rotate/", ADMIN)],
+    "fleet:decommission_instance": [
+        page("POST", "/environments/edge/instances/opa-a/decommission/", ADMIN, {"confirm": "opa-a"})],
     "audit:detail": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/", READ_DECISIONS)],
     "audit:explain": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/explain/", READ_DECISIONS)],
     "approvals:queue": [page("GET", "/approvals/", HELD_READ)],
@@ -269,6 +271,8 @@ MATRIX: dict[str, list[Case]] = {
         api("POST", lambda w: f"{A}/environments/edge/instances/opa-a/tokens/{w.credential.pk}/revoke/", ADMIN)],
     "environment-instance-rotate-gavel-token": [
         api("POST", f"{A}/environments/edge/instances/opa-a/rotate-gavel-token/", ADMIN)],
+    "environment-instance-decommission": [
+        api("POST", f"{A}/environments/edge/instances/opa-a/decommission/", ADMIN)],
     "canary-setting-list": [
         api("GET", f"{A}/canary-settings/", READ_POLICIES),
         api("POST", f"{A}/canary-settings/", ADMIN,

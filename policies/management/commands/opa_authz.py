@@ -32,6 +32,9 @@ class Command(BaseCommand):
         if instance is None:
             raise CommandError(f"no instance {options['instance']} in {options['environment']}: "
                                "add it with manage.py opa_environment --add-instance")
+        if instance.decommissioned_at:
+            raise CommandError(f"{instance} is decommissioned: add it again with manage.py opa_environment "
+                               "--add-instance to put it back in service")
         out = Path(options["out"])
         out.mkdir(parents=True, exist_ok=True)
         for name, text in opa_authz.bootstrap(instance).items():
