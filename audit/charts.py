@@ -282,16 +282,32 @@ def latency(source, base_query: dict) -> go.Figure:
     return figure
 
 
-CHARTS = (
-    ("volume", "Decisions and deny rate", volume),
-    ("reasons", "Top deny reasons", top_deny_reasons),
-    ("versions", "Deny reasons by policy version", reasons_by_version),
-    ("dry_run", "Dry-run would-deny against enforced deny", dry_run_against_enforced),
-    ("latency", "Evaluation latency", latency),
+CHARTS = (  # key, title ({per}: the time bucket), what to say when there is nothing to draw
+    ("volume", "Decisions per {per} and deny rate (%)", volume, "No decisions to count."),
+    ("reasons", "Top deny reasons (decisions)", top_deny_reasons, "No denials among these decisions."),
+    ("versions", "Deny reasons by policy version (decisions)", reasons_by_version,
+     "No denials among these decisions."),
+    ("dry_run", "Dry-run would-deny against enforced deny, per {per}", dry_run_against_enforced,
+     "No denials, enforced or dry-run, among these decisions."),
+    ("latency", "Evaluation latency per {per} (ms, p50/p95/p99)", latency,
+     "OPA reported no evaluation times for these decisions."),
 )
 
 
+def period(source) -> dict:
+    """What the charts cover, for the page to say: first and last decision, and the time bucket."""
+    span = source.span()
+    return {**span, "per": "minute" if _bucket(source) == MINUTE else "hour"}
+
+
 def dashboard(source, base_query: dict) -> list[dict]:
-    """[{"key", "title", "figure": plotly JSON}] for the page, all following the same filters."""
-    return [{"key": key, "element_id": f"figure-{key}", "title": title,
-             "figure": json.loads(build(source, base_query).to_json())} for key, title, build in CHARTS]
+    """[{"key", "title", "figure": plotly JSON, "empty"}] for the page, all following the same filters.
+    `empty` is what to say instead of a chart with no points (blank axes read as a broken page)."""
+    per = period(source)["per"]
+    charts = []
+    for key, title, build, empty in CHARTS:
+        figure = json.loads(build(source, base_query).to_json())
+        drawn = any(len(trace.get("x") or ()) for trace in figure["data"])
+        charts.append({"key": key, "element_id": f"figure-{key}", "title": title.format(per=per),
+                       "figure": figure, "empty": None if drawn else empty})
+    return charts
