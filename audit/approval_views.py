@@ -1,4 +1,5 @@
 """The reviewers' queue: pending held actions by risk and age, and a page per action."""
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponseBadRequest
 from django.contrib.auth.decorators import permission_required
@@ -10,6 +11,8 @@ from . import approvals
 from .approval_filters import HeldActionFilter
 from .csv_export import stream_csv
 from .models import HeldAction
+
+QUEUE_PAGE = 100  # the page lists this many; the rest are counted and found by searching
 
 TABS = {
     "pending": ("Waiting for review", {"status": HeldAction.Status.PENDING}),
@@ -35,9 +38,14 @@ def queue(request):
         items = items.order_by("-decided_at")
     query = request.GET.copy()
     query["status"] = tab
+    shown = _with_words(list(items[:QUEUE_PAGE]))
     return render(request, "audit/approvals/queue.html", {
         "tab": tab, "tabs": [(key, label, base.filter(**f).count()) for key, (label, f) in TABS.items()],
-        "items": _with_words(list(items[:100])), "filter": filterset, "query": query.urlencode(),
+        "items": shown, "filter": filterset, "query": query.urlencode(),
+        # An empty list reads differently when the search, not the queue, is what is empty.
+        "filtered": any(value for key, value in request.GET.items() if key != "status"),
+        "matching": items.count() if len(shown) == QUEUE_PAGE else len(shown),
+        "timeout_minutes": settings.GAVEL_APPROVAL_TIMEOUT_MINUTES,
     })
 
 

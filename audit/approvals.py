@@ -9,6 +9,7 @@ names the approval, is allowed by OPA itself; the retry's decision log consumes 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -24,25 +25,37 @@ log = logging.getLogger(__name__)
 DATA_PATH = "gavel_approvals"
 
 
+# Unicode's bidirectional controls (LRE..RLO, LRI..PDI, marks): inside a value from outside, they
+# could reorder the words after it, so "wants to delete" reads as something else.
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _word(value: Any) -> str:
+    """A value from the input as one word of the sentence, isolated (FSI...PDI) when it carries
+    bidirectional controls, so whatever it reorders stays inside it."""
+    text = str(value)
+    return f"\u2068{text}\u2069" if BIDI_CONTROLS.search(text) else text
+
+
 def describe(request: Any) -> str:
     """The request in plain words, from the fields enforcement points commonly send:
     "support-bot (agent) for u-128 wants to delete with k8s.delete on k8s/payments in prod"."""
     if not isinstance(request, dict):
         return "a request whose input is not an object"
-    who = requester_of(request) or "someone"
+    who = _word(requester_of(request) or "someone")
     agent = request.get("agent", {}).get("id") if isinstance(request.get("agent"), dict) else None
     spec = request.get("spec") if isinstance(request.get("spec"), dict) else {}
     action, tool = request.get("action"), request.get("tool")
     target = request.get("resource") or request.get("service") or spec.get("name")
-    words = [f"{agent} (agent) for {who}" if agent else who, "wants to", str(action or "use")]
+    words = [f"{_word(agent)} (agent) for {who}" if agent else who, "wants to", _word(action or "use")]
     if tool:
-        words.append(f"with {tool}" if action else str(tool))
+        words.append(f"with {_word(tool)}" if action else _word(tool))
     if request.get("resource_type"):
-        words.append(str(request["resource_type"]))
+        words.append(_word(request["resource_type"]))
     if target:
-        words.append(f"on {target}" if tool else str(target))
+        words.append(f"on {_word(target)}" if tool else _word(target))
     if request.get("environment"):
-        words.append(f"in {request['environment']}")
+        words.append(f"in {_word(request['environment'])}")
     return " ".join(words)
 
 

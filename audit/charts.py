@@ -7,6 +7,7 @@ on the filtered decisions themselves: both sources answer the same questions.
 """
 from __future__ import annotations
 
+import html
 import json
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -27,6 +28,12 @@ COLORS = {Outcome.ALLOW: "#12b76a", Outcome.DENY: "#d92d20", Outcome.WOULD_DENY:
           Outcome.REQUIRE_APPROVAL: "#7a5af8", Outcome.UNDEFINED: "#98a2b3"}
 LAYOUT = dict(margin=dict(l=50, r=20, t=10, b=40), height=300, legend=dict(orientation="h", y=-0.2),
               paper_bgcolor="white", plot_bgcolor="white", font=dict(family="system-ui, sans-serif", size=12))
+
+
+def label(text: str, limit: int) -> str:
+    """Decision text as a chart label. Plotly renders a subset of HTML in labels (<b>, <a href>,
+    entities), and reasons come from outside: escaped, they show as the text they are."""
+    return html.escape(text[:limit], quote=False)
 
 
 class Unnest(Func):
@@ -217,7 +224,7 @@ def volume(source, base_query: dict) -> go.Figure:
 def top_deny_reasons(source, base_query: dict, limit: int = 10) -> go.Figure:
     rows = source.reasons(DENIED, limit=limit)[::-1]  # largest at the top of a horizontal bar chart
     figure = go.Figure(go.Bar(
-        x=[r["n"] for r in rows], y=[r["reason"][:80] for r in rows], orientation="h", marker_color="#d92d20",
+        x=[r["n"] for r in rows], y=[label(r["reason"], 80) for r in rows], orientation="h", marker_color="#d92d20",
         customdata=[denied_search(base_query, reason=r["reason"]) for r in rows],
         hovertemplate="%{x} decisions<extra></extra>",
     ))
@@ -236,7 +243,7 @@ def reasons_by_version(source, base_query: dict, limit: int = 8) -> go.Figure:
     for name, number in versions:
         counts = {r["reason"]: r["n"] for r in rows
                   if (r["policy__name"], r["version__number"]) == (name, number) and r["reason"] in top}
-        figure.add_bar(y=[reason[:60] for reason in top][::-1], x=[counts.get(reason, 0) for reason in top][::-1],
+        figure.add_bar(y=[label(reason, 60) for reason in top][::-1], x=[counts.get(reason, 0) for reason in top][::-1],
                        name=f"{name} v{number}", orientation="h",
                        customdata=[denied_search(base_query, policy=name, version=number, reason=reason)
                                    for reason in top][::-1])
@@ -275,16 +282,32 @@ def latency(source, base_query: dict) -> go.Figure:
     return figure
 
 
-CHARTS = (
-    ("volume", "Decisions and deny rate", volume),
-    ("reasons", "Top deny reasons", top_deny_reasons),
-    ("versions", "Deny reasons by policy version", reasons_by_version),
-    ("dry_run", "Dry-run would-deny against enforced deny", dry_run_against_enforced),
-    ("latency", "Evaluation latency", latency),
+CHARTS = (  # key, title ({per}: the time bucket), what to say when there is nothing to draw
+    ("volume", "Decisions per {per} and deny rate (%)", volume, "No decisions to count."),
+    ("reasons", "Top deny reasons (decisions)", top_deny_reasons, "No denials among these decisions."),
+    ("versions", "Deny reasons by policy version (decisions)", reasons_by_version,
+     "No denials among these decisions."),
+    ("dry_run", "Dry-run would-deny against enforced deny, per {per}", dry_run_against_enforced,
+     "No denials, enforced or dry-run, among these decisions."),
+    ("latency", "Evaluation latency per {per} (ms, p50/p95/p99)", latency,
+     "OPA reported no evaluation times for these decisions."),
 )
 
 
+def period(source) -> dict:
+    """What the charts cover, for the page to say: first and last decision, and the time bucket."""
+    span = source.span()
+    return {**span, "per": "minute" if _bucket(source) == MINUTE else "hour"}
+
+
 def dashboard(source, base_query: dict) -> list[dict]:
-    """[{"key", "title", "figure": plotly JSON}] for the page, all following the same filters."""
-    return [{"key": key, "element_id": f"figure-{key}", "title": title,
-             "figure": json.loads(build(source, base_query).to_json())} for key, title, build in CHARTS]
+    """[{"key", "title", "figure": plotly JSON, "empty"}] for the page, all following the same filters.
+    `empty` is what to say instead of a chart with no points (blank axes read as a broken page)."""
+    per = period(source)["per"]
+    charts = []
+    for key, title, build, empty in CHARTS:
+        figure = json.loads(build(source, base_query).to_json())
+        drawn = any(len(trace.get("x") or ()) for trace in figure["data"])
+        charts.append({"key": key, "element_id": f"figure-{key}", "title": title.format(per=per),
+                       "figure": figure, "empty": None if drawn else empty})
+    return charts

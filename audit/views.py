@@ -73,7 +73,7 @@ def dashboard(request):
     base_query = {k: v for k, v in request.GET.items() if v}
     return render(request, "audit/dashboard.html", {
         "filter": filterset, "charts": charts.dashboard(source, base_query),
-        "total": source.total(), "search_url": charts.search_url(base_query),
+        "total": source.total(), "search_url": charts.search_url(base_query), "period": charts.period(source),
         "source": type(source).__name__,
     })
 

@@ -201,6 +201,13 @@ def test_requests_read_as_plain_words(request_, words):
     assert approvals.describe(request_) == words
 
 
+def test_a_value_with_bidi_controls_cannot_reorder_the_sentence():
+    """U+202E (right-to-left override) in a user id would show the rest of the sentence reversed
+    to the reviewer; the id is isolated (U+2068 ... U+2069) so the override ends with it."""
+    words = approvals.describe({"user": {"id": "\u202eevil"}, "action": "delete", "environment": "prod"})
+    assert words == "\u2068\u202eevil\u2069 wants to delete in prod"
+
+
 def test_approvals_are_searchable_and_exported_with_formulas_neutralised(client, make_user):
     import csv
     import io

@@ -126,6 +126,16 @@ def test_chart_text_is_data_not_markup(auditor):
     assert "</script><script>alert(1)" not in body  # json_script escapes < > & inside the JSON
 
 
+def test_chart_labels_are_escaped_for_plotly(auditor):
+    """Plotly renders <b>, <a href> and entities in labels: a reason is shown as the text it is."""
+    DecisionFactory(outcome=Outcome.DENY, reasons=['agent <a href="https://evil.example">x</a> & <b>co</b>'])
+    page = auditor.get("/audit/dashboard/")
+    assert figure(page, "reasons")["data"][0]["y"] == [
+        'agent &lt;a href="https://evil.example"&gt;x&lt;/a&gt; &amp; &lt;b&gt;co&lt;/b&gt;']
+    # The bar still links to the search for the reason as it was recorded.
+    assert "reason=agent+%3Ca+href" in figure(page, "reasons")["data"][0]["customdata"][0]
+
+
 def test_charts_read_rollups_unless_a_filter_needs_the_rows(auditor, decisions):
     since = (timezone.now() - timedelta(minutes=3)).replace(second=0, microsecond=0)
     for filters, source in (({}, "RolledUp"), ({"since": since.strftime("%Y-%m-%dT%H:%M")}, "RolledUp"),
