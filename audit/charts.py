@@ -193,6 +193,16 @@ def _bucket(source):
     return HOUR
 
 
+def time_axis(figure: go.Figure, step: timedelta, buckets) -> go.Figure:
+    """Whole minutes (or hours) on a time axis. Left alone, Plotly ticks a chart of one or two
+    buckets in fractions of a second ("13:16:00.0002")."""
+    if buckets:
+        first, last = min(buckets), max(buckets)
+        if last - first < 6 * step:
+            figure.update_xaxes(range=[first - step, last + step], dtick=step.total_seconds() * 1000)
+    return figure.update_xaxes(tickformat="%H:%M" if step == MINUTE else "%b %d, %H:%M")
+
+
 def volume(source, base_query: dict) -> go.Figure:
     """Decisions per time bucket by outcome, with the deny rate (enforced and dry-run) on top."""
     step = _bucket(source)
@@ -218,7 +228,7 @@ def volume(source, base_query: dict) -> go.Figure:
                        yaxis="y2", mode="lines+markers", line=dict(color="#101828"))
     figure.update_layout(barmode="stack", yaxis=dict(title="decisions"),
                          yaxis2=dict(title="deny rate %", overlaying="y", side="right", range=[0, 100]), **LAYOUT)
-    return figure
+    return time_axis(figure, step, buckets)
 
 
 def top_deny_reasons(source, base_query: dict, limit: int = 10) -> go.Figure:
@@ -264,7 +274,7 @@ def dry_run_against_enforced(source, base_query: dict) -> go.Figure:
             customdata=[bucket_search(base_query, p["bucket"], step, outcome=outcome) for p in points],
         )
     figure.update_layout(yaxis=dict(title="decisions"), **LAYOUT)
-    return figure
+    return time_axis(figure, step, [r["bucket"] for r in rows])
 
 
 def latency(source, base_query: dict) -> go.Figure:
@@ -279,7 +289,7 @@ def latency(source, base_query: dict) -> go.Figure:
             customdata=[bucket_search(base_query, r["bucket"], step) for r in rows],
         )
     figure.update_layout(yaxis=dict(title="ms"), **LAYOUT)
-    return figure
+    return time_axis(figure, step, [r["bucket"] for r in rows])
 
 
 CHARTS = (  # key, title ({per}: the time bucket), what to say when there is nothing to draw

@@ -1,6 +1,6 @@
 """The audit dashboard: every chart follows the page's filters, and each point's link opens a
 search that finds exactly the decisions the point counts."""
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -134,6 +134,19 @@ def test_chart_labels_are_escaped_for_plotly(auditor):
         'agent &lt;a href="https://evil.example"&gt;x&lt;/a&gt; &amp; &lt;b&gt;co&lt;/b&gt;']
     # The bar still links to the search for the reason as it was recorded.
     assert "reason=agent+%3Ca+href" in figure(page, "reasons")["data"][0]["customdata"][0]
+
+
+def test_a_minute_of_decisions_is_ticked_in_whole_minutes(auditor):
+    """All in one bucket: the time axes span the minutes around it, ticked a minute apart."""
+    minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=2)
+    DecisionFactory(outcome=Outcome.DENY, reasons=["over budget"], timestamp=minute + timedelta(seconds=5),
+                    latency_ns=400_000)
+    page = auditor.get("/audit/dashboard/")
+    for key in ("volume", "dry_run", "latency"):
+        axis = figure(page, key)["layout"]["xaxis"]
+        assert (axis.get("dtick"), axis.get("tickformat")) == (60_000, "%H:%M"), (key, axis)
+        start, end = (datetime.fromisoformat(str(edge)) for edge in axis["range"])
+        assert (start, end) == (minute - timedelta(minutes=1), minute + timedelta(minutes=1)), key
 
 
 def test_charts_read_rollups_unless_a_filter_needs_the_rows(auditor, decisions):
