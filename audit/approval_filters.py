@@ -12,9 +12,9 @@ class HeldActionFilter(django_filters.FilterSet):
     policy = django_filters.ModelChoiceFilter(queryset=Policy.objects.all(), to_field_name="name",
                                               empty_label="Any policy")
     requester = django_filters.CharFilter(label="Requested by")
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="Held from",
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="Held from (UTC)",
                                              widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label="Held until",
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label="Held until (UTC)",
                                              widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
 
     class Meta:

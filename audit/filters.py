@@ -29,11 +29,11 @@ def exact(label: str, placeholder: str, **kwargs) -> django_filters.CharFilter:
 
 class DecisionFilter(django_filters.FilterSet):
     since = django_filters.IsoDateTimeFilter(
-        field_name="timestamp", lookup_expr="gte", label="From",
+        field_name="timestamp", lookup_expr="gte", label="From (UTC)",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     until = django_filters.IsoDateTimeFilter(
-        field_name="timestamp", lookup_expr="lt", label="Until",
+        field_name="timestamp", lookup_expr="lt", label="Until (UTC)",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     # "denied" is either kind of denial, enforced or dry-run: what the deny charts count.
