@@ -36,6 +36,18 @@ def label(text: str, limit: int) -> str:
     return html.escape(text[:limit], quote=False)
 
 
+def labels(texts: list[str], limit: int) -> list[str]:
+    """Labels for a category axis, one per text. Plotly draws equal labels as one bar, so two
+    reasons alike in their first `limit` characters are numbered apart, not added together."""
+    seen: dict[str, int] = {}
+    out = []
+    for text in texts:
+        shown = label(text, limit) + ("…" if len(text) > limit else "")
+        seen[shown] = seen.get(shown, 0) + 1
+        out.append(shown if seen[shown] == 1 else f"{shown} ({seen[shown]})")
+    return out
+
+
 class Unnest(Func):
     function = "unnest"
 
@@ -234,7 +246,7 @@ def volume(source, base_query: dict) -> go.Figure:
 def top_deny_reasons(source, base_query: dict, limit: int = 10) -> go.Figure:
     rows = source.reasons(DENIED, limit=limit)[::-1]  # largest at the top of a horizontal bar chart
     figure = go.Figure(go.Bar(
-        x=[r["n"] for r in rows], y=[label(r["reason"], 80) for r in rows], orientation="h", marker_color="#d92d20",
+        x=[r["n"] for r in rows], y=labels([r["reason"] for r in rows], 80), orientation="h", marker_color="#d92d20",
         customdata=[denied_search(base_query, reason=r["reason"]) for r in rows],
         hovertemplate="%{x} decisions<extra></extra>",
     ))
@@ -253,7 +265,7 @@ def reasons_by_version(source, base_query: dict, limit: int = 8) -> go.Figure:
     for name, number in versions:
         counts = {r["reason"]: r["n"] for r in rows
                   if (r["policy__name"], r["version__number"]) == (name, number) and r["reason"] in top}
-        figure.add_bar(y=[label(reason, 60) for reason in top][::-1], x=[counts.get(reason, 0) for reason in top][::-1],
+        figure.add_bar(y=labels(top, 60)[::-1], x=[counts.get(reason, 0) for reason in top][::-1],
                        name=f"{name} v{number}", orientation="h",
                        customdata=[denied_search(base_query, policy=name, version=number, reason=reason)
                                    for reason in top][::-1])

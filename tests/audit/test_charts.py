@@ -136,6 +136,18 @@ def test_chart_labels_are_escaped_for_plotly(auditor):
     assert "reason=agent+%3Ca+href" in figure(page, "reasons")["data"][0]["customdata"][0]
 
 
+def test_reasons_alike_in_their_first_characters_keep_their_own_bars(auditor):
+    common = "the request's token budget is over the limit set for this agent by the platform team, "
+    policy = PolicyFactory(name="budget")
+    for period in ("daily", "monthly"):
+        DecisionFactory(outcome=Outcome.DENY, reasons=[common + period], policy=policy, version=policy.latest_version)
+    page = auditor.get("/audit/dashboard/")
+    for key in ("reasons", "versions"):
+        bars = figure(page, key)["data"][0]
+        assert len(set(bars["y"])) == 2 and list(bars["x"]) == [1, 1], (key, bars["y"])
+        assert all(shown.startswith(common[:50]) for shown in bars["y"])
+
+
 def test_a_minute_of_decisions_is_ticked_in_whole_minutes(auditor):
     """All in one bucket: the time axes span the minutes around it, ticked a minute apart."""
     minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=2)
