@@ -1,8 +1,9 @@
-"""Helpers for tests that wait on real services."""
+"""Helpers for tests that wait on real services, and for browser pages."""
 import re
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -51,3 +52,13 @@ def settle_decision_logs(opa_url: str, served_before: int) -> None:
     purger = threading.Thread(target=purge)
     purger.start()
     purger.join()
+
+
+@contextmanager
+def browser_page(browser, width: int, height: int):
+    """A fresh page (its own cookies) in a window of this size."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    context.close()

@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from audit.models import Outcome
 from tests.factories import DecisionFactory, UserFactory
+from tests.support import browser_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,11 +31,9 @@ def page_width(page) -> int:
 
 @pytest.fixture
 def narrow(browser):
-    context = browser.new_context(viewport={"width": 400, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    yield page
-    context.close()
+    """A phone-sized window."""
+    with browser_page(browser, 400, 800) as page:
+        yield page
 
 
 def test_at_400px_a_long_user_name_and_hostile_decisions_stay_within_the_screen(live_server, narrow, tmp_path):
