@@ -428,8 +428,10 @@ def cmd_run(profile: Profile) -> int:
                 raise SystemExit(f"port {profile.opa_port} is taken; stop what runs there or set OPA_URL")
             environment = env.get("GAVEL_ENVIRONMENT") or "dev"
             token_file = issue_dev_opa_token(env, profile, environment)
+            # Status reports too, so the environments page shows the instance's health.
             opa = start_opa(profile.home / "opa", profile.opa_port, f"{web_url}/api/v1/opa", "",
-                            {"environment": environment, "instance": DEV_INSTANCE}, token_path=token_file)
+                            {"environment": environment, "instance": DEV_INSTANCE},
+                            extra_config={"status": {"service": "gavel"}}, token_path=token_file)
             processes.append((opa, "OPA"))
             say(f"OPA up on {env['OPA_URL']}, shipping decision logs to {web_url}/api/v1/opa/logs "
                 f"as {environment}/{DEV_INSTANCE}, with its own token in {token_file.relative_to(ROOT)}")

@@ -46,6 +46,13 @@ def batches_by_instance() -> dict[str | None, int]:
     return dict(rows)
 
 
+def local_opa_health() -> tuple[bool, bool | None]:
+    """Whether dev/local-opa has reported its status, and whether it was healthy."""
+    with psycopg.connect(f"postgresql://gavel@127.0.0.1:{PROFILE.postgres_port}/gavel") as db:
+        return db.execute("SELECT last_status_at IS NOT NULL, healthy FROM policies_opainstance"
+                          " WHERE name = 'local-opa'").fetchone()
+
+
 def test_make_run_serves_demo_decisions_and_stops_everything_on_ctrl_c():
     # Unset the URLs `make test` exported, so the run starts its own services like a fresh machine.
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "OPA_URL")}
@@ -77,6 +84,7 @@ def test_make_run_serves_demo_decisions_and_stops_everything_on_ctrl_c():
 
         batches = batches_by_instance()
         assert list(batches) == ["dev/local-opa"] and batches["dev/local-opa"] >= 1, batches
+        assert local_opa_health() == (True, True), "the environments page would show local-opa with no health"
         token_file = PROFILE.home / "opa" / "gavel-token"
         assert token_file.stat().st_mode & 0o777 == 0o600
         config = (PROFILE.home / "opa" / "opa-config.json").read_text()
