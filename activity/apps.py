@@ -8,7 +8,7 @@ class ActivityConfig(AppConfig):
     def ready(self):
         from celery.signals import task_postrun, task_prerun
 
-        from . import tracking
+        from activity import tracking
 
         # A change a worker makes carries the task's name, as a request's carries its user and path.
         task_prerun.connect(tracking.enter_task_context, weak=False)

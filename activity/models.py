@@ -9,11 +9,12 @@ from django.contrib.auth.models import User
 from django.db import models
 from pghistory.models import Events
 
-from audit.models import AlertRule, ApprovalVote, ExportRecord, HeldAction
-from policies.models import (
-    ActiveVersion, CanarySetting, Environment, KillSwitchChange, OpaCredential, OpaInstance, Policy, PolicyException, PolicyVersion,
-    PublishEvent, PublishRequest,
-)
+from alerts.models import AlertRule
+from approvals.models import ApprovalVote, HeldAction
+from exports.models import ExportRecord
+from fleet.models import Environment, OpaCredential, OpaInstance
+from policies.models import ActiveVersion, Policy, PolicyVersion, PublishEvent, PublishRequest
+from rollout.models import CanarySetting, KillSwitchChange, PolicyException
 
 from .tracking import track
 
@@ -30,7 +31,7 @@ track(HeldAction, fields=["decision_id", "status", "decided_at"])
 track(ApprovalVote)
 # Never the bundle token's hash or an instance's token; nor the status OPA reports every few seconds.
 track(Environment, fields=["name", "opa_url", "delivery"])
-# Decommissioning shows here: when, by whom (policies/instances.py).
+# Decommissioning shows here: when, by whom (fleet/instances.py).
 track(OpaInstance, fields=["environment", "name", "url", "token_state", "token_issued_at", "decommissioned_at",
                           "decommissioned_by"])
 # Who issued, replaced and revoked OPA's tokens, never the hash; nor last use, which every upload changes.

@@ -7,17 +7,28 @@ from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from rest_framework import viewsets
+from rest_framework import serializers, viewsets
 
-from policies.opa_credentials import authenticate
+from core.models import Decision
+from fleet.credentials import authenticate
 
 from . import ingest_health
 from .filters import DecisionFilter
 from .ingest import BatchRejected, read_upload, stage_batch
-from .models import Decision
-from .serializers import DecisionSerializer
 
 log = logging.getLogger(__name__)
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    policy = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Decision
+        fields = ["decision_id", "timestamp", "path", "outcome", "reasons", "policy", "version", "version_source",
+                  "effective_mode", "environment", "instance", "user", "agent", "action", "resource", "masked",
+                  "input", "result", "labels", "bundles", "latency_ns", "requested_by", "received_at"]
+        read_only_fields = fields
 
 
 class DecisionViewSet(viewsets.ReadOnlyModelViewSet):

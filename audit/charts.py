@@ -10,19 +10,19 @@ from __future__ import annotations
 import html
 import json
 from datetime import timedelta
-from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 from django.core.exceptions import ValidationError
 from django.db.models import Aggregate, Count, F, FloatField, Func, Max, Min, Q, Sum
 from django.db.models.functions import TruncHour, TruncMinute
-from django.urls import reverse
 from django_filters.fields import IsoDateTimeField
 
-from . import rollups
+from core import rollups
+from core.models import DENIED_OUTCOMES as DENIED
+from core.models import DecisionRollup, LatencyRollup, Outcome, ReasonRollup
+
 from .filters import DENIED as DENIED_FILTER
-from .filters import DENIED_OUTCOMES as DENIED
-from .models import DecisionRollup, LatencyRollup, Outcome, ReasonRollup
+from .filters import search_url
 
 COLORS = {Outcome.ALLOW: "#12b76a", Outcome.DENY: "#d92d20", Outcome.WOULD_DENY: "#f79009",
           Outcome.REQUIRE_APPROVAL: "#7a5af8", Outcome.UNDEFINED: "#98a2b3"}
@@ -50,12 +50,6 @@ def labels(texts: list[str], limit: int) -> list[str]:
 
 class Unnest(Func):
     function = "unnest"
-
-
-def search_url(base_query: dict, **extra) -> str:
-    """The audit search for the page's filters plus this point's own."""
-    query = {k: v for k, v in {**base_query, **extra}.items() if v not in ("", None)}
-    return f"{reverse('audit:list')}?{urlencode(query)}"
 
 
 def bucket_search(base_query: dict, start, step: timedelta, **extra) -> str:

@@ -1,7 +1,7 @@
 """Explain a stored decision: re-evaluate its input against the version that decided, in the
 real OPA with OPA's full explanation on, and turn the trace into something a person can read.
 
-The version is loaded the way a replay loads a candidate (policies/replay.py): under a scratch
+The version is loaded the way a replay loads a candidate (core/evaluation.py): under a scratch
 package, beside a harness that reads the policy's own verdict the way the entrypoint does and a
 log filter that keeps the query off the audit trail; all three are deleted afterwards. What is
 explained is the policy's own answer: the entrypoint's rollout (dry-run, exceptions) comes after.
@@ -9,24 +9,14 @@ explained is the policy's own answer: the entrypoint's rollout (dry-run, excepti
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass, field
 
-from policies.entrypoint import VERDICT_RULES
-from policies.opa import OpaClient, OpaError, opa_client
-from policies.replay import DROP, ReplayRefused, recorded, scratch_source
-
-from .models import Decision, Outcome
-from .outcomes import derive_outcome
+from core.models import Decision, Outcome
+from core.opa import evaluation
+from core.opa.client import OpaClient, OpaError, opa_client
+from core.outcomes import derive_outcome
 
 MAX_TRACE_LINES = 2000
-
-HARNESS = """package {harness}
-
-import data.{package} as policy
-
-{verdict_rules}
-"""
 
 # OPA's pretty trace: `<module>:<row>  | | <Op> <text>`, one event a line.
 TRACE_LINE = re.compile(r"^(?P<module>\S+):(?P<row>\d+)\s+(?P<bars>(?:\| ?)*)(?P<op>[A-Z][a-z]+)(?: (?P<text>.*))?$")
@@ -114,36 +104,22 @@ def fired_rules(lines: list[TraceLine], package: str, source: str, reasons: list
 
 def evaluate(decision: Decision, client: OpaClient) -> Explanation:
     version = decision.version
-    token = secrets.token_hex(6)
-    package, harness = f"gavel_explain.e{token}", f"gavel_explain.e{token}_harness"
-    ids = {"drop": f"gavel_explain/{token}_drop", "policy": f"gavel_explain/{token}",
-           "verdict": f"gavel_explain/{token}_harness"}
     try:
-        sources = {"drop": DROP.format(harness=harness), "policy": scratch_source(version.source, package),
-                   "verdict": HARNESS.format(harness=harness, package=package, verdict_rules=VERDICT_RULES)}
-    except (ReplayRefused, ValueError) as exc:
+        with evaluation.loaded(client, version.source, "explain") as scratch:
+            rows, trace = client.query_explained(f"verdict := data.{scratch.harness}.verdict", decision.input)
+    except evaluation.CannotLoad as exc:
         raise ExplainUnavailable(f"the version's source could not be prepared for OPA: {exc}") from exc
-    try:
-        for key in ("drop", "policy", "verdict"):  # the log filter first, the policy before its harness
-            client.put_policy(ids[key], sources[key])
-        rows, trace = client.query_explained(f"verdict := data.{harness}.verdict", decision.input)
     except OpaError as exc:
         raise ExplainUnavailable(f"OPA could not evaluate the version: {exc}") from exc
-    finally:
-        for policy_id in ids.values():
-            try:
-                client.delete_policy(policy_id)
-            except OpaError:
-                pass  # best effort; a scratch module left behind decides nothing
 
     verdict = rows[0]["verdict"] if rows else None
     outcome, reasons = derive_outcome() if verdict is None else derive_outcome(verdict)
     policy_package = version.policy.package
     # The harness first: its name starts with the policy's scratch name.
-    names = {f"data.{harness}": "data.gavel_verdict", f"data.{package}": f"data.{policy_package}"}
-    modules = {ids["policy"]: "policy", ids["verdict"]: "verdict"}
+    names = {f"data.{scratch.harness}": "data.gavel_verdict", f"data.{scratch.package}": f"data.{policy_package}"}
+    modules = {scratch.ids["policy"]: "policy", scratch.ids["verdict"]: "verdict"}
     lines = readable(trace, names, modules)
-    before = recorded(decision)
+    before = evaluation.recorded(decision)
     return Explanation(
         decision=decision, verdict=verdict, outcome=outcome, reasons=reasons,
         recorded_outcome=None if isinstance(before, str) else str(before.outcome),

@@ -10,13 +10,13 @@ from urllib.parse import urlencode
 import django_filters
 from django import forms
 from django.contrib.postgres.search import SearchQuery
+from django.urls import reverse
 
-from policies.models import Mode, Policy
-
-from .models import Decision, Outcome
+from core.models import DENIED_OUTCOMES, Decision, Outcome
+from policies.models import Policy
+from rollout.models import Mode
 
 DENIED = "denied"
-DENIED_OUTCOMES = (Outcome.DENY, Outcome.WOULD_DENY)
 
 
 def text_input(placeholder: str) -> forms.TextInput:
@@ -115,3 +115,9 @@ class DecisionFilter(django_filters.FilterSet):
             rest = {key: v for key, v in self.data.items() if v and key not in (name, "page")}
             shown.append({"name": name, "label": field.label, "value": value, "without": urlencode(rest)})
         return shown
+
+
+def search_url(base_query: dict, **extra) -> str:
+    """The audit search for the page's filters plus this point's own."""
+    query = {k: v for k, v in {**base_query, **extra}.items() if v not in ("", None)}
+    return f"{reverse('audit:list')}?{urlencode(query)}"

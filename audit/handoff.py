@@ -18,6 +18,8 @@ from collections.abc import Iterable
 import redis
 from django.conf import settings
 
+from core import queue
+
 log = logging.getLogger(__name__)
 PENDING_KEY = "gavel:ingest:pending"
 
@@ -62,9 +64,7 @@ def clear(batch_id: int) -> None:
 def send(batch_id: int) -> None:
     """Enqueue the store task, then mark it. Marking second means losing Redis writes can drop a
     mark (the sweep then sends a harmless second task) but never keep a mark for a lost task."""
-    from .tasks import store_log_batch
-
-    store_log_batch.delay(batch_id)
+    queue.now("audit.tasks.store_log_batch", batch_id)
     mark([batch_id])
 
 

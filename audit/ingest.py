@@ -13,16 +13,17 @@ from bisect import bisect_right
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from policies.entrypoint import entry_data_path
+from core import facts, store
+from core.models import Decision, LogBatch, VersionSource
+from core.outcomes import derive_outcome
 from policies.models import Policy, PolicyVersion, Publication
+from rollout.entrypoint import entry_data_path
 
-from . import fields, handoff, masking, partitions, rollups
-from .models import Decision, LogBatch, Outcome, VersionSource
-from .outcomes import derive_outcome
+from . import handoff, masking
 
 
 class BatchRejected(Exception):
@@ -211,7 +212,7 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
     latency = metrics.get("timer_rego_query_eval_ns") or metrics.get("timer_server_handler_ns")
     stored_input, masked = masking.mask(event.get("input"), mask_rules or [])
     return Decision(
-        **fields.extract(stored_input, reasons),
+        **facts.extract(stored_input, reasons),
         environment=environment,
         instance=instance,
         decision_id=event["decision_id"],
@@ -236,53 +237,6 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
     )
 
 
-def _record_approvals(decision_ids: list[str]) -> None:
-    """Held actions for decisions needing approval, and used-up approvals (see approvals.py)."""
-    if decision_ids:
-        from .approvals import record_decisions
-
-        record_decisions(list(Decision.objects.filter(decision_id__in=decision_ids).select_related("policy")))
-
-
-# Every stored column but the generated ones (`id` from its sequence, `search` from the text).
-COPY_FIELDS = [f for f in Decision._meta.concrete_fields if f.name != "id" and not f.generated]
-COPY_COLUMNS = ", ".join(f'"{f.column}"' for f in COPY_FIELDS)
-
-
-def _copy_row(decision: Decision) -> tuple:
-    values = []
-    for field in COPY_FIELDS:
-        value = field.pre_save(decision, add=True) if field.name == "received_at" else getattr(decision, field.attname)
-        if value is not None and field.get_internal_type() == "JSONField":
-            value = json.dumps(value)
-        values.append(value)
-    return tuple(values)
-
-
-def insert_new(decisions: list[Decision]) -> list[Decision]:
-    """Store the decisions not stored before, in bulk, and return those that were new.
-
-    COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING: a decision OPA
-    delivers twice (a retried batch, two workers racing) is stored once, and we learn exactly
-    which ones were new so the rollups count each once.
-    """
-    if not decisions:
-        return []
-    partitions.ensure((d.environment, d.timestamp) for d in decisions)
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS incoming_decision ON COMMIT DELETE ROWS AS "
-                       f"SELECT {COPY_COLUMNS} FROM {Decision._meta.db_table} WITH NO DATA")
-        with cursor.cursor.copy(f"COPY incoming_decision ({COPY_COLUMNS}) FROM STDIN") as copy:
-            for decision in decisions:
-                copy.write_row(_copy_row(decision))
-        cursor.execute(
-            f"INSERT INTO {Decision._meta.db_table} ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM incoming_decision "
-            f"ON CONFLICT (decision_id, environment, timestamp) DO NOTHING RETURNING decision_id")
-        fresh_ids = {row[0] for row in cursor.fetchall()}
-        cursor.execute("TRUNCATE incoming_decision")
-    return [d for d in decisions if d.decision_id in fresh_ids]
-
-
 def store_batch(batch_id: int) -> LogBatch:
     """Store a staged batch as decision rows. Safe to run twice: each decision is stored once."""
     batch = LogBatch.objects.select_related("environment", "instance").get(pk=batch_id)
@@ -300,14 +254,12 @@ def store_batch(batch_id: int) -> LogBatch:
     for event in events:
         unique.setdefault(event["decision_id"], decision_from_event(event, resolver, batch, mask_rules))
     # New partitions take a lock on the parent table: create them before the long transaction.
-    partitions.ensure((d.environment, d.timestamp) for d in unique.values())
+    store.prepare(unique.values())
     with transaction.atomic():
         batch = LogBatch.objects.select_for_update().get(pk=batch_id)
         if batch.status == LogBatch.Status.STORED:
             return batch  # another worker stored it while we were reading
-        fresh = insert_new(list(unique.values()))
-        rollups.add(fresh)
-        _record_approvals([d.decision_id for d in fresh if d.outcome == Outcome.REQUIRE_APPROVAL or d.approval_ref])
+        fresh = store.insert(list(unique.values()))
         if mask_rules:
             batch.body_gz = b""  # the staged copy holds the unmasked inputs: it goes once stored
         batch.status = LogBatch.Status.STORED

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db.models import Avg, DurationField, ExpressionWrapper, F, Min
 from django.utils import timezone
 
-from .models import Decision, LogBatch
+from core.models import Decision, LogBatch
 
 log = logging.getLogger(__name__)
 REFUSED_KEY = "gavel:ingest:refused:{status}:{minute}"

@@ -6,10 +6,9 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from policies.models import PolicyException
-
-from . import fields
-from .models import Decision
+from core import facts
+from core.models import Decision
+from rollout.models import PolicyException
 
 RELATED_LIMIT = 20
 
@@ -28,22 +27,13 @@ def same_user(decision: Decision, limit: int = RELATED_LIMIT) -> list[Decision]:
     return list(others.select_related("policy", "version")[:limit])
 
 
-def session_of(decision: Decision) -> tuple[str, str | int | float] | None:
-    """(path, value) of the session the input names, from GAVEL_SESSION_FIELDS, or None."""
-    for path in settings.GAVEL_SESSION_FIELDS:
-        value = fields.lookup(decision.input, path)
-        if fields.scalar_text(value):  # a plain, non-empty value; not an object, list or bool
-            return path, value
-    return None
-
-
 def same_session(decision: Decision, limit: int = RELATED_LIMIT) -> list[Decision]:
     """Other decisions whose input names the same session at the same path.
 
     Sessions are not a column, so the JSON lookup is bounded to a window around the decision
     (GAVEL_SESSION_WINDOW_HOURS either side), which the timestamp index narrows first.
     """
-    session = session_of(decision)
+    session = facts.session_of(decision.input)
     if session is None:
         return []
     path, value = session

@@ -5,15 +5,17 @@ from django.conf import settings
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, render
 
+from core import facts
+from core.models import Decision
+
 from . import charts, explain, ingest_health, related
+from .filters import DecisionFilter, search_url
 from .pagination import COUNT_LIMIT, CappedPaginator
-from .filters import DecisionFilter
-from .models import Decision
 
 PAGE_SIZE = 50
 
 
-@permission_required("audit.view_decision", raise_exception=True)
+@permission_required("core.view_decision", raise_exception=True)
 def decision_list(request):
     filterset = DecisionFilter(request.GET, queryset=Decision.objects.select_related("policy", "version"))
     decisions = filterset.qs if filterset.is_valid() else Decision.objects.none()
@@ -35,7 +37,7 @@ def _decision(decision_id):
                              decision_id=decision_id)
 
 
-@permission_required("audit.view_decision", raise_exception=True)
+@permission_required("core.view_decision", raise_exception=True)
 def decision_detail(request, decision_id):
     decision = _decision(decision_id)
     return render(request, "audit/decision_detail.html", {
@@ -46,14 +48,14 @@ def decision_detail(request, decision_id):
         "facts": [(label, name, getattr(decision, name)) for label, name in FACTS if getattr(decision, name)],
         "exceptions": related.exceptions_applied(decision),
         "same_user": related.same_user(decision),
-        "session": related.session_of(decision),
+        "session": facts.session_of(decision.input),
         "same_session": related.same_session(decision),
         "session_fields": settings.GAVEL_SESSION_FIELDS,
         "session_window_hours": settings.GAVEL_SESSION_WINDOW_HOURS,
     })
 
 
-@permission_required("audit.view_decision", raise_exception=True)
+@permission_required("core.view_decision", raise_exception=True)
 def decision_explain(request, decision_id):
     """The decision re-evaluated in OPA with its explanation: an htmx partial of the decision
     page (it calls OPA, so it is never part of the page's first render), or a page of its own."""
@@ -65,7 +67,7 @@ def decision_explain(request, decision_id):
     return render(request, "audit/_explain.html" if request.htmx else "audit/explain.html", context)
 
 
-@permission_required("audit.view_decision", raise_exception=True)
+@permission_required("core.view_decision", raise_exception=True)
 def dashboard(request):
     """Charts of the decisions the filters select; every point links back to its search."""
     filterset = DecisionFilter(request.GET, queryset=Decision.objects.all())
@@ -73,12 +75,12 @@ def dashboard(request):
     base_query = {k: v for k, v in request.GET.items() if v}
     return render(request, "audit/dashboard.html", {
         "filter": filterset, "charts": charts.dashboard(source, base_query),
-        "total": source.total(), "search_url": charts.search_url(base_query), "period": charts.period(source),
+        "total": source.total(), "search_url": search_url(base_query), "period": charts.period(source),
         "source": type(source).__name__,
     })
 
 
-@permission_required("audit.view_decision", raise_exception=True)
+@permission_required("core.view_decision", raise_exception=True)
 def ingest_status(request):
     """How decision-log ingest keeps up: backlog, lag, refusals. htmx refreshes it in place."""
     template = "audit/_ingest_status.html" if request.htmx else "audit/ingest_status.html"

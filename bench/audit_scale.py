@@ -18,7 +18,7 @@ For each size it
   4. charts: each chart's aggregate from the per-minute rollups against the same aggregate
      over the raw rows, for all 30 days and for the last day;
   5. export: the last two days' decisions (about 1/15 of the table) exported as CSV by
-     Gavel's export job (audit.exports.run_job: server-side cursor, file, SHA-256, manifest)
+     Gavel's export job (exports.services.run_job: server-side cursor, file, SHA-256, manifest)
      against `COPY (SELECT the same columns ...) TO STDOUT` of the same rows, and the job's
      peak Python memory (tracemalloc).
 Figures go to bench/results/audit_scale.md.
@@ -57,10 +57,13 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.http import QueryDict  # noqa: E402
 
-from audit import charts, exports, rollups  # noqa: E402
+from audit import charts
+from exports import services as exports
+from core import queue, rollups  # noqa: E402
 from audit.filters import DecisionFilter  # noqa: E402
-from audit.ingest import COPY_COLUMNS, COPY_FIELDS, _copy_row, stage_batch, store_batch  # noqa: E402
-from audit.models import Decision, LogBatch, Outcome  # noqa: E402
+from audit.ingest import stage_batch, store_batch  # noqa: E402
+from core.store import COPY_COLUMNS, copy_row  # noqa: E402
+from core.models import Decision, LogBatch, Outcome  # noqa: E402
 from audit.pagination import COUNT_LIMIT, CappedPaginator  # noqa: E402
 from console.demo.traffic import random_request  # noqa: E402
 from baselines import export_copy  # noqa: E402  (bench/, beside this file)
@@ -115,7 +118,7 @@ def raw_copy(decisions: list[Decision]) -> float:
     started = time.perf_counter()
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY audit_decision ({COPY_COLUMNS}) FROM STDIN") as copy:
         for decision in decisions:
-            copy.write_row(_copy_row(decision))
+            copy.write_row(copy_row(decision))
     return time.perf_counter() - started
 
 
@@ -156,7 +159,7 @@ CROSS JOIN LATERAL (SELECT * FROM (VALUES %(policies)s) AS x(policy_id, version_
 
 def fill(target: int, seed: int) -> dict:
     """Grow the table to `target` rows, generated in Postgres (secondary indexes dropped meanwhile)."""
-    from audit import partitions
+    from core import partitions
     from policies.models import Policy
 
     have = Decision.objects.count()
@@ -301,7 +304,7 @@ def measure_export() -> dict:
     user, _ = User.objects.get_or_create(username="bench-exporter")
     user.groups.add(Group.objects.get(name="auditor"))
     user = User.objects.get(pk=user.pk)
-    exports.transaction.on_commit = lambda func, using=None, robust=False: None  # run the job here, not in Celery
+    queue.after_commit = lambda name, *args: None  # run the job here, not in Celery
     record = exports.start_export(user, f"since={since:%Y-%m-%dT%H:%M}", "csv", as_job=True)
     tracemalloc.start()
     started = time.perf_counter()

@@ -32,7 +32,7 @@ import httpx  # noqa: E402
 import stack  # noqa: E402
 
 from console.demo.traffic import random_request  # noqa: E402
-from policies.entrypoint import render_entry  # noqa: E402
+from rollout.entrypoint import render_entry  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "entrypoint_latency.md"
 

@@ -275,7 +275,7 @@ def main() -> int:
     from django.db import connection
     from django.db.models import Sum
 
-    from audit.models import LogBatch
+    from core.models import LogBatch
     from tests.faults.pipeline import FAST_SWEEP, POLICY_PATH, IngestStack
 
     logging.getLogger("httpx").setLevel(logging.WARNING)

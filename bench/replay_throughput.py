@@ -36,10 +36,11 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from audit.outcomes import derive_outcome  # noqa: E402
+from core.opa import evaluation  # noqa: E402
+from core.outcomes import derive_outcome  # noqa: E402
 from console.demo.traffic import random_request  # noqa: E402
 from policies import replay  # noqa: E402
-from policies.opa import OpaClient  # noqa: E402
+from core.opa.client import OpaClient  # noqa: E402
 
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the figures
 
@@ -70,7 +71,7 @@ def baseline(inputs: list[dict], client: OpaClient, chunk: int) -> list[replay.R
 def naive(inputs: list[dict], client: OpaClient) -> float:
     """Seconds to evaluate the candidate with one HTTP request per input."""
     policy_id, package = "gavel_replay/naive", "gavel_replay.naive"
-    client.put_policy(policy_id, replay.scratch_source(CANDIDATE, package))
+    client.put_policy(policy_id, evaluation.scratch_source(CANDIDATE, package))
     try:
         started = time.perf_counter()
         for document in inputs:

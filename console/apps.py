@@ -1,13 +1,13 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+from .roles import sync_role_groups
+
 
 def _sync_roles(sender, **kwargs):
     # Keeps the groups in step with console/roles.py after every migrate (and after a
     # test database flush, which empties the tables the roles migration filled).
-    from django.contrib.auth.models import Group, Permission
-
-    from .roles import sync_role_groups
+    from django.contrib.auth.models import Group, Permission  # models load after this module
 
     sync_role_groups(Group, Permission)
 

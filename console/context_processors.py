@@ -1,3 +1,5 @@
+from alerts.models import Alert
+
 from .roles import roles_of
 
 
@@ -7,14 +9,13 @@ def navigation(request):
         return {}
     return {
         "user_roles": roles_of(user),
-        "can_view_decisions": user.has_perm("audit.view_decision"),
+        "can_view_decisions": user.has_perm("core.view_decision"),
         "firing_alerts": _open_alerts(user),
     }
 
 
 def _open_alerts(user) -> int:
-    if not user.has_perm("audit.view_alert"):
+    if not user.has_perm("alerts.view_alert"):
         return 0
-    from audit.models import Alert
 
     return Alert.objects.filter(closed_at__isnull=True).count()

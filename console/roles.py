@@ -16,15 +16,15 @@ class Role:
 
 READ_POLICIES = (
     "policies.view_policy", "policies.view_policyversion", "policies.view_publication",
-    "policies.view_environment", "policies.view_canarysetting", "policies.view_killswitchchange",
-    "policies.view_policyexception", "policies.view_publishrequest", "policies.view_publishevent",
+    "fleet.view_environment", "rollout.view_canarysetting", "rollout.view_killswitchchange",
+    "rollout.view_policyexception", "policies.view_publishrequest", "policies.view_publishevent",
 )
-READ_DECISIONS = ("audit.view_decision", "audit.view_heldaction", "audit.view_alert", "audit.view_alertrule")
-REVIEW = ("audit.review_heldaction",)
+READ_DECISIONS = ("core.view_decision", "approvals.view_heldaction", "alerts.view_alert", "alerts.view_alertrule")
+REVIEW = ("approvals.review_heldaction",)
 READ_ACTIVITY = ("activity.view_activityentry",)  # the append-only log of changes; nobody may write it
-REQUEST_EXCEPTIONS = ("policies.add_policyexception",)
+REQUEST_EXCEPTIONS = ("rollout.add_policyexception",)
 ROLL_OUT = (
-    "policies.add_canarysetting", "policies.add_killswitchchange", "policies.approve_policyexception",
+    "rollout.add_canarysetting", "rollout.add_killswitchchange", "rollout.approve_policyexception",
 )
 
 ROLES = (
@@ -34,15 +34,15 @@ ROLES = (
         "Security admin",
         "Rolls policies out to OPA and grants exceptions.",
         READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT + READ_ACTIVITY
-        + ("policies.publish_policyversion", "policies.retire_policy", "policies.manage_opa_credentials")
-        + ("audit.add_alertrule", "audit.change_alertrule", "audit.view_exportrecord"),
+        + ("policies.publish_policyversion", "policies.retire_policy", "fleet.manage_opa_credentials")
+        + ("alerts.add_alertrule", "alerts.change_alertrule", "exports.view_exportrecord"),
     ),
     Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS + REVIEW),
     Role(
         "auditor",
         "Auditor",
         "Searches and exports decision history.",
-        READ_POLICIES + READ_DECISIONS + READ_ACTIVITY + ("audit.export_decision", "audit.view_exportrecord"),
+        READ_POLICIES + READ_DECISIONS + READ_ACTIVITY + ("core.export_decision", "exports.view_exportrecord"),
     ),
     Role(
         "policy_author",
@@ -58,7 +58,7 @@ ROLES = (
 # Not a person: the account an enforcement point's API token belongs to.
 ENFORCEMENT_POINT = Role(
     "enforcement_point", "Enforcement point", "A service that asks OPA and holds actions for approval.",
-    ("audit.add_heldaction", "audit.view_heldaction"),
+    ("approvals.add_heldaction", "approvals.view_heldaction"),
 )
 ROLES = ROLES + (ENFORCEMENT_POINT,)
 

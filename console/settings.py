@@ -36,7 +36,7 @@ def required_secret(name: str, dev_default: str) -> str:
 SECRET_KEY = required_secret("SECRET_KEY", "django-insecure-gavel-development-only")
 # The bootstrap bearer token: OPA may present it when it ships decision logs, and Gavel sends it
 # to OPAs that have no token of their own. Production issues per-instance tokens instead
-# (policies/opa_credentials.py, policies/opa_authz.py).
+# (fleet/credentials.py, fleet/opa_authz.py).
 GAVEL_OPA_TOKEN = required_secret("GAVEL_OPA_TOKEN", "gavel-development-token")
 
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
@@ -58,8 +58,15 @@ INSTALLED_APPS = [
     "axes",  # login throttling (see the security section at the end)
     "pgtrigger",
     "pghistory",
+    # The decision core, then one app per feature (README "Layout").
+    "core",
     "policies",
+    "fleet",
+    "rollout",
     "audit",
+    "approvals",
+    "exports",
+    "alerts",
     "activity",  # the append-only log of every change (activity/models.py lists what it follows)
     "console",  # last: its post_migrate hook needs the other apps' permissions to exist
 ]
@@ -118,12 +125,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("GAVEL_BROKER_VISIBILITY_TIMEOUT", "600"))}
 CELERY_BEAT_SCHEDULE = {
     "expire-and-escalate-held-actions": {
-        "task": "audit.tasks.sweep_held_actions",
+        "task": "approvals.tasks.sweep_held_actions",
         "schedule": 30.0,
     },
     # Re-pushes each environment's runtime config: drops expired exceptions, repairs drift.
     "push-runtime-config": {
-        "task": "policies.tasks.push_all_runtime_configs",
+        "task": "rollout.tasks.push_all_runtime_configs",
         "schedule": 60.0,
     },
     # Sends again the staged batches whose task was lost (audit/handoff.py).
@@ -131,24 +138,24 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.requeue_stalled_batches",
         "schedule": float(os.environ.get("GAVEL_INGEST_REQUEUE_EVERY_SECONDS", "30")),
     },
-    # Compares what each push-mode OPA instance runs with what Gavel published (policies/drift.py).
+    # Compares what each push-mode OPA instance runs with what Gavel published (fleet/drift.py).
     "check-drift": {
-        "task": "policies.tasks.check_drift",
+        "task": "fleet.tasks.check_drift",
         "schedule": 60.0,
     },
-    # Opens and closes alerts on deny rate and latency (audit/alerts.py).
+    # Opens and closes alerts on deny rate and latency (alerts/services.py).
     "evaluate-alerts": {
-        "task": "audit.tasks.evaluate_alerts",
+        "task": "alerts.tasks.evaluate_alerts",
         "schedule": 60.0,
     },
     # Drops weeks of decisions past their environment's GAVEL_DECISION_RETENTION.
     "drop-expired-decisions": {
-        "task": "audit.tasks.drop_expired_decisions",
+        "task": "core.tasks.drop_expired_decisions",
         "schedule": 3600.0,
     },
-    # Deletes export files past GAVEL_EXPORT_RETENTION_DAYS, and what dead jobs left (audit/export_retention.py).
+    # Deletes export files past GAVEL_EXPORT_RETENTION_DAYS, and what dead jobs left (exports/retention.py).
     "expire-export-files": {
-        "task": "audit.tasks.expire_export_files",
+        "task": "exports.tasks.expire_export_files",
         "schedule": 3600.0,
     },
 }
@@ -180,7 +187,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["console.permissions.RoleModelPermissions"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.RoleModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -232,7 +239,7 @@ def _paths(name: str, default: str) -> list[str]:
 
 
 # Where decision inputs keep who asked, which agent, what action on what resource: dotted
-# paths, first match wins (audit/fields.py). Searchable by filter; the free-text search
+# paths, first match wins (core/facts.py). Searchable by filter; the free-text search
 # covers reasons plus GAVEL_SEARCH_INPUT_FIELDS.
 GAVEL_DECISION_FIELDS = {
     "user": _paths("GAVEL_FIELD_USER", "user.id,user.name,user,subject.id,subject,requested_by"),
@@ -259,7 +266,7 @@ GAVEL_APPROVAL_VALIDITY_MINUTES = int(os.environ.get("GAVEL_APPROVAL_VALIDITY_MI
 GAVEL_APPROVAL_WEBHOOK_URL = os.environ.get("GAVEL_APPROVAL_WEBHOOK_URL", "")
 GAVEL_APPROVAL_MAX_WAIT_SECONDS = 60  # the longest a GET /api/v1/approvals/{id}?wait= may hold a request
 
-# --- Exports of decision searches (audit/exports.py) -------------------------------------
+# --- Exports of decision searches (exports/services.py) -------------------------------------
 # A search with more rows than this is exported by a Celery job instead of streamed.
 GAVEL_EXPORT_STREAM_MAX_ROWS = int(os.environ.get("GAVEL_EXPORT_STREAM_MAX_ROWS", "100000"))
 # Where job exports write their files (created when missing).
@@ -267,7 +274,7 @@ GAVEL_EXPORT_DIR = Path(os.environ.get("GAVEL_EXPORT_DIR", str(BASE_DIR / "var" 
 # Rows fetched per round trip from the server-side cursor.
 GAVEL_EXPORT_FETCH_ROWS = int(os.environ.get("GAVEL_EXPORT_FETCH_ROWS", "2000"))
 # Days a job export's file is kept (it holds decision inputs); then it is deleted and its record,
-# with the hash, stays marked expired (audit/export_retention.py). 0 keeps files forever.
+# with the hash, stays marked expired (exports/retention.py). 0 keeps files forever.
 GAVEL_EXPORT_RETENTION_DAYS = int(os.environ.get("GAVEL_EXPORT_RETENTION_DAYS", "30"))
 
 LOGGING = {
@@ -346,9 +353,9 @@ AXES_VERBOSE = False  # lockouts are still logged as warnings
 # one request keep their order.
 PGHISTORY_CREATED_AT_FUNCTION = "CLOCK_TIMESTAMP()"
 
-# --- Drift (policies/drift.py) ------------------------------------------------------------
+# --- Drift (fleet/drift.py) ------------------------------------------------------------
 GAVEL_DRIFT_WEBHOOK_URL = os.environ.get("GAVEL_DRIFT_WEBHOOK_URL", "")
-# Where alert openings and closings are POSTed (audit/alerts.py); empty: console only.
+# Where alert openings and closings are POSTed (alerts/services.py); empty: console only.
 GAVEL_ALERT_WEBHOOK_URL = os.environ.get("GAVEL_ALERT_WEBHOOK_URL", "")
 # A module re-pushed this many times within the window is escalated to a person instead.
 GAVEL_DRIFT_MAX_REPUSH = int(os.environ.get("GAVEL_DRIFT_MAX_REPUSH", "3"))

@@ -4,13 +4,13 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from activity.api import ActivityViewSet
+from approvals.api import HeldActionViewSet
 from audit.api import DecisionViewSet, opa_decision_logs
-from audit.approvals_api import HeldActionViewSet
-from audit.export_api import ExportRecordViewSet
-from policies.opa_service_api import opa_authz_bundle, opa_bundle, opa_status
+from exports.api import ExportRecordViewSet
+from fleet.api import EnvironmentViewSet, OpaInstanceViewSet
+from fleet.service_api import opa_authz_bundle, opa_bundle, opa_status
 from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet, PublishRequestViewSet
-from policies.rollout_api import CanarySettingViewSet, EnvironmentViewSet, PolicyExceptionViewSet
-from policies.token_api import OpaInstanceViewSet
+from rollout.api import CanarySettingViewSet, PolicyExceptionViewSet
 
 from . import views
 
@@ -35,11 +35,13 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("policies/", include("policies.urls")),
-    path("rollout/", include("policies.rollout_urls")),
-    path("environments/", include("policies.fleet_urls")),
-    path("exceptions/", include("policies.exception_urls")),
+    path("rollout/", include("rollout.urls")),
+    path("environments/", include("fleet.urls")),
+    path("exceptions/", include("rollout.exception_urls")),
+    path("audit/alerts/", include("alerts.urls")),
+    path("audit/exports/", include("exports.urls")),
     path("audit/", include("audit.urls")),
-    path("approvals/", include("audit.approval_urls")),
+    path("approvals/", include("approvals.urls")),
     path("activity/", include("activity.urls")),
     path("api/v1/opa/logs", opa_decision_logs, name="opa-logs"),
     path("api/v1/opa/bundles/<slug:environment>", opa_bundle, name="opa-bundle"),

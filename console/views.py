@@ -5,7 +5,7 @@ from django.db.models import Count
 from django.shortcuts import render
 from django.utils import timezone
 
-from audit.models import Decision
+from core.models import Decision
 from policies.models import Policy, Publication
 
 
@@ -14,7 +14,7 @@ def home(request):
         "policies": Policy.objects.prefetch_related("active_versions__environment", "active_versions__version"),
         "recent_publications": Publication.objects.select_related("version__policy")[:5],
     }
-    if request.user.has_perm("audit.view_decision"):
+    if request.user.has_perm("core.view_decision"):
         # On a whole minute, so each figure's link searches exactly the decisions it counts.
         since = (timezone.now() - timedelta(hours=24)).replace(second=0, microsecond=0)
         counts = dict(

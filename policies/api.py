@@ -7,14 +7,21 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from core.opa.client import OpaError
+from policies.rego.check import RegoCompileError
+
 from . import replay, review, services
 from .diffs import version_diff
 from .models import Policy, PolicyVersion, Publication, PublishRequest
-from .opa import OpaError
-from .rego import RegoCompileError
 from .serializers import (
-    EnvironmentReasonSerializer, PolicySerializer, PolicyVersionSerializer, PublicationSerializer,
-    PublishEventSerializer, PublishRequestSerializer, ReasonSerializer, ReplayWindowSerializer,
+    EnvironmentReasonSerializer,
+    PolicySerializer,
+    PolicyVersionSerializer,
+    PublicationSerializer,
+    PublishEventSerializer,
+    PublishRequestSerializer,
+    ReasonSerializer,
+    ReplayWindowSerializer,
 )
 
 
@@ -52,7 +59,7 @@ class CanReplay(BasePermission):
     """A replay shows how recorded decisions would change, so it needs the audit trail."""
 
     def has_permission(self, request, view):
-        return request.user.has_perm("policies.view_policyversion") and request.user.has_perm("audit.view_decision")
+        return request.user.has_perm("policies.view_policyversion") and request.user.has_perm("core.view_decision")
 
 
 def _reason(request) -> str:

@@ -1,8 +1,8 @@
 """Impact analysis: replay recorded decisions through a candidate version in the real OPA.
 
-The candidate is loaded under a scratch package (only its package line is rewritten, at
-the position OPA's parser reports), next to a small harness module that reads the policy's
-own verdict the way the entrypoint does. Each POST /v1/query then evaluates a whole chunk
+The candidate is loaded for evaluation the way explain loads a version (core/evaluation.py):
+under a scratch package, beside a harness that reads the policy's own verdict the way the
+entrypoint does. Each POST /v1/query then evaluates a whole chunk
 of inputs (`verdict with input as x` over an input array), so 100,000 inputs take about a
 hundred round trips, not 100,000. The scratch modules are deleted afterwards.
 
@@ -12,22 +12,20 @@ exception was still a denial (its reasons, minus the waived ones, are not compar
 """
 from __future__ import annotations
 
-import base64
-import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
-from typing import Any, Iterable
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from typing import Iterable
 
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
-from audit.models import Decision, Outcome
-from audit.outcomes import derive_outcome
-
-from .entrypoint import VERDICT_RULES
-from .lint import parse
-from .opa import OpaClient, OpaError
+from core.models import Decision, Outcome
+from core.opa import evaluation
+from core.opa.client import OpaClient, OpaError
+from core.opa.evaluation import Recorded, recorded
+from core.outcomes import derive_outcome
 
 EXAMPLES_PER_GROUP = 5
 GROUPS = {
@@ -43,16 +41,6 @@ _MISSING = object()
 
 class ReplayRefused(ValueError):
     """A replay that cannot run: a bad window, or OPA refusing the candidate."""
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """A recorded decision as the policy itself answered it."""
-
-    decision_id: str
-    input: Any
-    outcome: str
-    reasons: tuple[str, ...] | None  # None: the recorded reasons cannot be compared
 
 
 @dataclass
@@ -82,23 +70,6 @@ class ReplayReport:
 
 
 # --- The recorded side ----------------------------------------------------------------------
-
-
-def recorded(decision: Decision) -> Recorded | str:
-    """The policy's own answer in a recorded decision, or why it cannot be compared."""
-    if decision.input is None:
-        return "no_input"
-    if decision.effective_mode == "off":
-        return "mode_off"  # the entrypoint allowed without keeping the policy's answer
-    result = decision.result if isinstance(decision.result, dict) else {}
-    outcome, reasons = decision.outcome, tuple(sorted(decision.reasons))
-    if result.get("would_require_approval") is True:
-        outcome = Outcome.REQUIRE_APPROVAL
-    elif outcome == Outcome.WOULD_DENY:
-        outcome = Outcome.DENY
-    if decision.exception_ids:
-        outcome, reasons = Outcome.DENY, None  # waived reasons are missing from the record
-    return Recorded(decision.decision_id, decision.input, outcome, reasons)
 
 
 def parse_window(last=None, since=None, until=None) -> dict:
@@ -140,65 +111,26 @@ def select_decisions(policy, *, last: int, since=None, until=None, decided_by=No
 
 # --- The candidate side ---------------------------------------------------------------------
 
-
-def scratch_source(source: str, package: str) -> str:
-    """`source` with its package renamed, at the span OPA's parser locates; nothing else changes."""
-    path = parse("candidate.rego", source)["package"]["path"][1:]
-    first, last = path[0]["location"], path[-1]["location"]
-    if first["row"] != last["row"]:
-        raise ReplayRefused("the package line spans several lines")
-    lines = source.split("\n")
-    line = lines[first["row"] - 1].encode("utf-8")
-    end = last["col"] - 1 + len(base64.b64decode(last["text"]))
-    lines[first["row"] - 1] = (line[: first["col"] - 1] + package.encode() + line[end:]).decode("utf-8")
-    return "\n".join(lines)
-
-
-HARNESS = """package {harness}
-
-import data.{package} as policy
-
-{verdict_rules}
-
-results := {{i: v | some i, x in input; v := verdict with input as x}}
-"""
-
-# Ad-hoc queries are decision-logged like any other; these would flood the audit trail with
-# whole input arrays. OPA drops a logged decision when data.system.log.drop is true.
-DROP = """package system.log
-
-drop if contains(input.query, "{harness}")
-"""
+# Each POST /v1/query evaluates a whole chunk: the verdict for every input of the array.
+RESULTS = "\nresults := {i: v | some i, x in input; v := verdict with input as x}\n"
 
 
 def evaluate(source: str, inputs: list, *, client: OpaClient, chunk_size: int | None = None) -> tuple[list, int]:
     """The candidate's verdict for each input (_MISSING when undefined), and the round trips taken."""
-    token = secrets.token_hex(6)
-    package, harness = f"gavel_replay.r{token}", f"gavel_replay.r{token}_harness"
-    # In this order: the log filter before anything is queried, the candidate before its harness.
-    modules = {f"gavel_replay/{token}_drop": DROP.format(harness=harness),
-               f"gavel_replay/{token}": scratch_source(source, package),
-               f"gavel_replay/{token}_harness": HARNESS.format(harness=harness, package=package,
-                                                                             verdict_rules=VERDICT_RULES)}
     chunk_size = chunk_size or settings.GAVEL_REPLAY_CHUNK
     verdicts, round_trips = [], 0
     try:
-        for policy_id, module in modules.items():
-            client.put_policy(policy_id, module)
-        for start in range(0, len(inputs), chunk_size):
-            chunk = inputs[start:start + chunk_size]
-            rows = client.query(f"results := data.{harness}.results", chunk)
-            round_trips += 1
-            answers = rows[0]["results"] if rows else {}
-            verdicts.extend(answers.get(str(i), _MISSING) for i in range(len(chunk)))
+        with evaluation.loaded(client, source, "replay", extra_rules=RESULTS) as scratch:
+            for start in range(0, len(inputs), chunk_size):
+                chunk = inputs[start:start + chunk_size]
+                rows = client.query(f"results := data.{scratch.harness}.results", chunk)
+                round_trips += 1
+                answers = rows[0]["results"] if rows else {}
+                verdicts.extend(answers.get(str(i), _MISSING) for i in range(len(chunk)))
+    except evaluation.CannotLoad as exc:
+        raise ReplayRefused(str(exc)) from exc
     except OpaError as exc:
         raise ReplayRefused(f"OPA could not evaluate the candidate: {exc}") from exc
-    finally:
-        for policy_id in modules:
-            try:
-                client.delete_policy(policy_id)
-            except OpaError:
-                pass  # best effort; a scratch module left behind decides nothing
     return verdicts, round_trips
 
 

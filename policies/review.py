@@ -13,11 +13,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .canary import default_environment
-from .entrypoint import entry_policy_id
-from .models import ActiveVersion, Environment, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
-from .opa import OpaUnreachable, opa_client
-from .services import PublishRefused, _push_runtime_later, ensure_publishable, request_publication
+from core.opa.client import OpaUnreachable, opa_client
+from fleet.models import Environment
+from rollout.entrypoint import entry_policy_id
+from rollout.services import push_runtime_after_commit
+
+from .models import ActiveVersion, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
+from .services import PublishRefused, ensure_publishable, request_publication
 
 PUBLISH_PERMISSION = "policies.publish_policyversion"
 RETIRE_PERMISSION = "policies.retire_policy"
@@ -43,7 +45,7 @@ def request_publish(version: PolicyVersion, *, requested_by, reason: str,
     _require(requested_by, PUBLISH_PERMISSION, "request publication")
     reason = _reason(reason, "want it published")
     ensure_publishable(version)
-    environment = environment or default_environment()
+    environment = environment or Environment.objects.default()
     if version.publish_requests.filter(status=PublishRequest.Status.PENDING, environment=environment).exists():
         raise PublishRefused(f"version {version.number} already has a request for {environment} waiting for approval")
     request = PublishRequest.objects.create(version=version, requested_by=requested_by, reason=reason,
@@ -76,7 +78,7 @@ def approve(request: PublishRequest, *, approved_by, note: str = "") -> PublishR
     if approved_by.pk == request.requested_by_id:
         raise PublishRefused("you requested this publication; someone else must approve it")
     request.publication = request_publication(request.version, requested_by=approved_by,
-                                              environment=request.environment or default_environment())
+                                              environment=request.environment or Environment.objects.default())
     request.status, request.decided_by, request.decided_at = PublishRequest.Status.APPROVED, approved_by, timezone.now()
     request.decision_note = (note or "").strip()
     request.save()
@@ -105,7 +107,7 @@ def reject(request: PublishRequest, *, rejected_by, reason: str) -> PublishReque
 def rollback_target(policy: Policy, environment: Environment | None = None) -> PolicyVersion | None:
     """The version `environment` ran before its active one: the latest other version that
     became active there (every instance confirmed it)."""
-    environment = environment or default_environment()
+    environment = environment or Environment.objects.default()
     active = policy.active_in(environment)
     if active is None:
         return None
@@ -122,7 +124,7 @@ def rollback(policy: Policy, *, rolled_back_by, reason: str, environment: Enviro
     there before. Other environments are not touched."""
     _require(rolled_back_by, PUBLISH_PERMISSION, "roll back")
     reason = _reason(reason, "roll back")
-    environment = environment or default_environment()
+    environment = environment or Environment.objects.default()
     policy = Policy.objects.select_for_update().get(pk=policy.pk)
     target = rollback_target(policy, environment)
     if target is None:
@@ -202,6 +204,6 @@ def retire(policy: Policy, *, retired_by, reason: str) -> Policy:
             status=PublishRequest.Status.REJECTED, decided_at=policy.retired_at, decided_by=retired_by,
             decision_note="The policy was retired")
         # The policy leaves each environment's runtime configuration too (and pull bundles).
-        for environment_id in Environment.objects.values_list("pk", flat=True):
-            transaction.on_commit(lambda pk=environment_id: _push_runtime_later(pk))
+        for environment in Environment.objects.all():
+            push_runtime_after_commit(environment)
     return policy

@@ -6,11 +6,13 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.opa.client import OpaError
+from fleet.models import Environment
+
 from . import replay, review
 from .diffs import version_diff
 from .forms import ReasonForm
-from .models import Environment, Policy, PolicyVersion, PublishRequest
-from .opa import OpaError
+from .models import Policy, PolicyVersion, PublishRequest
 from .services import PublishRefused
 from .views import review_context
 
@@ -135,7 +137,7 @@ def retire(request, name):
 
 @require_POST
 @permission_required("policies.view_policyversion", raise_exception=True)
-@permission_required("audit.view_decision", raise_exception=True)
+@permission_required("core.view_decision", raise_exception=True)
 def replay_impact(request, name, number):
     version = _version(name, number)
     context = {"version": version, "policy": version.policy, "form_values": request.POST}

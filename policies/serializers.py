@@ -1,7 +1,15 @@
 from rest_framework import serializers
 
+from fleet.models import Environment
+
 from .models import (
-    ActiveVersion, Environment, LintWarning, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest,
+    ActiveVersion,
+    LintWarning,
+    Policy,
+    PolicyVersion,
+    Publication,
+    PublishEvent,
+    PublishRequest,
     VersionTestRun,
 )
 

@@ -11,11 +11,17 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from . import lint, testing
-from .entrypoint import entry_policy_id, entry_source
-from .models import ActiveVersion, Environment, Policy, PolicyVersion, Publication, PublishEvent, sha256_of
-from .opa import OpaRejected, OpaUnreachable, opa_client
-from .rego import RegoCompileError, RegoError, check_source
+from core import queue
+from core.digest import sha256_of
+from core.opa.client import OpaRejected, OpaUnreachable, opa_client
+from fleet.models import Environment
+from policies.rego.check import RegoCompileError, RegoError, check_source
+from rollout.entrypoint import entry_policy_id, entry_source
+from rollout.services import push_runtime_after_commit
+
+from .models import ActiveVersion, Policy, PolicyVersion, Publication, PublishEvent
+from .rego import lint
+from .rego import tests as testing
 from .summaries import summary_for_version
 
 log = logging.getLogger(__name__)
@@ -120,10 +126,8 @@ def request_publication(version: PolicyVersion, *, requested_by,
     The low-level push, with no second-person review: people go through policies/review.py;
     the demo seeding and `publish_if_missing` (re-publishing what OPA already ran) call it directly.
     """
-    from .canary import default_environment
-
     ensure_publishable(version)
-    environment = environment or default_environment()
+    environment = environment or Environment.objects.default()
     with transaction.atomic():
         if environment.is_pull:
             return _queue_pull(version, requested_by, environment)
@@ -132,7 +136,7 @@ def request_publication(version: PolicyVersion, *, requested_by,
             raise PublishRefused(f"{environment} has no OPA instance in service: add one before publishing there")
         group = uuid.uuid4()
         publications = [
-            _queue(version, requested_by, target.url or environment.target_url, environment=environment,
+            queue_publication(version, requested_by, target.url or environment.target_url, environment=environment,
                    instance=target if target.pk else None, group=group)
             for target in targets
         ]
@@ -145,13 +149,13 @@ def _supersede(queryset) -> None:
         status=Publication.Status.FAILED, detail="Superseded by a newer publication before it reached OPA")
 
 
-def _queue(version: PolicyVersion, requested_by, target_url: str, **fields) -> Publication:
-    from .tasks import push_publication
-
+def queue_publication(version: PolicyVersion, requested_by, target_url: str, **fields) -> Publication:
+    """A publication of `version` to the OPA at `target_url`, pushed by the worker after commit;
+    an older one still on its way there is superseded."""
     _supersede(Publication.objects.filter(version__policy_id=version.policy_id, target_url=target_url))
     publication = Publication.objects.create(version=version, requested_by=requested_by, target_url=target_url,
                                              **fields)
-    transaction.on_commit(lambda: push_publication.delay(publication.pk))
+    queue.after_commit("policies.tasks.push_publication", publication.pk)
     return publication
 
 
@@ -183,9 +187,7 @@ def publish_if_missing(policy: Policy, *, requested_by, environment: Environment
     """Publish the version the environment runs (else the latest) to its instances unless every
     one of them already holds it, e.g. after OPA restarted empty. Returns the publication, or
     None when nothing was needed. Pull environments need nothing: OPA downloads the bundle."""
-    from .canary import default_environment
-
-    environment = environment or default_environment()
+    environment = environment or Environment.objects.default()
     version = policy.active_version_in(environment) or policy.latest_version
     if version is None or policy.retired_at or environment.is_pull:
         return None
@@ -270,7 +272,7 @@ def _failed(publication: Publication, restore_here: bool = False) -> Publication
         return publication  # nothing ran before (the page shows what each instance holds), or nothing changes
     restore = list(siblings.counted().filter(status=Publication.Status.OK).select_related("instance"))
     for sibling in restore + ([publication] if restore_here else []):
-        _queue(active.version, publication.requested_by, sibling.target_url, environment=environment,
+        queue_publication(active.version, publication.requested_by, sibling.target_url, environment=environment,
                instance=sibling.instance, repush=True,
                detail=f"Restoring v{active.version.number}: the publication of v{version.number} failed at {where}")
     log.warning("publication of %s to %s failed at %s; %s keeps v%s", version, environment, where, environment,
@@ -283,7 +285,7 @@ def confirm_version(publication: Publication, reason: str) -> bool:
     publication of its group is confirmed too. Returns whether the version became active now.
     A re-push restores what already runs there, so it moves nothing."""
     policy = Policy.objects.select_for_update().get(pk=publication.version.policy_id)  # one confirmer at a time
-    # A decommissioned instance is not waited for (policies/instances.py).
+    # A decommissioned instance is not waited for (fleet/instances.py).
     group = Publication.objects.filter(group=publication.group).counted()
     if publication.group and group.exclude(status=Publication.Status.OK).exists():
         return False
@@ -299,7 +301,7 @@ def confirm_version(publication: Publication, reason: str) -> bool:
             )
         # The policy now needs its rollout settings and exceptions in OPA's data.
         if not environment.is_pull:
-            transaction.on_commit(lambda pk=environment.pk: _push_runtime_later(pk))
+            push_runtime_after_commit(environment)
     return True
 
 
@@ -322,8 +324,3 @@ def activate(policy: Policy, environment: Environment, publication: Publication)
         active.save()
     return active
 
-
-def _push_runtime_later(environment_id: int) -> None:
-    from .tasks import push_runtime_config
-
-    push_runtime_config.delay(environment_id)

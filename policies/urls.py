@@ -18,5 +18,5 @@ urlpatterns = [
          name="request_approve"),
     path("<slug:name>/v<int:number>/requests/<int:request_id>/reject/", review_views.reject, name="request_reject"),
     path("<slug:name>/v<int:number>/replay/", review_views.replay_impact, name="version_replay"),
-    path("<slug:name>/v<int:number>/summary/", include("policies.summary_urls")),
+    path("<slug:name>/v<int:number>/summary/", include("policies.summaries.urls")),
 ]

@@ -6,11 +6,13 @@ from django.contrib.auth.decorators import permission_required
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 
-from . import drift, review, services
-from .canary import default_environment
+from fleet import states
+from fleet.models import Environment
+from policies.rego.check import RegoCompileError
+
+from . import review, services
 from .forms import PolicyForm, ReasonForm, VersionForm
-from .models import ActiveVersion, Environment, Policy, PolicyVersion, Publication, PublishRequest
-from .rego import RegoCompileError
+from .models import ActiveVersion, Policy, PolicyVersion, Publication, PublishRequest
 
 
 def _form_error(form, exc: Exception) -> None:
@@ -63,7 +65,7 @@ def policy_detail(request, name):
         "last_decided_at": review.last_decided_at(policy),
         "retire_blocker": review.retire_blocker(policy), "retire_after_days": settings.GAVEL_RETIRE_AFTER_DAYS,
         "reason_form": ReasonForm(),
-        "environment_states": drift.environment_states(policy) if active or publications else [],
+        "environment_states": states.environment_states(policy) if active or publications else [],
     })
 
 
@@ -102,7 +104,7 @@ def review_context(request, version) -> dict:
     """What the publishing card needs: requests, who may act on them, the environments to
     choose from (and which run this version), and the version's history."""
     requests = version.publish_requests.select_related("requested_by", "decided_by", "publication", "environment")
-    default_environment()  # the configured OPA always has an environment to choose
+    Environment.objects.default()  # the configured OPA always has an environment to choose
     return {
         "environments": Environment.objects.all(), "default_environment": settings.GAVEL_ENVIRONMENT,
         "active_in": version.active_environments,

@@ -54,14 +54,9 @@ class Profile:
 PROFILES = {
     "dev": Profile("dev", postgres_port=54329, redis_port=63799, opa_port=8181, web_port=8000),
     "test": Profile("test", postgres_port=54339, redis_port=63809, opa_port=0, web_port=0),
-    # More test stacks, so suites can run side by side (e.g. two people, one machine).
-    "test2": Profile("test2", postgres_port=54359, redis_port=63829, opa_port=0, web_port=0),
-    "test3": Profile("test3", postgres_port=54369, redis_port=63839, opa_port=0, web_port=0),
-    "test4": Profile("test4", postgres_port=54379, redis_port=63849, opa_port=0, web_port=0),
-    "test5": Profile("test5", postgres_port=54389, redis_port=63859, opa_port=0, web_port=0),
-    "test6": Profile("test6", postgres_port=54399, redis_port=63869, opa_port=0, web_port=0),
-    "test7": Profile("test7", postgres_port=54409, redis_port=63879, opa_port=0, web_port=0),
-    "test8": Profile("test8", postgres_port=54419, redis_port=63889, opa_port=0, web_port=0),
+    # More test stacks, so suites can run side by side (e.g. two people, one machine): test2 to test8.
+    **{f"test{n}": Profile(f"test{n}", postgres_port=54339 + 10 * n, redis_port=63809 + 10 * n, opa_port=0, web_port=0)
+       for n in range(2, 9)},
     # Benchmarks, so their millions of rows stay out of the dev and test databases.
     "bench": Profile("bench", postgres_port=54429, redis_port=63899, opa_port=0, web_port=0),
     # `make run` exercised by the test suite, on ports of its own.
@@ -370,8 +365,7 @@ def stack_up(profile: Profile) -> tuple[dict[str, str], list]:
     env = dict(local_secrets(profile))
     env.update({k: os.environ[k] for k in ("SECRET_KEY", "GAVEL_OPA_TOKEN") if os.environ.get(k)})
     started = []
-    for variable, start, stop in (("DATABASE_URL", start_postgres, stop_postgres),
-                                  ("REDIS_URL", start_redis, stop_redis)):
+    for variable, start, stop in (("DATABASE_URL", start_postgres, stop_postgres), ("REDIS_URL", start_redis, stop_redis)):
         if os.environ.get(variable):
             env[variable] = os.environ[variable]
             continue
@@ -401,10 +395,9 @@ DEV_INSTANCE = "local-opa"
 
 
 def issue_dev_opa_token(env: dict[str, str], profile: Profile, environment: str) -> Path:
-    """Register the local OPA and issue it a fresh token into a file (0600) that OPA reads
-    on every request: the per-instance set-up the README recommends, so the demo's batches are
-    attributed to their instance. Each start rotates the token; the previous one ends when the
-    new one is first used (opa_credentials.issue_token), so live tokens never pile up."""
+    """Register the local OPA and issue it a fresh token into a file (0600) OPA reads on every
+    request, as the README recommends, so the demo's batches are attributed to their instance. The
+    previous token ends when the new one is first used (fleet/credentials.py): none pile up."""
     token_file = profile.home / "opa" / "gavel-token"
     manage(env, "opa_environment", environment, "--add-instance", DEV_INSTANCE, env["OPA_URL"],
            "--instance-token", DEV_INSTANCE, "--token-file", str(token_file), stdout=subprocess.DEVNULL)
@@ -474,8 +467,8 @@ def _interrupt(signum, frame):
 
 
 def _stop_on_signals() -> None:
-    """Ctrl-C and `kill` both end in the `finally` blocks that stop what was started
-    (a background job inherits SIGINT ignored, so restore it)."""
+    """Ctrl-C and `kill` both end in the `finally` blocks that stop what was started."""
+    # A background job inherits SIGINT ignored: restore it.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
 

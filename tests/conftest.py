@@ -31,7 +31,7 @@ def opa_server(live_server, tmp_path_factory):
 @pytest.fixture
 def opa(opa_server, settings):
     """The test OPA as Gavel's configured OPA_URL; policies Gavel loaded are removed afterwards."""
-    from policies.opa import opa_client
+    from core.opa.client import opa_client
 
     settings.OPA_URL = opa_server
     served = decisions_served(opa_server)

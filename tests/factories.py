@@ -8,8 +8,9 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from audit import fields
-from audit.models import Decision, LogBatch, Outcome
+from core import facts as fields
+from core import store
+from core.models import Decision, LogBatch, Outcome
 from policies import services
 
 SIMPLE_POLICY = """package gavel.{name}
@@ -63,27 +64,34 @@ class DecisionFactory(factory.django.DjangoModelFactory):
     outcome = Outcome.ALLOW
     result = factory.LazyAttribute(lambda o: {"allow": o.outcome == Outcome.ALLOW, "reasons": o.reasons})
     reasons = factory.List([])
-    # What ingest reads out of the input (audit/fields.py), so searches find factory-built rows too.
+    # What ingest reads out of the input (core/facts.py), so searches find factory-built rows too.
     user = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["user"])
     agent = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["agent"])
     action = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["action"])
     resource = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["resource"])
     search_text = factory.LazyAttribute(lambda o: fields.extract(o.input, o.reasons)["search_text"])
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """Stored the one way decisions are: core.store.insert (partitions, rollups, approvals)."""
+        decision = model_class(*args, **kwargs)
+        store.insert([decision])
+        return decision
+
 
 class EnvironmentFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = "policies.Environment"
+        model = "fleet.Environment"
         django_get_or_create = ("name",)
 
     name = factory.Sequence(lambda n: f"env-{n}")
 
 
 class OpaInstanceFactory(factory.django.DjangoModelFactory):
-    """An OPA instance; give it a token to Gavel with policies.opa_credentials.issue_token."""
+    """An OPA instance; give it a token to Gavel with fleet.credentials.issue_token."""
 
     class Meta:
-        model = "policies.OpaInstance"
+        model = "fleet.OpaInstance"
 
     environment = factory.SubFactory(EnvironmentFactory)
     name = factory.Sequence(lambda n: f"opa-{n}")

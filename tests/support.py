@@ -42,7 +42,8 @@ def settle_decision_logs(opa_url: str, served_before: int) -> None:
     def purge():
         from django.db import connection
 
-        from audit.models import Decision, HeldAction, LogBatch
+        from approvals.models import HeldAction
+        from core.models import Decision, LogBatch
 
         HeldAction.objects.all().delete()
         Decision.objects.all().delete()

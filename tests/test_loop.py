@@ -5,8 +5,8 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from audit.models import Decision, Outcome
-from policies.opa import opa_client
+from core.models import Decision, Outcome
+from core.opa.client import opa_client
 from tests.support import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,16 +81,21 @@ def test_entrypoint_decisions_record_mode_version_and_exception(opa, celery_work
 
     from django.utils import timezone
 
-    from policies import canary, policy_exceptions, services
-    from policies.models import Mode, Publication
+    from fleet.models import Environment
+    from policies import services
+    from policies.models import Publication
+    from rollout import canary
+    from rollout import exceptions as policy_exceptions
+    from rollout import services as rollout_services
+    from rollout.models import Mode
     from tests.factories import PolicyFactory
 
     admin, author = make_user("security_admin"), make_user("policy_author")
     policy = PolicyFactory(name="tool_access", source=SOURCE, author=author)
     publication = services.request_publication(policy.latest_version, requested_by=admin)
     wait_until(lambda: Publication.objects.get(pk=publication.pk).status == "ok", message="the publication")
-    environment = canary.default_environment()
-    canary.change_rollout(policy, environment, canary.Rollout(mode=Mode.DRY_RUN, enforce_users=("dana",), user_field="user"),
+    environment = Environment.objects.default()
+    rollout_services.change_rollout(policy, environment, canary.Rollout(mode=Mode.DRY_RUN, enforce_users=("dana",), user_field="user"),
                           changed_by=admin, reason="watch first")
     exception = policy_exceptions.request_exception(
         policy=policy, environment=environment, match=[{"field": "user", "value": "dana"}],

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 def backfill(apps, schema_editor):
     """Decisions stored before these columns existed get them, from their stored input."""
-    from audit.fields import extract
+    from core.facts import extract
 
     Decision = apps.get_model("audit", "Decision")
     batch = []

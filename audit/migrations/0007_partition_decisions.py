@@ -13,7 +13,7 @@ COPY_COLUMNS = """
 
 def partition_decisions(apps, schema_editor):
     """Move decisions into a table partitioned by environment, then week (audit/partitions.py)."""
-    from audit import partitions
+    from core import partitions
 
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("ALTER TABLE audit_decision RENAME TO audit_decision_unpartitioned")

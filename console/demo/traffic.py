@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-# Enforcement points ask Gavel's entrypoints, which apply rollout and exceptions (policies/entrypoint.py).
+# Enforcement points ask Gavel's entrypoints, which apply rollout and exceptions (rollout/entrypoint.py).
 AGENT_GATEWAY = "gavel_entry/agent_gateway/decision"
 PLATFORM_CHANGES = "gavel_entry/platform_changes/decision"
 

@@ -7,9 +7,10 @@
 """
 from __future__ import annotations
 
-from . import ast, examples, summary
-from .diff import diff
-from .stats import recent_activity, with_activity
+from policies.models import VersionSummary
+from policies.summaries import ast, examples, summary
+from policies.summaries.diff import diff
+from policies.summaries.stats import recent_activity, with_activity
 
 SUMMARY_FORMAT = 1  # bump when the shape changes, so stored summaries can be rebuilt
 
@@ -34,8 +35,6 @@ def summarize(source: str, filename: str, *, with_examples: bool = True) -> dict
 
 def summary_for_version(version) -> dict:
     """The stored summary of a saved version, made (and stored) now if it is missing or stale."""
-    from ..models import VersionSummary
-
     stored = VersionSummary.objects.filter(version=version).first()
     if stored is not None and stored.format == SUMMARY_FORMAT:
         return stored.data

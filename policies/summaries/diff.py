@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from .summary import all_rules
+from policies.summaries.summary import all_rules
 
 LEADS = {"deny": "denies", "allow": "allows", "approval": "requires approval", "helper": "holds", "value": "is"}
 

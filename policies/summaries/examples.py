@@ -14,9 +14,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .inputs import Builder, CannotBuild
-from .localeval import Unknown
-from .phrasing import field_name, format_value
+from policies.summaries.inputs import Builder, CannotBuild
+from policies.summaries.localeval import Unknown
+from policies.summaries.phrasing import field_name, format_value
 
 MAX_ALTERNATIVES = 4
 NO_TRIGGER = "Gavel could not build a request that makes this rule apply, so it shows no worked example."

@@ -18,9 +18,9 @@ except ImportError:  # pragma: no cover - older Pythons
     import sre_constants as sre_c
     import sre_parse
 
-from .ast import Call, Const, Ref, RSet, RuleRef, Var
-from .localeval import UNDEF, Evaluator, Unknown, members, rego_equal, type_rank
-from .phrasing import effect_of
+from policies.summaries.ast import Call, Const, Ref, RSet, RuleRef, Var
+from policies.summaries.localeval import UNDEF, Evaluator, Unknown, members, rego_equal, type_rank
+from policies.summaries.phrasing import effect_of
 
 MAX_STEPS = 40
 MAX_DEPTH = 6

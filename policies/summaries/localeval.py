@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, replace
 
-from .ast import Call, Collection, Const, Expr, Ref, RSet, Rule, RuleRef, Var
+from policies.summaries.ast import Call, Collection, Const, Expr, Ref, RSet, Rule, RuleRef, Var
 
 
 class Unknown(Exception):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from .ast import Call, Collection, Const, Expr, Ref, RSet, Rule, RuleRef, Var
-from .localeval import hoisted_args
+from policies.summaries.ast import Call, Collection, Const, Expr, Ref, RSet, Rule, RuleRef, Var
+from policies.summaries.localeval import hoisted_args
 
 DENY_NAMES = {"deny", "violation", "violations", "warn_deny"}
 ALLOW_NAMES = {"allow", "allowed"}

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from .summary import all_rules
+from core.models import Decision, Outcome
+from policies.summaries.summary import all_rules
 
 SAMPLE_LIMIT = 50_000  # decisions read per page view; the rate is exact, reasons beyond this are not counted
 
@@ -29,7 +30,6 @@ def recent_activity(policy, summary: dict | None = None, days: int = 7) -> dict:
     """
     from django.db.models import Count
 
-    from audit.models import Decision, Outcome
 
     since = timezone.now() - timedelta(days=days)
     decisions = Decision.objects.filter(policy=policy, timestamp__gte=since)

@@ -1,10 +1,18 @@
 """A whole policy as a reviewer reads it: defaults, rules grouped by effect, helpers, lists."""
 from __future__ import annotations
 
-from .ast import Call, Collection, Const, Module, Ref, RSet, Rule, RuleRef, Unsupported, Var
-from .phrasing import (
-    CannotPhrase, Phrase, RuleContext, condition, effect_of, format_value, humanize, message_phrase,
-    message_template, noun,
+from policies.summaries.ast import Call, Collection, Const, Module, Ref, RSet, Rule, RuleRef, Unsupported, Var
+from policies.summaries.phrasing import (
+    CannotPhrase,
+    Phrase,
+    RuleContext,
+    condition,
+    effect_of,
+    format_value,
+    humanize,
+    message_phrase,
+    message_template,
+    noun,
 )
 
 GROUPS = [

@@ -12,8 +12,10 @@ from rest_framework.test import APIClient
 from activity import entries
 from activity.models import KillSwitchChangeEvent, PolicyExceptionEvent, UserRoleEvent
 from console.celery import app as celery_app
-from policies import canary, opa_credentials, policy_exceptions
-from policies.models import KillSwitchChange, OpaInstance, PolicyException
+from fleet import credentials as opa_credentials
+from fleet.models import Environment, OpaInstance
+from rollout import exceptions as policy_exceptions
+from rollout.models import KillSwitchChange, PolicyException
 from tests.factories import PolicyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def pending_exception(make_user):
     return policy_exceptions.request_exception(
-        policy=PolicyFactory(name="budget"), environment=canary.default_environment(),
+        policy=PolicyFactory(name="budget"), environment=Environment.objects.default(),
         match=[{"field": "user.id", "value": "dana"}], justification="month end", ticket="SEC-1",
         expires_at=timezone.now() + timedelta(days=3), requested_by=make_user("security_admin"),
     )
@@ -82,7 +84,7 @@ def test_a_role_change_is_logged_as_a_link_added_and_removed(make_user):
 def test_a_change_a_worker_makes_names_the_task():
     @celery_app.task(name="tests.activity.engage_kill_switch")
     def engage_kill_switch(user_id):
-        KillSwitchChange.objects.create(environment=canary.default_environment(), engaged=True,
+        KillSwitchChange.objects.create(environment=Environment.objects.default(), engaged=True,
                                         changed_by_id=user_id, reason="drift escalated")
 
     admin = UserFactory(role="security_admin")
@@ -94,7 +96,7 @@ def test_a_change_a_worker_makes_names_the_task():
 
 
 def test_secrets_never_reach_the_log(make_user):
-    environment = canary.default_environment()
+    environment = Environment.objects.default()
     environment.set_bundle_token("bundle-secret")
     OpaInstance.objects.create(environment=environment, name="opa-a", url="http://10.0.0.5:8181", token="opa-secret")
     make_user(username="hank", password="a password nobody logs")
@@ -113,7 +115,7 @@ def test_secrets_never_reach_the_log(make_user):
 
 
 def test_decommissioning_an_instance_is_logged_with_who_and_when_and_its_revoked_token(client, make_user):
-    instance = OpaInstance.objects.create(environment=canary.default_environment(), name="opa-b",
+    instance = OpaInstance.objects.create(environment=Environment.objects.default(), name="opa-b",
                                           url="http://10.0.0.6:8181")
     credential, _ = opa_credentials.issue_token(instance)
     admin = make_user("security_admin", username="erin")

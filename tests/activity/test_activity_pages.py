@@ -7,8 +7,8 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from policies import canary
-from policies.models import KillSwitchChange
+from fleet.models import Environment
+from rollout.models import KillSwitchChange
 from tests.factories import PolicyFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +20,7 @@ def history(make_user):
     carol = make_user("auditor", username="carol")
     alice, bob = make_user("policy_author", username="alice"), make_user("security_admin", username="bob")
     policy = PolicyFactory(name="budget", author=alice)
-    environment = canary.default_environment()
+    environment = Environment.objects.default()
     switch = KillSwitchChange.objects.create(environment=environment, engaged=True, changed_by=bob,
                                              reason="<script>alert('x')</script> incident")
     return {"alice": alice, "bob": bob, "carol": carol, "policy": policy, "switch": switch}
@@ -53,7 +53,7 @@ def test_filters_by_who_what_object_and_when(client, make_user, history):
 
     with_actor = APIClient()
     with_actor.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=history['bob']).key}")
-    with_actor.post("/api/v1/canary-settings/", {"policy": "budget", "environment": canary.default_environment().name,
+    with_actor.post("/api/v1/canary-settings/", {"policy": "budget", "environment": Environment.objects.default().name,
                                                  "mode": "dry-run", "enforce_percentage": 5, "reason": "canary"},
                     format="json")
     assert shown_models(client.get("/activity/", {"actor": "BOB"})) == ["canary-setting"]

@@ -5,7 +5,7 @@ from datetime import timezone as tz
 import pytest
 from django.utils import timezone
 
-from audit.models import Outcome
+from core.models import Outcome
 from tests.factories import DecisionFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ import pytest
 from django.conf import settings as django_settings
 
 from audit import ingest_health
-from audit.models import Decision, LogBatch
-from policies.opa import opa_client
+from core.models import Decision, LogBatch
+from core.opa.client import opa_client
 from tests.support import wait_until
 
 

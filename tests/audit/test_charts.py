@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 import pytest
 from django.utils import timezone
 
-from audit.models import Outcome
+from core.models import Outcome
 from policies import services
 from tests.factories import DecisionFactory, PolicyFactory
 

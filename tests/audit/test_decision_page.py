@@ -5,9 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from audit import approvals
-from audit.models import Outcome
-from policies import canary, policy_exceptions
+from approvals import services as approvals
+from core.models import Outcome
+from fleet.models import Environment
+from rollout import exceptions as policy_exceptions
 from tests.factories import DecisionFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +39,7 @@ def test_the_version_and_the_facts_link_onwards(auditor):
 def test_the_exception_that_waived_a_denial_is_named_and_linked(auditor, make_user):
     policy = PolicyFactory(name="budget")
     exception = policy_exceptions.request_exception(
-        policy=policy, environment=canary.default_environment(), match=[{"field": "user.id", "value": "dana"}],
+        policy=policy, environment=Environment.objects.default(), match=[{"field": "user.id", "value": "dana"}],
         justification="month-end close", ticket="FIN-42", expires_at=timezone.now() + timedelta(days=1),
         requested_by=make_user("security_admin"))
     decision = DecisionFactory(policy=policy, version=policy.latest_version, exception_ids=[exception.pk])

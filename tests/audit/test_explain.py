@@ -2,8 +2,8 @@
 real OPA with its explanation on, loaded by htmx after the decision page."""
 import pytest
 
-from audit.models import Outcome
-from policies.opa import opa_client
+from core.models import Outcome
+from core.opa.client import opa_client
 from tests.factories import DecisionFactory, PolicyFactory
 from tests.support import decisions_served
 

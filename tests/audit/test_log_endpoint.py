@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from audit.ingest import store_batch
-from audit.models import Decision, LogBatch, Outcome
+from core.models import Decision, LogBatch, Outcome
 from tests.factories import PolicyFactory
 
 pytestmark = pytest.mark.django_db

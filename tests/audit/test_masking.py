@@ -11,7 +11,7 @@ from django.db import connection
 
 from audit import masking
 from audit.ingest import store_batch
-from audit.models import Decision, LogBatch
+from core.models import Decision, LogBatch
 
 SECRET_QUERY = "SELECT password FROM users WHERE name = 'dana'"
 

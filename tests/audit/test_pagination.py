@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from audit import pagination
-from audit.models import Decision
+from core.models import Decision
 from tests.factories import DecisionFactory
 
 pytestmark = pytest.mark.django_db

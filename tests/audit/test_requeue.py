@@ -8,8 +8,8 @@ import time
 import pytest
 
 from audit import handoff
-from audit.models import LogBatch
 from audit.tasks import requeue_stalled_batches
+from core.models import LogBatch
 from tests.factories import LogBatchFactory
 from tests.support import wait_until
 

@@ -3,7 +3,7 @@ reasons and chosen input fields, and the API answering the same parameters as th
 import pytest
 from rest_framework.authtoken.models import Token
 
-from audit.models import Outcome
+from core.models import Outcome
 from policies import services
 from tests.factories import DecisionFactory, PolicyFactory
 

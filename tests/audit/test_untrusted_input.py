@@ -10,9 +10,11 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from approvals.models import HeldAction
 from audit.ingest import store_batch
-from audit.models import Decision, HeldAction, LogBatch
-from policies import canary, policy_exceptions
+from core.models import Decision, LogBatch
+from fleet.models import Environment
+from rollout import exceptions as policy_exceptions
 from tests.factories import PolicyFactory
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +57,7 @@ def hostile(client, make_user):
     admin = make_user("security_admin")
     policy = PolicyFactory(name="budget")
     exception = policy_exceptions.request_exception(
-        policy=policy, environment=canary.default_environment(), match=[{"field": "user.id", "value": "x"}],
+        policy=policy, environment=Environment.objects.default(), match=[{"field": "user.id", "value": "x"}],
         justification="j", ticket="T-1", expires_at=timezone.now() + timedelta(days=1), requested_by=admin)
     held_id, waived_id, long_id = (str(uuid.uuid4()) for _ in range(3))
     hostile_input = {"user": {"id": f"{SCRIPT}{ODD}"}, "action": IMG, "tool": BREAKOUT, "resource": ODD,

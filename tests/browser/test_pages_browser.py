@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from audit.models import Outcome
+from core.models import Outcome
 from tests.factories import DecisionFactory, UserFactory
 from tests.support import browser_page
 

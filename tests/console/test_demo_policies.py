@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from audit.outcomes import derive_outcome
 from console.demo.traffic import random_request
+from core.outcomes import derive_outcome
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "console" / "demo" / "policies"
 PACKAGES = ("agent_gateway", "platform_changes")

@@ -30,10 +30,17 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from audit import approvals, exports
-from audit.models import AlertRule
-from policies import canary, opa_authz, opa_credentials, policy_exceptions, review, services
-from policies.models import Environment, Policy, Publication
+from alerts.models import AlertRule
+from approvals import services as approvals
+from exports import services as exports
+from fleet import credentials as opa_credentials
+from fleet import opa_authz
+from fleet.models import Environment
+from policies import review, services
+from policies.models import Policy, Publication
+from rollout import canary
+from rollout import exceptions as policy_exceptions
+from rollout import services as rollout_services
 from tests.factories import SIMPLE_POLICY, DecisionFactory, PolicyFactory, UserFactory
 from tests.support import stack
 
@@ -95,8 +102,8 @@ BUNDLE_TOKEN = "matrix-bundle-token"
 
 
 def pull_environment_token(w):
-    """The default environment made a pull environment with a bundle token (policies/bundles.py)."""
-    from policies.models import Environment
+    """The default environment made a pull environment with a bundle token (fleet/bundles.py)."""
+    from fleet.models import Environment
 
     environment = Environment.objects.get(name=w.env)
     Environment.objects.filter(pk=environment.pk).update(delivery=Environment.Delivery.PULL)
@@ -185,21 +192,21 @@ MATRIX: dict[str, list[Case]] = {
     "audit:list": [page("GET", "/audit/", READ_DECISIONS)],
     "audit:dashboard": [page("GET", "/audit/dashboard/", READ_DECISIONS)],
     "audit:ingest": [page("GET", "/audit/ingest/", READ_DECISIONS)],
-    "audit:alerts": [page("GET", "/audit/alerts/", READ_DECISIONS)],
-    "audit:alert-rule-new": [
+    "alerts:list": [page("GET", "/audit/alerts/", READ_DECISIONS)],
+    "alerts:rule-new": [
         page("GET", "/audit/alerts/rules/new/", ADMIN),
         page("POST", "/audit/alerts/rules/new/", ADMIN, ALERT_RULE_FORM)],
-    "audit:alert-rule-edit": [
+    "alerts:rule-edit": [
         page("GET", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ADMIN),
         page("POST", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ADMIN, ALERT_RULE_FORM)],
-    "audit:exports": [page("GET", "/audit/exports/", EXPORT_RECORDS)],
-    "audit:export_new": [page("POST", "/audit/exports/new/", EXPORT, {"query": "outcome=allow", "format": "csv"},
+    "exports:list": [page("GET", "/audit/exports/", EXPORT_RECORDS)],
+    "exports:new": [page("POST", "/audit/exports/new/", EXPORT, {"query": "outcome=allow", "format": "csv"},
                               ok=(200,))],
-    "audit:export_detail": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/", EXPORT_RECORDS)],
-    "audit:export_download": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/download/", EXPORT)],
-    # The world's export is the auditor's own; someone else's needs audit.delete_exportrecord, which no role holds.
-    "audit:export_delete_file": [page("POST", lambda w: f"/audit/exports/{w.export.pk}/delete-file/", EXPORT)],
-    "audit:export_manifest": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/manifest.json", EXPORT_RECORDS)],
+    "exports:detail": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/", EXPORT_RECORDS)],
+    "exports:download": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/download/", EXPORT)],
+    # The world's export is the auditor's own; someone else's needs exports.delete_exportrecord, which no role holds.
+    "exports:delete_file": [page("POST", lambda w: f"/audit/exports/{w.export.pk}/delete-file/", EXPORT)],
+    "exports:manifest": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/manifest.json", EXPORT_RECORDS)],
     "fleet:environments": [page("GET", "/environments/", READ_POLICIES)],
     "fleet:add_instance": [page("POST", "/environments/edge/instances/", ADMIN, {"name": "opa-new"}, ok=(200,))],
     "fleet:issue_token": [page("POST", "/environments/edge/instances/opa-a/tokens/", ADMIN, ok=(200,))],
@@ -362,7 +369,7 @@ class World:
         v1 = policy.latest_version
         v2 = services.save_version(policy, author=author, source=SIMPLE_POLICY.format(name="budget") + "\n# v2\n",
                                    message="v2")
-        environment = canary.default_environment()
+        environment = Environment.objects.default()
         for version, hours in ((v1, 2), (v2, 1)):  # v1 ran, then v2: a rollback has somewhere to go
             self.publication = Publication.objects.create(
                 version=version, target_url=settings.OPA_URL, environment=environment, status=Publication.Status.OK,
@@ -371,7 +378,7 @@ class World:
                 services.confirm_version(self.publication, "confirmed")
         self.publish_request = review.request_publish(v2, requested_by=requester, reason="ship v2")
         self.env = environment.name
-        self.canary_setting = canary.change_rollout(policy, environment, canary.Rollout(), changed_by=other_admin,
+        self.canary_setting = rollout_services.change_rollout(policy, environment, canary.Rollout(), changed_by=other_admin,
                                                     reason="start")
 
         def exception():

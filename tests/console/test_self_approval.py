@@ -1,6 +1,6 @@
 """Nobody approves their own request, through the API and the page. Already covered elsewhere:
 publish requests, page and API (tests/policies/test_review.py); exceptions, API
-(tests/policies/test_rollout_pages.py); held actions, page (tests/audit/test_approvals.py).
+(tests/rollout/test_rollout_pages.py); held actions, page (tests/approvals/test_approvals.py).
 Here: the two that were missing."""
 from datetime import timedelta
 
@@ -9,10 +9,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from audit import approvals
-from audit.models import HeldAction
-from policies import canary, policy_exceptions
-from policies.models import PolicyException
+from approvals import services as approvals
+from approvals.models import HeldAction
+from fleet.models import Environment
+from rollout import exceptions as policy_exceptions
+from rollout.models import PolicyException
 from tests.factories import PolicyFactory
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +34,7 @@ def test_a_reviewer_cannot_review_their_own_held_action_through_the_api(make_use
 def test_a_security_admin_cannot_approve_their_own_exception_on_the_page(client, make_user):
     admin = make_user("security_admin")
     exception = policy_exceptions.request_exception(
-        policy=PolicyFactory(name="budget"), environment=canary.default_environment(),
+        policy=PolicyFactory(name="budget"), environment=Environment.objects.default(),
         match=[{"field": "user.id", "value": "dana"}], justification="month end", ticket="SEC-2",
         expires_at=timezone.now() + timedelta(days=2), requested_by=admin)
     client.force_login(admin)

@@ -19,8 +19,8 @@ from django.db import connection
 
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per decision otherwise
 
-from audit.models import Decision, LogBatch
-from policies.opa import opa_client
+from core.models import Decision, LogBatch
+from core.opa.client import opa_client
 from tests.support import stack, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from audit.models import LogBatch
-
+from core.models import LogBatch
 from tests.faults.pipeline import Traffic, assert_stored_exactly_once
 from tests.support import wait_until
 

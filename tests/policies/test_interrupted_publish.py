@@ -5,12 +5,14 @@ import uuid
 
 import pytest
 
-from policies import drift, services
-from policies.models import DriftAlert, Environment, OpaInstance, Publication, PublishEvent
-from policies.opa import OpaUnreachable, opa_client
+from core.opa.client import OpaUnreachable, opa_client
+from fleet import drift
+from fleet.models import DriftAlert, Environment, OpaInstance
+from policies import services
+from policies.models import Publication, PublishEvent
 from tests.factories import PolicyFactory
-from tests.policies.fleet_support import extra_opa
-from tests.policies.test_environments import finished, runs, second_version
+from tests.fleet.support import extra_opa
+from tests.fleet.test_environments import finished, runs, second_version
 from tests.support import stack, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,11 +1,12 @@
 """Publishing pushes a version to the real OPA, reads it back, and only then makes it active."""
 import pytest
 
+from core.opa.client import OpaUnreachable, opa_client
+from fleet.models import Environment
 from policies import services
-from policies.models import Environment, Publication
-from policies.opa import OpaUnreachable, opa_client
-from tests.support import stack, wait_until
+from policies.models import Publication
 from tests.factories import PolicyFactory
+from tests.support import stack, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

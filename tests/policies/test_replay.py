@@ -9,9 +9,10 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from audit.models import Decision, Outcome
+from core.models import Decision, Outcome
+from core.opa import evaluation
+from core.opa.client import opa_client
 from policies import replay, services
-from policies.opa import opa_client
 from tests.factories import DecisionFactory, PolicyFactory
 from tests.support import wait_until
 
@@ -131,7 +132,7 @@ def test_the_window_is_the_last_n_or_a_time_range(opa, recorded):
 
 def test_the_package_is_renamed_where_opa_locates_it_and_nothing_else_changes():
     source = "# package gavel.decoy in a comment\npackage   gavel.tool_access # trailing\n\nx := \"package gavel.tool_access\"\n"
-    renamed = replay.scratch_source(source, "gavel_replay.rabc")
+    renamed = evaluation.scratch_source(source, "gavel_replay.rabc")
     assert renamed == source.replace("package   gavel.tool_access #", "package   gavel_replay.rabc #")
 
 

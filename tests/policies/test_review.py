@@ -7,11 +7,12 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from audit import partitions
+from core import partitions
+from core.opa.client import opa_client
+from fleet.models import Environment
 from policies import review, services
-from policies.models import Environment, Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
-from policies.opa import opa_client
-from policies.rego import RegoCompileError
+from policies.models import Policy, PolicyVersion, Publication, PublishEvent, PublishRequest
+from policies.rego.check import RegoCompileError
 from tests.factories import SIMPLE_POLICY, DecisionFactory, PolicyFactory
 from tests.support import wait_until
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from audit.models import Outcome
+from core.models import Outcome
 from policies import review, services
 from tests.factories import PolicyFactory, UserFactory
 from tests.policies.test_replay import CANDIDATE, CURRENT, record

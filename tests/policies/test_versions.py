@@ -2,9 +2,10 @@
 import pytest
 from django.db import DatabaseError, transaction
 
+from core.digest import sha256_of
 from policies import services
-from policies.models import Policy, PolicyVersion, sha256_of
-from policies.rego import RegoCompileError
+from policies.models import Policy, PolicyVersion
+from policies.rego.check import RegoCompileError
 from tests.factories import PolicyFactory
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
-from audit.pep_client import EnforcementPoint
+from approvals.pep_client import EnforcementPoint
 from console.demo.traffic import random_request
 
 REPORT_EVERY = 50

@@ -13,8 +13,13 @@ from rest_framework.authtoken.models import Token
 from console.demo.traffic import EXCEPTION_USER_ID
 from console.management.commands.demo_traffic import DEMO_PEP_USERNAME
 from console.roles import ENFORCEMENT_POINT, ROLES
-from policies import canary, policy_exceptions, services
-from policies.models import Mode, Policy
+from fleet.models import Environment
+from policies import services
+from policies.models import Policy
+from rollout import canary
+from rollout import exceptions as policy_exceptions
+from rollout import services as rollout_services
+from rollout.models import Mode
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "demo" / "policies"
 
@@ -94,10 +99,10 @@ class Command(BaseCommand):
 
     def _rollout(self, gateway, users):
         """The agent gateway half-way through a canary, with one granted and one pending exception."""
-        environment = canary.default_environment()
+        environment = Environment.objects.default()
         if gateway.canary_settings.exists():
             return
-        canary.change_rollout(
+        rollout_services.change_rollout(
             gateway, environment, canary.Rollout(mode=Mode.DRY_RUN, enforce_percentage=75),
             changed_by=users["security_admin"], reason="Demo: enforcing three users in four while we watch",
         )

@@ -6,8 +6,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from fleet.models import Environment
 from policies import replay
-from policies.models import Environment, PolicyVersion
+from policies.models import PolicyVersion
 
 EXIT_CHANGED = 3  # distinct from 1 (bad arguments, OPA refused), so a pipeline can tell them apart
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.models import Outcome
+from core.models import Outcome
 from policies import services
 from tests.factories import DecisionFactory
 
@@ -88,12 +88,15 @@ def test_the_summary_shows_the_live_rollout_and_exceptions(client, make_user, ga
 
     from django.utils import timezone
 
-    from policies import canary, policy_exceptions
-    from policies.models import Mode
+    from fleet.models import Environment
+    from rollout import canary
+    from rollout import exceptions as policy_exceptions
+    from rollout import services as rollout_services
+    from rollout.models import Mode
 
     admin = make_user("security_admin")
-    environment = canary.default_environment()
-    canary.change_rollout(gateway, environment, canary.Rollout(mode=Mode.DRY_RUN, enforce_percentage=30),
+    environment = Environment.objects.default()
+    rollout_services.change_rollout(gateway, environment, canary.Rollout(mode=Mode.DRY_RUN, enforce_percentage=30),
                           changed_by=admin, reason="canary")
     exception = policy_exceptions.request_exception(
         policy=gateway, environment=environment, match=[{"field": "user.id", "value": "u-112"}],

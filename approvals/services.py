@@ -1,0 +1,136 @@
+"""The approval queue: held actions and reviewers' votes, and what they queue.
+
+A decision whose result requires approval becomes a held action, once, whether its decision
+log or the enforcement point's API call arrives first. Reviewers approve or reject it with a
+comment; nobody approves their own request; a policy may ask for two approvals. An approved
+action is pushed to OPA (`data.gavel_approvals`) so that the enforcement point's retry, which
+names the approval, is allowed by OPA itself; the retry's decision log consumes it.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core import queue
+from core.facts import user_of
+from core.models import Decision
+from core.opa.client import OpaUnreachable
+from core.outcomes import derive_outcome
+
+from . import notifications, opa_data
+from .expiry import expire
+from .models import ApprovalVote, HeldAction, HeldActionEvent
+from .wording import risk_of
+
+log = logging.getLogger(__name__)
+
+
+def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from: str, policy=None,
+         decision: Decision | None = None, callback_url: str = "") -> tuple[HeldAction, bool]:
+    """The held action for a decision, created if it does not exist yet. Returns (held, created)."""
+    existing = HeldAction.objects.filter(decision_id=decision_id).first()
+    if existing is None:
+        result_doc = result if isinstance(result, dict) else {}
+        required = result_doc.get("approvals_required", 1)
+        try:
+            with transaction.atomic():
+                held = HeldAction.objects.create(
+                    decision_id=decision_id, logged_decision=decision,
+                    policy=policy or getattr(decision, "policy", None),
+                    path=path, input=request, reasons=derive_outcome(result)[1] if result is not None else [],
+                    requester=user_of(request), risk=risk_of(request, result),
+                    approvals_required=required if required in (1, 2, 3) else 1, created_from=created_from,
+                    callback_url=callback_url,
+                    expires_at=timezone.now() + timedelta(minutes=settings.GAVEL_APPROVAL_TIMEOUT_MINUTES),
+                )
+                held.log(HeldActionEvent.Kind.CREATED, detail=f"from the {created_from}")
+                notifications.notify(held, "new")
+            return held, True
+        except IntegrityError:  # the other path created it at the same moment
+            existing = HeldAction.objects.get(decision_id=decision_id)
+    changed = []
+    if decision is not None and existing.logged_decision_id is None:
+        existing.logged_decision = decision  # the API came first; now its decision log is in
+        changed.append("logged_decision")
+    if callback_url and not existing.callback_url:
+        existing.callback_url = callback_url
+        changed.append("callback_url")
+    if changed:
+        existing.save(update_fields=changed)
+    return existing, False
+
+
+@transaction.atomic
+def review(held: HeldAction, *, reviewer, approve: bool, comment: str) -> HeldAction:
+    """A reviewer's vote. Rejection decides at once; approval once enough reviewers agree."""
+    held = HeldAction.objects.select_for_update().get(pk=held.pk)
+    if not reviewer.has_perm("approvals.review_heldaction"):
+        raise PermissionDenied("reviewing held actions needs the reviewer or security admin role")
+    if held.requester and reviewer.get_username() == held.requester:
+        raise PermissionDenied("nobody approves their own request")
+    if held.status == HeldAction.Status.PENDING and held.expires_at <= timezone.now():
+        expire(held)
+    if held.status != HeldAction.Status.PENDING:
+        raise ValidationError(f"this action is already {held.get_status_display().lower()}")
+    if not comment.strip():
+        raise ValidationError("say why: a comment is required")
+    if held.votes.filter(reviewer=reviewer).exists():
+        raise ValidationError("you already reviewed this action; another reviewer must decide")
+    ApprovalVote.objects.create(held_action=held, reviewer=reviewer, approve=approve, comment=comment.strip())
+    held.log(HeldActionEvent.Kind.VOTED, reviewer, ("approve: " if approve else "reject: ") + comment.strip())
+    now = timezone.now()
+    if not approve:
+        held.status, held.decided_at = HeldAction.Status.REJECTED, now
+        held.log(HeldActionEvent.Kind.REJECTED, reviewer, comment.strip())
+    elif held.approvals >= held.approvals_required:
+        held.status, held.decided_at = HeldAction.Status.APPROVED, now
+        held.valid_until = now + timedelta(minutes=settings.GAVEL_APPROVAL_VALIDITY_MINUTES)
+        held.log(HeldActionEvent.Kind.APPROVED, reviewer,
+               f"{held.approvals} of {held.approvals_required} approvals; a retry is allowed once until "
+               f"{held.valid_until:%Y-%m-%d %H:%M} UTC")
+    held.save()
+    if held.status == HeldAction.Status.APPROVED:
+        _push_before_commit()
+    if held.status != HeldAction.Status.PENDING:
+        notifications.notify(held, "decided")
+    return held
+
+
+def consume(approval_ref: str, decision: Decision) -> None:
+    """OPA allowed a retry that named this approval: it is used up and leaves OPA's data."""
+    with transaction.atomic():
+        held = HeldAction.objects.select_for_update().filter(decision_id=approval_ref).first()
+        if held is None or held.consumed_at:
+            return
+        held.consumed_at, held.consumed_by_decision = timezone.now(), decision.decision_id
+        held.save(update_fields=["consumed_at", "consumed_by_decision"])
+        held.log(HeldActionEvent.Kind.CONSUMED, detail=f"decision {decision.decision_id}")
+        queue.after_commit("approvals.tasks.push_approvals")
+
+
+def record_decisions(decisions: list[Decision], **_) -> None:
+    """New decisions (core.store's `decisions_stored`): hold what needs approval, consume retries."""
+    for decision in decisions:
+        # A retry naming an approval that no longer holds is answered to the client, not queued again.
+        is_retry = isinstance(decision.input, dict) and "gavel_approval" in decision.input
+        if decision.outcome == "require_approval" and not is_retry:
+            hold(decision_id=decision.decision_id, path=decision.path, request=decision.input,
+                 result=decision.result, created_from="decision log", decision=decision)
+        if decision.approval_ref:
+            consume(decision.approval_ref, decision)
+
+
+def _push_before_commit() -> None:
+    """Put the approval in OPA before anyone can read "approved": a waiting enforcement point
+    retries at once, and must find it there. If OPA cannot take it now, the task retries."""
+    try:
+        opa_data.push_approvals()
+    except OpaUnreachable:
+        log.warning("OPA unreachable; the approval reaches it when the push task succeeds")
+        queue.after_commit("approvals.tasks.push_approvals")

@@ -1,0 +1,70 @@
+"""The one way decisions are written: ingest, the factories and benches all come here.
+
+Partitions first (creating one locks the parent table, so it happens before the long
+transaction), then each decision once: COPY into a temporary table and one INSERT ... ON
+CONFLICT DO NOTHING RETURNING, so a decision OPA delivers twice (a retried batch, two workers
+racing) is stored once and we learn exactly which ones were new. In the same transaction the
+new ones are counted into the rollups and `decisions_stored` is sent, which is how features
+act on new decisions (approvals holds what needs a person) without the core knowing them.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import django.dispatch
+from django.db import connection, transaction
+
+from . import partitions, rollups
+from .models import Decision
+
+# Sent inside the storing transaction with `decisions`: the new ones, with their ids.
+decisions_stored = django.dispatch.Signal()
+
+# Every stored column but the generated ones (`id` from its sequence, `search` from the text).
+COPY_FIELDS = [f for f in Decision._meta.concrete_fields if f.name != "id" and not f.generated]
+COPY_COLUMNS = ", ".join(f'"{f.column}"' for f in COPY_FIELDS)
+
+
+def copy_row(decision: Decision) -> tuple:
+    """The decision's values in COPY_COLUMNS order, as COPY takes them."""
+    values = []
+    for field in COPY_FIELDS:
+        value = field.pre_save(decision, add=True) if field.name == "received_at" else getattr(decision, field.attname)
+        if value is not None and field.get_internal_type() == "JSONField":
+            value = json.dumps(value)
+        values.append(value)
+    return tuple(values)
+
+
+def prepare(decisions: Iterable[Decision]) -> None:
+    """Create the partitions these decisions need. Call it before a long transaction."""
+    partitions.ensure((d.environment, d.timestamp) for d in decisions)
+
+
+def insert(decisions: list[Decision]) -> list[Decision]:
+    """Store the decisions not stored before; return the new ones, their ids set."""
+    if not decisions:
+        return []
+    prepare(decisions)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS incoming_decision ON COMMIT DELETE ROWS AS "
+                       f"SELECT {COPY_COLUMNS} FROM {Decision._meta.db_table} WITH NO DATA")
+        with cursor.cursor.copy(f"COPY incoming_decision ({COPY_COLUMNS}) FROM STDIN") as copy:
+            for decision in decisions:
+                copy.write_row(copy_row(decision))
+        cursor.execute(
+            f"INSERT INTO {Decision._meta.db_table} ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM incoming_decision "
+            f"ON CONFLICT (decision_id, environment, timestamp) DO NOTHING "
+            f"RETURNING id, decision_id, environment, timestamp")
+        ids = {(decision_id, environment, timestamp): pk for pk, decision_id, environment, timestamp in cursor.fetchall()}
+        cursor.execute("TRUNCATE incoming_decision")
+        fresh = []
+        for decision in decisions:
+            pk = ids.get((decision.decision_id, decision.environment, decision.timestamp))
+            if pk is not None:
+                decision.pk, decision._state.adding, decision._state.db = pk, False, "default"
+                fresh.append(decision)
+        rollups.add(fresh)
+        decisions_stored.send(sender=Decision, decisions=fresh)
+    return fresh

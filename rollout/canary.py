@@ -1,0 +1,126 @@
+"""Canary rollout: who is enforced, computed the same way the entrypoint does it in OPA.
+
+Order of precedence (as in entrypoint.py): kill switch, dry-run users, enforce users or
+agents, enforce percentage, default mode.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from core.models import Decision, Outcome
+from fleet.models import Environment
+from policies.models import Policy
+
+from .models import CanarySetting, Mode
+
+
+def user_bucket(user_id: Any) -> int:
+    """0-99 from SHA-256 of the user id: OPA's `sprintf("%v")` text, first 8 hex digits."""
+    if isinstance(user_id, bool):
+        text = "true" if user_id else "false"
+    elif isinstance(user_id, (str, int)):
+        text = str(user_id)
+    else:
+        text = json.dumps(user_id, separators=(",", ":"), sort_keys=True)
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) % 100
+
+
+def field_path(dotted: str) -> list[str]:
+    return [part for part in dotted.split(".") if part]
+
+
+def value_at(document: Any, path: list[str], default: Any = "") -> Any:
+    for key in path:
+        if not isinstance(document, dict) or key not in document:
+            return default
+        document = document[key]
+    return document
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """The rollout values of one policy in one environment (a CanarySetting without history)."""
+
+    mode: str = Mode.ENFORCE
+    enforce_percentage: int = 0
+    enforce_users: tuple[str, ...] = ()
+    enforce_agents: tuple[str, ...] = ()
+    dry_run_users: tuple[str, ...] = ()
+    user_field: str = "user.id"
+    agent_field: str = "agent.id"
+
+    @classmethod
+    def of(cls, setting: CanarySetting | None) -> Rollout:
+        if setting is None:
+            return cls()
+        return cls(setting.mode, setting.enforce_percentage, tuple(setting.enforce_users),
+                   tuple(setting.enforce_agents), tuple(setting.dry_run_users), setting.user_field,
+                   setting.agent_field)
+
+    def effective_mode(self, request: Any, kill_switch: bool = False) -> str:
+        request = request if isinstance(request, dict) else {}
+        user_id = value_at(request, field_path(self.user_field))
+        agent_id = value_at(request, field_path(self.agent_field))
+        if kill_switch or user_id in self.dry_run_users:
+            return Mode.DRY_RUN
+        if user_id in self.enforce_users or agent_id in self.enforce_agents:
+            return Mode.ENFORCE
+        if user_bucket(user_id) < self.enforce_percentage:
+            return Mode.ENFORCE
+        return self.mode
+
+    def as_opa_data(self) -> dict[str, Any]:
+        return {
+            "mode": str(self.mode),
+            "enforce_percentage": self.enforce_percentage,
+            "enforce_users": list(self.enforce_users),
+            "enforce_agents": list(self.enforce_agents),
+            "dry_run_users": list(self.dry_run_users),
+            "user_path": field_path(self.user_field),
+            "agent_path": field_path(self.agent_field),
+        }
+
+
+def current_setting(policy: Policy, environment: Environment) -> CanarySetting | None:
+    return policy.canary_settings.filter(environment=environment).first()
+
+
+def current_rollout(policy: Policy, environment: Environment) -> Rollout:
+    return Rollout.of(current_setting(policy, environment))
+
+
+@dataclass
+class Preview:
+    """What a rollout would have done to the decisions recorded in a window."""
+
+    decisions: int = 0
+    enforced: int = 0
+    enforced_denied: int = 0
+    by_mode: Counter = field(default_factory=Counter)
+
+    @property
+    def dry_run(self) -> int:
+        return self.by_mode[Mode.DRY_RUN]
+
+
+def preview(policy: Policy, environment: Environment, rollout: Rollout, *, hours: int = 24) -> Preview:
+    """Replay the rollout over the recorded inputs: how many would be enforced, and denied."""
+    kill_switch = environment.kill_switch_engaged
+    since = timezone.now() - timedelta(hours=hours)
+    result = Preview()
+    rows = Decision.objects.filter(policy=policy, timestamp__gte=since).values_list("input", "outcome")
+    for request, outcome in rows.iterator(chunk_size=2000):
+        mode = rollout.effective_mode(request, kill_switch)
+        result.decisions += 1
+        result.by_mode[mode] += 1
+        if mode == Mode.ENFORCE:
+            result.enforced += 1
+            result.enforced_denied += outcome in (Outcome.DENY, Outcome.WOULD_DENY)
+    return result

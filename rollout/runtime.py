@@ -1,0 +1,69 @@
+"""The runtime configuration Gavel keeps in each OPA: `data.gavel_config`.
+
+One document per environment, replaced whole on every push (a single PUT, so OPA never
+sees half of a change): the kill switch, and per policy its rollout and the approved,
+unexpired exceptions. The entrypoints (entrypoint.py) read it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.utils import timezone
+
+from fleet.models import Environment
+from policies.models import Policy, Publication
+
+from .canary import Rollout, field_path
+from .models import CanarySetting, PolicyException
+
+log = logging.getLogger(__name__)
+DATA_PATH = "gavel_config"
+
+
+def exception_as_opa_data(exception: PolicyException) -> dict[str, Any]:
+    return {
+        "id": exception.pk,
+        "reason_contains": exception.reason_contains,
+        "match": [{"path": field_path(c["field"]), "value": c["value"]} for c in exception.match],
+        "expires_ns": int(exception.expires_at.timestamp() * 1_000_000_000),
+    }
+
+
+def running_in(environment: Environment):
+    """The policies the environment runs, or (pull) whose version its bundle serves already."""
+    running = Policy.objects.filter(active_versions__environment=environment, retired_at__isnull=True)
+    if environment.is_pull:
+        in_bundle = Publication.objects.filter(environment=environment).exclude(status=Publication.Status.FAILED)
+        running = running | Policy.objects.filter(retired_at__isnull=True, versions__publications__in=in_bundle)
+    return running.distinct().order_by("name")
+
+
+def runtime_config(environment: Environment) -> dict[str, Any]:
+    latest: dict[int, CanarySetting] = {}
+    for setting in CanarySetting.objects.filter(environment=environment).order_by("created_at", "id"):
+        latest[setting.policy_id] = setting  # later rows win
+    exceptions: dict[int, list] = {}
+    for exception in PolicyException.objects.active().filter(environment=environment).order_by("pk"):
+        exceptions.setdefault(exception.policy_id, []).append(exception_as_opa_data(exception))
+    policies = {}
+    for policy in running_in(environment):
+        document = Rollout.of(latest.get(policy.pk)).as_opa_data()
+        document["exceptions"] = exceptions.get(policy.pk, [])
+        policies[policy.name] = document
+    return {"kill_switch": environment.kill_switch_engaged, "policies": policies,
+            "pushed_at": timezone.now().isoformat()}
+
+
+def push_runtime_config(environment: Environment) -> dict[str, Any]:
+    """PUT the environment's document to each of its OPA instances. Raises OpaUnreachable for
+    the caller to retry. A pull environment gets it in its bundle instead: OPA refuses REST
+    writes under a bundle's roots, so nothing is written."""
+    document = runtime_config(environment)
+    if environment.is_pull:
+        return document
+    for instance in environment.targets():
+        with instance.client() as opa:
+            opa.put_data(DATA_PATH, document)
+        log.info("pushed runtime config to %s (%d policies)", instance.url, len(document["policies"]))
+    return document

@@ -1,0 +1,39 @@
+"""What security admins change in a rollout: canary settings and the kill switch. Each change
+is a new row (the older ones are its history) and reaches OPA once the transaction commits."""
+from __future__ import annotations
+
+from django.db import transaction
+
+from core import queue
+from fleet.models import Environment
+from policies.models import Policy
+
+from .canary import Rollout
+from .models import CanarySetting, KillSwitchChange
+
+
+def push_runtime_after_commit(environment: Environment) -> None:
+    """Replace the environment's data.gavel_config in OPA once this transaction commits."""
+    queue.after_commit("rollout.tasks.push_runtime_config", environment.pk)
+
+
+@transaction.atomic
+def change_rollout(policy: Policy, environment: Environment, rollout: Rollout, *, changed_by, reason: str):
+    """Save a new rollout state (the old ones stay as history) and push it to OPA."""
+    setting = CanarySetting.objects.create(
+        policy=policy, environment=environment, mode=rollout.mode, enforce_percentage=rollout.enforce_percentage,
+        enforce_users=list(rollout.enforce_users), enforce_agents=list(rollout.enforce_agents),
+        dry_run_users=list(rollout.dry_run_users), user_field=rollout.user_field, agent_field=rollout.agent_field,
+        changed_by=changed_by, reason=reason,
+    )
+    push_runtime_after_commit(environment)
+    return setting
+
+
+@transaction.atomic
+def set_kill_switch(environment: Environment, *, engaged: bool, changed_by, reason: str) -> KillSwitchChange:
+    change = KillSwitchChange.objects.create(
+        environment=environment, engaged=engaged, changed_by=changed_by, reason=reason
+    )
+    push_runtime_after_commit(environment)
+    return change

@@ -1,0 +1,99 @@
+"""Decisions live in weekly partitions per environment; retention drops whole weeks, and a
+decision OPA delivers twice is stored once."""
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.db.models import Sum
+
+from approvals.models import HeldAction
+from audit.ingest import store_batch
+from core import partitions
+from core.models import Decision, DecisionRollup, LogBatch
+from core.tasks import drop_expired_decisions
+from tests.factories import DecisionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(client, events) -> LogBatch:
+    response = client.post("/api/v1/opa/logs", data=gzip.compress(json.dumps(events).encode()),
+                           content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {django_settings.GAVEL_OPA_TOKEN}")
+    assert response.status_code == 204
+    return store_batch(LogBatch.objects.latest("pk").pk)
+
+
+def event(decision_id, timestamp, environment="prod"):
+    return {"decision_id": decision_id, "timestamp": timestamp, "path": "gavel/x",
+            "labels": {"id": "opa-1", "environment": environment}, "input": {"user": "dana"},
+            "result": {"allow": True}}
+
+
+def partition_of(decision_id) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableoid::regclass::text FROM audit_decision WHERE decision_id = %s", [decision_id])
+        return cursor.fetchone()[0]
+
+
+def test_weeks_start_on_monday_utc():
+    assert partitions.week_start(datetime(2026, 11, 29, 23, 59, tzinfo=UTC)) == datetime(2026, 11, 23, tzinfo=UTC)
+    assert partitions.week_start(datetime(2026, 11, 30, 0, 0, tzinfo=UTC)) == datetime(2026, 11, 30, tzinfo=UTC)
+
+
+def test_each_environment_and_week_gets_its_own_partition(client):
+    upload(client, [event("d-prod-1", "2026-11-24T10:00:00Z"), event("d-prod-2", "2026-12-02T10:00:00Z"),
+                    event("d-stage", "2026-11-24T10:00:00Z", environment="staging")])
+
+    tables = {partition_of(d) for d in ("d-prod-1", "d-prod-2", "d-stage")}
+    assert tables == {partitions.week_table("prod", datetime(2026, 11, 23, tzinfo=UTC)),
+                      partitions.week_table("prod", datetime(2026, 11, 30, tzinfo=UTC)),
+                      partitions.week_table("staging", datetime(2026, 11, 23, tzinfo=UTC))}
+    found = {(p.environment, p.start) for p in partitions.week_partitions()}
+    assert ("staging", datetime(2026, 11, 23, tzinfo=UTC)) in found
+
+
+def test_a_redelivered_batch_stores_nothing_twice(client):
+    events = [event(f"d-{n}", "2026-11-24T10:00:00Z") for n in range(5)]
+    first = upload(client, events)
+    second = upload(client, events + [event("d-new", "2026-11-24T10:00:01Z")])
+
+    assert (first.stored_count, first.duplicate_count) == (5, 0)
+    assert (second.stored_count, second.duplicate_count) == (1, 5)
+    assert Decision.objects.count() == 6
+
+
+def test_retention_drops_whole_weeks_of_that_environment_only(settings):
+    settings.GAVEL_DECISION_RETENTION = "prod=30,*=0"
+    now = datetime.now(UTC)
+    old = DecisionFactory(environment="prod", timestamp=now - timedelta(days=45))
+    recent = DecisionFactory(environment="prod", timestamp=now - timedelta(days=20))
+    kept_elsewhere = DecisionFactory(environment="dev", timestamp=now - timedelta(days=400))
+    held = HeldAction.objects.create(decision_id=old.decision_id, logged_decision=old, path=old.path, input={},
+                                     created_from="decision log", expires_at=now)
+
+    dropped = drop_expired_decisions()
+
+    assert dropped == [partitions.week_table("prod", partitions.week_start(old.timestamp))]
+    assert set(Decision.objects.values_list("pk", flat=True)) == {recent.pk, kept_elsewhere.pk}
+    assert DecisionRollup.objects.filter(granularity=1).aggregate(n=Sum("decisions"))["n"] == 2  # charts forget it
+    held.refresh_from_db()
+    assert held.logged_decision_id is None  # the held action stays, pointing at nothing
+    assert drop_expired_decisions() == []  # nothing left to drop: running again is harmless
+
+
+def test_a_bad_retention_setting_is_a_clear_configuration_error(settings):
+    settings.GAVEL_DECISION_RETENTION = "prod=a year"
+    with pytest.raises(ImproperlyConfigured, match="environment=days"):
+        partitions.retention_days("prod")
+
+
+def test_timestamps_at_the_ends_of_the_calendar_are_stored(client):
+    """A clock can say anything; a week Python cannot represent must not stall the batch."""
+    upload(client, [event("d-far", "9999-12-31T12:00:00Z"), event("d-early", "0001-01-01T00:00:00Z")])
+    assert set(Decision.objects.values_list("decision_id", flat=True)) == {"d-far", "d-early"}
+    assert all(p.end > p.start for p in partitions.week_partitions())

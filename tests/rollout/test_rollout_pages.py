@@ -1,0 +1,161 @@
+"""The security admin's rollout and exception pages, and their API."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from core.models import Outcome
+from fleet.models import Environment
+from rollout import canary
+from rollout import exceptions as policy_exceptions
+from rollout.models import CanarySetting, KillSwitchChange, Mode, PolicyException
+from tests.factories import DecisionFactory, PolicyFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def policy():
+    return PolicyFactory(name="budget")
+
+
+def api_as(user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def test_saving_a_rollout_keeps_history_with_who_and_why(client, make_user, policy):
+    admin = make_user("security_admin")
+    client.force_login(admin)
+    url = f"/rollout/{Environment.objects.default().name}/budget/"
+    form = {"mode": "dry-run", "enforce_percentage": 10, "enforce_users": "alice\nbob", "enforce_agents": "",
+            "dry_run_users": "", "user_field": "user.id", "agent_field": "agent.id"}
+    refused = client.post(url, form)
+    assert "Say why" in refused.content.decode() and not CanarySetting.objects.exists()
+
+    client.post(url, form | {"reason": "start the canary"})
+    client.post(url, form | {"enforce_percentage": 20, "reason": "no complaints"})
+
+    history = client.get(url)
+    assert [s.enforce_percentage for s in history.context["history"]] == [20, 10]
+    assert "no complaints" in history.content.decode() and admin.username in history.content.decode()
+    assert canary.current_rollout(policy, Environment.objects.default()).enforce_users == ("alice", "bob")
+
+
+def test_only_security_admins_change_rollouts(client, make_user, policy):
+    client.force_login(make_user("policy_author"))
+    url = f"/rollout/{Environment.objects.default().name}/budget/"
+    assert client.get(url).status_code == 200
+    assert client.post(url, {"mode": "off", "enforce_percentage": 0, "user_field": "user.id",
+                             "agent_field": "agent.id", "reason": "x"}).status_code == 403
+
+
+def test_preview_counts_the_last_day_with_the_same_buckets_as_opa(client, make_user, policy):
+    users = [f"user-{n}" for n in range(200)]
+    for n, user in enumerate(users):
+        DecisionFactory(policy=policy, input={"user": {"id": user}},
+                        outcome=Outcome.DENY if n % 2 else Outcome.ALLOW)
+    DecisionFactory(policy=policy, timestamp=timezone.now() - timedelta(days=2))  # outside the window
+    client.force_login(make_user("security_admin"))
+    response = client.post(f"/rollout/{Environment.objects.default().name}/budget/preview/", {
+        "mode": "dry-run", "enforce_percentage": 30, "user_field": "user.id", "agent_field": "agent.id"})
+    preview = response.context["preview"]
+    expected = [n for n, u in enumerate(users) if canary.user_bucket(u) < 30]
+    assert preview.decisions == 200
+    assert preview.enforced == len(expected)
+    assert preview.enforced_denied == sum(1 for n in expected if n % 2)
+    assert response.context["current"].enforced == 200  # today: enforce for everyone
+
+
+def test_kill_switch_through_the_page_and_the_api(client, make_user):
+    admin = make_user("security_admin")
+    environment = Environment.objects.default()
+    client.force_login(admin)
+    client.post(f"/rollout/{environment.name}/kill-switch/", {"engaged": "on", "reason": "incident 7"})
+    assert environment.kill_switch_engaged
+    assert "Kill switch engaged" in client.get("/rollout/").content.decode()
+
+    response = api_as(admin).post(f"/api/v1/environments/{environment.name}/kill-switch/",
+                                  {"engaged": False, "reason": "resolved"}, format="json")
+    assert response.status_code == 200 and response.data["kill_switch_engaged"] is False
+    assert list(KillSwitchChange.objects.values_list("engaged", flat=True)) == [False, True]
+    auditor = api_as(make_user("auditor"))
+    assert auditor.post(f"/api/v1/environments/{environment.name}/kill-switch/",
+                        {"engaged": True, "reason": "x"}, format="json").status_code == 403
+
+
+def test_exception_lifecycle_on_the_pages(client, make_user, policy):
+    author, admin = make_user("policy_author"), make_user("security_admin")
+    client.force_login(author)
+    response = client.post("/exceptions/new/", {
+        "policy": "budget", "environment": Environment.objects.default().name, "match": "user.id = dana",
+        "reason_contains": "budget", "justification": "month-end", "ticket": "SEC-5",
+        "expires_at": (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")})
+    exception = PolicyException.objects.get()
+    assert response.url == f"/exceptions/{exception.pk}/"
+    assert exception.match == [{"field": "user.id", "value": "dana"}]
+    assert "Pending approval" in client.get("/exceptions/?status=pending").content.decode()
+    client.post(f"/exceptions/{exception.pk}/approve/")  # the author may not approve
+    exception.refresh_from_db()
+    assert exception.approved_by is None
+
+    client.force_login(admin)
+    client.post(f"/exceptions/{exception.pk}/approve/")
+    exception.refresh_from_db()
+    assert exception.approved_by == admin and exception.status == "active"
+    changed = DecisionFactory(policy=policy, exception_ids=[exception.pk])
+    detail = client.get(f"/exceptions/{exception.pk}/").content.decode()
+    assert changed.decision_id in detail
+    assert f"exception {exception.pk}" in client.get(f"/audit/{changed.decision_id}/").content.decode()
+
+
+def test_exception_tabs(client, make_user, policy):
+    admin, other = make_user("security_admin"), make_user("security_admin")
+    environment = Environment.objects.default()
+
+    def exception(days, approve=True):
+        e = policy_exceptions.request_exception(
+            policy=policy, environment=environment, match=[{"field": "user.id", "value": f"u{days}"}],
+            justification="j", ticket="T-1", expires_at=timezone.now() + timedelta(days=days), requested_by=admin)
+        if approve:
+            policy_exceptions.approve_exception(e, approved_by=other)
+        return e
+
+    soon, later, pending = exception(2), exception(30), exception(10, approve=False)
+    PolicyException.objects.filter(pk=exception(1).pk).update(expires_at=timezone.now() - timedelta(hours=1))
+    client.force_login(make_user("compliance_officer"))
+    tabs = {key: list(client.get("/exceptions/", {"status": key}).context["exceptions"])
+            for key in ("active", "pending", "expiring", "expired")}
+    assert tabs["active"] == [soon, later]
+    assert tabs["pending"] == [pending]
+    assert tabs["expiring"] == [soon]
+    assert len(tabs["expired"]) == 1
+
+
+def test_exception_api_refuses_self_approval(make_user, policy):
+    admin = make_user("security_admin")
+    api = api_as(admin)
+    created = api.post("/api/v1/exceptions/", {
+        "policy": "budget", "environment": Environment.objects.default().name,
+        "match": [{"field": "user.id", "value": "dana"}], "justification": "why", "ticket": "SEC-1",
+        "expires_at": (timezone.now() + timedelta(days=1)).isoformat()}, format="json")
+    assert created.status_code == 201, created.content
+    refused = api.post(f"/api/v1/exceptions/{created.data['id']}/approve/")
+    assert refused.status_code == 403 and "own" in refused.data["detail"]
+    approved = api_as(make_user("security_admin")).post(f"/api/v1/exceptions/{created.data['id']}/approve/")
+    assert approved.status_code == 200 and approved.data["status"] == "active"
+
+
+def test_canary_api_saves_a_new_state(make_user, policy):
+    api = api_as(make_user("security_admin"))
+    response = api.post("/api/v1/canary-settings/", {
+        "policy": "budget", "environment": Environment.objects.default().name, "mode": Mode.DRY_RUN,
+        "enforce_percentage": 25, "enforce_users": ["alice"], "reason": "canary"}, format="json")
+    assert response.status_code == 201, response.content
+    assert canary.current_rollout(policy, Environment.objects.default()).enforce_percentage == 25
+    bad = api.post("/api/v1/canary-settings/", {"policy": "budget", "environment": Environment.objects.default().name,
+                                                "enforce_percentage": 140, "reason": "x"}, format="json")
+    assert bad.status_code == 400 and "enforce_percentage" in bad.data
