@@ -9,9 +9,16 @@ STAMP := $(VENV)/.installed
 run: deps opa
 	$(VENV)/bin/python scripts/stack.py run
 
+# The whole suite runs in TEST_SHARDS processes side by side (scripts/test_shards.py), each
+# with its own services; PYTEST_ARGS="tests/audit -x" runs just those, in one process.
+# A short publish backoff makes the retry tests take seconds, not minutes.
+TEST_SHARDS ?= 2
 test: deps opa
-	# Short publish backoff so the retry tests take seconds, not minutes.
+ifeq ($(strip $(PYTEST_ARGS)),)
+	GAVEL_PUBLISH_RETRY_BACKOFF=1 $(VENV)/bin/python scripts/test_shards.py --shards $(TEST_SHARDS)
+else
 	GAVEL_PUBLISH_RETRY_BACKOFF=1 $(VENV)/bin/python scripts/stack.py exec --profile test -- $(VENV)/bin/pytest $(PYTEST_ARGS)
+endif
 
 deps: $(STAMP)
 

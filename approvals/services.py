@@ -44,7 +44,7 @@ def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from
                     decision_id=decision_id, logged_decision=decision,
                     policy=policy or getattr(decision, "policy", None),
                     path=path, input=request, reasons=derive_outcome(result)[1] if result is not None else [],
-                    requester=user_of(request), risk=risk_of(request, result),
+                    requester=user_of(request)[:200], risk=risk_of(request, result),
                     approvals_required=required if required in (1, 2, 3) else 1, created_from=created_from,
                     callback_url=callback_url,
                     expires_at=timezone.now() + timedelta(minutes=settings.GAVEL_APPROVAL_TIMEOUT_MINUTES),

@@ -28,6 +28,8 @@ def exact(label: str, placeholder: str, **kwargs) -> django_filters.CharFilter:
 
 
 class DecisionFilter(django_filters.FilterSet):
+    # Every filter names its label: a label django-filter derives is cached as None on the class
+    # once the API schema reads it, and manifests would then say "None: Deny".
     since = django_filters.IsoDateTimeFilter(
         field_name="timestamp", lookup_expr="gte", label="From (UTC)",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
@@ -39,7 +41,7 @@ class DecisionFilter(django_filters.FilterSet):
     # "denied" is either kind of denial, enforced or dry-run: what the deny charts count.
     outcome = django_filters.ChoiceFilter(
         choices=[(DENIED, "Denied (enforced or dry-run)"), *Outcome.choices], empty_label="Any outcome",
-        method="filter_outcome",
+        method="filter_outcome", label="Outcome",
     )
     q = django_filters.CharFilter(
         method="filter_text", label="Search",
@@ -47,7 +49,7 @@ class DecisionFilter(django_filters.FilterSet):
         help_text='Words in reasons and key input fields; "quoted phrase", or, -word.',
     )
     policy = django_filters.ModelChoiceFilter(queryset=Policy.objects.all(), to_field_name="name",
-                                              empty_label="Any policy")
+                                              empty_label="Any policy", label="Policy")
     version = django_filters.NumberFilter(field_name="version__number", label="Version", min_value=1,
                                           widget=forms.NumberInput(attrs={"placeholder": "3", "min": 1}))
     effective_mode = django_filters.ChoiceFilter(choices=Mode.choices, empty_label="Any mode", label="Mode")

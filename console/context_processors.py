@@ -17,5 +17,4 @@ def navigation(request):
 def _open_alerts(user) -> int:
     if not user.has_perm("alerts.view_alert"):
         return 0
-
     return Alert.objects.filter(closed_at__isnull=True).count()

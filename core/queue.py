@@ -8,20 +8,17 @@ in the request or test that used it, never later on a worker.
 """
 from __future__ import annotations
 
-import functools
+import importlib
 
 from celery import current_app
 
 
-@functools.cache
-def _registry() -> dict:
-    current_app.loader.import_default_modules()  # every app's tasks.py (console/celery.py)
-    return current_app.tasks
-
-
 def task(name: str):
-    """The registered Celery task `name` (KeyError when nothing registers it)."""
-    return _registry()[name]
+    """The registered Celery task `name` (an error when nothing registers it). Its tasks module
+    is loaded on first use: a web process has not imported it yet."""
+    if name not in current_app.tasks:
+        importlib.import_module(name.rpartition(".")[0])
+    return current_app.tasks[name]
 
 
 def after_commit(name: str, *args) -> None:

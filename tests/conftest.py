@@ -3,6 +3,8 @@ started, an `opa run --server` started per test session, and a Celery worker
 consuming from Redis in a thread of this process."""
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 from pathlib import Path
 
@@ -106,3 +108,27 @@ def browser():
 def page(browser):
     with browser_page(browser, 1360, 900) as page:
         yield page
+
+
+# How long each test file takes, so scripts/test_shards.py can deal files evenly to shards.
+# Recorded into tests/durations.json when GAVEL_RECORD_DURATIONS=1 (shards merge under a lock).
+_seconds_per_file: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    name = report.nodeid.split("::")[0]
+    _seconds_per_file[name] = _seconds_per_file.get(name, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    if not os.environ.get("GAVEL_RECORD_DURATIONS") or not _seconds_per_file:
+        return
+    with open(Path(__file__).parent / "durations.json", "a+") as recorded:
+        fcntl.flock(recorded, fcntl.LOCK_EX)
+        recorded.seek(0)
+        durations = json.loads(recorded.read() or "{}")
+        durations.update({name: round(seconds, 1) for name, seconds in _seconds_per_file.items()})
+        recorded.seek(0)
+        recorded.truncate()
+        json.dump(durations, recorded, indent=1, sort_keys=True)
+        recorded.write("\n")

@@ -30,7 +30,6 @@ def recent_activity(policy, summary: dict | None = None, days: int = 7) -> dict:
     """
     from django.db.models import Count
 
-
     since = timezone.now() - timedelta(days=days)
     decisions = Decision.objects.filter(policy=policy, timestamp__gte=since)
     outcomes = {row["outcome"]: row["n"] for row in decisions.values("outcome").annotate(n=Count("id"))}

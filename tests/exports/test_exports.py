@@ -93,6 +93,15 @@ def test_exported_rows_are_the_rows_the_search_counts(auditor_client, query, fmt
 
 
 @pytest.mark.django_db
+def test_the_filter_in_words_survives_someone_reading_the_api_schema(auditor_client):
+    """Reading /api/v1/schema/ once used to leave django-filter's derived labels as None, so
+    every later manifest said "None: Deny"."""
+    some_decisions()
+    assert auditor_client.get("/api/v1/schema/").status_code == 200
+    _, record = export(auditor_client, "outcome=deny&policy=agent_gateway", "csv")
+    assert record.readable_filter == "Outcome: Deny; Policy: agent_gateway"
+
+
 def test_the_manifest_says_what_was_asked_who_asked_and_what_came_out(auditor_client):
     now = some_decisions()
     body, record = export(auditor_client, "outcome=deny&policy=agent_gateway&page=3&bogus=1", "jsonl")

@@ -1,0 +1,76 @@
+"""`make test` in shards side by side: each shard is a pytest process with its own Postgres,
+Redis and OPA (scripts/stack.py profiles test, test2, ...), so the suite takes about half as
+long on two cores. Files are dealt to shards by how long they took last time
+(tests/durations.json; `GAVEL_RECORD_DURATIONS=1 make test` rewrites it), longest first.
+Each shard's lines are printed as they come, prefixed with its number; the run fails if any
+shard fails.
+
+    python scripts/test_shards.py [--shards 2] [-- extra pytest arguments]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DURATIONS = ROOT / "tests" / "durations.json"
+PROFILES = ["test", "test2", "test3", "test4"]
+
+
+def test_files() -> list[str]:
+    return sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests").rglob("test_*.py"))
+
+
+def deal(files: list[str], durations: dict[str, float], shards: int) -> list[list[str]]:
+    """Longest first, each file to the shard with the least work so far."""
+    known = [seconds for seconds in durations.values() if seconds > 0]
+    default = sorted(known)[len(known) // 2] if known else 10.0
+    dealt: list[list[str]] = [[] for _ in range(shards)]
+    load = [0.0] * shards
+    for name in sorted(files, key=lambda f: (-durations.get(f, default), f)):
+        lightest = load.index(min(load))
+        dealt[lightest].append(name)
+        load[lightest] += durations.get(name, default)
+    return [sorted(files) for files in dealt if files]
+
+
+def run_shard(number: int, profile: str, files: list[str], extra: list[str], results: dict) -> None:
+    command = [sys.executable, "scripts/stack.py", "exec", "--profile", profile, "--",
+               str(Path(sys.executable).parent / "pytest"), "-p", "no:cacheprovider", *extra, *files]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        sys.stdout.write(f"[{number}] {line}")
+        sys.stdout.flush()
+    code = process.wait()
+    results[number] = 0 if code == NO_TESTS_SELECTED else code  # a -k that leaves a shard nothing to run
+
+
+NO_TESTS_SELECTED = 5  # pytest's exit code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shards", type=int, default=2, choices=range(1, len(PROFILES) + 1))
+    parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+    durations = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    shards = deal(test_files(), durations, args.shards)
+    results: dict[int, int] = {}
+    threads = [threading.Thread(target=run_shard, args=(n + 1, PROFILES[n], files, extra, results))
+               for n, files in enumerate(shards)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for number, code in sorted(results.items()):
+        print(f"[gavel] shard {number} ({len(shards[number - 1])} files): {'passed' if code == 0 else f'FAILED ({code})'}")
+    return max(results.values(), default=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
