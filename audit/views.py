@@ -1,14 +1,17 @@
 """The audit trail: a filtered, paginated list of decisions, a page per decision and its explanation."""
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
-from django.http import Http404
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_POST
 from django.shortcuts import render
 
 from core import facts
 from core.display import json_text
-from core.models import Decision
+from core.models import Decision, LogBatch
 
 from . import charts, explain, ingest_health, related
+from .ingest import failures
 from .filters import DecisionFilter, search_url
 from .pagination import COUNT_LIMIT, CappedPaginator
 
@@ -96,3 +99,19 @@ def ingest_status(request):
     """How decision-log ingest keeps up: backlog, lag, refusals. htmx refreshes it in place."""
     template = "audit/_ingest_status.html" if request.htmx else "audit/ingest_status.html"
     return render(request, template, {"health": ingest_health.health()})
+
+
+@permission_required("core.view_decision", raise_exception=True)
+def failed_batch_download(request, pk):
+    """A failed batch exactly as OPA sent it (gzip JSON), to inspect or replay elsewhere."""
+    batch = get_object_or_404(LogBatch, pk=pk, status=LogBatch.Status.FAILED)
+    response = HttpResponse(bytes(batch.body_gz), content_type="application/gzip")
+    response["Content-Disposition"] = f'attachment; filename="gavel-batch-{batch.pk}.json.gz"'
+    return response
+
+
+@require_POST
+@permission_required("core.view_decision", raise_exception=True)
+def failed_batch_retry(request, pk):
+    failures.retry(get_object_or_404(LogBatch, pk=pk, status=LogBatch.Status.FAILED))
+    return redirect("audit:ingest")
