@@ -8,7 +8,10 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import serializers, viewsets
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
 
+from core.display import decision_ids
 from core.models import Decision
 from fleet.credentials import authenticate
 
@@ -37,6 +40,19 @@ class DecisionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = DecisionFilter
     lookup_field = "decision_id"
     lookup_value_regex = "[^/]+"
+
+    def retrieve(self, request, *args, **kwargs):
+        """The newest decision with this id (as stored, or in the `~` form pages link with); when the
+        id was stored more than once (other environments or times), `same_id` lists them all."""
+        decision_id = decision_ids.from_url(kwargs["decision_id"])
+        same_id = list(self.get_queryset().filter(decision_id=decision_id).order_by("-timestamp", "-id"))
+        if not same_id:
+            raise NotFound("No decision has this id.")
+        chosen = next((d for d in same_id if str(d.pk) == request.query_params.get("row")), same_id[0])
+        body = self.get_serializer(chosen).data
+        body["same_id"] = [{"row": d.pk, "environment": d.environment, "timestamp": d.timestamp.isoformat(),
+                            "outcome": d.outcome} for d in same_id] if len(same_id) > 1 else []
+        return Response(body)
 
 
 def _refused(status: int, message: str, remote: str | None) -> JsonResponse:

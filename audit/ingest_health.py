@@ -87,4 +87,6 @@ def health() -> dict:
         "decisions_last_hour": Decision.objects.filter(received_at__gte=hour_ago).count(),
         "batches_last_hour": LogBatch.objects.filter(received_at__gte=hour_ago).count(),
         "refused_last_hour": refused_last_hour(),
+        "failed": list(LogBatch.objects.filter(status=LogBatch.Status.FAILED).order_by("-received_at")
+                       .defer("body_gz")[:100]),
     }

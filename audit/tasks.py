@@ -9,7 +9,7 @@ from django.utils import timezone
 from core.models import LogBatch
 
 from . import handoff
-from .ingest import store_batch
+from .ingest import failures, store_batch
 
 
 # Backoff capped well under the broker's visibility timeout, so a batch retrying through a
@@ -23,8 +23,10 @@ def store_log_batch(batch_id: int) -> int:
         stored = store_batch(batch_id).stored_count
     except OperationalError:
         raise  # retried: the mark stays, the retry is pending
-    except Exception:
-        handoff.clear(batch_id)  # failed for good this time: let the sweep send it again later
+    except Exception as exc:
+        # Not an outage: the sweep tries again later, until failures.record sets it aside.
+        failures.record(batch_id, exc)
+        handoff.clear(batch_id)
         raise
     handoff.clear(batch_id)
     return stored

@@ -1,14 +1,17 @@
 """The audit trail: a filtered, paginated list of decisions, a page per decision and its explanation."""
-import json
-
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_POST
+from django.shortcuts import render
 
 from core import facts
-from core.models import Decision
+from core.display import json_text
+from core.models import Decision, LogBatch
 
 from . import charts, explain, ingest_health, related
+from .ingest import failures
 from .filters import DecisionFilter, search_url
 from .pagination import COUNT_LIMIT, CappedPaginator
 
@@ -32,19 +35,30 @@ FACTS = (("Environment", "environment"), ("OPA instance", "instance"), ("User", 
          ("Action", "action"), ("Resource", "resource"))
 
 
-def _decision(decision_id):
-    return get_object_or_404(Decision.objects.select_related("policy", "version__policy", "batch"),
-                             decision_id=decision_id)
+def _decisions(request, decision_id):
+    """(the decision asked for, every stored decision with its id). One id can be stored more
+    than once (another environment, another time): `?row=` picks one, else the newest."""
+    same_id = list(Decision.objects.select_related("policy", "version__policy", "batch")
+                   .filter(decision_id=decision_id).order_by("-timestamp", "-id"))
+    if not same_id:
+        raise Http404("No decision has this id.")
+    chosen = next((d for d in same_id if str(d.pk) == request.GET.get("row")), same_id[0])
+    return chosen, same_id
 
 
 @permission_required("core.view_decision", raise_exception=True)
 def decision_detail(request, decision_id):
-    decision = _decision(decision_id)
+    decision, same_id = _decisions(request, decision_id)
+    everything = request.GET.get("show") == "all"
+    input_json, input_cut = json_text.shown(decision.input, everything)
+    result_json, result_cut = json_text.shown(decision.result, everything)
     return render(request, "audit/decision_detail.html", {
         "decision": decision,
+        "same_id": same_id if len(same_id) > 1 else [],
         # Pretty-printed here, escaped by the template like any other text.
-        "input_json": json.dumps(decision.input, indent=2, ensure_ascii=False, sort_keys=True),
-        "result_json": json.dumps(decision.result, indent=2, ensure_ascii=False, sort_keys=True),
+        "input_json": input_json,
+        "result_json": result_json,
+        "json_cut": input_cut or result_cut,
         "facts": [(label, name, getattr(decision, name)) for label, name in FACTS if getattr(decision, name)],
         "exceptions": related.exceptions_applied(decision),
         "same_user": related.same_user(decision),
@@ -59,7 +73,7 @@ def decision_detail(request, decision_id):
 def decision_explain(request, decision_id):
     """The decision re-evaluated in OPA with its explanation: an htmx partial of the decision
     page (it calls OPA, so it is never part of the page's first render), or a page of its own."""
-    decision = _decision(decision_id)
+    decision, _ = _decisions(request, decision_id)
     try:
         context = {"decision": decision, "explanation": explain.explain(decision)}
     except explain.ExplainUnavailable as exc:
@@ -85,3 +99,19 @@ def ingest_status(request):
     """How decision-log ingest keeps up: backlog, lag, refusals. htmx refreshes it in place."""
     template = "audit/_ingest_status.html" if request.htmx else "audit/ingest_status.html"
     return render(request, template, {"health": ingest_health.health()})
+
+
+@permission_required("core.view_decision", raise_exception=True)
+def failed_batch_download(request, pk):
+    """A failed batch exactly as OPA sent it (gzip JSON), to inspect or replay elsewhere."""
+    batch = get_object_or_404(LogBatch, pk=pk, status=LogBatch.Status.FAILED)
+    response = HttpResponse(bytes(batch.body_gz), content_type="application/gzip")
+    response["Content-Disposition"] = f'attachment; filename="gavel-batch-{batch.pk}.json.gz"'
+    return response
+
+
+@require_POST
+@permission_required("core.view_decision", raise_exception=True)
+def failed_batch_retry(request, pk):
+    failures.retry(get_object_or_404(LogBatch, pk=pk, status=LogBatch.Status.FAILED))
+    return redirect("audit:ingest")

@@ -256,6 +256,8 @@ GAVEL_SESSION_FIELDS = _paths("GAVEL_FIELD_SESSION", "session_id,session.id,cont
 GAVEL_SESSION_WINDOW_HOURS = int(os.environ.get("GAVEL_SESSION_WINDOW_HOURS", "24"))
 # Backpressure: over this many batches waiting to be stored, uploads get 429 + Retry-After.
 GAVEL_INGEST_MAX_QUEUED_BATCHES = int(os.environ.get("GAVEL_INGEST_MAX_QUEUED_BATCHES", "500"))
+# More events than this in one upload is refused (413): no OPA batch of its default size comes near it.
+GAVEL_INGEST_MAX_EVENTS_PER_BATCH = int(os.environ.get("GAVEL_INGEST_MAX_EVENTS_PER_BATCH", "10000"))
 GAVEL_INGEST_RETRY_AFTER_SECONDS = int(os.environ.get("GAVEL_INGEST_RETRY_AFTER_SECONDS", "5"))
 # A batch still queued this long after upload, whose task is not pending, is sent to the worker again.
 GAVEL_INGEST_REQUEUE_AFTER_SECONDS = int(os.environ.get("GAVEL_INGEST_REQUEUE_AFTER_SECONDS", "60"))

@@ -17,6 +17,7 @@ class LogBatch(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         STORED = "stored", "Stored"
+        FAILED = "failed", "Failed"  # still unstorable after its attempts: kept, shown, retried by hand
 
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     body_gz = models.BinaryField()
@@ -26,6 +27,8 @@ class LogBatch(models.Model):
     stored_at = models.DateTimeField(null=True, blank=True)
     stored_count = models.PositiveIntegerField(default=0)
     duplicate_count = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, help_text="Attempts that failed for a reason other than an outage.")
+    failure = models.TextField(blank=True, help_text="Why the last attempt to store it failed.")
     # Where it came from, when OPA presented an instance's (or an environment's) own token;
     # null for the bootstrap GAVEL_OPA_TOKEN, whose batches are placed by their labels.
     environment = models.ForeignKey("fleet.Environment", null=True, blank=True, on_delete=models.SET_NULL,

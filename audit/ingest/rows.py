@@ -1,21 +1,12 @@
-"""Decision-log ingest: validate what OPA uploads, stage it, store it as decisions.
-
-OPA keeps a batch and retries it until Gavel answers 2xx, so the rules are simple:
-refuse a bad batch whole with a message that says why, answer 204 only once the batch
-is committed to Postgres, and store each decision exactly once however often it arrives.
-"""
+"""The worker side of ingest: a staged batch's events, held to the contract, stored as decisions."""
 from __future__ import annotations
 
-import json
-import re
-import zlib
 from bisect import bisect_right
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from core import facts, store
 from core.models import Decision, LogBatch, VersionSource
@@ -23,90 +14,9 @@ from core.outcomes import derive_outcome
 from policies.models import Policy, PolicyVersion, Publication
 from rollout.entrypoint import entry_data_path
 
-from . import handoff, masking
-
-
-class BatchRejected(Exception):
-    def __init__(self, status: int, message: str):
-        self.status = status
-        super().__init__(message)
-
-
-def gunzip(body: bytes, limit: int) -> bytes:
-    """Inflate a gzip body, refusing to produce more than `limit` bytes (gzip bombs)."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        raw = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BatchRejected(400, f"the body is not gzip-compressed JSON ({exc}); OPA sends Content-Encoding: gzip")
-    if len(raw) > limit:
-        raise BatchRejected(413, f"the batch inflates to more than {limit} bytes")
-    if not inflater.eof:
-        raise BatchRejected(400, "the gzip body is truncated")
-    return raw
-
-
-# A JSON escape of U+0000: "\u0000" preceded by an even number of backslashes.
-NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-
-
-def _without_nul(value: Any) -> Any:
-    """The value with every U+0000 (in keys and strings) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
-
-
-def parse_events(raw: bytes) -> list[dict[str, Any]]:
-    """The batch as a list of decision events, or BatchRejected saying what is wrong with it."""
-    try:
-        events = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BatchRejected(400, f"the batch is not valid JSON: {exc}")
-    except RecursionError:
-        raise BatchRejected(400, "the batch is nested too deeply to be a decision log")
-    if not isinstance(events, list):
-        raise BatchRejected(400, f"the batch must be a JSON array of decision events, not a {type(events).__name__}")
-    for index, event in enumerate(events):
-        if not isinstance(event, dict):
-            raise BatchRejected(400, f"event {index} is a {type(event).__name__}, not an object")
-        decision_id = event.get("decision_id")
-        if not isinstance(decision_id, str) or not decision_id or len(decision_id) > 100:
-            raise BatchRejected(400, f"event {index} has no decision_id (a string of at most 100 characters)")
-        stamp = event.get("timestamp")
-        if not isinstance(stamp, str) or parse_datetime(stamp) is None:
-            raise BatchRejected(400, f"event {index} ({decision_id}) has no RFC 3339 timestamp")
-        if not isinstance(event.get("path", ""), str):
-            raise BatchRejected(400, f"event {index} ({decision_id}) has a path that is not a string")
-    return events
-
-
-def read_upload(body: bytes) -> list[dict[str, Any]]:
-    """Check an upload end to end before anything is stored."""
-    if len(body) > settings.GAVEL_LOG_BATCH_MAX_BYTES:
-        raise BatchRejected(413, f"the batch is larger than {settings.GAVEL_LOG_BATCH_MAX_BYTES} bytes")
-    if not body:
-        raise BatchRejected(400, "the body is empty; expected a gzip-compressed JSON array of decision events")
-    return parse_events(gunzip(body, settings.GAVEL_LOG_BATCH_MAX_INFLATED_BYTES))
-
-
-def stage_batch(body_gz: bytes, events: list[dict[str, Any]], remote_addr: str | None,
-                environment=None, instance=None) -> LogBatch:
-    """Commit the batch to Postgres and hand it to the worker. `environment` and `instance`
-    are where its token says it came from (None for the bootstrap token).
-
-    If the hand-off to Redis fails, the batch is still safe in Postgres and the periodic
-    requeue picks it up, so the upload is acknowledged either way.
-    """
-    with transaction.atomic():
-        batch = LogBatch.objects.create(body_gz=body_gz, event_count=len(events), remote_addr=remote_addr,
-                                        environment=environment, instance=instance)
-        transaction.on_commit(lambda: handoff.send(batch.pk), robust=True)
-    return batch
+from .. import masking
+from . import contract
+from .upload import gunzip
 
 
 class VersionResolver:
@@ -161,9 +71,10 @@ class VersionResolver:
                 environment: str | None = None) -> tuple[Policy | None, PolicyVersion | None, str]:
         if bundles and (policy := self.policy_for(path)) and (version := self.bundle_version(policy, bundles)):
             return policy, version, VersionSource.BUNDLE
-        if isinstance(result, dict) and isinstance(result.get("policy_version"), int):
-            policy = self.by_name.get(result.get("policy")) or self.policy_for(path)
-            version = self.reported_version(policy, result["policy_version"]) if policy else None
+        number, name = (result.get("policy_version"), result.get("policy")) if isinstance(result, dict) else (None, None)
+        if isinstance(number, int) and 0 < number < 2**31:  # a version number Postgres can look up
+            policy = (self.by_name.get(name) if isinstance(name, str) else None) or self.policy_for(path)
+            version = self.reported_version(policy, number) if policy else None
             if version:
                 return policy, version, VersionSource.REPORTED
         policy = self.policy_for(path)
@@ -194,28 +105,26 @@ def scalar_label(labels: dict, name: str) -> str:
 
 def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch: LogBatch | None,
                         mask_rules: list | None = None) -> Decision:
-    timestamp = parse_datetime(event["timestamp"])
-    result = event.get("result")
+    """The row for one event, every field normalised as the contract (contract.py) says."""
+    timestamp = contract.timestamp_of(event)
+    result = contract.storable(event.get("result"))
     outcome, reasons = derive_outcome(result) if "result" in event else derive_outcome()
-    reasons = indexable(reasons)
-    path = event.get("path", "")
-    labels = event.get("labels") if isinstance(event.get("labels"), dict) else {}
+    reasons = indexable([contract.text(reason) for reason in reasons])
+    path = contract.path_of(event)
+    labels = contract.labels_of(event)
     # The token the batch came with says where it was decided; labels are OPA's own claim.
     environment = batch.environment.name if batch and batch.environment_id else scalar_label(labels, "environment")
     instance = batch.instance.name if batch and batch.instance_id else (
         scalar_label(labels, "instance") or scalar_label(labels, "id"))
-    policy, version, version_source = resolver.resolve(path, result, timestamp, event.get("bundles"), environment)
+    bundles = contract.storable(event.get("bundles"))
+    policy, version, version_source = resolver.resolve(path, result, timestamp, bundles, environment)
     entry = result if isinstance(result, dict) else {}
-    mode = entry.get("effective_mode")
-    applied = entry.get("exceptions_applied")
-    metrics = event.get("metrics") or {}
-    latency = metrics.get("timer_rego_query_eval_ns") or metrics.get("timer_server_handler_ns")
-    stored_input, masked = masking.mask(event.get("input"), mask_rules or [])
+    stored_input, masked = masking.mask(contract.storable(event.get("input")), mask_rules or [])
     return Decision(
         **facts.extract(stored_input, reasons),
         environment=environment,
         instance=instance,
-        decision_id=event["decision_id"],
+        decision_id=contract.decision_id_of(event),
         timestamp=timestamp,
         path=path,
         input=stored_input,
@@ -226,15 +135,27 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
         policy=policy,
         version=version,
         version_source=version_source,
-        effective_mode=mode if isinstance(mode, str) else "",
-        exception_ids=[i for i in applied if isinstance(i, int)] if isinstance(applied, list) else [],
-        approval_ref=str(entry.get("approval_applied") or "")[:100],
+        effective_mode=contract.short_text(entry.get("effective_mode"), 10),
+        exception_ids=contract.exception_ids_of(entry),
+        approval_ref=contract.short_text(entry.get("approval_applied"), 100),
         labels=labels,
-        bundles=event.get("bundles") or {},
-        latency_ns=latency if isinstance(latency, int) else None,
-        requested_by=str(event.get("requested_by", ""))[:200],
+        bundles=bundles if isinstance(bundles, dict) else {},
+        latency_ns=contract.latency_of(event),
+        requested_by=contract.short_text(event.get("requested_by"), 200),
         batch=batch,
     )
+
+
+def unique_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The batch without its repeated events (same id, timestamp and environment label),
+    dropped before any row is built: 200,000 copies of one event cost one row's work."""
+    seen, unique = set(), []
+    for event in events:
+        key = contract.identity(event)
+        if key not in seen:
+            seen.add(key)
+            unique.append(event)
+    return unique
 
 
 def store_batch(batch_id: int) -> LogBatch:
@@ -242,24 +163,21 @@ def store_batch(batch_id: int) -> LogBatch:
     batch = LogBatch.objects.select_related("environment", "instance").get(pk=batch_id)
     if batch.status == LogBatch.Status.STORED:
         return batch
-    raw = gunzip(bytes(batch.body_gz), settings.GAVEL_LOG_BATCH_MAX_INFLATED_BYTES)
-    events = json.loads(raw)
-    if NUL_ESCAPE.search(raw):
-        # Postgres stores no U+0000. Refusing the batch would stall every later decision of
-        # that OPA behind it, so the stored copy shows U+FFFD; the batch keeps the original.
-        events = _without_nul(events)
+    events = contract.loads(gunzip(bytes(batch.body_gz), settings.GAVEL_LOG_BATCH_MAX_INFLATED_BYTES))
     resolver = VersionResolver()
     mask_rules = masking.rules()
-    unique: dict[str, Decision] = {}
-    for event in events:
-        unique.setdefault(event["decision_id"], decision_from_event(event, resolver, batch, mask_rules))
+    rows: dict[tuple, Decision] = {}
+    for event in unique_events(events):
+        decision = decision_from_event(event, resolver, batch, mask_rules)
+        # Two labels can name one environment the token overrides: still one row per stored key.
+        rows.setdefault((decision.decision_id, decision.environment, decision.timestamp), decision)
     # New partitions take a lock on the parent table: create them before the long transaction.
-    store.prepare(unique.values())
+    store.prepare(rows.values())
     with transaction.atomic():
         batch = LogBatch.objects.select_for_update().get(pk=batch_id)
         if batch.status == LogBatch.Status.STORED:
             return batch  # another worker stored it while we were reading
-        fresh = store.insert(list(unique.values()))
+        fresh = store.insert(list(rows.values()))
         if mask_rules:
             batch.body_gz = b""  # the staged copy holds the unmasked inputs: it goes once stored
         batch.status = LogBatch.Status.STORED
