@@ -1,5 +1,5 @@
-"""Authors' Rego runs sandboxed wherever Gavel itself evaluates it: saving (tests) and worked
-examples. Each probe tries to read Gavel's environment (`opa.runtime`), to
+"""Authors' Rego runs sandboxed wherever Gavel itself evaluates it: saving (tests), worked
+examples, replay and explain. Each probe tries to read Gavel's environment (`opa.runtime`), to
 reach a listener on 127.0.0.1 (`http.send`) and to resolve a name (`net.lookup_ip_addr`); none of
 them may learn anything or reach the listener, and the author is told why in words."""
 from __future__ import annotations
@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.opa import sandbox
-from policies import services
+from policies import replay, services
 from policies.rego.check import RegoCompileError
 from policies.summaries import summary_for_version
-from tests.factories import PolicyFactory, UserFactory
+from tests.factories import DecisionFactory, PolicyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -114,6 +114,35 @@ def test_a_version_that_calls_out_is_saved_unchanged_and_its_examples_say_why(li
     assert "OPA could not evaluate the examples" in status["error"]
     assert "`http.send`" in status["error"] and "`opa.runtime`" in status["error"]
     assert listener.requests == []
+
+
+def test_replay_of_a_version_that_calls_out_is_refused_in_words(listener):
+    policy = PolicyFactory(name="replayed")
+    for n in range(3):
+        DecisionFactory(policy=policy, version=policy.latest_version, input={"user": {"id": f"u-{n}"}})
+    candidate = services.save_version(policy, source=PROBING_POLICY.format(name="replayed", url=url_of(listener)),
+                                      author=UserFactory(role="policy_author"), message="calls out")
+    with pytest.raises(replay.ReplayRefused, match="`http.send`.*cannot be used when Gavel evaluates"):
+        replay.replay_version(candidate)
+    assert listener.requests == []
+
+
+def test_explain_of_a_version_that_calls_out_is_refused_in_words(listener, client, make_user):
+    policy = PolicyFactory(name="explained", source=PROBING_POLICY.format(name="explained", url=url_of(listener)))
+    decision = DecisionFactory(policy=policy, version=policy.latest_version, input={"user": {"blocked": True}})
+    client.force_login(make_user("auditor"))
+    body = client.get(f"/audit/{decision.decision_id}/explain/", HTTP_HX_REQUEST="true").content.decode()
+    assert "OPA could not evaluate the version" in body
+    assert "http.send" in body and "cannot be used when Gavel evaluates authors" in body
+    assert listener.requests == []
+
+
+def test_replay_is_stopped_at_its_time_limit(settings):
+    policy = PolicyFactory(name="slow")
+    DecisionFactory(policy=policy, version=policy.latest_version, input={"user": {"id": "u-1"}})
+    settings.GAVEL_REPLAY_TIMEOUT_SECONDS = 0.001
+    with pytest.raises(replay.ReplayRefused, match="took longer than 0.001 seconds"):
+        replay.replay_version(policy.latest_version)
 
 
 def test_tests_that_exhaust_memory_are_refused_in_words():
