@@ -20,6 +20,7 @@ import json
 import os
 import re
 import resource
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -65,7 +66,7 @@ def removed_builtins(current: dict) -> set[str]:
 def _limit_resources(memory: int, cpu_seconds: int):
     def limit() -> None:  # runs in the child between fork and exec: no imports, no locks
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))  # SIGXCPU, then SIGKILL
     return limit
 
 
@@ -125,9 +126,11 @@ def run(binary: str, args: Sequence[str], *, cwd: str | None = None, timeout: fl
     if args and args[0] in EVALUATING:
         args[1:1] = ["--capabilities", capabilities_file(binary)]
     done = _spawn([binary, *args], cwd=cwd, timeout=timeout, input=input)
-    if done.returncode < 0:  # killed by a signal: SIGXCPU is the CPU limit
+    if done.returncode in (-signal.SIGXCPU, -signal.SIGKILL):  # the kernel's answers to RLIMIT_CPU
         raise SandboxRefused(f"OPA was stopped after {settings.GAVEL_SANDBOX_CPU_SECONDS} seconds of CPU time, "
-                             f"the limit Gavel sets for evaluating authors' Rego")
+                             f"the limit Gavel sets for evaluating authors' Rego (or killed for memory)")
+    if done.returncode < 0:
+        raise SandboxRefused(f"OPA was stopped by signal {-done.returncode} while evaluating authors' Rego")
     if done.returncode != 0:
         why = explain_refusal(done.stdout, done.stderr, binary)
         if why:

@@ -198,3 +198,9 @@ def test_no_denied_or_unvetted_nondeterministic_builtin_survives(listed):
     # Everything deterministic and not denied is kept, and the rest of OPA's file is untouched.
     assert {b["name"] for b in listed if not b["nondeterministic"]} - sandbox.DENIED <= names
     assert kept["features"] == ["x"] and kept["allow_net"] == []
+
+
+def test_a_process_over_its_cpu_time_is_stopped_and_said_so(settings):
+    settings.GAVEL_SANDBOX_CPU_SECONDS = 1
+    with pytest.raises(sandbox.SandboxRefused, match="after 1 seconds of CPU time"):
+        sandbox.run("/bin/sh", ["-c", "while :; do :; done"], timeout=30)
