@@ -16,10 +16,12 @@ that calls `http.send` is saved and published unchanged, and runs normally in th
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -87,6 +89,7 @@ def _capabilities(binary: str) -> tuple[str, frozenset]:
         raise SandboxRefused(f"`opa capabilities --current` failed: {(done.stderr or done.stdout).strip()[:500]}")
     current = json.loads(done.stdout)
     folder = tempfile.mkdtemp(prefix="gavel-opa-sandbox-")  # 0700, this process's own
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     path = Path(folder) / "capabilities.json"
     path.write_text(json.dumps(sandbox_capabilities(current)), encoding="utf-8")
     return str(path), frozenset(removed_builtins(current))
@@ -105,8 +108,8 @@ def capabilities_file(binary: str | None = None) -> str:
 def explain_refusal(output: str, errors: str = "", binary: str | None = None) -> str | None:
     """Why OPA refused authors' Rego because of the sandbox, in words; None for any other error.
     `errors` is OPA's stderr, where the Go runtime reports running out of memory."""
-    removed = _capabilities(binary or settings.OPA_BINARY)[1]
-    names = sorted({name for name in UNDEFINED_FUNCTION.findall(f"{output}\n{errors}") if name in removed})
+    undefined = set(UNDEFINED_FUNCTION.findall(f"{output}\n{errors}"))
+    names = sorted(undefined & _capabilities(binary or settings.OPA_BINARY)[1]) if undefined else []
     if names:
         listed = ", ".join(f"`{name}`" for name in names)
         return (f"{listed} cannot be used when Gavel evaluates authors' Rego (tests, worked examples, replay, "
