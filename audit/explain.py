@@ -1,5 +1,6 @@
-"""Explain a stored decision: re-evaluate its input against the version that decided, in the
-real OPA with OPA's full explanation on, and turn the trace into something a person can read.
+"""Explain a stored decision: re-evaluate its input against the version that decided, in Gavel's
+own sandboxed OPA (core/opa/local.py) with OPA's full explanation on, and turn the trace into
+something a person can read.
 
 The version is loaded the way a replay loads a candidate (core/evaluation.py): under a scratch
 package, beside a harness that reads the policy's own verdict the way the entrypoint does and a
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 
 from core.models import Decision, Outcome
 from core.opa import evaluation
-from core.opa.client import OpaClient, OpaError, opa_client
+from core.opa.client import OpaClient, OpaError
+from core.opa.local import LocalOpa
 from core.outcomes import derive_outcome
 
 MAX_TRACE_LINES = 2000
@@ -102,7 +104,7 @@ def fired_rules(lines: list[TraceLine], package: str, source: str, reasons: list
     return [found[key] for key in sorted(found)]
 
 
-def evaluate(decision: Decision, client: OpaClient) -> Explanation:
+def evaluate(decision: Decision, client: OpaClient | LocalOpa) -> Explanation:
     version = decision.version
     try:
         with evaluation.loaded(client, version.source, "explain") as scratch:
@@ -128,7 +130,7 @@ def evaluate(decision: Decision, client: OpaClient) -> Explanation:
     )
 
 
-def explain(decision: Decision, client: OpaClient | None = None) -> Explanation:
+def explain(decision: Decision, client: OpaClient | LocalOpa | None = None) -> Explanation:
     """Re-evaluate `decision`'s stored input against the version that decided it, explained."""
     if decision.version is None:
         raise ExplainUnavailable("Gavel does not know which policy version made this decision, so it "
@@ -137,5 +139,5 @@ def explain(decision: Decision, client: OpaClient | None = None) -> Explanation:
         raise ExplainUnavailable("The decision was logged without its input, so there is nothing to re-evaluate.")
     if client is not None:
         return evaluate(decision, client)
-    with opa_client() as client:
+    with LocalOpa() as client:  # authors' Rego runs in Gavel's sandbox, never in the fleet's OPA
         return evaluate(decision, client)

@@ -208,6 +208,10 @@ GAVEL_ENVIRONMENT = os.environ.get("GAVEL_ENVIRONMENT", "dev")
 OPA_TIMEOUT_SECONDS = float(os.environ.get("OPA_TIMEOUT_SECONDS", "5"))
 # The `opa` binary compiles versions before they are saved (`opa check`).
 OPA_BINARY = os.environ.get("OPA_BINARY", "opa")
+# Every `opa` process Gavel runs on authors' Rego (tests, worked examples, replay, explain) is
+# sandboxed (core/opa/sandbox.py): no environment, no network builtins, and these limits.
+GAVEL_SANDBOX_MEMORY_MB = int(os.environ.get("GAVEL_SANDBOX_MEMORY_MB", "1536"))  # address space; Go reserves ~800
+GAVEL_SANDBOX_CPU_SECONDS = int(os.environ.get("GAVEL_SANDBOX_CPU_SECONDS", "120"))
 # Publishing retries while OPA is unreachable: exponential backoff from this base.
 GAVEL_PUBLISH_RETRY_BACKOFF = int(os.environ.get("GAVEL_PUBLISH_RETRY_BACKOFF", "5"))
 GAVEL_PUBLISH_MAX_RETRIES = int(os.environ.get("GAVEL_PUBLISH_MAX_RETRIES", "10"))

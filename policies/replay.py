@@ -1,8 +1,9 @@
-"""Impact analysis: replay recorded decisions through a candidate version in the real OPA.
+"""Impact analysis: replay recorded decisions through a candidate version in Gavel's own,
+sandboxed OPA (core/opa/local.py: the real `opa eval`, never the fleet's server).
 
 The candidate is loaded for evaluation the way explain loads a version (core/evaluation.py):
 under a scratch package, beside a harness that reads the policy's own verdict the way the
-entrypoint does. Each POST /v1/query then evaluates a whole chunk
+entrypoint does. Each query then evaluates a whole chunk
 of inputs (`verdict with input as x` over an input array), so 100,000 inputs take about a
 hundred round trips, not 100,000. The scratch modules are deleted afterwards.
 
@@ -24,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 from core.models import Decision, Outcome
 from core.opa import evaluation
 from core.opa.client import OpaClient, OpaError
+from core.opa.local import LocalOpa
 from core.opa.evaluation import Recorded, recorded
 from core.outcomes import derive_outcome
 
@@ -115,7 +117,7 @@ def select_decisions(policy, *, last: int, since=None, until=None, decided_by=No
 RESULTS = "\nresults := {i: v | some i, x in input; v := verdict with input as x}\n"
 
 
-def evaluate(source: str, inputs: list, *, client: OpaClient, chunk_size: int | None = None) -> tuple[list, int]:
+def evaluate(source: str, inputs: list, *, client: OpaClient | LocalOpa, chunk_size: int | None = None) -> tuple[list, int]:
     """The candidate's verdict for each input (_MISSING when undefined), and the round trips taken."""
     chunk_size = chunk_size or settings.GAVEL_REPLAY_CHUNK
     verdicts, round_trips = [], 0
@@ -166,12 +168,12 @@ def compare(records: Iterable[Recorded], verdicts: list, report: ReplayReport) -
     return report
 
 
-def _client() -> OpaClient:
-    # A longer timeout than publishing's: one round trip evaluates a whole chunk.
-    return OpaClient(settings.OPA_URL, token=settings.GAVEL_OPA_TOKEN, timeout=settings.GAVEL_REPLAY_TIMEOUT_SECONDS)
+def _client() -> LocalOpa:
+    # Authors' Rego runs in Gavel's sandbox, not in the fleet's OPA with its secrets and network.
+    return LocalOpa(timeout=settings.GAVEL_REPLAY_TIMEOUT_SECONDS)
 
 
-def replay_records(source: str, records: list[Recorded], *, client: OpaClient | None = None,
+def replay_records(source: str, records: list[Recorded], *, client: OpaClient | LocalOpa | None = None,
                    chunk_size: int | None = None, report: ReplayReport | None = None) -> ReplayReport:
     """The core: evaluate `source` over the records' inputs and count what would change."""
     report = report or ReplayReport(selected=len(records))

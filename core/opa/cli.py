@@ -1,5 +1,5 @@
-"""The one place Gavel runs the `opa` binary on Rego source (check, parse, test): every caller
-gets the same binary, time limit and output handling."""
+"""The one place Gavel runs the `opa` binary on Rego source (check, parse, test, eval): every
+caller gets the same binary, time limit and output handling, and the sandbox (sandbox.py)."""
 from __future__ import annotations
 
 import json
@@ -10,10 +10,17 @@ from typing import Any
 
 from django.conf import settings
 
+from . import sandbox
+from .sandbox import SandboxRefused
 
-def run(*args: str, cwd: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """`opa <args>`, its output captured as text."""
-    return subprocess.run([settings.OPA_BINARY, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
+__all__ = ["SandboxRefused", "parse", "run"]
+
+
+def run(*args: str, cwd: str | None = None, timeout: float = 60,
+        input: str | None = None) -> subprocess.CompletedProcess:
+    """`opa <args>` in the sandbox, its output captured as text. Raises SandboxRefused when the
+    sandbox stopped it (a removed builtin, a time or memory limit)."""
+    return sandbox.run(settings.OPA_BINARY, args, cwd=cwd, timeout=timeout, input=input)
 
 
 def parse(filename: str, source: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""A version's Rego tests, run with the real `opa test` when the version is saved."""
+"""A version's Rego tests, run with the real `opa test` when the version is saved, in Gavel's
+sandbox (core/opa/sandbox.py): tests that call `http.send` or `opa.runtime` are refused in words."""
 from __future__ import annotations
 
 import json
@@ -38,8 +39,16 @@ def _status(item: dict) -> str:
 
 def run_tests(policy_name: str, source: str, tests: str) -> TestReport:
     """Run `tests` against `source` with `opa test`. Raises RegoCompileError (located in
-    `<name>_test.rego`) when the tests do not compile together with the policy."""
+    `<name>_test.rego`) when the tests do not compile together with the policy, or when the
+    sandbox refuses them (a builtin Gavel does not offer, a time or memory limit)."""
     policy_file, test_file = f"{policy_name}.rego", f"{policy_name}_test.rego"
+    try:
+        return _run_tests(policy_file, test_file, source, tests)
+    except opa_cli.SandboxRefused as exc:
+        raise RegoCompileError([RegoError(test_file, 0, 0, "sandbox", str(exc))]) from exc
+
+
+def _run_tests(policy_file: str, test_file: str, source: str, tests: str) -> TestReport:
     with tempfile.TemporaryDirectory(prefix="gavel-test-") as tmp:
         (Path(tmp) / policy_file).write_text(source, encoding="utf-8")
         (Path(tmp) / test_file).write_text(tests, encoding="utf-8")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.conf import settings
+from core.opa import cli as opa_cli
 
 
 class ParseFailed(Exception):
@@ -121,7 +120,7 @@ def _run(args: list[str], source: str, filename: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="gavel-summary-") as tmp:
         path = Path(tmp) / (Path(filename).name or "policy.rego")
         path.write_text(source, encoding="utf-8")
-        done = subprocess.run([settings.OPA_BINARY, *args, str(path)], capture_output=True, text=True, timeout=60)
+        done = opa_cli.run(*args, str(path), timeout=60)
     if done.returncode != 0:
         raise ParseFailed((done.stdout or done.stderr).strip()[:2000])
     return json.loads(done.stdout)

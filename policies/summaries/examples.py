@@ -1,5 +1,6 @@
 """Worked examples: for each deny/allow/approval rule, one input that triggers it and one that
-does not, all evaluated by the real OPA in a single `opa eval` per version.
+does not, all evaluated by the real OPA in a single `opa eval` per version, in Gavel's sandbox
+(core/opa/sandbox.py: no environment, no network builtins, time and memory limits).
 
 The example states what OPA answered ("This request is denied: ...") and whether that
 agrees with the summary. When no triggering input can be built, the rule says so.
@@ -12,8 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from django.conf import settings
-
+from core.opa import cli as opa_cli
 from policies.summaries.inputs import Builder, CannotBuild
 from policies.summaries.localeval import Unknown
 from policies.summaries.phrasing import field_name, format_value
@@ -59,8 +59,7 @@ def run_batch(source: str, filename: str, package: str, names: dict, docs: list)
     with tempfile.TemporaryDirectory(prefix="gavel-examples-") as tmp:
         path = Path(tmp) / (Path(filename).name or "policy.rego")
         path.write_text(source, encoding="utf-8")
-        done = subprocess.run([settings.OPA_BINARY, "eval", "--format", "json", "--stdin", "-d", str(path)],
-                              input="\n".join(lines), capture_output=True, text=True, timeout=120)
+        done = opa_cli.run("eval", "--format", "json", "--stdin", "-d", str(path), input="\n".join(lines), timeout=120)
     if done.returncode != 0:
         raise RuntimeError((done.stdout or done.stderr).strip()[:2000])
     result = json.loads(done.stdout).get("result") or []

@@ -102,7 +102,7 @@ def test_replay_reports_the_exact_flips_of_a_known_change(opa, recorded):
     reasons = report.examples["reasons_changed"][0]
     assert reasons["reasons_before"] == ["user is blocked"]
     assert reasons["reasons_after"] == ["token budget 8000 is over 6000", "user is blocked"]
-    # The scratch modules are gone from OPA afterwards.
+    # The candidate was evaluated in Gavel's sandbox: the fleet's OPA never held it.
     with opa_client() as client:
         assert not [p for p in client.list_policy_ids() if p.startswith("gavel_replay/")]
 
@@ -111,7 +111,7 @@ def test_inputs_are_batched_many_per_round_trip(opa, recorded, settings):
     candidate, _ = recorded
     settings.GAVEL_REPLAY_CHUNK = 5
     report = replay.replay_version(candidate)
-    assert report.round_trips == 4  # 20 inputs, 5 per POST /v1/query
+    assert report.round_trips == 4  # 20 inputs, 5 per `opa eval`
     assert report.changes == EXPECTED
 
 

@@ -1,0 +1,82 @@
+"""Gavel's own OPA for replay and explain: `opa eval` in the sandbox (sandbox.py), never the
+fleet's OPA server, which runs with its full environment and every builtin.
+
+It answers the few calls evaluation.loaded() and its callers make of an OpaClient (put and
+delete a module, a query, an explained query), so the same harness runs either way. Modules live
+in memory until a query writes them to a private folder for one `opa eval`. It sees no data
+documents: a version is evaluated on its own, against the input.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from . import cli
+from .client import OpaRejected
+
+
+class LocalOpa:
+    def __init__(self, timeout: float | None = None):
+        self.timeout = timeout or settings.GAVEL_REPLAY_TIMEOUT_SECONDS
+        self.modules: dict[str, str] = {}
+
+    def __enter__(self) -> LocalOpa:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.modules.clear()
+
+    def put_policy(self, policy_id: str, source: str) -> None:
+        self.modules[policy_id] = source
+
+    def delete_policy(self, policy_id: str) -> None:
+        self.modules.pop(policy_id, None)
+
+    def _eval(self, rego_query: str, input_document: Any, *flags: str) -> tuple[str, dict[str, str]]:
+        """One `opa eval` over the modules; its output and which file holds which module."""
+        with tempfile.TemporaryDirectory(prefix="gavel-eval-") as tmp:
+            files = {}
+            for number, (policy_id, source) in enumerate(self.modules.items()):
+                files[f"m{number}.rego"] = policy_id
+                (Path(tmp) / f"m{number}.rego").write_text(source, encoding="utf-8")
+            args = ["eval", *flags, *[arg for name in files for arg in ("-d", name)]]
+            if input_document is not None:
+                args.append("--stdin-input")
+            done = cli.run(*args, rego_query, cwd=tmp, timeout=self.timeout,
+                           input=None if input_document is None else json.dumps(input_document))
+        if done.returncode != 0:
+            raise OpaRejected(400, _errors(done.stdout or done.stderr))
+        return done.stdout, files
+
+    def query(self, rego_query: str, input_document: Any = None) -> list[dict[str, Any]]:
+        """The result rows (bindings), as POST /v1/query gives them."""
+        out, _ = self._eval(rego_query, input_document, "--format", "json")
+        return [row.get("bindings", {}) for row in json.loads(out).get("result", [])]
+
+    def query_explained(self, rego_query: str, input_document: Any = None,
+                        explain: str = "full") -> tuple[list[dict[str, Any]], list[str]]:
+        """The rows and OPA's trace, one event a line, with each module named by its id as the
+        REST API names it (`gavel_explain/...:12  | Enter ...`)."""
+        rows = self.query(rego_query, input_document)
+        out, files = self._eval(rego_query, input_document, "--format", "pretty", "--explain", explain)
+        lines = []
+        for line in out.splitlines():
+            if line.startswith(("┌", "+-")) or line in ("undefined", "true", "false"):
+                break  # the pretty result after the trace
+            module, colon, rest = line.partition(":")
+            lines.append(f"{files[module]}:{rest}" if colon and module in files else line)
+        return rows, lines
+
+
+def _errors(output: str) -> dict[str, Any]:
+    """OPA's refusal as the REST API words it: a message and the errors."""
+    try:
+        errors = json.loads(output).get("errors", [])
+    except ValueError:
+        return {"message": output.strip()[:2000] or "opa eval failed without a message"}
+    message = "; ".join(e.get("message", "") for e in errors)
+    return {"code": "evaluation_error", "message": message or output.strip()[:2000], "errors": errors}
