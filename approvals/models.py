@@ -81,6 +81,7 @@ class HeldActionEvent(models.Model):
         ESCALATED = "escalated", "Escalated"
         EXPIRED = "expired", "Expired"
         CONSUMED = "consumed", "Retried and allowed by OPA"
+        REFUSED = "refused", "A decision claimed it and consumed nothing"
 
     held_action = models.ForeignKey(HeldAction, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=10, choices=Kind.choices)

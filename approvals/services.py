@@ -102,16 +102,47 @@ def review(held: HeldAction, *, reviewer, approve: bool, comment: str) -> HeldAc
     return held
 
 
-def consume(approval_ref: str, decision: Decision) -> None:
-    """OPA allowed a retry that named this approval: it is used up and leaves OPA's data."""
+def consume(approval_ref: str, decision: Decision) -> bool:
+    """A retry's decision log says OPA applied this approval. It is used up, and leaves OPA's
+    data, only if the retry is the one it was granted for; otherwise the decision stays stored,
+    consumes nothing, and the held action's history (and the activity log) says why."""
     with transaction.atomic():
-        held = HeldAction.objects.select_for_update().filter(decision_id=approval_ref).first()
-        if held is None or held.consumed_at:
-            return
+        held = (HeldAction.objects.select_for_update(of=("self",)).filter(decision_id=approval_ref)
+                .select_related("logged_decision").first())
+        if held is None:
+            return False
+        refusal = why_not_consumed_by(held, decision)
+        if refusal:
+            held.log(HeldActionEvent.Kind.REFUSED, detail=f"decision {decision.decision_id} consumed nothing: {refusal}")
+            return False
         held.consumed_at, held.consumed_by_decision = timezone.now(), decision.decision_id
         held.save(update_fields=["consumed_at", "consumed_by_decision"])
         held.log(HeldActionEvent.Kind.CONSUMED, detail=f"decision {decision.decision_id}")
         queue.after_commit("approvals.tasks.push_approvals")
+        return True
+
+
+def why_not_consumed_by(held: HeldAction, decision: Decision) -> str:
+    """Why `decision` may not use `held`'s approval, or "" when it may: an approved, unused
+    approval, by a decision of the environment and policy of the held action's own decision log,
+    with that log's input (compared as stored, so masked alike) plus `gavel_approval`."""
+    if held.consumed_at:
+        return f"the approval was already used by decision {held.consumed_by_decision}"
+    if held.status != HeldAction.Status.APPROVED:
+        return f"the action is {held.get_status_display().lower()}, not approved"
+    if held.valid_until and decision.timestamp > held.valid_until:
+        return "the approval had lapsed when the decision was made"
+    granted = held.logged_decision
+    if granted is None:
+        return "the held action's own decision log has not arrived, so where it was granted is unknown"
+    if decision.environment != granted.environment:
+        return f"it was granted in environment {granted.environment!r}, not {decision.environment!r}"
+    if decision.policy_id is None or decision.policy_id != granted.policy_id:
+        return f"it was granted for policy {granted.policy}, not {decision.policy or decision.path}"
+    retried = dict(decision.input) if isinstance(decision.input, dict) else None
+    if retried is None or retried.pop("gavel_approval", None) != held.decision_id or retried != granted.input:
+        return "the input differs from the one it was granted for"
+    return ""
 
 
 def record_decisions(decisions: list[Decision], **_) -> None:
