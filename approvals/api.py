@@ -19,6 +19,7 @@ from policies.models import Policy
 from . import services as approvals
 from .filters import HeldActionFilter
 from .models import HeldAction
+from .notifications import CallbackRefused
 from .wording import describe
 
 
@@ -82,11 +83,16 @@ class HeldActionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         body = HoldRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        held, created = approvals.hold(
-            decision_id=data["decision_id"], path=data["path"], request=data["input"], result=data["result"],
-            created_from="api", policy=_policy_for(data["path"], data["result"]),
-            callback_url=data.get("callback_url", ""),
-        )
+        try:
+            held, created = approvals.hold(
+                decision_id=data["decision_id"], path=data["path"], request=data["input"], result=data["result"],
+                created_from="api", policy=_policy_for(data["path"], data["result"]),
+                callback_url=data.get("callback_url", ""), submitted_by=request.user,
+            )
+        except CallbackRefused as exc:
+            raise ValidationError({"callback_url": str(exc)})
+        except DjangoPermissionDenied as exc:
+            raise PermissionDenied(str(exc))
         return Response(HeldActionSerializer(held).data, status=status.HTTP_201_CREATED if created else 200)
 
     @extend_schema(parameters=[OpenApiParameter("wait", OpenApiTypes.INT, description=(

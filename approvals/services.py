@@ -32,8 +32,13 @@ log = logging.getLogger(__name__)
 
 
 def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from: str, policy=None,
-         decision: Decision | None = None, callback_url: str = "") -> tuple[HeldAction, bool]:
-    """The held action for a decision, created if it does not exist yet. Returns (held, created)."""
+         decision: Decision | None = None, callback_url: str = "", submitted_by=None) -> tuple[HeldAction, bool]:
+    """The held action for a decision, created if it does not exist yet. Returns (held, created).
+
+    `submitted_by` is the enforcement point's account (API). The first one to submit the action
+    owns it, and only it sets the callback, which must be allowed (notifications.check_callback)."""
+    if callback_url:
+        notifications.check_callback(callback_url)
     existing = HeldAction.objects.filter(decision_id=decision_id).first()
     if existing is None:
         result_doc = result if isinstance(result, dict) else {}
@@ -46,7 +51,7 @@ def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from
                     path=path, input=request, reasons=derive_outcome(result)[1] if result is not None else [],
                     requester=user_of(request), risk=risk_of(request, result),
                     approvals_required=required if required in (1, 2, 3) else 1, created_from=created_from,
-                    callback_url=callback_url,
+                    callback_url=callback_url, submitted_by=submitted_by,
                     expires_at=timezone.now() + timedelta(minutes=settings.GAVEL_APPROVAL_TIMEOUT_MINUTES),
                 )
                 held.log(HeldActionEvent.Kind.CREATED, detail=f"from the {created_from}")
@@ -58,6 +63,11 @@ def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from
     if decision is not None and existing.logged_decision_id is None:
         existing.logged_decision = decision  # the API came first; now its decision log is in
         changed.append("logged_decision")
+    if submitted_by is not None and existing.submitted_by_id is None:
+        existing.submitted_by = submitted_by  # the decision log came first; this enforcement point submits it
+        changed.append("submitted_by")
+    if callback_url and existing.submitted_by_id != getattr(submitted_by, "pk", None):
+        raise PermissionDenied("only the enforcement point that submitted this action sets its callback")
     if callback_url and not existing.callback_url:
         existing.callback_url = callback_url
         changed.append("callback_url")

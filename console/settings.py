@@ -264,6 +264,8 @@ GAVEL_INGEST_REQUEUE_AFTER_SECONDS = int(os.environ.get("GAVEL_INGEST_REQUEUE_AF
 GAVEL_APPROVAL_TIMEOUT_MINUTES = int(os.environ.get("GAVEL_APPROVAL_TIMEOUT_MINUTES", "60"))
 GAVEL_APPROVAL_VALIDITY_MINUTES = int(os.environ.get("GAVEL_APPROVAL_VALIDITY_MINUTES", "15"))
 GAVEL_APPROVAL_WEBHOOK_URL = os.environ.get("GAVEL_APPROVAL_WEBHOOK_URL", "")
+# Hosts and networks (CIDR) a held action's callback_url may name; anything else is refused (400).
+GAVEL_CALLBACK_ALLOWED = os.environ.get("GAVEL_CALLBACK_ALLOWED", "")
 GAVEL_APPROVAL_MAX_WAIT_SECONDS = 60  # the longest a GET /api/v1/approvals/{id}?wait= may hold a request
 
 # --- Exports of decision searches (exports/services.py) -------------------------------------
