@@ -38,6 +38,11 @@ SECRET_KEY = required_secret("SECRET_KEY", "django-insecure-gavel-development-on
 # to OPAs that have no token of their own. Production issues per-instance tokens instead
 # (fleet/credentials.py, fleet/opa_authz.py).
 GAVEL_OPA_TOKEN = required_secret("GAVEL_OPA_TOKEN", "gavel-development-token")
+# Once every OPA has a token of its own, the bootstrap token stops being accepted from OPA (401):
+# the default in production. DEBUG and the local stacks (scripts/stack.py: make test, the benches),
+# whose OPAs still ship with it, keep it.
+GAVEL_OPA_BOOTSTRAP_TOKEN_OFF = env_bool("GAVEL_OPA_BOOTSTRAP_TOKEN_OFF",
+                                         not DEBUG and "GAVEL_STACK_HOME" not in os.environ)
 
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
