@@ -13,9 +13,11 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db import transaction
 
 from core import webhooks
 
+from . import waiting
 from .models import HeldAction
 from .wording import describe
 
@@ -90,5 +92,9 @@ def targets(held: HeldAction, kind: str) -> list[str]:
 
 
 def notify(held: HeldAction, kind: str) -> int:
-    """Queue the webhooks for this step, sent once the transaction commits."""
+    """Queue the webhooks for this step, sent once the transaction commits; a decision also
+    wakes the enforcement points waiting for it."""
+    if kind == "decided":
+        decision_id = held.decision_id
+        transaction.on_commit(lambda: waiting.announce(decision_id))
     return webhooks.send(targets(held, kind), payload(held, kind))

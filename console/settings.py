@@ -271,7 +271,10 @@ GAVEL_APPROVAL_VALIDITY_MINUTES = int(os.environ.get("GAVEL_APPROVAL_VALIDITY_MI
 GAVEL_APPROVAL_WEBHOOK_URL = os.environ.get("GAVEL_APPROVAL_WEBHOOK_URL", "")
 # Hosts and networks (CIDR) a held action's callback_url may name; anything else is refused (400).
 GAVEL_CALLBACK_ALLOWED = os.environ.get("GAVEL_CALLBACK_ALLOWED", "")
-GAVEL_APPROVAL_MAX_WAIT_SECONDS = 60  # the longest a GET /api/v1/approvals/{id}?wait= may hold a request
+GAVEL_APPROVAL_MAX_WAIT_SECONDS = 60  # the longest ?wait= a GET /api/v1/approvals/{id} accepts
+# ...of which the server waits at most this long (no database connection held), then says Retry-After.
+GAVEL_APPROVAL_HOLD_SECONDS = float(os.environ.get("GAVEL_APPROVAL_HOLD_SECONDS", "10"))
+GAVEL_APPROVAL_MAX_WAITS_PER_USER = int(os.environ.get("GAVEL_APPROVAL_MAX_WAITS_PER_USER", "4"))
 
 # --- Exports of decision searches (exports/services.py) -------------------------------------
 # A search with more rows than this is exported by a Celery job instead of streamed.
