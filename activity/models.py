@@ -11,6 +11,7 @@ from pghistory.models import Events
 
 from alerts.models import AlertRule
 from approvals.models import ApprovalVote, HeldAction
+from approvals.models import HeldActionEvent as HeldActionStep  # its own name would clash with HeldAction's events
 from exports.models import ExportRecord
 from fleet.models import Environment, OpaCredential, OpaInstance
 from policies.models import ActiveVersion, Policy, PolicyVersion, PublishEvent, PublishRequest
@@ -27,7 +28,10 @@ track(CanarySetting)
 track(KillSwitchChange)
 track(PolicyException)
 # Only a held action's outcome; its input came from outside and stays on the held action.
-track(HeldAction, fields=["decision_id", "status", "decided_at"])
+track(HeldAction, fields=["decision_id", "status", "decided_at", "consumed_at", "consumed_by_decision"])
+# Its steps, among them a decision that claimed the approval and consumed nothing (approvals/services.py).
+track(HeldActionStep, fields=["held_action", "kind", "detail", "created_at"], name="HeldActionStep",
+      label="held action step")
 track(ApprovalVote)
 # Never the bundle token's hash or an instance's token; nor the status OPA reports every few seconds.
 track(Environment, fields=["name", "opa_url", "delivery"])

@@ -1,6 +1,5 @@
 """The approvals API, for enforcement points: hold an action, wait for its outcome, review it."""
-import time
-
+import redis
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -17,8 +16,10 @@ from core.outcomes import derive_outcome
 from policies.models import Policy
 
 from . import services as approvals
+from . import waiting
 from .filters import HeldActionFilter
 from .models import HeldAction
+from .notifications import CallbackRefused
 from .wording import describe
 
 
@@ -82,27 +83,41 @@ class HeldActionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         body = HoldRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        held, created = approvals.hold(
-            decision_id=data["decision_id"], path=data["path"], request=data["input"], result=data["result"],
-            created_from="api", policy=_policy_for(data["path"], data["result"]),
-            callback_url=data.get("callback_url", ""),
-        )
+        try:
+            held, created = approvals.hold(
+                decision_id=data["decision_id"], path=data["path"], request=data["input"], result=data["result"],
+                created_from="api", policy=_policy_for(data["path"], data["result"]),
+                callback_url=data.get("callback_url", ""), submitted_by=request.user,
+            )
+        except CallbackRefused as exc:
+            raise ValidationError({"callback_url": str(exc)})
+        except DjangoPermissionDenied as exc:
+            raise PermissionDenied(str(exc))
         return Response(HeldActionSerializer(held).data, status=status.HTTP_201_CREATED if created else 200)
 
     @extend_schema(parameters=[OpenApiParameter("wait", OpenApiTypes.INT, description=(
-        "Seconds to wait for a decision before answering (long polling); at most 60."))])
+        "Seconds to wait for a decision (long polling). The server waits at most "
+        "GAVEL_APPROVAL_HOLD_SECONDS; still pending, it answers with Retry-After: ask again then."))],
+        responses={200: HeldActionSerializer, 429: OpenApiTypes.OBJECT})
     def retrieve(self, request, *args, **kwargs):
-        """The held action; with ?wait=N the answer comes as soon as it is decided, or after N seconds."""
+        """The held action; with ?wait=N the answer comes as soon as it is decided, or after a short wait."""
         held = self.get_object()
         try:
             wait = min(float(request.query_params.get("wait", 0)), settings.GAVEL_APPROVAL_MAX_WAIT_SECONDS)
         except ValueError:
             raise ValidationError({"wait": "a number of seconds"})
-        deadline = time.monotonic() + max(wait, 0)
-        while held.status == HeldAction.Status.PENDING and time.monotonic() < deadline:
-            time.sleep(0.25)
+        if held.status == HeldAction.Status.PENDING and wait > 0:
+            try:
+                with waiting.slot(request.user.pk):
+                    waiting.wait_for_decision(held.decision_id, waiting.hold_seconds(wait))
+            except waiting.TooManyWaits as exc:
+                return Response({"detail": str(exc)}, status=status.HTTP_429_TOO_MANY_REQUESTS,
+                                headers={"Retry-After": str(waiting.RETRY_AFTER_SECONDS)})
+            except redis.RedisError:
+                pass  # nobody waits without Redis: the answer comes at once
             held.refresh_from_db()
-        return Response(HeldActionSerializer(held).data)
+        headers = {"Retry-After": str(waiting.RETRY_AFTER_SECONDS)} if held.status == HeldAction.Status.PENDING else {}
+        return Response(HeldActionSerializer(held).data, headers=headers)
 
     @extend_schema(request=ReviewSerializer, responses={200: HeldActionSerializer})
     @action(detail=True, methods=["post"], permission_classes=[CanReview])

@@ -32,6 +32,8 @@ class HeldAction(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     created_from = models.CharField(max_length=20, help_text="decision log or api: whichever arrived first.")
     callback_url = models.URLField(blank=True, help_text="The enforcement point's webhook for the outcome.")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+", help_text="The enforcement point that submitted it (API).")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(help_text="Undecided by then, it is rejected.")
     escalated_at = models.DateTimeField(null=True, blank=True)
@@ -81,6 +83,7 @@ class HeldActionEvent(models.Model):
         ESCALATED = "escalated", "Escalated"
         EXPIRED = "expired", "Expired"
         CONSUMED = "consumed", "Retried and allowed by OPA"
+        REFUSED = "refused", "A decision claimed it and consumed nothing"
 
     held_action = models.ForeignKey(HeldAction, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=10, choices=Kind.choices)

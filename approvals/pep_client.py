@@ -73,10 +73,14 @@ class EnforcementPoint:
         while time.monotonic() < deadline:
             wait = max(1, min(self.poll_seconds, deadline - time.monotonic()))
             response = self.gavel.get(f"/api/v1/approvals/{decision_id}", params={"wait": int(wait)})
-            response.raise_for_status()
-            status = response.json()["status"]
-            if status != "pending":
-                return status
+            if response.status_code != 429:  # 429: too many waits open at once; ask again after a pause
+                response.raise_for_status()
+                status = response.json()["status"]
+                if status != "pending":
+                    return status
+            # Gavel waits only briefly and says when to ask again.
+            pause = float(response.headers.get("Retry-After", "1") or 1)
+            time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
         return "timed_out"
 
     def decide(self, path: str, request: Any, *, wait_for_approval: bool = True) -> Verdict:

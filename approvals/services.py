@@ -32,8 +32,13 @@ log = logging.getLogger(__name__)
 
 
 def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from: str, policy=None,
-         decision: Decision | None = None, callback_url: str = "") -> tuple[HeldAction, bool]:
-    """The held action for a decision, created if it does not exist yet. Returns (held, created)."""
+         decision: Decision | None = None, callback_url: str = "", submitted_by=None) -> tuple[HeldAction, bool]:
+    """The held action for a decision, created if it does not exist yet. Returns (held, created).
+
+    `submitted_by` is the enforcement point's account (API). The first one to submit the action
+    owns it, and only it sets the callback, which must be allowed (notifications.check_callback)."""
+    if callback_url:
+        notifications.check_callback(callback_url)
     existing = HeldAction.objects.filter(decision_id=decision_id).first()
     if existing is None:
         result_doc = result if isinstance(result, dict) else {}
@@ -46,7 +51,7 @@ def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from
                     path=path, input=request, reasons=derive_outcome(result)[1] if result is not None else [],
                     requester=user_of(request)[:200], risk=risk_of(request, result),
                     approvals_required=required if required in (1, 2, 3) else 1, created_from=created_from,
-                    callback_url=callback_url,
+                    callback_url=callback_url, submitted_by=submitted_by,
                     expires_at=timezone.now() + timedelta(minutes=settings.GAVEL_APPROVAL_TIMEOUT_MINUTES),
                 )
                 held.log(HeldActionEvent.Kind.CREATED, detail=f"from the {created_from}")
@@ -58,6 +63,11 @@ def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from
     if decision is not None and existing.logged_decision_id is None:
         existing.logged_decision = decision  # the API came first; now its decision log is in
         changed.append("logged_decision")
+    if submitted_by is not None and existing.submitted_by_id is None:
+        existing.submitted_by = submitted_by  # the decision log came first; this enforcement point submits it
+        changed.append("submitted_by")
+    if callback_url and existing.submitted_by_id != getattr(submitted_by, "pk", None):
+        raise PermissionDenied("only the enforcement point that submitted this action sets its callback")
     if callback_url and not existing.callback_url:
         existing.callback_url = callback_url
         changed.append("callback_url")
@@ -102,16 +112,47 @@ def review(held: HeldAction, *, reviewer, approve: bool, comment: str) -> HeldAc
     return held
 
 
-def consume(approval_ref: str, decision: Decision) -> None:
-    """OPA allowed a retry that named this approval: it is used up and leaves OPA's data."""
+def consume(approval_ref: str, decision: Decision) -> bool:
+    """A retry's decision log says OPA applied this approval. It is used up, and leaves OPA's
+    data, only if the retry is the one it was granted for; otherwise the decision stays stored,
+    consumes nothing, and the held action's history (and the activity log) says why."""
     with transaction.atomic():
-        held = HeldAction.objects.select_for_update().filter(decision_id=approval_ref).first()
-        if held is None or held.consumed_at:
-            return
+        held = (HeldAction.objects.select_for_update(of=("self",)).filter(decision_id=approval_ref)
+                .select_related("logged_decision").first())
+        if held is None:
+            return False
+        refusal = why_not_consumed_by(held, decision)
+        if refusal:
+            held.log(HeldActionEvent.Kind.REFUSED, detail=f"decision {decision.decision_id} consumed nothing: {refusal}")
+            return False
         held.consumed_at, held.consumed_by_decision = timezone.now(), decision.decision_id
         held.save(update_fields=["consumed_at", "consumed_by_decision"])
         held.log(HeldActionEvent.Kind.CONSUMED, detail=f"decision {decision.decision_id}")
         queue.after_commit("approvals.tasks.push_approvals")
+        return True
+
+
+def why_not_consumed_by(held: HeldAction, decision: Decision) -> str:
+    """Why `decision` may not use `held`'s approval, or "" when it may: an approved, unused
+    approval, by a decision of the environment and policy of the held action's own decision log,
+    with that log's input (compared as stored, so masked alike) plus `gavel_approval`."""
+    if held.consumed_at:
+        return f"the approval was already used by decision {held.consumed_by_decision}"
+    if held.status != HeldAction.Status.APPROVED:
+        return f"the action is {held.get_status_display().lower()}, not approved"
+    if held.valid_until and decision.timestamp > held.valid_until:
+        return "the approval had lapsed when the decision was made"
+    granted = held.logged_decision
+    if granted is None:
+        return "the held action's own decision log has not arrived, so where it was granted is unknown"
+    if decision.environment != granted.environment:
+        return f"it was granted in environment {granted.environment!r}, not {decision.environment!r}"
+    if decision.policy_id is None or decision.policy_id != granted.policy_id:
+        return f"it was granted for policy {granted.policy}, not {decision.policy or decision.path}"
+    retried = dict(decision.input) if isinstance(decision.input, dict) else None
+    if retried is None or retried.pop("gavel_approval", None) != held.decision_id or retried != granted.input:
+        return "the input differs from the one it was granted for"
+    return ""
 
 
 def record_decisions(decisions: list[Decision], **_) -> None:

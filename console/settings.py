@@ -38,6 +38,11 @@ SECRET_KEY = required_secret("SECRET_KEY", "django-insecure-gavel-development-on
 # to OPAs that have no token of their own. Production issues per-instance tokens instead
 # (fleet/credentials.py, fleet/opa_authz.py).
 GAVEL_OPA_TOKEN = required_secret("GAVEL_OPA_TOKEN", "gavel-development-token")
+# Once every OPA has a token of its own, the bootstrap token stops being accepted from OPA (401):
+# the default in production. DEBUG and the local stacks (scripts/stack.py: make test, the benches),
+# whose OPAs still ship with it, keep it.
+GAVEL_OPA_BOOTSTRAP_TOKEN_OFF = env_bool("GAVEL_OPA_BOOTSTRAP_TOKEN_OFF",
+                                         not DEBUG and "GAVEL_STACK_HOME" not in os.environ)
 
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
@@ -270,7 +275,12 @@ GAVEL_INGEST_REQUEUE_AFTER_SECONDS = int(os.environ.get("GAVEL_INGEST_REQUEUE_AF
 GAVEL_APPROVAL_TIMEOUT_MINUTES = int(os.environ.get("GAVEL_APPROVAL_TIMEOUT_MINUTES", "60"))
 GAVEL_APPROVAL_VALIDITY_MINUTES = int(os.environ.get("GAVEL_APPROVAL_VALIDITY_MINUTES", "15"))
 GAVEL_APPROVAL_WEBHOOK_URL = os.environ.get("GAVEL_APPROVAL_WEBHOOK_URL", "")
-GAVEL_APPROVAL_MAX_WAIT_SECONDS = 60  # the longest a GET /api/v1/approvals/{id}?wait= may hold a request
+# Hosts and networks (CIDR) a held action's callback_url may name; anything else is refused (400).
+GAVEL_CALLBACK_ALLOWED = os.environ.get("GAVEL_CALLBACK_ALLOWED", "")
+GAVEL_APPROVAL_MAX_WAIT_SECONDS = 60  # the longest ?wait= a GET /api/v1/approvals/{id} accepts
+# ...of which the server waits at most this long (no database connection held), then says Retry-After.
+GAVEL_APPROVAL_HOLD_SECONDS = float(os.environ.get("GAVEL_APPROVAL_HOLD_SECONDS", "10"))
+GAVEL_APPROVAL_MAX_WAITS_PER_USER = int(os.environ.get("GAVEL_APPROVAL_MAX_WAITS_PER_USER", "4"))
 
 # --- Exports of decision searches (exports/services.py) -------------------------------------
 # A search with more rows than this is exported by a Celery job instead of streamed.

@@ -3,7 +3,9 @@
 Partitions first (creating one locks the parent table, so it happens before the long
 transaction), then each decision once: COPY into a temporary table and one INSERT ... ON
 CONFLICT DO NOTHING RETURNING, so a decision OPA delivers twice (a retried batch, two workers
-racing) is stored once and we learn exactly which ones were new. In the same transaction the
+racing) is stored once and we learn exactly which ones were new. A decision id is stored in one
+environment only: the same id uploaded again under another environment's token (or labels) is
+a copy, not a second decision, and is left out. In the same transaction the
 new ones are counted into the rollups and `decisions_stored` is sent, which is how features
 act on new decisions (approvals holds what needs a person) without the core knowing them.
 """
@@ -54,7 +56,10 @@ def insert(decisions: list[Decision]) -> list[Decision]:
             for decision in decisions:
                 copy.write_row(copy_row(decision))
         cursor.execute(
-            f"INSERT INTO {Decision._meta.db_table} ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM incoming_decision "
+            f"INSERT INTO {Decision._meta.db_table} ({COPY_COLUMNS}) "
+            f"SELECT DISTINCT ON (decision_id) {COPY_COLUMNS} FROM incoming_decision AS i "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {Decision._meta.db_table} AS d WHERE d.decision_id = i.decision_id) "
+            f"ORDER BY decision_id, timestamp "
             f"ON CONFLICT (decision_id, environment, timestamp) DO NOTHING "
             f"RETURNING id, decision_id, environment, timestamp")
         ids = {(decision_id, environment, timestamp): pk for pk, decision_id, environment, timestamp in cursor.fetchall()}

@@ -70,9 +70,14 @@ def authenticate(request) -> OpaCaller | None:
     environment = Environment.objects.filter(bundle_token_hash=digest).first()
     if environment is not None and environment.bundle_token_matches(token):
         return OpaCaller(environment=environment)
-    if settings.GAVEL_OPA_TOKEN and hmac.compare_digest(token.encode(), settings.GAVEL_OPA_TOKEN.encode()):
+    if bootstrap_token_accepted() and hmac.compare_digest(token.encode(), settings.GAVEL_OPA_TOKEN.encode()):
         return OpaCaller()
     return None
+
+
+def bootstrap_token_accepted() -> bool:
+    """GAVEL_OPA_TOKEN is accepted from OPA until GAVEL_OPA_BOOTSTRAP_TOKEN_OFF turns it off."""
+    return bool(settings.GAVEL_OPA_TOKEN) and not settings.GAVEL_OPA_BOOTSTRAP_TOKEN_OFF
 
 
 def _note_use(credential: OpaCredential, now) -> None:

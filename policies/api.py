@@ -55,6 +55,11 @@ class CanRetire(BasePermission):
         return request.user.has_perm("policies.retire_policy")
 
 
+class CanRollBack(BasePermission):
+    def has_permission(self, request, view):
+        return request.user.has_perm("policies.rollback_policy")
+
+
 class CanReplay(BasePermission):
     """A replay shows how recorded decisions would change, so it needs the audit trail."""
 
@@ -88,7 +93,7 @@ class PolicyViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             raise SourceRefused(exc)
 
     @extend_schema(request=EnvironmentReasonSerializer, responses={202: PublicationSerializer})
-    @action(detail=True, methods=["post"], permission_classes=[CanPublish])
+    @action(detail=True, methods=["post"], permission_classes=[CanRollBack])
     def rollback(self, request, name=None):
         """Re-publish, in one environment (default GAVEL_ENVIRONMENT), the version it ran before
         its active one; no second approval needed, other environments untouched."""

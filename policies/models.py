@@ -31,7 +31,8 @@ class Policy(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "policies"
-        permissions = [("retire_policy", "Can retire a policy (remove it from OPA)")]
+        permissions = [("retire_policy", "Can retire a policy (remove it from OPA)"),
+                       ("rollback_policy", "Can roll an environment back to its previous version")]
 
     def __str__(self) -> str:
         return self.name

@@ -23,6 +23,7 @@ from .services import PublishRefused, ensure_publishable, request_publication
 
 PUBLISH_PERMISSION = "policies.publish_policyversion"
 RETIRE_PERMISSION = "policies.retire_policy"
+ROLLBACK_PERMISSION = "policies.rollback_policy"  # security admins (console/roles.py)
 
 
 def _require(user, permission: str, what: str) -> None:
@@ -122,7 +123,7 @@ def rollback(policy: Policy, *, rolled_back_by, reason: str, environment: Enviro
     """Re-publish, in `environment` (default: GAVEL_ENVIRONMENT's), the version it ran before
     its active one, in one step. No second person is needed: the version was reviewed and ran
     there before. Other environments are not touched."""
-    _require(rolled_back_by, PUBLISH_PERMISSION, "roll back")
+    _require(rolled_back_by, ROLLBACK_PERMISSION, "roll back")
     reason = _reason(reason, "roll back")
     environment = environment or Environment.objects.default()
     policy = Policy.objects.select_for_update().get(pk=policy.pk)

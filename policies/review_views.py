@@ -109,7 +109,7 @@ def reject(request, name, number, request_id):
 
 
 @require_POST
-@permission_required("policies.publish_policyversion", raise_exception=True)
+@permission_required("policies.rollback_policy", raise_exception=True)
 def rollback(request, name):
     policy = get_object_or_404(Policy, name=name)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -108,6 +108,19 @@ class Preview:
     @property
     def dry_run(self) -> int:
         return self.by_mode[Mode.DRY_RUN]
+
+
+READ_DECISIONS = "core.view_decision"
+
+
+def previewable(user, proposed: Rollout, current: Rollout) -> Rollout:
+    """The rollout a preview may replay for `user`. Decision readers preview any proposal. Anyone
+    else gets counts only under the policy's own configured fields and named users, with the
+    proposed mode and percentage: a guessed user name or input path in a preview would tell them
+    who decided what, which the audit trail refuses them."""
+    if user.has_perm(READ_DECISIONS):
+        return proposed
+    return replace(current, mode=proposed.mode, enforce_percentage=proposed.enforce_percentage)
 
 
 def preview(policy: Policy, environment: Environment, rollout: Rollout, *, hours: int = 24) -> Preview:

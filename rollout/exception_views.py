@@ -54,8 +54,11 @@ def exception_detail(request, pk):
         PolicyException.objects.select_related("policy", "environment", "requested_by", "approved_by"), pk=pk
     )
     changed = Decision.objects.filter(exception_ids__contains=[exception.pk]).select_related("policy", "version")
+    # Which decisions it waived (who, what, why) is audit-trail data: without that permission, the count.
+    reads_decisions = request.user.has_perm("core.view_decision")
     return render(request, "rollout/exceptions/detail.html", {
-        "exception": exception, "decisions": changed[:50], "decision_count": changed.count(),
+        "exception": exception, "decisions": changed[:50] if reads_decisions else None,
+        "decision_count": changed.count(),
         "can_approve": (request.user.has_perm("rollout.approve_policyexception")
                         and request.user.pk != exception.requested_by_id),
     })

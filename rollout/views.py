@@ -73,6 +73,11 @@ def preview(request, name, environment):
     policy = get_object_or_404(Policy, name=name)
     environment = get_object_or_404(Environment, name=environment)
     form = RolloutForm(request.POST)
-    result = canary.preview(policy, environment, form.rollout()) if form.is_valid() else None
-    current = canary.preview(policy, environment, canary.current_rollout(policy, environment))
-    return render(request, "rollout/_preview.html", {"form": form, "preview": result, "current": current})
+    current_rollout = canary.current_rollout(policy, environment)
+    result = None
+    if form.is_valid():
+        result = canary.preview(policy, environment, canary.previewable(request.user, form.rollout(), current_rollout))
+    current = canary.preview(policy, environment, current_rollout)
+    return render(request, "rollout/_preview.html", {
+        "form": form, "preview": result, "current": current,
+        "aggregate_only": not request.user.has_perm(canary.READ_DECISIONS)})

@@ -1,13 +1,20 @@
 """The whole approval flow against the real OPA, Celery and Gavel's web server: the
 enforcement-point client holds an action, a reviewer approves, OPA allows the retry once."""
+import gzip
+import json
 import threading
+import uuid
 
 import pytest
+from django.conf import settings
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from approvals import services as approvals
-from approvals.models import HeldAction
+from approvals.models import HeldAction, HeldActionEvent
 from approvals.pep_client import EnforcementPoint
+from core.models import Decision
 from core.opa.client import opa_client
 from policies import services
 from policies.models import Publication
@@ -110,3 +117,84 @@ def test_fail_open_and_fail_closed_when_opa_is_stopped(tmp_path):
     assert (closed.allowed, closed.status) == (False, "unreachable")
     assert (opened.allowed, opened.status) == (True, "unreachable")
     assert "failing closed" in closed.reasons[0] and "failing open" in opened.reasons[0]
+
+
+def upload(client, event) -> None:
+    """A decision-log batch as any uploader holding the bootstrap token could send it."""
+    body = gzip.compress(json.dumps([event]).encode())
+    response = client.post("/api/v1/opa/logs", data=body, content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {settings.GAVEL_OPA_TOKEN}")
+    assert response.status_code == 204
+    wait_until(lambda: Decision.objects.filter(decision_id=event["decision_id"]).exists(), message="the upload")
+
+
+def claiming(approval_id, *, environment="test", path=PATH, request=DELETE_REQUEST):
+    """A decision that says OPA applied `approval_id`, with a fresh decision id."""
+    return {"decision_id": str(uuid.uuid4()), "timestamp": timezone.now().isoformat(), "path": path,
+            "input": request | {"gavel_approval": approval_id},
+            "result": {"allow": True, "require_approval": False, "reasons": [], "approval_applied": approval_id},
+            "labels": {"environment": environment, "instance": "elsewhere"}}
+
+
+def approved_in_opa(pep, make_user):
+    first = pep.decide(PATH, DELETE_REQUEST, wait_for_approval=False)
+    held = HeldAction.objects.get(decision_id=first.decision_id)
+    # Its own decision log says where and for what the approval is granted.
+    wait_until(lambda: HeldAction.objects.get(pk=held.pk).logged_decision_id, timeout=30, message="its log")
+    approvals.review(held, reviewer=make_user("reviewer"), approve=True, comment="invoices table is a copy")
+    with opa_client() as opa:
+        wait_until(lambda: opa.get_data("gavel_approvals/deletes"), message="the approval to reach OPA")
+    return held
+
+
+@pytest.mark.parametrize("claim, refusal", [
+    (dict(environment="prod"), "granted in environment 'test', not 'prod'"),
+    (dict(path="gavel_entry/other/decision"), "granted for policy deletes"),
+    (dict(request=DELETE_REQUEST | {"table": "customers"}), "input differs"),
+])
+def test_a_decision_from_elsewhere_consumes_no_approval(published, client_for, make_user, client, claim, refusal):
+    held = approved_in_opa(client_for(), make_user)
+    forged = claiming(held.decision_id, **claim)
+    upload(client, forged)
+
+    # Stored as a decision, but the approval is still unused and still in OPA.
+    assert Decision.objects.get(decision_id=forged["decision_id"]).approval_ref == held.decision_id
+    held.refresh_from_db()
+    assert held.consumed_at is None
+    with opa_client() as opa:
+        assert [a["id"] for a in opa.get_data("gavel_approvals/deletes")] == [held.decision_id]
+    step = held.events.get(kind=HeldActionEvent.Kind.REFUSED)
+    assert forged["decision_id"] in step.detail and refusal in step.detail
+    auditor = APIClient()
+    auditor.force_authenticate(make_user("auditor"))
+    activity = auditor.get("/api/v1/activity/", {"model": "held-action-step"}).json()["results"]
+    details = [change["after"] for entry in activity for change in entry["changes"] if change["field"] == "detail"]
+    assert step.detail in details
+
+    # The retry it was granted for still gets through, and uses it up.
+    with opa_client() as opa:
+        allowed = opa.decide(PATH, DELETE_REQUEST | {"gavel_approval": held.decision_id})
+    assert allowed["result"]["approval_applied"] == held.decision_id
+    wait_until(lambda: HeldAction.objects.get(pk=held.pk).consumed_at, timeout=30, message="the retry's log")
+    assert HeldAction.objects.get(pk=held.pk).consumed_by_decision == allowed["decision_id"]
+
+
+def test_an_approval_is_consumed_once(published, client_for, make_user, client):
+    held = approved_in_opa(client_for(), make_user)
+    first, second = claiming(held.decision_id), claiming(held.decision_id)
+    upload(client, first)
+    upload(client, second)
+    held.refresh_from_db()
+    assert held.consumed_by_decision == first["decision_id"]
+    refused = held.events.get(kind=HeldActionEvent.Kind.REFUSED)
+    assert second["decision_id"] in refused.detail and f"already used by decision {first['decision_id']}" in refused.detail
+
+
+def test_a_pending_action_is_not_consumed(published, client_for, make_user, client):
+    first = client_for().decide(PATH, DELETE_REQUEST, wait_for_approval=False)
+    wait_until(lambda: HeldAction.objects.get(decision_id=first.decision_id).logged_decision_id, timeout=30,
+               message="its log")
+    upload(client, claiming(first.decision_id))
+    held = HeldAction.objects.get(decision_id=first.decision_id)
+    assert held.consumed_at is None and held.status == HeldAction.Status.PENDING
+    assert "not approved" in held.events.get(kind=HeldActionEvent.Kind.REFUSED).detail

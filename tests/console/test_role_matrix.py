@@ -3,9 +3,12 @@ every principal: no login, a session of each role, an API token of each role (an
 token), and OPA's bearer token (GAVEL_OPA_TOKEN, or an environment's bundle token) for
 /api/v1/opa/*.
 
-MATRIX is the one table. test_every_routed_pattern_has_an_entry walks Django's resolver and
-fails for a pattern (or a method of a viewset route) that has no entry, so a new view cannot
-ship without saying who may use it.
+Who may use a route is not decided here: console/roles.py's ROUTE_PERMISSIONS names the
+permission each route and method needs, and the roles holding it are the ones expected to get
+through (groups_allowed). MATRIX only says how to exercise each route.
+test_every_routed_pattern_has_an_entry walks Django's resolver and fails for a pattern (or a
+method of a viewset route) missing from either table, so a new view cannot ship without a
+decision about who may use it.
 
 Each cell runs in a transaction that is rolled back, so every principal meets the same data and
 an allowed action (approve, retire, kill switch...) really happens and is checked:
@@ -31,6 +34,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from alerts.models import AlertRule
+from console import roles
 from approvals import services as approvals
 from exports import services as exports
 from fleet import credentials as opa_credentials
@@ -47,18 +51,7 @@ from tests.support import stack
 pytestmark = pytest.mark.django_db
 
 ROLES = ("compliance_officer", "security_admin", "reviewer", "auditor", "policy_author", "enforcement_point")
-EVERYONE = frozenset(ROLES)
-NOBODY = frozenset()
-READ_POLICIES = EVERYONE - {"enforcement_point"}
-READ_DECISIONS = frozenset({"security_admin", "reviewer", "auditor", "policy_author"})
-PUBLISH = frozenset({"security_admin", "policy_author"})
-ADMIN = frozenset({"security_admin"})
-REVIEW = frozenset({"security_admin", "reviewer"})
-EXPORT = frozenset({"auditor"})
-EXPORT_RECORDS = frozenset({"auditor", "security_admin"})  # who sees past exports and their manifests
-REQUEST_EXCEPTIONS = frozenset({"security_admin", "policy_author"})
-HELD_READ = READ_DECISIONS | {"enforcement_point"}
-READ_ACTIVITY = frozenset({"auditor", "security_admin"})  # the activity log; nobody writes it
+assert set(ROLES) == set(roles.ROLES_BY_GROUP)
 
 HELD_RESULT = {"allow": False, "require_approval": True, "reasons": ["deletes in prod need a reviewer"],
                "policy": "budget", "policy_version": 1}
@@ -70,7 +63,6 @@ class Case:
 
     method: str
     url: object
-    allowed: frozenset
     data: object = None
     ok: tuple = ()  # success statuses; default 200 for GET, 302 for page POSTs, 2xx for API POSTs
     kind: str = "page"  # page | api | opa | public
@@ -84,16 +76,16 @@ class Case:
         return (302,) if self.kind == "page" else (200, 201, 202, 204)
 
 
-def page(method, url, allowed, data=None, ok=()):
-    return Case(method, url, frozenset(allowed), data, ok, "page")
+def page(method, url, data=None, ok=()):
+    return Case(method, url, data, ok, "page")
 
 
-def api(method, url, allowed, data=None, ok=()):
-    return Case(method, url, frozenset(allowed), data, ok, "api")
+def api(method, url, data=None, ok=()):
+    return Case(method, url, data, ok, "api")
 
 
 def opa(method, url, data=None, ok=(204,), token=None):
-    return Case(method, url, NOBODY, data, ok, "opa", token)
+    return Case(method, url, data, ok, "opa", token)
 
 
 ALERT_RULE_FORM = {"name": "Deny spike", "metric": "deny_rate", "threshold": "20", "window_minutes": "5",
@@ -138,91 +130,91 @@ A = "/api/v1"
 
 # name (namespace:name as routed) -> the requests that exercise it, with who may make them.
 MATRIX: dict[str, list[Case]] = {
-    "home": [page("GET", "/", EVERYONE)],
-    "login": [Case("GET", "/login/", EVERYONE, kind="public")],
-    "logout": [Case("POST", "/logout/", EVERYONE, kind="public", ok=(302,))],
+    "home": [page("GET", "/")],
+    "login": [Case("GET", "/login/", kind="public")],
+    "logout": [Case("POST", "/logout/", kind="public", ok=(302,))],
     # --- policies
-    "policies:list": [page("GET", "/policies/", READ_POLICIES)],
+    "policies:list": [page("GET", "/policies/")],
     "policies:create": [
-        page("GET", "/policies/new/", {"policy_author"}),
-        page("POST", "/policies/new/", {"policy_author"},
+        page("GET", "/policies/new/"),
+        page("POST", "/policies/new/",
              lambda w: {"name": "fresh", "title": "Fresh", "message": "first",
                         "source": SIMPLE_POLICY.format(name="fresh")}),
     ],
-    "policies:detail": [page("GET", "/policies/budget/", READ_POLICIES)],
-    "policies:rollback": [page("POST", "/policies/budget/rollback/", PUBLISH, {"reason": "v2 misbehaves"})],
-    "policies:retire": [page("POST", "/policies/budget/retire/", ADMIN, {"reason": "unused"})],
+    "policies:detail": [page("GET", "/policies/budget/")],
+    "policies:rollback": [page("POST", "/policies/budget/rollback/", {"reason": "v2 misbehaves"})],
+    "policies:retire": [page("POST", "/policies/budget/retire/", {"reason": "unused"})],
     "policies:version_create": [
-        page("GET", "/policies/budget/versions/new/", {"policy_author"}),
-        page("POST", "/policies/budget/versions/new/", {"policy_author"},
+        page("GET", "/policies/budget/versions/new/"),
+        page("POST", "/policies/budget/versions/new/",
              lambda w: {"source": SIMPLE_POLICY.format(name="budget") + "\n# v3\n", "tests": "", "message": "v3"}),
     ],
-    "policies:version": [page("GET", f"{V2}/", READ_POLICIES)],
-    "policies:version_diff": [page("GET", f"{V2}/diff/", READ_POLICIES)],
-    "policies:version_publications": [page("GET", f"{V2}/publications/", READ_POLICIES)],
-    "policies:version_publish": [page("POST", "/policies/budget/v1/publish/", PUBLISH, {"reason": "ship v1"})],
+    "policies:version": [page("GET", f"{V2}/")],
+    "policies:version_diff": [page("GET", f"{V2}/diff/")],
+    "policies:version_publications": [page("GET", f"{V2}/publications/")],
+    "policies:version_publish": [page("POST", "/policies/budget/v1/publish/", {"reason": "ship v1"})],
     "policies:request_approve": [
-        page("POST", lambda w: f"{V2}/requests/{w.publish_request.pk}/approve/", PUBLISH, {"reason": "ok"})],
+        page("POST", lambda w: f"{V2}/requests/{w.publish_request.pk}/approve/", {"reason": "ok"})],
     "policies:request_reject": [
-        page("POST", lambda w: f"{V2}/requests/{w.publish_request.pk}/reject/", PUBLISH, {"reason": "no"})],
-    "policies:version_replay": [page("POST", f"{V2}/replay/", READ_DECISIONS, {"last": "10"}, ok=(200,))],
-    "policies:version_summary": [page("GET", f"{V2}/summary/", READ_POLICIES)],
-    "policies:version_summary_print": [page("GET", f"{V2}/summary/print/", READ_POLICIES)],
-    "policies:version_summary_diff": [page("GET", f"{V2}/summary/diff/1/", READ_POLICIES)],
+        page("POST", lambda w: f"{V2}/requests/{w.publish_request.pk}/reject/", {"reason": "no"})],
+    "policies:version_replay": [page("POST", f"{V2}/replay/", {"last": "10"}, ok=(200,))],
+    "policies:version_summary": [page("GET", f"{V2}/summary/")],
+    "policies:version_summary_print": [page("GET", f"{V2}/summary/print/")],
+    "policies:version_summary_diff": [page("GET", f"{V2}/summary/diff/1/")],
     # --- rollout
-    "rollout:overview": [page("GET", "/rollout/", READ_POLICIES)],
+    "rollout:overview": [page("GET", "/rollout/")],
     "rollout:kill_switch": [
-        page("POST", lambda w: f"/rollout/{w.env}/kill-switch/", ADMIN, {"engaged": "on", "reason": "incident"})],
+        page("POST", lambda w: f"/rollout/{w.env}/kill-switch/", {"engaged": "on", "reason": "incident"})],
     "rollout:policy": [
-        page("GET", lambda w: f"/rollout/{w.env}/budget/", READ_POLICIES),
-        page("POST", lambda w: f"/rollout/{w.env}/budget/", ADMIN, rollout_form()),
+        page("GET", lambda w: f"/rollout/{w.env}/budget/"),
+        page("POST", lambda w: f"/rollout/{w.env}/budget/", rollout_form()),
     ],
-    "rollout:preview": [page("POST", lambda w: f"/rollout/{w.env}/budget/preview/", READ_POLICIES, rollout_form(),
+    "rollout:preview": [page("POST", lambda w: f"/rollout/{w.env}/budget/preview/", rollout_form(),
                              ok=(200,))],
     # --- exceptions
-    "exceptions:list": [page("GET", "/exceptions/", READ_POLICIES)],
+    "exceptions:list": [page("GET", "/exceptions/")],
     "exceptions:create": [
-        page("GET", "/exceptions/new/", REQUEST_EXCEPTIONS),
-        page("POST", "/exceptions/new/", REQUEST_EXCEPTIONS, exception_form),
+        page("GET", "/exceptions/new/"),
+        page("POST", "/exceptions/new/", exception_form),
     ],
-    "exceptions:detail": [page("GET", lambda w: f"/exceptions/{w.pending_exception.pk}/", READ_POLICIES)],
-    "exceptions:approve": [page("POST", lambda w: f"/exceptions/{w.pending_exception.pk}/approve/", ADMIN)],
-    "exceptions:revoke": [page("POST", lambda w: f"/exceptions/{w.active_exception.pk}/revoke/", ADMIN)],
+    "exceptions:detail": [page("GET", lambda w: f"/exceptions/{w.pending_exception.pk}/")],
+    "exceptions:approve": [page("POST", lambda w: f"/exceptions/{w.pending_exception.pk}/approve/")],
+    "exceptions:revoke": [page("POST", lambda w: f"/exceptions/{w.active_exception.pk}/revoke/")],
     # --- audit trail and approvals
-    "audit:list": [page("GET", "/audit/", READ_DECISIONS)],
-    "audit:dashboard": [page("GET", "/audit/dashboard/", READ_DECISIONS)],
-    "audit:ingest": [page("GET", "/audit/ingest/", READ_DECISIONS)],
-    "alerts:list": [page("GET", "/audit/alerts/", READ_DECISIONS)],
+    "audit:list": [page("GET", "/audit/")],
+    "audit:dashboard": [page("GET", "/audit/dashboard/")],
+    "audit:ingest": [page("GET", "/audit/ingest/")],
+    "alerts:list": [page("GET", "/audit/alerts/")],
     "alerts:rule-new": [
-        page("GET", "/audit/alerts/rules/new/", ADMIN),
-        page("POST", "/audit/alerts/rules/new/", ADMIN, ALERT_RULE_FORM)],
+        page("GET", "/audit/alerts/rules/new/"),
+        page("POST", "/audit/alerts/rules/new/", ALERT_RULE_FORM)],
     "alerts:rule-edit": [
-        page("GET", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ADMIN),
-        page("POST", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ADMIN, ALERT_RULE_FORM)],
-    "exports:list": [page("GET", "/audit/exports/", EXPORT_RECORDS)],
-    "exports:new": [page("POST", "/audit/exports/new/", EXPORT, {"query": "outcome=allow", "format": "csv"},
+        page("GET", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/"),
+        page("POST", lambda w: f"/audit/alerts/rules/{w.alert_rule.pk}/", ALERT_RULE_FORM)],
+    "exports:list": [page("GET", "/audit/exports/")],
+    "exports:new": [page("POST", "/audit/exports/new/", {"query": "outcome=allow", "format": "csv"},
                               ok=(200,))],
-    "exports:detail": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/", EXPORT_RECORDS)],
-    "exports:download": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/download/", EXPORT)],
+    "exports:detail": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/")],
+    "exports:download": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/download/")],
     # The world's export is the auditor's own; someone else's needs exports.delete_exportrecord, which no role holds.
-    "exports:delete_file": [page("POST", lambda w: f"/audit/exports/{w.export.pk}/delete-file/", EXPORT)],
-    "exports:manifest": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/manifest.json", EXPORT_RECORDS)],
-    "fleet:environments": [page("GET", "/environments/", READ_POLICIES)],
-    "fleet:add_instance": [page("POST", "/environments/edge/instances/", ADMIN, {"name": "opa-new"}, ok=(200,))],
-    "fleet:issue_token": [page("POST", "/environments/edge/instances/opa-a/tokens/", ADMIN, ok=(200,))],
+    "exports:delete_file": [page("POST", lambda w: f"/audit/exports/{w.export.pk}/delete-file/")],
+    "exports:manifest": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/manifest.json")],
+    "fleet:environments": [page("GET", "/environments/")],
+    "fleet:add_instance": [page("POST", "/environments/edge/instances/", {"name": "opa-new"}, ok=(200,))],
+    "fleet:issue_token": [page("POST", "/environments/edge/instances/opa-a/tokens/", ok=(200,))],
     "fleet:revoke_token": [
-        page("POST", lambda w: f"/environments/edge/instances/opa-a/tokens/{w.credential.pk}/revoke/", ADMIN)],
-    "fleet:rotate_gavel_token": [page("POST", "/environments/edge/instances/opa-a/gavel-token/rotate/", ADMIN)],
+        page("POST", lambda w: f"/environments/edge/instances/opa-a/tokens/{w.credential.pk}/revoke/")],
+    "fleet:rotate_gavel_token": [page("POST", "/environments/edge/instances/opa-a/gavel-token/rotate/")],
     "fleet:decommission_instance": [
-        page("POST", "/environments/edge/instances/opa-a/decommission/", ADMIN, {"confirm": "opa-a"})],
-    "audit:detail": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/", READ_DECISIONS)],
-    "audit:explain": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/explain/", READ_DECISIONS)],
-    "approvals:queue": [page("GET", "/approvals/", HELD_READ)],
-    "approvals:export": [page("GET", "/approvals/export.csv", EXPORT)],
-    "approvals:detail": [page("GET", "/approvals/held-1/", HELD_READ)],
-    "approvals:review": [page("POST", "/approvals/held-1/review/", REVIEW, {"verdict": "reject", "comment": "no"})],
+        page("POST", "/environments/edge/instances/opa-a/decommission/", {"confirm": "opa-a"})],
+    "audit:detail": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/")],
+    "audit:explain": [page("GET", lambda w: f"/audit/{w.decision.decision_id}/explain/")],
+    "approvals:queue": [page("GET", "/approvals/")],
+    "approvals:export": [page("GET", "/approvals/export.csv")],
+    "approvals:detail": [page("GET", "/approvals/held-1/")],
+    "approvals:review": [page("POST", "/approvals/held-1/review/", {"verdict": "reject", "comment": "no"})],
     # --- the activity log (read-only: there is no route that changes it)
-    "activity:list": [page("GET", "/activity/", READ_ACTIVITY)],
+    "activity:list": [page("GET", "/activity/")],
     # --- OPA's own endpoints: OPA's bearer token, never a user's role
     "opa-logs": [opa("POST", "/api/v1/opa/logs", log_batch),
                  opa("POST", "/api/v1/opa/logs", log_batch, token=lambda w: w.instance_token)],
@@ -233,83 +225,83 @@ MATRIX: dict[str, list[Case]] = {
                        token=lambda w: w.instance_token)],
     "opa-authz": [opa("GET", "/api/v1/opa/authz", ok=(200,), token=lambda w: w.instance_token)],
     # --- the API
-    "api-schema": [api("GET", f"{A}/schema/", EVERYONE)],
-    "api-root": [api("GET", f"{A}/", EVERYONE)],
+    "api-schema": [api("GET", f"{A}/schema/")],
+    "api-root": [api("GET", f"{A}/")],
     "policy-list": [
-        api("GET", f"{A}/policies/", READ_POLICIES),
-        api("POST", f"{A}/policies/", {"policy_author"},
+        api("GET", f"{A}/policies/"),
+        api("POST", f"{A}/policies/",
             lambda w: {"name": "fresh", "title": "Fresh", "message": "first",
                        "source": SIMPLE_POLICY.format(name="fresh")}),
     ],
-    "policy-detail": [api("GET", f"{A}/policies/budget/", READ_POLICIES)],
-    "policy-history": [api("GET", f"{A}/policies/budget/history/", READ_POLICIES)],
-    "policy-retire": [api("POST", f"{A}/policies/budget/retire/", ADMIN, {"reason": "unused"})],
-    "policy-rollback": [api("POST", f"{A}/policies/budget/rollback/", PUBLISH, {"reason": "v2 misbehaves"})],
+    "policy-detail": [api("GET", f"{A}/policies/budget/")],
+    "policy-history": [api("GET", f"{A}/policies/budget/history/")],
+    "policy-retire": [api("POST", f"{A}/policies/budget/retire/", {"reason": "unused"})],
+    "policy-rollback": [api("POST", f"{A}/policies/budget/rollback/", {"reason": "v2 misbehaves"})],
     "policy-version-list": [
-        api("GET", f"{A}/policies/budget/versions/", READ_POLICIES),
-        api("POST", f"{A}/policies/budget/versions/", {"policy_author"},
+        api("GET", f"{A}/policies/budget/versions/"),
+        api("POST", f"{A}/policies/budget/versions/",
             lambda w: {"source": SIMPLE_POLICY.format(name="budget") + "\n# v3\n", "message": "v3"}),
     ],
-    "policy-version-detail": [api("GET", f"{A}/policies/budget/versions/2/", READ_POLICIES)],
-    "policy-version-diff": [api("GET", f"{A}/policies/budget/versions/2/diff/", READ_POLICIES)],
-    "policy-version-publish": [api("POST", f"{A}/policies/budget/versions/1/publish/", PUBLISH, {"reason": "ship"})],
-    "policy-version-replay": [api("POST", f"{A}/policies/budget/versions/2/replay/", READ_DECISIONS, {"last": 10})],
-    "publication-list": [api("GET", f"{A}/publications/", READ_POLICIES)],
-    "publication-detail": [api("GET", lambda w: f"{A}/publications/{w.publication.pk}/", READ_POLICIES)],
-    "publish-request-list": [api("GET", f"{A}/publish-requests/", READ_POLICIES)],
-    "publish-request-detail": [api("GET", lambda w: f"{A}/publish-requests/{w.publish_request.pk}/", READ_POLICIES)],
+    "policy-version-detail": [api("GET", f"{A}/policies/budget/versions/2/")],
+    "policy-version-diff": [api("GET", f"{A}/policies/budget/versions/2/diff/")],
+    "policy-version-publish": [api("POST", f"{A}/policies/budget/versions/1/publish/", {"reason": "ship"})],
+    "policy-version-replay": [api("POST", f"{A}/policies/budget/versions/2/replay/", {"last": 10})],
+    "publication-list": [api("GET", f"{A}/publications/")],
+    "publication-detail": [api("GET", lambda w: f"{A}/publications/{w.publication.pk}/")],
+    "publish-request-list": [api("GET", f"{A}/publish-requests/")],
+    "publish-request-detail": [api("GET", lambda w: f"{A}/publish-requests/{w.publish_request.pk}/")],
     "publish-request-approve": [
-        api("POST", lambda w: f"{A}/publish-requests/{w.publish_request.pk}/approve/", PUBLISH, {"reason": "ok"})],
+        api("POST", lambda w: f"{A}/publish-requests/{w.publish_request.pk}/approve/", {"reason": "ok"})],
     "publish-request-reject": [
-        api("POST", lambda w: f"{A}/publish-requests/{w.publish_request.pk}/reject/", PUBLISH, {"reason": "no"})],
-    "decision-list": [api("GET", f"{A}/decisions/", READ_DECISIONS)],
-    "decision-detail": [api("GET", lambda w: f"{A}/decisions/{w.decision.decision_id}/", READ_DECISIONS)],
-    "environment-list": [api("GET", f"{A}/environments/", READ_POLICIES)],
-    "environment-detail": [api("GET", lambda w: f"{A}/environments/{w.env}/", READ_POLICIES)],
+        api("POST", lambda w: f"{A}/publish-requests/{w.publish_request.pk}/reject/", {"reason": "no"})],
+    "decision-list": [api("GET", f"{A}/decisions/")],
+    "decision-detail": [api("GET", lambda w: f"{A}/decisions/{w.decision.decision_id}/")],
+    "environment-list": [api("GET", f"{A}/environments/")],
+    "environment-detail": [api("GET", lambda w: f"{A}/environments/{w.env}/")],
     "environment-kill-switch": [
-        api("POST", lambda w: f"{A}/environments/{w.env}/kill-switch/", ADMIN, {"engaged": True, "reason": "x"})],
+        api("POST", lambda w: f"{A}/environments/{w.env}/kill-switch/", {"engaged": True, "reason": "x"})],
     "environment-instance-list": [
-        api("GET", f"{A}/environments/edge/instances/", READ_POLICIES),
-        api("POST", f"{A}/environments/edge/instances/", ADMIN, {"name": "opa-new", "url": "http://10.0.0.9:8181"}),
+        api("GET", f"{A}/environments/edge/instances/"),
+        api("POST", f"{A}/environments/edge/instances/", {"name": "opa-new", "url": "http://10.0.0.9:8181"}),
     ],
-    "environment-instance-detail": [api("GET", f"{A}/environments/edge/instances/opa-a/", READ_POLICIES)],
-    "environment-instance-tokens": [api("POST", f"{A}/environments/edge/instances/opa-a/tokens/", ADMIN)],
+    "environment-instance-detail": [api("GET", f"{A}/environments/edge/instances/opa-a/")],
+    "environment-instance-tokens": [api("POST", f"{A}/environments/edge/instances/opa-a/tokens/")],
     "environment-instance-revoke-token": [
-        api("POST", lambda w: f"{A}/environments/edge/instances/opa-a/tokens/{w.credential.pk}/revoke/", ADMIN)],
+        api("POST", lambda w: f"{A}/environments/edge/instances/opa-a/tokens/{w.credential.pk}/revoke/")],
     "environment-instance-rotate-gavel-token": [
-        api("POST", f"{A}/environments/edge/instances/opa-a/rotate-gavel-token/", ADMIN)],
+        api("POST", f"{A}/environments/edge/instances/opa-a/rotate-gavel-token/")],
     "environment-instance-decommission": [
-        api("POST", f"{A}/environments/edge/instances/opa-a/decommission/", ADMIN)],
+        api("POST", f"{A}/environments/edge/instances/opa-a/decommission/")],
     "canary-setting-list": [
-        api("GET", f"{A}/canary-settings/", READ_POLICIES),
-        api("POST", f"{A}/canary-settings/", ADMIN,
+        api("GET", f"{A}/canary-settings/"),
+        api("POST", f"{A}/canary-settings/",
             lambda w: {"policy": "budget", "environment": w.env, "mode": "dry-run", "enforce_percentage": 5,
                        "reason": "canary"}),
     ],
-    "canary-setting-detail": [api("GET", lambda w: f"{A}/canary-settings/{w.canary_setting.pk}/", READ_POLICIES)],
+    "canary-setting-detail": [api("GET", lambda w: f"{A}/canary-settings/{w.canary_setting.pk}/")],
     "exception-list": [
-        api("GET", f"{A}/exceptions/", READ_POLICIES),
-        api("POST", f"{A}/exceptions/", REQUEST_EXCEPTIONS, exception_api_body),
+        api("GET", f"{A}/exceptions/"),
+        api("POST", f"{A}/exceptions/", exception_api_body),
     ],
-    "exception-detail": [api("GET", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/", READ_POLICIES)],
-    "exception-approve": [api("POST", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/approve/", ADMIN)],
-    "exception-revoke": [api("POST", lambda w: f"{A}/exceptions/{w.active_exception.pk}/revoke/", ADMIN)],
+    "exception-detail": [api("GET", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/")],
+    "exception-approve": [api("POST", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/approve/")],
+    "exception-revoke": [api("POST", lambda w: f"{A}/exceptions/{w.active_exception.pk}/revoke/")],
     "approval-list": [
-        api("GET", f"{A}/approvals/", HELD_READ),
-        api("POST", f"{A}/approvals/", {"enforcement_point"},
+        api("GET", f"{A}/approvals/"),
+        api("POST", f"{A}/approvals/",
             lambda w: {"decision_id": "held-new", "path": "gavel_entry/budget/decision",
                        "input": {"user": {"id": "erin"}}, "result": HELD_RESULT}),
     ],
-    "approval-detail": [api("GET", f"{A}/approvals/held-1/", HELD_READ)],
-    "approval-review": [api("POST", f"{A}/approvals/held-1/review/", REVIEW, {"approve": False, "comment": "no"})],
-    "activity-list": [api("GET", f"{A}/activity/", READ_ACTIVITY)],
+    "approval-detail": [api("GET", f"{A}/approvals/held-1/")],
+    "approval-review": [api("POST", f"{A}/approvals/held-1/review/", {"approve": False, "comment": "no"})],
+    "activity-list": [api("GET", f"{A}/activity/")],
     "export-list": [
-        api("GET", f"{A}/exports/", EXPORT_RECORDS),
-        api("POST", f"{A}/exports/", EXPORT, {"query": "outcome=deny", "format": "jsonl"}, ok=(202,)),
+        api("GET", f"{A}/exports/"),
+        api("POST", f"{A}/exports/", {"query": "outcome=deny", "format": "jsonl"}, ok=(202,)),
     ],
-    "export-detail": [api("GET", lambda w: f"{A}/exports/{w.export.pk}/", EXPORT_RECORDS)],
-    "export-download": [api("GET", lambda w: f"{A}/exports/{w.export.pk}/download/", EXPORT)],
-    "export-delete-file": [api("POST", lambda w: f"{A}/exports/{w.export.pk}/delete-file/", EXPORT)],
+    "export-detail": [api("GET", lambda w: f"{A}/exports/{w.export.pk}/")],
+    "export-download": [api("GET", lambda w: f"{A}/exports/{w.export.pk}/download/")],
+    "export-delete-file": [api("POST", lambda w: f"{A}/exports/{w.export.pk}/delete-file/")],
 }
 
 
@@ -334,25 +326,49 @@ def test_every_routed_pattern_has_an_entry():
     missing = []
     for name, route, methods in routed_patterns():
         if name is None:
-            missing.append(f"{route}: give the pattern a name and an entry in MATRIX")
-        elif name not in MATRIX:
-            missing.append(f"{route} ({name}): no entry in MATRIX")
-        elif methods:
-            covered = {case.method for case in MATRIX[name]}
-            covered |= {"HEAD"} if "GET" in covered else set()  # HEAD is GET without the body
-            if methods - covered:
-                missing.append(f"{route} ({name}): no case for {sorted(methods - covered)}")
-    assert not missing, "routes without a role-matrix entry:\n" + "\n".join(missing)
+            missing.append(f"{route}: give the pattern a name, an entry in ROUTE_PERMISSIONS and in MATRIX")
+            continue
+        for table, known in (("ROUTE_PERMISSIONS", roles.ROUTE_PERMISSIONS), ("MATRIX", MATRIX)):
+            if name not in known:
+                missing.append(f"{route} ({name}): no entry in {table}")
+            elif methods:
+                covered = set(known[name]) if table == "ROUTE_PERMISSIONS" else {c.method for c in known[name]}
+                covered |= {"HEAD"} if "GET" in covered else set()  # HEAD is GET without the body
+                if methods - covered:
+                    missing.append(f"{route} ({name}): no {table} entry for {sorted(methods - covered)}")
+    assert not missing, "routes without a decision on who may use them:\n" + "\n".join(missing)
     routed = {name for name, _, _ in routed_patterns()}
-    stale = set(MATRIX) - routed
-    assert not stale, f"MATRIX entries for names no longer routed: {sorted(stale)}"
+    stale = (set(MATRIX) | set(roles.ROUTE_PERMISSIONS)) - routed
+    assert not stale, f"entries for names no longer routed: {sorted(stale)}"
+    for name, cases in MATRIX.items():  # every method the table decides is exercised, and only those
+        assert {c.method for c in cases} == set(roles.ROUTE_PERMISSIONS[name]), name
+
+
+def test_route_table_names_permissions_that_exist():
+    """A typo in ROUTE_PERMISSIONS would expect nobody to get through, and the matrix would agree."""
+    from django.contrib.auth.models import Permission
+
+    special = {roles.PUBLIC, roles.SIGNED_IN, roles.OPA_TOKEN}
+    for name, methods in roles.ROUTE_PERMISSIONS.items():
+        for method, needed in methods.items():
+            if needed in special:
+                continue
+            app_label, codename = needed.split(".")
+            assert Permission.objects.filter(content_type__app_label=app_label, codename=codename).exists(), needed
+            assert roles.groups_allowed(name, method), f"{name} {method}: no role holds {needed}"
+
+
+def test_rollback_belongs_to_security_admins():
+    assert roles.groups_allowed("policy-rollback", "POST") == {"security_admin"}
+    assert roles.groups_allowed("policies:rollback", "POST") == {"security_admin"}
 
 
 def test_opa_endpoints_are_a_category_of_their_own():
     """Anything under /api/v1/opa/ is OPA's, authenticated by its bearer token, not a role."""
     for name, route, _ in routed_patterns():
-        if route.startswith("api/v1/opa/"):
-            assert all(case.kind == "opa" for case in MATRIX[name]), name
+        opa_route = route.startswith("api/v1/opa/")
+        assert all((case.kind == "opa") == opa_route for case in MATRIX[name]), name
+        assert all((needed == roles.OPA_TOKEN) == opa_route for needed in roles.ROUTE_PERMISSIONS[name].values()), name
 
 
 # --- the world every cell meets -------------------------------------------------------------
@@ -432,20 +448,21 @@ def request_as(client, world, principal, case):
     return client.post(url, data or {}, **headers)
 
 
-def expectation(case, principal) -> str:
-    """'ok', 'login' (302 to the login page), '401' or '403'."""
+def expectation(name, case, principal) -> str:
+    """'ok', 'login' (302 to the login page), '401' or '403', read from console/roles.py."""
     role = principal.split(":", 1)[1] if ":" in principal else None
+    allowed = roles.groups_allowed(name, case.method)
     if case.kind == "opa":
         return "ok" if principal == "opa-bearer" else "401"
     if case.kind == "public":
         return "ok"
     if case.kind == "page":
         if principal.startswith("session:"):
-            return "ok" if role in case.allowed else "403"
+            return "ok" if role in allowed else "403"
         return "login"  # no login, and API tokens or OPA's token do not log anyone in to pages
     if principal in ("anonymous", "token:wrong", "opa-bearer"):
         return "401"
-    return "ok" if role in case.allowed else "403"
+    return "ok" if role in allowed else "403"
 
 
 def cells():
@@ -477,7 +494,7 @@ def test_role_matrix(client, matrix_opa, settings, tmp_path, name, index):
     for principal in principals:
         with transaction.atomic():  # rolled back below: every principal meets the same world
             response = request_as(client, world, principal, case)
-            expected = expectation(case, principal)
+            expected = expectation(name, case, principal)
             got = response.status_code
             login_redirect = got == 302 and response.url.startswith("/login/")
             if expected == "ok":

@@ -346,3 +346,29 @@ def test_the_api_lists_every_export_and_runs_jobs(make_user, export_dir):
     assert hashlib.sha256(download).hexdigest() == job["manifest"]["sha256"]
     refused = api.post("/api/v1/exports/", {"query": "until=yesterday", "format": "jsonl"}, format="json")
     assert refused.status_code == 400 and "until" in str(refused.json()["query"])
+
+
+def test_every_auditor_may_download_any_job_export_and_nobody_else(client, make_user, export_dir):
+    """The stated rule (README, "Exports"): any auditor could export the same search, so every
+    auditor may download any export's file; security admins see records and manifests only."""
+    DecisionFactory.create_batch(2)
+    owner = make_user("auditor")
+    record = exports.run_job(exports.start_export(owner, "", "csv", as_job=True).pk)
+    expected = record.sha256
+
+    def api_as(user):
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        return api.get(f"/api/v1/exports/{record.pk}/download/")
+
+    def page_as(user):
+        client.force_login(user)
+        return client.get(f"/audit/exports/{record.pk}/download/")
+
+    for user in (owner, make_user("auditor")):
+        for response in (api_as(user), page_as(user)):
+            assert response.status_code == 200
+            assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == expected
+    for role in ("security_admin", "policy_author", "reviewer", "compliance_officer"):
+        user = make_user(role)
+        assert (api_as(user).status_code, page_as(user).status_code) == (403, 403), role

@@ -4,6 +4,9 @@ A batch or status report says where it came from by the token it carries."""
 import gzip
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 import uuid
 from datetime import timedelta
@@ -76,6 +79,46 @@ def test_the_bootstrap_token_still_works_and_falls_back_to_the_labels(client, se
     store_batch(batch.pk)
     decision = Decision.objects.get(decision_id=decision_id)
     assert (decision.environment, decision.instance) == ("dev", "c0ffee")
+
+
+def test_the_bootstrap_token_can_be_turned_off_while_instance_tokens_keep_working(client, settings):
+    settings.GAVEL_OPA_BOOTSTRAP_TOKEN_OFF = True
+    _, token = opa_credentials.issue_token(OpaInstanceFactory(environment=EnvironmentFactory(name="prod")))
+    refused, _ = upload(client, settings.GAVEL_OPA_TOKEN, labels={"environment": "prod", "id": "c0ffee"})
+    assert refused.status_code == 401 and not LogBatch.objects.exists()
+    assert status_report(client, settings.GAVEL_OPA_TOKEN, {"id": "c0ffee"}).status_code == 401
+    accepted, _ = upload(client, token)
+    assert accepted.status_code == 204 and LogBatch.objects.count() == 1
+
+
+@pytest.mark.parametrize("debug, variables, off", [
+    ("0", {}, True),                                    # production: per-instance tokens only
+    ("0", {"GAVEL_OPA_BOOTSTRAP_TOKEN_OFF": "0"}, False),  # a fleet still moving may keep it a while
+    ("1", {}, False),
+])
+def test_production_settings_turn_the_bootstrap_token_off(debug, variables, off):
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("GAVEL_OPA_BOOTSTRAP_TOKEN_OFF", "GAVEL_STACK_HOME")}
+    env |= {"DEBUG": debug, "SECRET_KEY": "k" * 50, "GAVEL_OPA_TOKEN": "t" * 30, **variables}
+    out = subprocess.run([sys.executable, "-c", "import console.settings as s; print(s.GAVEL_OPA_BOOTSTRAP_TOKEN_OFF)"],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == str(off)
+
+
+def test_a_decision_id_is_stored_in_one_environment_only(client):
+    """An uploader of another environment re-sending a decision does not store it twice."""
+    _, prod = opa_credentials.issue_token(OpaInstanceFactory(environment=EnvironmentFactory(name="prod")))
+    _, staging = opa_credentials.issue_token(OpaInstanceFactory(environment=EnvironmentFactory(name="staging")))
+    event = {"decision_id": str(uuid.uuid4()), "timestamp": "2026-11-27T08:15:30Z", "path": "gavel/budget/decision",
+             "input": {"user": {"id": "dana"}}, "result": {"allow": True}}
+    for token, timestamp in ((prod, event["timestamp"]), (staging, event["timestamp"]),
+                             (staging, "2026-11-27T09:00:00Z"), (prod, event["timestamp"])):
+        body = gzip.compress(json.dumps([event | {"timestamp": timestamp}]).encode())
+        response = client.post("/api/v1/opa/logs", data=body, content_type="application/json", **bearer(token))
+        assert response.status_code == 204
+        store_batch(LogBatch.objects.latest("pk").pk)
+    assert list(Decision.objects.filter(decision_id=event["decision_id"]).values_list("environment", flat=True)) == [
+        "prod"]
 
 
 def test_rotation_keeps_the_old_token_until_the_new_one_is_first_used(client):

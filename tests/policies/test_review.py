@@ -287,6 +287,30 @@ def test_approval_by_a_second_person_publishes_and_rollback_restores_the_previou
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_policy_author_may_publish_with_review_but_not_roll_back_alone(opa, celery_worker, client, make_user):
+    """Rollback skips the second person, so it belongs to security admins (console/roles.py)."""
+    author, admin = make_user("policy_author"), make_user("security_admin")
+    policy = PolicyFactory(name="budget", author=author)
+    v1 = policy.latest_version
+    _publish_with_review(v1, author, admin)
+    v2 = services.save_version(policy, source=v1.source.replace('"admin"', '"owner"'), author=author, message="owners")
+    _publish_with_review(v2, author, make_user("policy_author"))
+    before = Publication.objects.count()
+
+    other_author = make_user("policy_author")
+    response = api_for(other_author).post("/api/v1/policies/budget/rollback/", {"reason": "mine"}, format="json")
+    assert response.status_code == 403
+    client.force_login(other_author)
+    assert "Roll dev back" not in client.get("/policies/budget/").content.decode()
+    assert client.post("/policies/budget/rollback/", {"reason": "mine"}).status_code == 403
+    with pytest.raises(services.PublishRefused, match="may not roll back"):
+        review.rollback(policy, rolled_back_by=other_author, reason="mine")
+    assert Publication.objects.count() == before
+    with opa_client() as opa_api:
+        assert opa_api.get_policy("gavel/budget")["raw"] == v2.source
+
+
+@pytest.mark.django_db(transaction=True)
 def test_retire_is_refused_while_recent_decisions_exist_then_removes_the_policy_from_opa(
         opa, celery_worker, client, make_user, settings):
     settings.GAVEL_RETIRE_AFTER_DAYS = 30

@@ -2,6 +2,8 @@
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -85,6 +87,60 @@ def test_kill_switch_through_the_page_and_the_api(client, make_user):
     auditor = api_as(make_user("auditor"))
     assert auditor.post(f"/api/v1/environments/{environment.name}/kill-switch/",
                         {"engaged": True, "reason": "x"}, format="json").status_code == 403
+
+
+PREVIEW_FORM = {"mode": "dry-run", "enforce_percentage": 0, "enforce_users": "", "enforce_agents": "",
+                "dry_run_users": "", "user_field": "user.id", "agent_field": "agent.id"}
+
+
+def preview_as(client, user, **form):
+    client.force_login(user)
+    response = client.post(f"/rollout/{Environment.objects.default().name}/budget/preview/", PREVIEW_FORM | form)
+    assert response.status_code == 200
+    return response
+
+
+@pytest.fixture
+def decided(policy):
+    """dana decided 3 times, with a ticket field in her input; nobody else is named anywhere."""
+    for _ in range(3):
+        DecisionFactory(policy=policy, input={"user": {"id": "dana"}, "ticket": {"owner": "erin"}})
+    DecisionFactory(policy=policy, input={"user": {"id": "someone"}})
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(st.sampled_from(["dana", "erin", "mallory", "someone"]), max_size=3),
+       field=st.sampled_from(["user.id", "ticket.owner", "input.ticket.owner", "agent.id"]))
+def test_a_compliance_officer_cannot_probe_who_decided_through_the_preview(client, make_user, decided, names, field):
+    officer = make_user("compliance_officer")
+    response = preview_as(client, officer, enforce_users="\n".join(names), user_field=field)
+    # Whatever names and input path are guessed, the counts are those of the policy's own fields.
+    assert (response.context["preview"].decisions, response.context["preview"].enforced) == (4, 0)
+    assert 'data-testid="preview-aggregate-only"' in response.content.decode()
+
+
+def test_a_decision_reader_previews_any_proposal(client, make_user, decided):
+    admin = make_user("security_admin")
+    assert preview_as(client, admin, enforce_users="dana").context["preview"].enforced == 3
+    assert preview_as(client, admin, enforce_users="erin", user_field="ticket.owner").context["preview"].enforced == 3
+    officer = make_user("compliance_officer")  # the same proposals, counted under the policy's own fields
+    assert preview_as(client, officer, enforce_users="dana").context["preview"].enforced == 0
+    assert preview_as(client, officer, enforce_percentage=100).context["preview"].enforced == 4
+
+
+def test_waived_decisions_are_listed_only_to_decision_readers(client, make_user, policy):
+    exception = policy_exceptions.approve_exception(policy_exceptions.request_exception(
+        policy=policy, environment=Environment.objects.default(), match=[{"field": "user.id", "value": "dana"}],
+        justification="month end", ticket="SEC-1", expires_at=timezone.now() + timedelta(days=3),
+        requested_by=make_user("security_admin")), approved_by=make_user("security_admin"))
+    waived = DecisionFactory(policy=policy, input={"user": {"id": "dana"}}, exception_ids=[exception.pk])
+    client.force_login(make_user("compliance_officer"))
+    page = client.get(f"/exceptions/{exception.pk}/").content.decode()
+    assert "(1)" in page and 'data-testid="waived-count-only"' in page
+    assert waived.decision_id not in page and "dana" not in page.split("Decisions it changed")[1]
+    client.force_login(make_user("auditor"))
+    page = client.get(f"/exceptions/{exception.pk}/").content.decode()
+    assert waived.decision_id in page and 'data-testid="waived-count-only"' not in page
 
 
 def test_exception_lifecycle_on_the_pages(client, make_user, policy):
