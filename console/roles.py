@@ -178,6 +178,9 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "audit:list": {"GET": _VIEW_DECISION},
     "audit:dashboard": {"GET": _VIEW_DECISION},
     "audit:ingest": {"GET": _VIEW_DECISION},
+    # a failed batch's body as OPA sent it, and sending it to the worker again
+    "audit:failed-download": {"GET": _VIEW_DECISION},
+    "audit:failed-retry": {"POST": _VIEW_DECISION},
     "audit:detail": {"GET": _VIEW_DECISION},
     "audit:explain": {"GET": _VIEW_DECISION},
     "decision-list": {"GET": _VIEW_DECISION},

@@ -97,7 +97,7 @@ def test_the_decision_page_does_not_call_opa_until_asked(auditor, opa):
     before = decisions_served(opa)
     body = auditor.get(f"/audit/{decision.decision_id}/").content.decode()
     assert decisions_served(opa) == before
-    assert f'hx-get="/audit/{decision.decision_id}/explain/"' in body
+    assert f'hx-get="/audit/{decision.decision_id}/explain/?row={decision.pk}"' in body
     # Without htmx the same explanation is a page of its own.
     page = auditor.get(f"/audit/{decision.decision_id}/explain/")
     assert "<html" in page.content.decode() and page.context["explanation"].outcome == Outcome.ALLOW

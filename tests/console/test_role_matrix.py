@@ -34,8 +34,9 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from alerts.models import AlertRule
-from console import roles
 from approvals import services as approvals
+from console import roles
+from core.models import LogBatch
 from exports import services as exports
 from fleet import credentials as opa_credentials
 from fleet import opa_authz
@@ -184,6 +185,8 @@ MATRIX: dict[str, list[Case]] = {
     "audit:list": [page("GET", "/audit/")],
     "audit:dashboard": [page("GET", "/audit/dashboard/")],
     "audit:ingest": [page("GET", "/audit/ingest/")],
+    "audit:failed-download": [page("GET", lambda w: f"/audit/ingest/failed/{w.failed_batch.pk}/download/")],
+    "audit:failed-retry": [page("POST", lambda w: f"/audit/ingest/failed/{w.failed_batch.pk}/retry/")],
     "alerts:list": [page("GET", "/audit/alerts/")],
     "alerts:rule-new": [
         page("GET", "/audit/alerts/rules/new/"),
@@ -409,6 +412,8 @@ class World:
         DecisionFactory(policy=Policy.objects.get(pk=policy.pk), path="gavel/budget/decision",
                         timestamp=now - timedelta(days=40))
         self.decision = DecisionFactory()
+        self.failed_batch = LogBatch.objects.create(body_gz=gzip.compress(b"[]"), event_count=0,
+                                                    status=LogBatch.Status.FAILED, failure="could not be stored")
         self.alert_rule = AlertRule.objects.create(name="Slow OPA", metric=AlertRule.Metric.P95_LATENCY, threshold=50)
         # An instance with its own token to Gavel, and Gavel's token to it under Gavel's management.
         edge = Environment.objects.create(name="edge", opa_url="http://127.0.0.1:9")

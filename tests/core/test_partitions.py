@@ -92,8 +92,12 @@ def test_a_bad_retention_setting_is_a_clear_configuration_error(settings):
         partitions.retention_days("prod")
 
 
-def test_timestamps_at_the_ends_of_the_calendar_are_stored(client):
-    """A clock can say anything; a week Python cannot represent must not stall the batch."""
-    upload(client, [event("d-far", "9999-12-31T12:00:00Z"), event("d-early", "0001-01-01T00:00:00Z")])
-    assert set(Decision.objects.values_list("decision_id", flat=True)) == {"d-far", "d-early"}
-    assert all(p.end > p.start for p in partitions.week_partitions())
+def test_timestamps_at_the_ends_of_the_calendar_are_refused_before_anything_is_kept(client):
+    """No OPA stamps a decision in year 1 or 9999 (README "The ingest contract"): such a batch is
+    refused whole at the upload, so no week Python cannot represent ever reaches a partition."""
+    for stamp in ("9999-12-31T12:00:00Z", "0001-01-01T00:00:00Z"):
+        response = client.post("/api/v1/opa/logs", data=gzip.compress(json.dumps([event("d", stamp)]).encode()),
+                               content_type="application/json",
+                               HTTP_AUTHORIZATION=f"Bearer {django_settings.GAVEL_OPA_TOKEN}")
+        assert response.status_code == 400 and "timestamp" in response.json()["error"], response.content
+    assert not LogBatch.objects.exists() and not Decision.objects.exists()
