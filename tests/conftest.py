@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from tests.support import browser_page, decisions_served, settle_decision_logs, stack
 
@@ -73,6 +73,8 @@ def _end_stray_connections(django_db_setup, django_db_blocker):
     """Connections of the worker and live-server threads outlive them; end them at the end of
     the session so the test database can be dropped."""
     yield
+    # The fault tests restart Postgres: a connection this thread still holds may be dead. Open anew.
+    connections.close_all()
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
