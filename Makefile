@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test deps opa lock clean
+.PHONY: run test bench deps opa lock clean
 
 run: deps opa
 	$(VENV)/bin/python scripts/stack.py run
@@ -19,6 +19,11 @@ ifeq ($(strip $(PYTEST_ARGS)),)
 else
 	GAVEL_PUBLISH_RETRY_BACKOFF=1 $(VENV)/bin/python scripts/stack.py exec --profile test -- $(VENV)/bin/pytest $(PYTEST_ARGS)
 endif
+
+# Every benchmark, one after another, in a stack of their own (bench/run_all.py); each writes
+# bench/results/<name>.md. BENCH_ARGS="--only entrypoint_latency replay_throughput" runs some.
+bench: deps opa
+	$(VENV)/bin/python scripts/stack.py exec --profile bench -- $(VENV)/bin/python bench/run_all.py $(BENCH_ARGS)
 
 deps: $(STAMP)
 

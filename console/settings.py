@@ -223,10 +223,12 @@ GAVEL_PUBLISH_MAX_RETRIES = int(os.environ.get("GAVEL_PUBLISH_MAX_RETRIES", "10"
 # A policy may be retired only after this many days without a decision.
 GAVEL_RETIRE_AFTER_DAYS = int(os.environ.get("GAVEL_RETIRE_AFTER_DAYS", "30"))
 # Impact analysis: how many recorded decisions a replay takes by default, at most, and per
-# round trip to OPA (one POST /v1/query evaluates a whole chunk).
+# round trip to Gavel's sandboxed OPA server (one request evaluates a whole chunk of distinct
+# inputs), how many requests it keeps in flight (default: one per core), and the time limit of each.
 GAVEL_REPLAY_DEFAULT_LAST = int(os.environ.get("GAVEL_REPLAY_DEFAULT_LAST", "1000"))
 GAVEL_REPLAY_MAX_DECISIONS = int(os.environ.get("GAVEL_REPLAY_MAX_DECISIONS", "100000"))
 GAVEL_REPLAY_CHUNK = int(os.environ.get("GAVEL_REPLAY_CHUNK", "1000"))
+GAVEL_REPLAY_WORKERS = int(os.environ.get("GAVEL_REPLAY_WORKERS", "0")) or (os.cpu_count() or 2)
 GAVEL_REPLAY_TIMEOUT_SECONDS = float(os.environ.get("GAVEL_REPLAY_TIMEOUT_SECONDS", "60"))
 
 # --- Decision-log ingest -----------------------------------------------------------------

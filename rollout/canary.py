@@ -77,6 +77,7 @@ class Rollout:
         return self.mode
 
     def as_opa_data(self) -> dict[str, Any]:
+        """The settings as they are (what entrypoints published before `as_entrypoint_data` read)."""
         return {
             "mode": str(self.mode),
             "enforce_percentage": self.enforce_percentage,
@@ -86,6 +87,25 @@ class Rollout:
             "user_path": field_path(self.user_field),
             "agent_path": field_path(self.agent_field),
         }
+
+    def as_entrypoint_data(self, kill_switch: bool = False) -> dict[str, Any]:
+        """The same order of precedence as effective_mode(), decided ahead wherever Gavel can, so
+        the entrypoint reads and merges nothing it does not need per request: the kill switch
+        leaves one mode for everyone; named users in one object (a dry-run user listed as enforced
+        too stays dry-run), looked up in constant time; the agent field only when agents are
+        named; the percentage only when it decides (0 and 100 are decided by `mode`)."""
+        if kill_switch:
+            return {"mode": str(Mode.DRY_RUN), "user_path": field_path(self.user_field), "user_modes": {}}
+        user_modes = {**dict.fromkeys(self.enforce_users, str(Mode.ENFORCE)),
+                      **dict.fromkeys(self.dry_run_users, str(Mode.DRY_RUN))}
+        data = {"mode": str(Mode.ENFORCE) if self.enforce_percentage >= 100 else str(self.mode),
+                "user_path": field_path(self.user_field), "user_modes": user_modes}
+        if self.enforce_agents:
+            data["agent_path"] = field_path(self.agent_field)
+            data["agent_modes"] = dict.fromkeys(self.enforce_agents, str(Mode.ENFORCE))
+        if 0 < self.enforce_percentage < 100:
+            data["canary_percentage"] = self.enforce_percentage
+        return data
 
 
 def current_setting(policy: Policy, environment: Environment) -> CanarySetting | None:

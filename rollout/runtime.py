@@ -2,7 +2,8 @@
 
 One document per environment, replaced whole on every push (a single PUT, so OPA never
 sees half of a change): the kill switch, and per policy its rollout and the approved,
-unexpired exceptions. The entrypoints (entrypoint.py) read it.
+unexpired exceptions. The entrypoints (entrypoint.py) read each policy's `entrypoint`: the
+same, complete and shaped so that OPA does the least work per request.
 """
 from __future__ import annotations
 
@@ -30,6 +31,35 @@ def exception_as_opa_data(exception: PolicyException) -> dict[str, Any]:
     }
 
 
+def exception_index(exceptions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the entrypoint finds the few exceptions that can apply to a request: each exception
+    under its first condition whose value is text, by that field and value. For each field in
+    `exception_fields`, OPA looks up `exceptions_by_field[field][<the request's value>]` instead
+    of checking every exception. The few whose conditions are all numbers or booleans are listed
+    apart and always checked."""
+    fields: dict[str, list[str]] = {}
+    by_field: dict[str, dict[str, list]] = {}
+    unindexed: list[dict[str, Any]] = []
+    for exception in exceptions:
+        condition = next((c for c in exception["match"] if isinstance(c["value"], str)), None)
+        if condition is None:
+            unindexed.append(exception)
+            continue
+        name = ".".join(condition["path"])
+        fields[name] = condition["path"]
+        by_field.setdefault(name, {}).setdefault(condition["value"], []).append(exception)
+    found = {"exception_fields": fields, "exceptions_by_field": by_field, "unindexed_exceptions": unindexed}
+    return {key: value for key, value in found.items() if value}  # none at all: nothing for OPA to look at
+
+
+def rollout_document(rollout: Rollout, exceptions: list[dict[str, Any]], kill_switch: bool = False) -> dict[str, Any]:
+    """One policy's part of data.gavel_config. `entrypoint` is what the entrypoint reads, complete
+    and shaped for lookups (entrypoint.py); the rest is the settings as they are, and what
+    entrypoints published before it read."""
+    return {**rollout.as_opa_data(), "exceptions": exceptions,
+            "entrypoint": {**rollout.as_entrypoint_data(kill_switch), **exception_index(exceptions)}}
+
+
 def running_in(environment: Environment):
     """The policies the environment runs, or (pull) whose version its bundle serves already."""
     running = Policy.objects.filter(active_versions__environment=environment, retired_at__isnull=True)
@@ -48,9 +78,8 @@ def runtime_config(environment: Environment) -> dict[str, Any]:
         exceptions.setdefault(exception.policy_id, []).append(exception_as_opa_data(exception))
     policies = {}
     for policy in running_in(environment):
-        document = Rollout.of(latest.get(policy.pk)).as_opa_data()
-        document["exceptions"] = exceptions.get(policy.pk, [])
-        policies[policy.name] = document
+        policies[policy.name] = rollout_document(Rollout.of(latest.get(policy.pk)), exceptions.get(policy.pk, []),
+                                                 environment.kill_switch_engaged)
     return {"kill_switch": environment.kill_switch_engaged, "policies": policies,
             "pushed_at": timezone.now().isoformat()}
 

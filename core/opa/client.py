@@ -1,6 +1,7 @@
 """The HTTP client for OPA's REST API. Every call Gavel makes to OPA goes through here."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -38,11 +39,13 @@ class OpaRejected(OpaError):
 
 
 class OpaClient:
-    def __init__(self, base_url: str, token: str | None = None, timeout: float | None = None):
+    def __init__(self, base_url: str, token: str | None = None, timeout: float | None = None,
+                 transport: httpx.BaseTransport | None = None):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout or settings.OPA_TIMEOUT_SECONDS
+            base_url=self.base_url, headers=headers, timeout=timeout or settings.OPA_TIMEOUT_SECONDS,
+            transport=transport, trust_env=transport is None,  # a transport of its own goes nowhere else
         )
 
     def __enter__(self) -> OpaClient:
@@ -119,6 +122,16 @@ class OpaClient:
             raise OpaRejected(response.status_code, self._json(response))
         return self._json(response)
 
+    def evaluate(self, data_path: str, input_json: str) -> Any:
+        """POST /v1/data/<path> for an input the caller holds as JSON text (sent as it is, not
+        parsed and dumped again): the document's value, None when undefined."""
+        body = b'{"input":' + input_json.encode("utf-8") + b"}"
+        response = self._request("POST", f"/v1/data/{data_path.strip('/')}", content=body,
+                                 headers={"Content-Type": "application/json"})
+        if response.status_code != 200:
+            raise OpaRejected(response.status_code, self._json(response))
+        return json.loads(response.content).get("result")
+
     def query(self, rego_query: str, input_document: Any = None) -> list[dict[str, Any]]:
         """POST /v1/query: an ad-hoc query; one round trip however many inputs it walks over."""
         body: dict[str, Any] = {"query": rego_query}
@@ -142,9 +155,9 @@ class OpaClient:
         answer = self._json(response)
         return answer.get("result", []), answer.get("explanation") or []
 
-    def healthy(self) -> bool:
+    def healthy(self, timeout: float | None = None) -> bool:
         try:
-            return self._request("GET", "/health").status_code == 200
+            return self._request("GET", "/health", **({"timeout": timeout} if timeout else {})).status_code == 200
         except OpaUnreachable:
             return False
 

@@ -103,9 +103,25 @@ class Recorded:
     """A recorded decision as the policy itself answered it."""
 
     decision_id: str
-    input: Any
+    input: Any  # the input document, or its JSON text as a replay reads it from the database
     outcome: str
     reasons: tuple[str, ...] | None  # None: the recorded reasons cannot be compared
+
+
+def policy_answer(*, effective_mode: str, outcome: str, reasons, exception_ids,
+                  would_require_approval: Any) -> tuple[str, tuple[str, ...] | None] | str:
+    """The policy's own (outcome, reasons) in a recorded decision with an input, or why it cannot
+    be compared: the fields recorded() reads, for callers that read rows rather than Decisions."""
+    if effective_mode == "off":
+        return "mode_off"  # the entrypoint allowed without keeping the policy's answer
+    reasons = tuple(sorted(reasons))
+    if would_require_approval is True:
+        outcome = Outcome.REQUIRE_APPROVAL
+    elif outcome == Outcome.WOULD_DENY:
+        outcome = Outcome.DENY
+    if exception_ids:
+        outcome, reasons = Outcome.DENY, None  # waived reasons are missing from the record
+    return outcome, reasons
 
 
 def recorded(decision: Decision) -> Recorded | str:
@@ -116,14 +132,10 @@ def recorded(decision: Decision) -> Recorded | str:
     (its reasons, minus the waived ones, cannot be compared)."""
     if decision.input is None:
         return "no_input"
-    if decision.effective_mode == "off":
-        return "mode_off"  # the entrypoint allowed without keeping the policy's answer
     result = decision.result if isinstance(decision.result, dict) else {}
-    outcome, reasons = decision.outcome, tuple(sorted(decision.reasons))
-    if result.get("would_require_approval") is True:
-        outcome = Outcome.REQUIRE_APPROVAL
-    elif outcome == Outcome.WOULD_DENY:
-        outcome = Outcome.DENY
-    if decision.exception_ids:
-        outcome, reasons = Outcome.DENY, None  # waived reasons are missing from the record
-    return Recorded(decision.decision_id, decision.input, outcome, reasons)
+    answer = policy_answer(effective_mode=decision.effective_mode, outcome=decision.outcome,
+                           reasons=decision.reasons, exception_ids=decision.exception_ids,
+                           would_require_approval=result.get("would_require_approval"))
+    if isinstance(answer, str):
+        return answer
+    return Recorded(decision.decision_id, decision.input, *answer)

@@ -2,9 +2,10 @@
 fleet's OPA server, which runs with its full environment and every builtin.
 
 It answers the few calls evaluation.loaded() and its callers make of an OpaClient (put and
-delete a module, a query, an explained query), so the same harness runs either way. Modules live
-in memory until a query writes them to a private folder for one `opa eval`. It sees no data
-documents: a version is evaluated on its own, against the input.
+delete a module, a query, an explained query, a batch evaluation), so the same harness runs either
+way. Explain uses it; replay uses the sandbox server (sandbox_server.py), and this for the Rego
+only `opa eval` can sandbox. Modules live in memory until a query writes them to a private folder
+for one `opa eval`. It sees no data documents: a version is evaluated on its own, against the input.
 """
 from __future__ import annotations
 
@@ -36,26 +37,39 @@ class LocalOpa:
     def delete_policy(self, policy_id: str) -> None:
         self.modules.pop(policy_id, None)
 
-    def _eval(self, rego_query: str, input_document: Any, *flags: str) -> tuple[str, dict[str, str]]:
-        """One `opa eval` over the modules; its output and which file holds which module."""
+    def load(self) -> None:
+        """Nothing to do: every `opa eval` reads the modules afresh."""
+
+    def _eval(self, rego_query: str, input_document: Any, *flags: str, input_text: str | None = None
+              ) -> tuple[str, dict[str, str]]:
+        """One `opa eval` over the modules; its output and which file holds which module. The input
+        is `input_document`, or `input_text` when the caller holds it as JSON already."""
         with tempfile.TemporaryDirectory(prefix="gavel-eval-") as tmp:
             files = {}
             for number, (policy_id, source) in enumerate(self.modules.items()):
                 files[f"m{number}.rego"] = policy_id
                 (Path(tmp) / f"m{number}.rego").write_text(source, encoding="utf-8")
             args = ["eval", *flags, *[arg for name in files for arg in ("-d", name)]]
-            if input_document is not None:
+            if input_text is None and input_document is not None:
+                input_text = json.dumps(input_document)
+            if input_text is not None:
                 args.append("--stdin-input")
-            done = cli.run(*args, rego_query, cwd=tmp, timeout=self.timeout,
-                           input=None if input_document is None else json.dumps(input_document))
+            done = cli.run(*args, rego_query, cwd=tmp, timeout=self.timeout, input=input_text)
         if done.returncode != 0:
-            raise OpaRejected(400, _errors(done.stdout or done.stderr))
+            raise OpaRejected(400, refusal_body(done.stdout or done.stderr))
         return done.stdout, files
 
     def query(self, rego_query: str, input_document: Any = None) -> list[dict[str, Any]]:
         """The result rows (bindings), as POST /v1/query gives them."""
         out, _ = self._eval(rego_query, input_document, "--format", "json")
         return [row.get("bindings", {}) for row in json.loads(out).get("result", [])]
+
+    def evaluate(self, data_path: str, input_json: str) -> Any:
+        """The document at data.<path> for the input `input_json` (JSON text), None when undefined."""
+        query = "data." + ".".join(data_path.strip("/").split("/"))
+        out, _ = self._eval(query, None, "--format", "json", input_text=input_json)
+        rows = json.loads(out).get("result", [])
+        return rows[0]["expressions"][0]["value"] if rows else None
 
     def query_explained(self, rego_query: str, input_document: Any = None,
                         explain: str = "full") -> tuple[list[dict[str, Any]], list[str]]:
@@ -72,7 +86,7 @@ class LocalOpa:
         return rows, lines
 
 
-def _errors(output: str) -> dict[str, Any]:
+def refusal_body(output: str) -> dict[str, Any]:
     """OPA's refusal as the REST API words it: a message and the errors."""
     try:
         errors = json.loads(output).get("errors", [])

@@ -13,6 +13,11 @@ whatever the Gavel host can. So every run gets:
 
 Only Gavel's own evaluation is sandboxed: `opa check` compiles with every builtin, so a version
 that calls `http.send` is saved and published unchanged, and runs normally in the fleet.
+
+Replay evaluates through an `opa run --server` (sandbox_server.py) started here the same way. OPA's
+server takes no capabilities file, so what it may load is checked first with `opa check` against
+the server's capabilities: these, and without the JSON-schema builtins, whose remote `$ref`s only
+`allow_net` (enforced by `opa eval`, not by a server) would stop.
 """
 from __future__ import annotations
 
@@ -41,11 +46,15 @@ DENIED = frozenset({"http.send", "net.lookup_ip_addr", "opa.runtime"})
 # talk to the outside world.
 OFFLINE = frozenset({"time.now_ns", "rand.intn", "uuid.rfc4122", "io.jwt.decode_verify", "io.jwt.encode_sign",
                      "io.jwt.encode_sign_raw", "json.match_schema", "json.verify_schema"})
+# Kept for `opa eval`, where `allow_net: []` stops their remote `$ref`s at evaluation time; refused
+# for the sandbox server, which enforces no capabilities once a module is loaded.
+SERVER_DENIED = frozenset({"json.match_schema", "json.verify_schema"})
 # `opa` subcommands that evaluate Rego, and so run with the capabilities file.
 EVALUATING = frozenset({"eval", "test", "bench", "exec"})
 
 UNDEFINED_FUNCTION = re.compile(r"undefined function ([\w.]+)")
-OUT_OF_MEMORY = re.compile(r"^fatal error: (?:out of memory|runtime: cannot allocate memory)|^runtime: out of memory", re.M)
+OUT_OF_MEMORY = re.compile(r"^fatal error: (?:out of memory|runtime: out of memory|runtime: cannot allocate memory)"
+                           r"|^runtime: out of memory", re.M)
 
 
 class SandboxRefused(OpaError, ValueError):
@@ -60,6 +69,12 @@ def sandbox_capabilities(current: dict) -> dict:
     return {**current, "builtins": kept, "allow_net": []}
 
 
+def server_capabilities(current: dict) -> dict:
+    """What the sandbox server may load: the sandbox's capabilities without SERVER_DENIED."""
+    sandboxed = sandbox_capabilities(current)
+    return {**sandboxed, "builtins": [b for b in sandboxed["builtins"] if b["name"] not in SERVER_DENIED]}
+
+
 def removed_builtins(current: dict) -> set[str]:
     kept = {b["name"] for b in sandbox_capabilities(current)["builtins"]}
     return {b["name"] for b in current.get("builtins", [])} - kept
@@ -72,44 +87,64 @@ def _limit_resources(memory: int, cpu_seconds: int):
     return limit
 
 
+def _limits():
+    return _limit_resources(settings.GAVEL_SANDBOX_MEMORY_MB * 1024 * 1024, settings.GAVEL_SANDBOX_CPU_SECONDS)
+
+
 def _spawn(argv: list[str], *, cwd: str | None, timeout: float, input: str | None) -> subprocess.CompletedProcess:
-    limit = _limit_resources(settings.GAVEL_SANDBOX_MEMORY_MB * 1024 * 1024, settings.GAVEL_SANDBOX_CPU_SECONDS)
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, input=input,
-                              env={}, preexec_fn=limit)
+                              env={}, preexec_fn=_limits())
     except subprocess.TimeoutExpired:
         raise SandboxRefused(f"OPA took longer than {timeout:g} seconds on this Rego, the limit Gavel sets "
                              f"for evaluating authors' Rego") from None
 
 
+def start(argv: list[str], *, cwd: str | None = None, output=subprocess.DEVNULL) -> subprocess.Popen:
+    """A long-running sandboxed process (the sandbox server): no environment, the same limits as
+    every run, its own session so that it can be killed whole. `output` takes stdout and stderr."""
+    return subprocess.Popen(argv, cwd=cwd, env={}, preexec_fn=_limits(), stdin=subprocess.DEVNULL, stdout=output,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
 @lru_cache(maxsize=4)
-def _capabilities(binary: str) -> tuple[str, frozenset]:
+def _capabilities(binary: str) -> tuple[str, str, frozenset]:
     done = _spawn([binary, "capabilities", "--current"], cwd=None, timeout=60, input=None)
     if done.returncode != 0:
         raise SandboxRefused(f"`opa capabilities --current` failed: {(done.stderr or done.stdout).strip()[:500]}")
     current = json.loads(done.stdout)
     folder = tempfile.mkdtemp(prefix="gavel-opa-sandbox-")  # 0700, this process's own
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    path = Path(folder) / "capabilities.json"
+    path, server_path = Path(folder) / "capabilities.json", Path(folder) / "server-capabilities.json"
     path.write_text(json.dumps(sandbox_capabilities(current)), encoding="utf-8")
-    return str(path), frozenset(removed_builtins(current))
+    server_path.write_text(json.dumps(server_capabilities(current)), encoding="utf-8")
+    return str(path), str(server_path), frozenset(removed_builtins(current))
 
 
-def capabilities_file(binary: str | None = None) -> str:
-    """The sandbox capabilities for `binary` (default OPA_BINARY), made once per process."""
+def capabilities_file(binary: str | None = None, *, server: bool = False) -> str:
+    """The sandbox capabilities for `binary` (default OPA_BINARY), made once per process; with
+    `server`, those the sandbox server's modules are checked against."""
     binary = binary or settings.OPA_BINARY
-    path, _ = _capabilities(binary)
-    if not os.path.exists(path):  # a temp cleaner took it: make it again
+    found = _capabilities(binary)
+    if not all(os.path.exists(path) for path in found[:2]):  # a temp cleaner took them: make them again
         _capabilities.cache_clear()
-        path, _ = _capabilities(binary)
-    return path
+        found = _capabilities(binary)
+    return found[1] if server else found[0]
 
 
-def explain_refusal(output: str, errors: str = "", binary: str | None = None) -> str | None:
+def refused_builtins(output: str, errors: str = "", binary: str | None = None, *, server: bool = False) -> set[str]:
+    """The builtins the sandbox (with `server`, the sandbox server) removes that OPA's answer says
+    the Rego calls."""
+    undefined = set(UNDEFINED_FUNCTION.findall(f"{output}\n{errors}"))
+    if not undefined:
+        return set()
+    return undefined & (_capabilities(binary or settings.OPA_BINARY)[2] | (SERVER_DENIED if server else set()))
+
+
+def explain_refusal(output: str, errors: str = "", binary: str | None = None, *, server: bool = False) -> str | None:
     """Why OPA refused authors' Rego because of the sandbox, in words; None for any other error.
     `errors` is OPA's stderr, where the Go runtime reports running out of memory."""
-    undefined = set(UNDEFINED_FUNCTION.findall(f"{output}\n{errors}"))
-    names = sorted(undefined & _capabilities(binary or settings.OPA_BINARY)[1]) if undefined else []
+    names = sorted(refused_builtins(output, errors, binary, server=server))
     if names:
         listed = ", ".join(f"`{name}`" for name in names)
         return (f"{listed} cannot be used when Gavel evaluates authors' Rego (tests, worked examples, replay, "

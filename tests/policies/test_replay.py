@@ -107,11 +107,13 @@ def test_replay_reports_the_exact_flips_of_a_known_change(opa, recorded):
         assert not [p for p in client.list_policy_ids() if p.startswith("gavel_replay/")]
 
 
-def test_inputs_are_batched_many_per_round_trip(opa, recorded, settings):
+def test_inputs_are_batched_many_per_round_trip_and_each_distinct_one_evaluated_once(opa, recorded, settings):
     candidate, _ = recorded
     settings.GAVEL_REPLAY_CHUNK = 5
     report = replay.replay_version(candidate)
-    assert report.round_trips == 4  # 20 inputs, 5 per `opa eval`
+    # 20 comparable decisions, 14 distinct inputs (suspended-7's four, mallory's 8000 two and
+    # mallory's 100 three are one input each), 5 per request.
+    assert (report.replayed, report.distinct, report.round_trips) == (20, 14, 3)
     assert report.changes == EXPECTED
 
 

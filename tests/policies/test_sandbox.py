@@ -5,6 +5,8 @@ them may learn anything or reach the listener, and the author is told why in wor
 from __future__ import annotations
 
 import http.server
+import os
+import stat
 import subprocess
 import threading
 
@@ -14,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.opa import sandbox
+from core.opa.sandbox_server import NeedsEval, SandboxServer
 from policies import replay, services
 from policies.rego.check import RegoCompileError
 from policies.summaries import summary_for_version
@@ -204,3 +207,127 @@ def test_a_process_over_its_cpu_time_is_stopped_and_said_so(settings):
     settings.GAVEL_SANDBOX_CPU_SECONDS = 1
     with pytest.raises(sandbox.SandboxRefused, match="after 1 seconds of CPU time"):
         sandbox.run("/bin/sh", ["-c", "while :; do :; done"], timeout=30)
+
+
+# --- The sandbox server replay evaluates with (core/opa/sandbox_server.py) -----------------------
+
+SLOW = """package gavel.{name}
+
+default allow := false
+
+# Nine million pairs, for nothing: long in CPU time, small in memory.
+allow if count({{[a, b] | some a in numbers.range(1, 3000); some b in numbers.range(1, 3000); a * b == 7}}) > 5
+"""
+
+
+def _listening_tcp_inodes() -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                if fields[3] == "0A":  # LISTEN
+                    inodes.add(fields[9])
+    return inodes
+
+
+def test_the_sandbox_server_has_no_environment_no_network_listener_and_the_limits(settings, monkeypatch):
+    monkeypatch.setenv("GAVEL_CANARY", "must-not-leak")
+    with SandboxServer() as server:
+        server.query("x := 1")  # up and answering
+        pid = server.pid
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            assert environ.read() == b""
+        with open(f"/proc/{pid}/limits") as limits:
+            table = {line[:26].strip(): line[26:].split() for line in limits}
+        assert table["Max address space"][:2] == [str(settings.GAVEL_SANDBOX_MEMORY_MB * 1024 * 1024)] * 2
+        assert table["Max cpu time"][0] == str(settings.GAVEL_SANDBOX_CPU_SECONDS)
+        # Its only listener is a Unix socket in a folder of this user's own, not a TCP port.
+        sockets = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+                   if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+        assert sockets and not sockets & _listening_tcp_inodes()
+        assert stat.S_IMODE(os.stat(server.folder).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(server.folder / "opa.sock").st_mode) == 0o600
+    assert not os.path.exists(server.folder)  # and it is gone with its block
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_the_sandbox_server_loads_nothing_that_reaches_outside(listener):
+    source = PROBING_POLICY.format(name="probe", url=url_of(listener))
+    with SandboxServer() as server:
+        server.put_policy("gavel_replay/probe", source)
+        with pytest.raises(sandbox.SandboxRefused, match="`http.send`.*cannot be used when Gavel evaluates") as refused:
+            server.load()
+        assert "`opa.runtime`" in str(refused.value)
+        server.pending.clear()
+        server.query("x := 1")
+        assert server.client.list_policy_ids() == []  # refused before anything was loaded
+    assert listener.requests == []
+
+
+def test_json_schemas_run_in_opa_eval_where_remote_refs_are_refused(listener):
+    """The server could not stop a schema's remote `$ref`: such Rego is evaluated by `opa eval`."""
+    fetching = f"""package gavel.schemas
+
+decision := {{"allow": json.match_schema(input, {{"$ref": "{url_of(listener)}/schema.json"}})[0]}}
+"""
+    with SandboxServer() as server:
+        server.put_policy("gavel_replay/schemas", fetching)
+        with pytest.raises(NeedsEval, match="json.match_schema"):
+            server.load()
+    policy = PolicyFactory(name="schemas")
+    DecisionFactory(policy=policy, version=policy.latest_version, input={"user": {"id": "u-1"}})
+    candidate = services.save_version(policy, source=fetching, author=UserFactory(role="policy_author"),
+                                      message="schemas")
+    try:
+        report = replay.replay_version(candidate)
+    except replay.ReplayRefused as refused:
+        assert "remote reference" in str(refused) or "OPA could not evaluate" in str(refused)
+    else:
+        assert report.replayed == 1
+    assert listener.requests == []
+
+
+def test_a_query_over_its_time_limit_stops_the_server_and_says_so():
+    with SandboxServer(timeout=2) as server:
+        server.put_policy("gavel_replay/slow", SLOW.format(name="slow"))
+        with pytest.raises(sandbox.SandboxRefused, match="OPA took longer than 2 seconds on this Rego"):
+            server.query("x := data.gavel.slow.allow")
+        assert server.process.poll() is not None  # stopped, not left evaluating
+        with pytest.raises(sandbox.SandboxRefused, match="took longer than 2 seconds"):
+            server.query("x := 1")  # and every later call says why
+
+
+def test_a_replay_over_its_time_limit_is_refused_and_the_next_one_runs(settings):
+    policy = PolicyFactory(name="slow")
+    DecisionFactory(policy=policy, version=policy.latest_version, input={"user": {"id": "u-1"}})
+    slow = services.save_version(policy, source=SLOW.format(name="slow"), author=UserFactory(role="policy_author"),
+                                 message="slow")
+    settings.GAVEL_REPLAY_TIMEOUT_SECONDS = 2
+    with pytest.raises(replay.ReplayRefused, match="took longer than 2 seconds"):
+        replay.replay_version(slow)
+    settings.GAVEL_REPLAY_TIMEOUT_SECONDS = 60
+    assert replay.replay_version(policy.versions.get(number=1)).replayed == 1
+
+
+def test_the_sandbox_server_is_stopped_at_its_cpu_limit_and_says_so(settings):
+    settings.GAVEL_SANDBOX_CPU_SECONDS = 2
+    with SandboxServer(timeout=600) as server:
+        server.put_policy("gavel_replay/slow", SLOW.format(name="slow"))
+        with pytest.raises(sandbox.SandboxRefused, match="stopped after 2 seconds of CPU time"):
+            server.query("x := data.gavel.slow.allow")
+
+
+def test_the_sandbox_server_out_of_memory_is_said_so():
+    greedy = """package gavel.greedy
+
+thousand := concat("", ["a" | some _ in numbers.range(1, 1000)])
+
+big := count(replace(replace(thousand, "a", thousand), "a", thousand))
+"""
+    with SandboxServer() as server:
+        server.put_policy("gavel_replay/greedy", greedy)
+        with pytest.raises(sandbox.SandboxRefused, match="ran out of the memory Gavel allows"):
+            server.query("x := data.gavel.greedy.big")

@@ -50,7 +50,8 @@ class Command(BaseCommand):
     def _print(self, version, report):
         self.stdout.write(f"{version}: {report.changed} of {report.replayed} replayed decisions would change "
                           f"({report.selected} selected, skipped {report.skipped or 'none'}; "
-                          f"{report.round_trips} round trips, {report.seconds:.2f}s)")
+                          f"{report.distinct} distinct inputs in {report.round_trips} round trips, "
+                          f"{report.seconds:.2f}s)")
         for group in report.groups():
             if group["count"]:
                 self.stdout.write(f"  {group['label']}: {group['count']}")
