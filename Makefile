@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test deps opa lock clean
 
 run: deps opa
-	$(VENV)/bin/python scripts/stack.py run
+	$(VENV)/bin/python scripts/run_console.py
 
 # The whole suite runs in TEST_SHARDS processes side by side (scripts/test_shards.py), each
 # with its own services; PYTEST_ARGS="tests/audit -x" runs just those, in one process.

@@ -111,7 +111,7 @@ def failed_batch_download(request, pk):
 
 
 @require_POST
-@permission_required("core.view_decision", raise_exception=True)
+@permission_required("core.retry_logbatch", raise_exception=True)
 def failed_batch_retry(request, pk):
     failures.retry(get_object_or_404(LogBatch, pk=pk, status=LogBatch.Status.FAILED))
     return redirect("audit:ingest")

@@ -35,7 +35,7 @@ ROLES = (
         "Rolls policies out to OPA and grants exceptions.",
         READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT + READ_ACTIVITY
         + ("policies.publish_policyversion", "policies.rollback_policy", "policies.retire_policy")
-        + ("fleet.manage_opa_credentials",)
+        + ("fleet.manage_opa_credentials", "core.retry_logbatch")
         + ("alerts.add_alertrule", "alerts.change_alertrule", "exports.view_exportrecord"),
     ),
     Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS + REVIEW),
@@ -105,7 +105,7 @@ _APPROVE_EXCEPTION, _CANARY = "rollout.approve_policyexception", "rollout.add_ca
 
 ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "home": {"GET": SIGNED_IN},
-    "login": {"GET": PUBLIC},
+    "login": {"GET": PUBLIC, "POST": PUBLIC},
     "logout": {"POST": PUBLIC},
     "api-schema": {"GET": SIGNED_IN},
     "api-root": {"GET": SIGNED_IN},
@@ -180,7 +180,7 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "audit:ingest": {"GET": _VIEW_DECISION},
     # a failed batch's body as OPA sent it, and sending it to the worker again
     "audit:failed-download": {"GET": _VIEW_DECISION},
-    "audit:failed-retry": {"POST": _VIEW_DECISION},
+    "audit:failed-retry": {"POST": "core.retry_logbatch"},  # runs ingest again: security admins
     "audit:detail": {"GET": _VIEW_DECISION},
     "audit:explain": {"GET": _VIEW_DECISION},
     "decision-list": {"GET": _VIEW_DECISION},

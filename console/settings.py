@@ -90,6 +90,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "console.middleware.LoginRequiredMiddleware",
+    # After login: every page route answers to console/roles.py's ROUTE_PERMISSIONS (console/access.py).
+    "console.access.RoutePermissionMiddleware",
     "axes.middleware.AxesMiddleware",  # last: it turns a lockout into the 429 page
 ]
 
@@ -192,7 +194,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.RoleModelPermissions"],
+    # The API's routes answer to the same table as the pages (console/roles.py ROUTE_PERMISSIONS).
+    "DEFAULT_PERMISSION_CLASSES": ["console.access.RoutePermission"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

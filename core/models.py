@@ -39,6 +39,7 @@ class LogBatch(models.Model):
     class Meta:
         db_table = "audit_logbatch"  # the table keeps the name the audit app gave it
         indexes = [models.Index(fields=["status", "received_at"])]
+        permissions = [("retry_logbatch", "Can send a failed decision-log batch to the worker again")]
 
 
 class Outcome(models.TextChoices):

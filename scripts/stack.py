@@ -3,10 +3,10 @@
 
 Each service is used from the environment when its URL is set (DATABASE_URL,
 REDIS_URL, OPA_URL); otherwise it is started here, under .gavel/<profile>/, on
-loopback ports of its own. Two profiles keep `make run` and `make test` apart.
+loopback ports of its own. Profiles keep `make run` (scripts/run_console.py), each test shard
+and the benches apart.
 
     python scripts/stack.py exec --profile test -- pytest   # up, run, always down
-    python scripts/stack.py run                              # the console with demo data
     python scripts/stack.py opa-binary                       # find or build opa, print its path
 
 Only the standard library is used, so this runs before the virtualenv exists.
@@ -386,87 +386,11 @@ def cmd_exec(profile: Profile, argv: list[str]) -> int:
             stop()
 
 
-def manage(env: dict[str, str], *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(VENV_PYTHON), str(ROOT / "manage.py"), *args], env=env, check=True, **kwargs)
-
-
-# The OPA `make run` starts: an instance of the environment Gavel serves, with its own token.
-DEV_INSTANCE = "local-opa"
-
-
-def issue_dev_opa_token(env: dict[str, str], profile: Profile, environment: str) -> Path:
-    """Register the local OPA and issue it a fresh token into a file (0600) OPA reads on every
-    request, as the README recommends, so the demo's batches are attributed to their instance. The
-    previous token ends when the new one is first used (fleet/credentials.py): none pile up."""
-    token_file = profile.home / "opa" / "gavel-token"
-    manage(env, "opa_environment", environment, "--add-instance", DEV_INSTANCE, env["OPA_URL"],
-           "--instance-token", DEV_INSTANCE, "--token-file", str(token_file), stdout=subprocess.DEVNULL)
-    return token_file
-
-
-def cmd_run(profile: Profile) -> int:
-    """Everything `make run` shows: services, migrations, demo data, worker, traffic, web."""
-    env, started = stack_up(profile)
-    env = {**os.environ, **env, "DEBUG": os.environ.get("DEBUG", "1")}
-    web_url = f"http://127.0.0.1:{profile.web_port}"
-    processes: list[tuple[subprocess.Popen, str]] = []
-    try:
-        manage(env, "migrate", "--noinput", stdout=subprocess.DEVNULL)
-        if os.environ.get("OPA_URL"):
-            env["OPA_URL"] = os.environ["OPA_URL"]
-            say(f"using OPA at {env['OPA_URL']}; configure it to ship decision logs to {web_url}/api/v1/opa/logs")
-        else:
-            env["OPA_URL"] = f"http://127.0.0.1:{profile.opa_port}"
-            if port_is_open(profile.opa_port):
-                raise SystemExit(f"port {profile.opa_port} is taken; stop what runs there or set OPA_URL")
-            environment = env.get("GAVEL_ENVIRONMENT") or "dev"
-            token_file = issue_dev_opa_token(env, profile, environment)
-            # Status reports too, so the environments page shows the instance's health.
-            opa = start_opa(profile.home / "opa", profile.opa_port, f"{web_url}/api/v1/opa", "",
-                            {"environment": environment, "instance": DEV_INSTANCE},
-                            extra_config={"status": {"service": "gavel"}}, token_path=token_file)
-            processes.append((opa, "OPA"))
-            say(f"OPA up on {env['OPA_URL']}, shipping decision logs to {web_url}/api/v1/opa/logs "
-                f"as {environment}/{DEV_INSTANCE}, with its own token in {token_file.relative_to(ROOT)}")
-        worker = subprocess.Popen(
-            [str(VENV_PYTHON), "-m", "celery", "-A", "console", "worker", "--beat", "--loglevel", "WARNING",
-             "--concurrency", "2", "--schedule", str(profile.home / "celerybeat-schedule")],
-            env=env, cwd=ROOT, start_new_session=True,
-        )
-        processes.append((worker, "Celery worker"))
-        web = subprocess.Popen(
-            [str(VENV_PYTHON), str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{profile.web_port}", "--noreload"],
-            env=env, cwd=ROOT, start_new_session=True,
-        )
-        processes.append((web, "web"))
-        wait_for_port(profile.web_port, "web", proc=web)
-        manage(env, "seed_demo", "--publish")
-        traffic = subprocess.Popen(
-            [str(VENV_PYTHON), str(ROOT / "manage.py"), "demo_traffic", "--rate", "3", "--gavel-url", web_url],
-            env=env, cwd=ROOT, start_new_session=True,
-        )
-        processes.append((traffic, "demo traffic"))
-        say(f"Gavel is up: {web_url}  (Ctrl-C stops everything)")
-        while all(p.poll() is None for p, _ in processes):
-            time.sleep(1)
-        for p, what in processes:
-            if p.poll() is not None:
-                say(f"{what} exited with code {p.returncode}; stopping")
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for proc, what in reversed(processes):
-            stop_process(proc, what)
-        for stop in reversed(started):
-            stop()
-
-
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _stop_on_signals() -> None:
+def stop_on_signals() -> None:
     """Ctrl-C and `kill` both end in the `finally` blocks that stop what was started."""
     # A background job inherits SIGINT ignored: restore it.
     signal.signal(signal.SIGINT, _interrupt)
@@ -474,22 +398,18 @@ def _stop_on_signals() -> None:
 
 
 def main() -> int:
-    _stop_on_signals()
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_exec = sub.add_parser("exec", help="start services, run a command with their URLs, stop them")
     p_exec.add_argument("--profile", choices=PROFILES, default="test")
     p_exec.add_argument("argv", nargs=argparse.REMAINDER)
-    p_run = sub.add_parser("run", help="serve the console with demo data")
-    p_run.add_argument("--profile", choices=PROFILES, default="dev")
     sub.add_parser("opa-binary", help="print the path of the opa binary, building it if needed")
     args = parser.parse_args()
 
     if args.command == "opa-binary":
         print(opa_binary())
         return 0
-    if args.command == "run":
-        return cmd_run(PROFILES[args.profile])
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:
         parser.error("exec needs a command after --")

@@ -132,7 +132,8 @@ A = "/api/v1"
 # name (namespace:name as routed) -> the requests that exercise it, with who may make them.
 MATRIX: dict[str, list[Case]] = {
     "home": [page("GET", "/")],
-    "login": [Case("GET", "/login/", kind="public")],
+    "login": [Case("GET", "/login/", kind="public"),
+              Case("POST", "/login/", data={"username": "nobody", "password": "wrong"}, kind="public", ok=(200,))],
     "logout": [Case("POST", "/logout/", kind="public", ok=(302,))],
     # --- policies
     "policies:list": [page("GET", "/policies/")],
