@@ -14,6 +14,7 @@ Only the standard library is used, so this runs before the virtualenv exists.
 from __future__ import annotations
 
 import argparse
+import base64
 import glob
 import json
 import os
@@ -96,15 +97,26 @@ def free_port() -> int:
 # --- secrets ---------------------------------------------------------------------------
 
 
+LOCAL_SECRETS = {
+    "SECRET_KEY": lambda: secrets.token_urlsafe(48),
+    "GAVEL_OPA_TOKEN": lambda: secrets.token_urlsafe(32),
+    # The Ed25519 private key that signs export manifests: any 32 random bytes, base64.
+    "GAVEL_EXPORT_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+}
+
+
 def local_secrets(profile: Profile) -> dict[str, str]:
-    """SECRET_KEY and GAVEL_OPA_TOKEN, generated once per checkout and never committed."""
+    """SECRET_KEY, GAVEL_OPA_TOKEN and GAVEL_EXPORT_SIGNING_KEY, generated once per checkout and
+    never committed; a secret added later is generated into an existing file, the others kept."""
     path = profile.home / "secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    profile.home.mkdir(parents=True, exist_ok=True)
-    values = {"SECRET_KEY": secrets.token_urlsafe(48), "GAVEL_OPA_TOKEN": secrets.token_urlsafe(32)}
-    path.write_text(json.dumps(values))
-    path.chmod(0o600)
+    values = json.loads(path.read_text()) if path.exists() else {}
+    missing = {name: make() for name, make in LOCAL_SECRETS.items() if name not in values}
+    if missing:
+        values.update(missing)
+        profile.home.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(values))
     return values
 
 
@@ -363,7 +375,7 @@ def stack_up(profile: Profile) -> tuple[dict[str, str], list]:
     """Start Postgres and Redis unless their URLs are given. Returns env and what to stop:
     only what this call started, so a second `make test` never stops the first one's services."""
     env = dict(local_secrets(profile))
-    env.update({k: os.environ[k] for k in ("SECRET_KEY", "GAVEL_OPA_TOKEN") if os.environ.get(k)})
+    env.update({k: os.environ[k] for k in LOCAL_SECRETS if os.environ.get(k)})
     started = []
     for variable, start, stop in (("DATABASE_URL", start_postgres, stop_postgres), ("REDIS_URL", start_redis, stop_redis)):
         if os.environ.get(variable):
