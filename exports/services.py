@@ -199,7 +199,8 @@ def _chunks(record: ExportRecord, tally: _Tally) -> Iterator[bytes]:
     sql, params = copy_sql(record.format, rows)
     first = FIRST_LINE[record.format]
     parts, size, frames = ([first] if first else []), len(first), CopyFrames()
-    with connection.cursor() as cursor, cursor.copy(sql, params) as copy:
+    # psycopg's own cursor: Django's DEBUG wrapper has a copy() that takes no parameters.
+    with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
         for block in copy:
             for line, moment in frames.feed(block):
                 tally.rows += 1
