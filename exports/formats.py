@@ -167,6 +167,12 @@ class CopyFrames:
         self._header = False
         self.ended = False
 
+    def whole(self, block) -> bool:
+        """Whether `block` is exactly one tuple, as Postgres sends them: its line is block[6:-12]."""
+        size = len(block)
+        return (self._header and not self._buffer and size >= 18 and block[0] == 0 and block[1] == 2
+                and int.from_bytes(block[2:6], "big") == size - 18)
+
     def feed(self, block: bytes) -> Iterator[tuple[bytes, bytes]]:
         data = self._buffer + block if self._buffer else bytes(block)
         pos, end = 0, len(data)
