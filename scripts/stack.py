@@ -95,28 +95,16 @@ def free_port() -> int:
 
 
 # --- secrets ---------------------------------------------------------------------------
-
-
-LOCAL_SECRETS = {
-    "SECRET_KEY": lambda: secrets.token_urlsafe(48),
-    "GAVEL_OPA_TOKEN": lambda: secrets.token_urlsafe(32),
-    # The Ed25519 private key that signs export manifests: any 32 random bytes, base64.
-    "GAVEL_EXPORT_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
-}
+LOCAL_SECRETS = {"SECRET_KEY": lambda: secrets.token_urlsafe(48), "GAVEL_OPA_TOKEN": lambda: secrets.token_urlsafe(32),
+                 "GAVEL_EXPORT_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode()}
 
 
 def local_secrets(profile: Profile) -> dict[str, str]:
-    """SECRET_KEY, GAVEL_OPA_TOKEN and GAVEL_EXPORT_SIGNING_KEY, generated once per checkout and
-    never committed; a secret added later is generated into an existing file, the others kept."""
-    path = profile.home / "secrets.json"
-    values = json.loads(path.read_text()) if path.exists() else {}
-    missing = {name: make() for name, make in LOCAL_SECRETS.items() if name not in values}
-    if missing:
-        values.update(missing)
-        profile.home.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.chmod(0o600)
-        path.write_text(json.dumps(values))
+    values = json.loads(path.read_text()) if (path := profile.home / "secrets.json").exists() else {}
+    if missing := {name: make() for name, make in LOCAL_SECRETS.items() if name not in values}:
+        profile.home.mkdir(parents=True, exist_ok=True)  # the file 0600: it is never committed, nor read by others
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(json.dumps(values := values | missing))
     return values
 
 
