@@ -5,6 +5,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 from django.shortcuts import render
+from django.utils import timezone
 
 from core import facts
 from core.display import json_text
@@ -20,12 +21,15 @@ PAGE_SIZE = 50
 
 @permission_required("core.view_decision", raise_exception=True)
 def decision_list(request):
+    # Taken before the count: an export from this page holds the decisions stored by then, the ones counted.
+    as_of = timezone.now()
     filterset = DecisionFilter(request.GET, queryset=Decision.objects.select_related("policy", "version"))
     decisions = filterset.qs if filterset.is_valid() else Decision.objects.none()
     page = CappedPaginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"filter": filterset, "page": page, "query": query.urlencode(), "count_limit": COUNT_LIMIT}
+    context = {"filter": filterset, "page": page, "query": query.urlencode(), "count_limit": COUNT_LIMIT,
+               "as_of": as_of.isoformat()}
     # htmx asks only for the results, so filtering refreshes the table in place.
     template = "audit/_results.html" if request.htmx and not request.htmx.boosted else "audit/decision_list.html"
     return render(request, template, context)

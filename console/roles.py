@@ -197,6 +197,8 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "exports:download": {"GET": _EXPORT},
     "exports:delete_file": {"POST": _EXPORT},  # one's own; someone else's needs exports.delete_exportrecord
     "exports:manifest": {"GET": _EXPORT_RECORDS},
+    "exports:verifier": {"GET": _EXPORT_RECORDS},
+    "exports:public_key": {"GET": _EXPORT_RECORDS},
     "export-list": {"GET": _EXPORT_RECORDS, "POST": _EXPORT},
     "export-detail": {"GET": _EXPORT_RECORDS},
     "export-download": {"GET": _EXPORT},

@@ -3,6 +3,8 @@
 DATABASE_URL, REDIS_URL, OPA_URL, GAVEL_OPA_TOKEN, SECRET_KEY and DEBUG are read here;
 `scripts/stack.py` fills them in for the embedded development and test stack.
 """
+import base64
+import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -292,6 +294,22 @@ GAVEL_EXPORT_STREAM_MAX_ROWS = int(os.environ.get("GAVEL_EXPORT_STREAM_MAX_ROWS"
 GAVEL_EXPORT_DIR = Path(os.environ.get("GAVEL_EXPORT_DIR", str(BASE_DIR / "var" / "exports")))
 # Rows fetched per round trip from the server-side cursor.
 GAVEL_EXPORT_FETCH_ROWS = int(os.environ.get("GAVEL_EXPORT_FETCH_ROWS", "2000"))
+# The Ed25519 private key that signs every export manifest (exports/signing.py): 32 random bytes,
+# base64 (`python -c "import base64,os; print(base64.b64encode(os.urandom(32)).decode())"`). Kept
+# like SECRET_KEY: required without DEBUG; scripts/stack.py generates one per local stack, and plain
+# DEBUG derives one from SECRET_KEY. Its public half is shown on the exports page.
+GAVEL_EXPORT_SIGNING_KEY = os.environ.get("GAVEL_EXPORT_SIGNING_KEY") or (
+    base64.b64encode(hashlib.sha256(f"gavel-export-signing:{SECRET_KEY}".encode()).digest()).decode()
+    if DEBUG else "")
+if not GAVEL_EXPORT_SIGNING_KEY:
+    raise ImproperlyConfigured("GAVEL_EXPORT_SIGNING_KEY must be set when DEBUG is off: the Ed25519 key that signs "
+                               "export manifests, 32 random bytes in base64")
+try:
+    if len(base64.b64decode(GAVEL_EXPORT_SIGNING_KEY, validate=True)) != 32:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured("GAVEL_EXPORT_SIGNING_KEY is not an Ed25519 private key: it must be 32 bytes in "
+                               "base64 (44 characters ending in '=')") from None
 # Days a job export's file is kept (it holds decision inputs); then it is deleted and its record,
 # with the hash, stays marked expired (exports/retention.py). 0 keeps files forever.
 GAVEL_EXPORT_RETENTION_DAYS = int(os.environ.get("GAVEL_EXPORT_RETENTION_DAYS", "30"))

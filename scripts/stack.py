@@ -14,6 +14,7 @@ Only the standard library is used, so this runs before the virtualenv exists.
 from __future__ import annotations
 
 import argparse
+import base64
 import glob
 import json
 import os
@@ -94,17 +95,16 @@ def free_port() -> int:
 
 
 # --- secrets ---------------------------------------------------------------------------
+LOCAL_SECRETS = {"SECRET_KEY": lambda: secrets.token_urlsafe(48), "GAVEL_OPA_TOKEN": lambda: secrets.token_urlsafe(32),
+                 "GAVEL_EXPORT_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode()}
 
 
 def local_secrets(profile: Profile) -> dict[str, str]:
-    """SECRET_KEY and GAVEL_OPA_TOKEN, generated once per checkout and never committed."""
-    path = profile.home / "secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    profile.home.mkdir(parents=True, exist_ok=True)
-    values = {"SECRET_KEY": secrets.token_urlsafe(48), "GAVEL_OPA_TOKEN": secrets.token_urlsafe(32)}
-    path.write_text(json.dumps(values))
-    path.chmod(0o600)
+    values = json.loads(path.read_text()) if (path := profile.home / "secrets.json").exists() else {}
+    if missing := {name: make() for name, make in LOCAL_SECRETS.items() if name not in values}:
+        profile.home.mkdir(parents=True, exist_ok=True)  # the file 0600: it is never committed, nor read by others
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(json.dumps(values := values | missing))
     return values
 
 
@@ -363,7 +363,7 @@ def stack_up(profile: Profile) -> tuple[dict[str, str], list]:
     """Start Postgres and Redis unless their URLs are given. Returns env and what to stop:
     only what this call started, so a second `make test` never stops the first one's services."""
     env = dict(local_secrets(profile))
-    env.update({k: os.environ[k] for k in ("SECRET_KEY", "GAVEL_OPA_TOKEN") if os.environ.get(k)})
+    env.update({k: os.environ[k] for k in LOCAL_SECRETS if os.environ.get(k)})
     started = []
     for variable, start, stop in (("DATABASE_URL", start_postgres, stop_postgres), ("REDIS_URL", start_redis, stop_redis)):
         if os.environ.get(variable):

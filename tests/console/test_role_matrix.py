@@ -203,6 +203,8 @@ MATRIX: dict[str, list[Case]] = {
     # The world's export is the auditor's own; someone else's needs exports.delete_exportrecord, which no role holds.
     "exports:delete_file": [page("POST", lambda w: f"/audit/exports/{w.export.pk}/delete-file/")],
     "exports:manifest": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/manifest.json")],
+    "exports:verifier": [page("GET", "/audit/exports/verify_gavel_export.py")],
+    "exports:public_key": [page("GET", "/audit/exports/public-key.txt")],
     "fleet:environments": [page("GET", "/environments/")],
     "fleet:add_instance": [page("POST", "/environments/edge/instances/", {"name": "opa-new"}, ok=(200,))],
     "fleet:issue_token": [page("POST", "/environments/edge/instances/opa-a/tokens/", ok=(200,))],
