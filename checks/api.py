@@ -43,8 +43,8 @@ class ReplaySerializer(serializers.Serializer):
 
 
 class TokenAsBasicAuthentication(BasicAuthentication):
-    """HTTP Basic with the user's API token as the password, for tools that only speak Basic
-    (`conftest pull` reads it from ~/.netrc: `machine gavel.example.com login ci password <token>`)."""
+    """HTTP Basic with the user's API token as the password, for tools that only speak Basic:
+    `conftest pull https://<username>:<token>@gavel.example.com/api/v1/checks/policies/<env>.tar.gz`."""
 
     def authenticate_credentials(self, userid, password, request=None):
         token = Token.objects.select_related("user").filter(key=password).first()

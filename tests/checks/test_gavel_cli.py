@@ -156,15 +156,15 @@ def test_verify_runs_the_policys_rego_tests_in_gavel(world):
 
 def test_conftest_pull_gets_what_gavel_published_and_agrees_with_gavel_check(world, tmp_path):
     conftest = str(stack.conftest_binary())
-    host = urlparse(world["url"]).hostname
-    (tmp_path / ".netrc").write_text(f"machine {host} login ci-bot password {world['token']}\n")
-    (tmp_path / ".netrc").chmod(0o600)
+    # conftest's downloader reads no .netrc and sends no headers: the token goes as Basic auth in the URL.
+    host = urlparse(world["url"]).netloc
     environ = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
-    pulled = subprocess.run([conftest, "pull", f"{world['url']}/api/v1/checks/policies/{ENV}.tar.gz",
-                             "--policy", str(tmp_path / "policy")], capture_output=True, text=True, env=environ,
+    pulled = subprocess.run([conftest, "pull", f"http://ci-bot:{world['token']}@{host}/api/v1/checks/policies/{ENV}.tar.gz",
+                             "--policy", "policy"], capture_output=True, text=True, env=environ,
                             cwd=tmp_path, timeout=120)
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
-    assert (tmp_path / "policy" / "provisioning.rego").exists()
+    pulled_files = sorted(p.name for p in (tmp_path / "policy").rglob("*.rego"))
+    assert pulled_files == ["provisioning.rego", "provisioning_test.rego"], sorted(map(str, tmp_path.rglob("*")))
     for plan in (FAILING, PASSING):
         ours = json.loads(gavel(world, "check", plan, "--env", ENV, "--output", "json").stdout)["results"]
         theirs = subprocess.run([conftest, "test", "--policy", str(tmp_path / "policy"), "--namespace",
