@@ -158,6 +158,8 @@ def why_not_consumed_by(held: HeldAction, decision: Decision) -> str:
 def record_decisions(decisions: list[Decision], **_) -> None:
     """New decisions (core.store's `decisions_stored`): hold what needs approval, consume retries."""
     for decision in decisions:
+        if decision.from_ci:
+            continue  # a CI check holds nothing: no enforcement point waits to retry it
         # A retry naming an approval that no longer holds is answered to the client, not queued again.
         is_retry = isinstance(decision.input, dict) and "gavel_approval" in decision.input
         if decision.outcome == "require_approval" and not is_retry:

@@ -36,7 +36,8 @@ ROLES = (
         READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT + READ_ACTIVITY
         + ("policies.publish_policyversion", "policies.rollback_policy", "policies.retire_policy")
         + ("fleet.manage_opa_credentials", "core.retry_logbatch")
-        + ("alerts.add_alertrule", "alerts.change_alertrule", "exports.view_exportrecord"),
+        + ("alerts.add_alertrule", "alerts.change_alertrule", "exports.view_exportrecord")
+        + ("checks.run_check",),
     ),
     Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS + REVIEW),
     Role(
@@ -52,7 +53,8 @@ ROLES = (
         READ_POLICIES
         + READ_DECISIONS
         + REQUEST_EXCEPTIONS
-        + ("policies.add_policy", "policies.add_policyversion", "policies.publish_policyversion"),
+        + ("policies.add_policy", "policies.add_policyversion", "policies.publish_policyversion")
+        + ("checks.run_check",),
     ),
 )
 
@@ -61,7 +63,13 @@ ENFORCEMENT_POINT = Role(
     "enforcement_point", "Enforcement point", "A service that asks OPA and holds actions for approval.",
     ("approvals.add_heldaction", "approvals.view_heldaction"),
 )
-ROLES = ROLES + (ENFORCEMENT_POINT,)
+# Not a person: the account a CI pipeline's token belongs to (`gavel check`, verify, replay, and
+# `conftest pull` of the published policies). It reads no decision: replay gives it counts only.
+CI_PIPELINE = Role(
+    "ci_pipeline", "CI pipeline", "A pipeline that checks changes against the published policies.",
+    ("checks.run_check",),
+)
+ROLES = ROLES + (ENFORCEMENT_POINT, CI_PIPELINE)
 
 ROLES_BY_GROUP = {role.group: role for role in ROLES}
 
@@ -96,12 +104,14 @@ def sync_role_groups(group_model, permission_model) -> None:
 PUBLIC = "public"        # anyone, signed in or not (the login page)
 SIGNED_IN = "signed-in"  # any role
 OPA_TOKEN = "opa-token"  # OPA's bearer token (its instance token, a bundle token), never a person
+METRICS_TOKEN = "metrics-token"  # Prometheus: GAVEL_METRICS_TOKEN or an address in GAVEL_METRICS_ALLOWED
 
 _VIEW_POLICY, _VIEW_DECISION = "policies.view_policy", "core.view_decision"
 _PUBLISH, _MANAGE_OPA = "policies.publish_policyversion", "fleet.manage_opa_credentials"
 _EXPORT, _EXPORT_RECORDS = "core.export_decision", "exports.view_exportrecord"
 _HELD, _REVIEW = "approvals.view_heldaction", "approvals.review_heldaction"
 _APPROVE_EXCEPTION, _CANARY = "rollout.approve_policyexception", "rollout.add_canarysetting"
+_CI_CHECK = "checks.run_check"
 
 ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "home": {"GET": SIGNED_IN},
@@ -211,6 +221,13 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "approval-list": {"GET": _HELD, "POST": "approvals.add_heldaction"},
     "approval-detail": {"GET": _HELD},
     "approval-review": {"POST": _REVIEW},
+    # CI checks (`gavel`, `conftest pull`): policy authors, security admins, CI pipelines' accounts
+    "ci-check": {"POST": _CI_CHECK},
+    "ci-verify": {"POST": _CI_CHECK},
+    "ci-replay": {"POST": _CI_CHECK},
+    "ci-policies": {"GET": _CI_CHECK},
+    # Prometheus
+    "metrics": {"GET": METRICS_TOKEN},
     # OPA's own endpoints
     "opa-logs": {"POST": OPA_TOKEN},
     "opa-bundle": {"GET": OPA_TOKEN},
@@ -224,6 +241,6 @@ def groups_allowed(route: str, method: str) -> frozenset[str]:
     needed = ROUTE_PERMISSIONS[route][method]
     if needed in (PUBLIC, SIGNED_IN):
         return frozenset(role.group for role in ROLES)
-    if needed == OPA_TOKEN:
+    if needed in (OPA_TOKEN, METRICS_TOKEN):
         return frozenset()
     return frozenset(role.group for role in ROLES if needed in role.permissions)

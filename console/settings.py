@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "approvals",
     "exports",
     "alerts",
+    "checks",  # CI checks: `gavel check`, verify, replay, the conftest tarball
     "activity",  # the append-only log of every change (activity/models.py lists what it follows)
     "console",  # last: its post_migrate hook needs the other apps' permissions to exist
 ]
@@ -399,3 +400,11 @@ GAVEL_DRIFT_MAX_REPUSH = int(os.environ.get("GAVEL_DRIFT_MAX_REPUSH", "3"))
 GAVEL_DRIFT_WINDOW_MINUTES = int(os.environ.get("GAVEL_DRIFT_WINDOW_MINUTES", "60"))
 # A replaced OPA instance token keeps working until its successor is first used, or this long.
 GAVEL_OPA_TOKEN_GRACE_HOURS = float(os.environ.get("GAVEL_OPA_TOKEN_GRACE_HOURS", "24"))
+
+# --- CI checks (`gavel check`) and /metrics ----------------------------------------------
+GAVEL_CHECK_MAX_DOCUMENTS = int(os.environ.get("GAVEL_CHECK_MAX_DOCUMENTS", "1000"))
+# /metrics answers a scraper presenting `Authorization: Bearer <GAVEL_METRICS_TOKEN>`, or one
+# from an address in GAVEL_METRICS_ALLOWED (hosts' addresses or networks, e.g. 10.0.0.0/8).
+# Neither set: /metrics answers nobody.
+GAVEL_METRICS_TOKEN = os.environ.get("GAVEL_METRICS_TOKEN", "")
+GAVEL_METRICS_ALLOWED = [n.strip() for n in os.environ.get("GAVEL_METRICS_ALLOWED", "").split(",") if n.strip()]

@@ -6,13 +6,14 @@ from rest_framework.routers import DefaultRouter
 from activity.api import ActivityViewSet
 from approvals.api import HeldActionViewSet
 from audit.api import DecisionViewSet, opa_decision_logs
+from checks import api as checks_api
 from exports.api import ExportRecordViewSet
 from fleet.api import EnvironmentViewSet, OpaInstanceViewSet
 from fleet.service_api import opa_authz_bundle, opa_bundle, opa_status
 from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet, PublishRequestViewSet
 from rollout.api import CanarySettingViewSet, PolicyExceptionViewSet
 
-from . import views
+from . import metrics, views
 
 router = DefaultRouter()
 router.trailing_slash = "/?"  # machines may leave the slash off (POST /api/v1/approvals)
@@ -47,6 +48,11 @@ urlpatterns = [
     path("api/v1/opa/bundles/<slug:environment>", opa_bundle, name="opa-bundle"),
     path("api/v1/opa/status", opa_status, name="opa-status"),
     path("api/v1/opa/authz", opa_authz_bundle, name="opa-authz"),
+    path("api/v1/checks/", checks_api.check, name="ci-check"),
+    path("api/v1/checks/verify/", checks_api.verify, name="ci-verify"),
+    path("api/v1/checks/replay/", checks_api.replay, name="ci-replay"),
+    path("api/v1/checks/policies/<slug:environment>.tar.gz", checks_api.policies_tarball, name="ci-policies"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include(router.urls)),
 ]

@@ -50,6 +50,9 @@ class Outcome(models.TextChoices):
     UNDEFINED = "undefined", "Undefined"
 
 
+# The `source` label of decisions a CI check made (`gavel check`), and the instance they are filed under.
+CI_SOURCE, CI_INSTANCE = "ci", "gavel-ci"
+
 # Denials, enforced or only recorded in dry-run: what deny rates and deny-reason charts count.
 DENIED_OUTCOMES = (Outcome.DENY, Outcome.WOULD_DENY)
 
@@ -162,6 +165,11 @@ class Decision(models.Model):
     @property
     def instance_id(self) -> str:
         return self.labels.get("id", "")
+
+    @property
+    def from_ci(self) -> bool:
+        """A CI check made it (`gavel check`, checks/), not an OPA server: labels say source=ci."""
+        return isinstance(self.labels, dict) and self.labels.get("source") == CI_SOURCE
 
     @property
     def latency_ms(self) -> float | None:

@@ -8,6 +8,7 @@ and the benches apart.
 
     python scripts/stack.py exec --profile test -- pytest   # up, run, always down
     python scripts/stack.py opa-binary                       # find or build opa, print its path
+    python scripts/stack.py conftest-binary                  # the same for conftest (tests only)
 
 Only the standard library is used, so this runs before the virtualenv exists.
 """
@@ -31,11 +32,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from go_tools import go_tool  # scripts/go_tools.py: `go install` of the Go tools pinned below
+
 ROOT = Path(__file__).resolve().parent.parent
 OPA_VERSION = "v1.22.2"  # the one place the OPA version is pinned
 OPA_MODULE = "github.com/open-policy-agent/opa"
 VEGETA_VERSION = "v12.13.0"  # benchmarks only (bench/ingest_burst.py)
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
+CONFTEST_VERSION = "v0.71.1"  # tests only: `conftest pull` of Gavel's published policies (tests/checks/)
+CONFTEST_MODULE = "github.com/open-policy-agent/conftest"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
@@ -279,25 +284,8 @@ def vegeta_binary() -> Path:
     return go_tool("vegeta", VEGETA_MODULE, VEGETA_VERSION)
 
 
-def go_tool(name: str, module: str, version: str, hint: str = "") -> Path:
-    """`name` at .gavel/bin, else on PATH, else built once there with `go install module@version`."""
-    local = ROOT / ".gavel" / "bin" / name
-    if local.exists():
-        return local
-    found = shutil.which(name)
-    if found:
-        return Path(found)
-    go = shutil.which("go")
-    if not go:
-        raise SystemExit(
-            f"{name} is not installed and Go is not available to build it. Either install Go and rerun, "
-            f"or put a `{name}` {version} binary on PATH or at {local}{', ' + hint if hint else ''}."
-        )
-    say(f"building {name} {version} with go install (once; a few minutes)")
-    local.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([go, "install", f"{module}@{version}"], check=True,
-                   env={**os.environ, "GOBIN": str(local.parent), "CGO_ENABLED": "0"})
-    return local
+def conftest_binary() -> Path:  # built once with `go install` like OPA; `make test` asks for it first
+    return go_tool("conftest", CONFTEST_MODULE, CONFTEST_VERSION)
 
 
 def opa_config(log_url: str, token: str, labels: dict[str, str], extra: dict | None = None,
@@ -404,11 +392,13 @@ def main() -> int:
     p_exec = sub.add_parser("exec", help="start services, run a command with their URLs, stop them")
     p_exec.add_argument("--profile", choices=PROFILES, default="test")
     p_exec.add_argument("argv", nargs=argparse.REMAINDER)
-    sub.add_parser("opa-binary", help="print the path of the opa binary, building it if needed")
+    tools = {"opa-binary": opa_binary, "conftest-binary": conftest_binary}
+    for command, tool in tools.items():
+        sub.add_parser(command, help=f"print the path of the {command[:-7]} binary, building it if needed")
     args = parser.parse_args()
 
-    if args.command == "opa-binary":
-        print(opa_binary())
+    if args.command in tools:
+        print(tools[args.command]())
         return 0
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:

@@ -51,7 +51,8 @@ from tests.support import stack
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("compliance_officer", "security_admin", "reviewer", "auditor", "policy_author", "enforcement_point")
+ROLES = ("compliance_officer", "security_admin", "reviewer", "auditor", "policy_author", "enforcement_point",
+         "ci_pipeline")
 assert set(ROLES) == set(roles.ROLES_BY_GROUP)
 
 HELD_RESULT = {"allow": False, "require_approval": True, "reasons": ["deletes in prod need a reviewer"],
@@ -66,7 +67,7 @@ class Case:
     url: object
     data: object = None
     ok: tuple = ()  # success statuses; default 200 for GET, 302 for page POSTs, 2xx for API POSTs
-    kind: str = "page"  # page | api | opa | public
+    kind: str = "page"  # page | api | opa | public | metrics
     opa_token: object = None  # OPA's credential for an opa case (default GAVEL_OPA_TOKEN)
 
     def expected_ok(self):
@@ -83,6 +84,11 @@ def page(method, url, data=None, ok=()):
 
 def api(method, url, data=None, ok=()):
     return Case(method, url, data, ok, "api")
+
+
+def metrics(method, url):
+    """Prometheus' scrape: GAVEL_METRICS_TOKEN as a bearer token, never a user's role."""
+    return Case(method, url, ok=(200,), kind="metrics")
 
 
 def opa(method, url, data=None, ok=(204,), token=None):
@@ -230,6 +236,13 @@ MATRIX: dict[str, list[Case]] = {
                    opa("POST", "/api/v1/opa/status", lambda w: json.dumps({"labels": {"id": "opa-1"}}).encode(),
                        token=lambda w: w.instance_token)],
     "opa-authz": [opa("GET", "/api/v1/opa/authz", ok=(200,), token=lambda w: w.instance_token)],
+    # --- CI checks and Prometheus
+    "ci-check": [api("POST", f"{A}/checks/", lambda w: {"environment": w.env, "documents": [
+        {"file": "plan.json", "input": {"user": {"role": "admin"}}}]})],
+    "ci-verify": [api("POST", f"{A}/checks/verify/", {"policy": "budget"})],
+    "ci-replay": [api("POST", f"{A}/checks/replay/", {"policy": "budget", "version": 2, "last": 10})],
+    "ci-policies": [api("GET", lambda w: f"{A}/checks/policies/{w.env}.tar.gz")],
+    "metrics": [metrics("GET", "/metrics")],
     # --- the API
     "api-schema": [api("GET", f"{A}/schema/")],
     "api-root": [api("GET", f"{A}/")],
@@ -430,7 +443,8 @@ class World:
 
 
 PRINCIPALS = ("anonymous",) + tuple(f"session:{r}" for r in ROLES) + tuple(f"token:{r}" for r in ROLES) + (
-    "token:wrong", "opa-bearer")
+    "token:wrong", "opa-bearer", "metrics-bearer")
+METRICS_TOKEN = "matrix-metrics-token"
 
 
 def request_as(client, world, principal, case):
@@ -442,6 +456,8 @@ def request_as(client, world, principal, case):
         headers["HTTP_AUTHORIZATION"] = "Token " + "0" * 40
     elif principal.startswith("token:"):
         headers["HTTP_AUTHORIZATION"] = f"Token {world.tokens[principal.split(':')[1]]}"
+    elif principal == "metrics-bearer":
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {METRICS_TOKEN}"
     elif principal == "opa-bearer":
         token = case.opa_token(world) if case.opa_token else settings.GAVEL_OPA_TOKEN
         headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
@@ -462,13 +478,15 @@ def expectation(name, case, principal) -> str:
     allowed = roles.groups_allowed(name, case.method)
     if case.kind == "opa":
         return "ok" if principal == "opa-bearer" else "401"
+    if case.kind == "metrics":
+        return "ok" if principal == "metrics-bearer" else "401"
     if case.kind == "public":
         return "ok"
     if case.kind == "page":
         if principal.startswith("session:"):
             return "ok" if role in allowed else "403"
         return "login"  # no login, and API tokens or OPA's token do not log anyone in to pages
-    if principal in ("anonymous", "token:wrong", "opa-bearer"):
+    if principal in ("anonymous", "token:wrong", "opa-bearer", "metrics-bearer"):
         return "401"
     return "ok" if role in allowed else "403"
 
@@ -494,10 +512,12 @@ def matrix_opa(tmp_path_factory):
 def test_role_matrix(client, matrix_opa, settings, tmp_path, name, index):
     settings.OPA_URL = matrix_opa
     settings.GAVEL_EXPORT_DIR = tmp_path
+    settings.GAVEL_METRICS_TOKEN = METRICS_TOKEN
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # thirteen users per cell
     case = MATRIX[name][index]
     world = World()
-    principals = PRINCIPALS if case.kind in ("api", "opa") else tuple(p for p in PRINCIPALS if p != "token:wrong")
+    principals = PRINCIPALS if case.kind in ("api", "opa", "metrics") else tuple(
+        p for p in PRINCIPALS if p not in ("token:wrong", "metrics-bearer"))
     wrong = []
     for principal in principals:
         with transaction.atomic():  # rolled back below: every principal meets the same world

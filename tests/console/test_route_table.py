@@ -55,7 +55,8 @@ def test_no_api_view_sets_its_own_permission_classes():
     assert len(app_code) > 50  # the scan finds the apps
     for path in app_code:
         for node in ast.walk(ast.parse(path.read_text())):
-            named = {kw.arg for kw in node.keywords} if isinstance(node, ast.Call) else set()
+            named = ({kw.arg for kw in node.keywords} | {getattr(node.func, "id", "")}  # @permission_classes(...)
+                     if isinstance(node, ast.Call) else set())
             assigned = ({t.id for t in node.targets if isinstance(t, ast.Name)} if isinstance(node, ast.Assign)
                         else {node.name} if isinstance(node, ast.FunctionDef) else set())
             if {"permission_classes", "get_permissions"} & (named | assigned):

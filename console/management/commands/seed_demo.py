@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 
 from console.demo.traffic import EXCEPTION_USER_ID
 from console.management.commands.demo_traffic import DEMO_PEP_USERNAME
-from console.roles import ENFORCEMENT_POINT, ROLES
+from console.roles import CI_PIPELINE, ENFORCEMENT_POINT, ROLES
 from fleet.models import Environment
 from policies import services
 from policies.models import Policy
@@ -67,7 +67,7 @@ class Command(BaseCommand):
         User = get_user_model()
         users, created = {}, []
         for role in ROLES:
-            if role is ENFORCEMENT_POINT:
+            if role in (ENFORCEMENT_POINT, CI_PIPELINE):
                 continue  # a service account with a token, not a person with a password
             username = USERNAMES.get(role.group, role.group)
             user = User.objects.filter(username=username).first()
@@ -82,6 +82,10 @@ class Command(BaseCommand):
         pep.save()
         pep.groups.add(Group.objects.get(name=ENFORCEMENT_POINT.group))
         Token.objects.get_or_create(user=pep)
+        ci, _ = User.objects.get_or_create(username=DEMO_CI_USERNAME)
+        ci.set_unusable_password()
+        ci.save()
+        ci.groups.add(Group.objects.get(name=CI_PIPELINE.group))
         return users, created
 
     def _policies(self, author):
@@ -92,6 +96,8 @@ class Command(BaseCommand):
                 policy = services.create_policy(
                     name=name, title=title, description=description, author=author, message="Initial version",
                     source=(POLICY_DIR / f"{name}.rego").read_text(encoding="utf-8"),
+                    tests=tests.read_text(encoding="utf-8") if (tests := POLICY_DIR / f"{name}_test.rego").exists()
+                    else "",
                 )
                 self.stdout.write(f"Created policy {name} ({policy.package}).")
             policies.append(policy)
