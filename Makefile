@@ -14,7 +14,6 @@ run: deps opa
 # A short publish backoff makes the retry tests take seconds, not minutes.
 TEST_SHARDS ?= 2
 test: deps opa
-	@$(VENV)/bin/python scripts/stack.py conftest-binary >/dev/null  # tests/checks: `conftest pull`
 ifeq ($(strip $(PYTEST_ARGS)),)
 	GAVEL_PUBLISH_RETRY_BACKOFF=1 $(VENV)/bin/python scripts/test_shards.py --shards $(TEST_SHARDS)
 else

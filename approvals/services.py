@@ -48,7 +48,8 @@ def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from
                 held = HeldAction.objects.create(
                     decision_id=decision_id, logged_decision=decision,
                     policy=policy or getattr(decision, "policy", None),
-                    path=path, input=request, reasons=derive_outcome(result)[1] if result is not None else [],
+                    path=path, input=request if request is not None else {},  # OPA may log no input
+                    reasons=derive_outcome(result)[1] if result is not None else [],
                     requester=user_of(request)[:200], risk=risk_of(request, result),
                     approvals_required=required if required in (1, 2, 3) else 1, created_from=created_from,
                     callback_url=callback_url, submitted_by=submitted_by,
@@ -57,8 +58,10 @@ def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from
                 held.log(HeldActionEvent.Kind.CREATED, detail=f"from the {created_from}")
                 notifications.notify(held, "new")
             return held, True
-        except IntegrityError:  # the other path created it at the same moment
-            existing = HeldAction.objects.get(decision_id=decision_id)
+        except IntegrityError:  # the other path created it at the same moment...
+            existing = HeldAction.objects.filter(decision_id=decision_id).first()
+            if existing is None:  # ...or the row itself was refused: that error is the one to see
+                raise
     changed = []
     if decision is not None and existing.logged_decision_id is None:
         existing.logged_decision = decision  # the API came first; now its decision log is in

@@ -4,6 +4,7 @@ published policies for `conftest pull`. Each needs checks.run_check (console/rol
 from __future__ import annotations
 
 from django.http import HttpResponse
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication, TokenAuthentication
@@ -16,6 +17,7 @@ from fleet.models import Environment
 
 from . import services
 from .bundle import policy_tarball, revision
+
 
 class CheckSerializer(serializers.Serializer):
     environment = serializers.SlugField()
@@ -47,6 +49,17 @@ class TokenAsBasicAuthentication(BasicAuthentication):
         if token is None or not token.user.is_active or token.user.get_username() != userid:
             raise AuthenticationFailed("invalid username or token")
         return token.user, token
+
+
+class TokenAsBasicScheme(OpenApiAuthenticationExtension):
+    """How the schema (and `manage.py check --deploy`) describes the Basic form of a token."""
+
+    target_class = TokenAsBasicAuthentication
+    name = "tokenAsBasic"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "basic",
+                "description": "Username and API token as the password (for conftest pull)"}
 
 
 def _refused(exc: Exception, code: int = status.HTTP_400_BAD_REQUEST) -> Response:

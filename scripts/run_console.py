@@ -14,8 +14,19 @@ import sys
 import time
 from pathlib import Path
 
-from stack import (PROFILES, ROOT, VENV_PYTHON, Profile, port_is_open, say, stack_up, start_opa,
-                   stop_on_signals, stop_process, wait_for_port)
+from stack import (
+    PROFILES,
+    ROOT,
+    VENV_PYTHON,
+    Profile,
+    port_is_open,
+    say,
+    stack_up,
+    start_opa,
+    stop_on_signals,
+    stop_process,
+    wait_for_port,
+)
 
 
 def web_env(stack_env: dict[str, str]) -> dict[str, str]:

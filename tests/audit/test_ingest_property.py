@@ -117,6 +117,9 @@ HOSTILE_BUT_STORED = [
     {"decision_id": "a/b?c#d", "timestamp": "2026-11-27T08:00:01Z", "labels": {"environment": "staging"}},
 ]
 NEVER_SENT = [{"decision_id": "x", "timestamp": "2026-02-30T08:00:00Z"}]
+# Found by the soak: a decision that needs approval and carries no input is held like any other.
+HELD_WITHOUT_INPUT = [{"decision_id": "held-without-input", "timestamp": "2026-11-27T08:00:00Z", "input": None,
+                       "result": {"allow": False, "require_approval": True}}]
 
 
 def upload(client, events) -> int:
@@ -148,6 +151,7 @@ def test_every_batch_is_refused_whole_or_stored_whole_and_shown_everywhere(clien
     @given(batches())
     @example(HOSTILE_BUT_STORED)
     @example(NEVER_SENT)
+    @example(HELD_WITHOUT_INPUT)
     def check(events):
         batches_before, decisions_before = LogBatch.objects.count(), Decision.objects.count()
         status = upload(client, events)
