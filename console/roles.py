@@ -206,6 +206,8 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "approvals:export": {"GET": _EXPORT},
     "approvals:detail": {"GET": _HELD},
     "approvals:review": {"POST": _REVIEW},
+    "approvals:state": {"GET": _HELD},
+    "approvals:bulk_review": {"POST": _REVIEW},
     "approval-list": {"GET": _HELD, "POST": "approvals.add_heldaction"},
     "approval-detail": {"GET": _HELD},
     "approval-review": {"POST": _REVIEW},

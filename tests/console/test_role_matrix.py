@@ -217,6 +217,9 @@ MATRIX: dict[str, list[Case]] = {
     "approvals:export": [page("GET", "/approvals/export.csv")],
     "approvals:detail": [page("GET", "/approvals/held-1/")],
     "approvals:review": [page("POST", "/approvals/held-1/review/", {"verdict": "reject", "comment": "no"})],
+    "approvals:state": [page("GET", "/approvals/held-1/state/")],
+    "approvals:bulk_review": [
+        page("POST", "/approvals/review/", {"held": ["held-1"], "verdict": "reject", "comment": "no"})],
     # --- the activity log (read-only: there is no route that changes it)
     "activity:list": [page("GET", "/activity/")],
     # --- OPA's own endpoints: OPA's bearer token, never a user's role
