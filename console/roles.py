@@ -108,6 +108,8 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "login": {"GET": PUBLIC, "POST": PUBLIC},
     "logout": {"POST": PUBLIC},
     "api-schema": {"GET": SIGNED_IN},
+    "api-docs": {"GET": SIGNED_IN},  # Swagger UI; the schema it reads needs a login too
+    "api-redoc": {"GET": SIGNED_IN},
     "api-root": {"GET": SIGNED_IN},
     # policies, versions, two-person publishing; rollback belongs to security admins
     "policies:list": {"GET": _VIEW_POLICY},

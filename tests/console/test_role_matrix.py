@@ -233,6 +233,8 @@ MATRIX: dict[str, list[Case]] = {
     "opa-authz": [opa("GET", "/api/v1/opa/authz", ok=(200,), token=lambda w: w.instance_token)],
     # --- the API
     "api-schema": [api("GET", f"{A}/schema/")],
+    "api-docs": [api("GET", f"{A}/docs/")],
+    "api-redoc": [api("GET", f"{A}/redoc/")],
     "api-root": [api("GET", f"{A}/")],
     "policy-list": [
         api("GET", f"{A}/policies/"),
