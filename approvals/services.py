@@ -115,6 +115,24 @@ def review(held: HeldAction, *, reviewer, approve: bool, comment: str) -> HeldAc
     return held
 
 
+def review_many(decision_ids: list[str], *, reviewer, approve: bool, comment: str) -> tuple[list, dict]:
+    """One verdict and comment for several held actions: each goes through review() on its own
+    (own transaction, own checks, each approval bound to its own action and pushed as today), so
+    one that cannot be reviewed (one's own, already decided) is reported and the rest go on.
+    Returns (the reviewed actions, {decision_id: why not})."""
+    done, refused = [], {}
+    for decision_id in dict.fromkeys(decision_ids):  # each once, in the order given
+        held = HeldAction.objects.filter(decision_id=decision_id).first()
+        if held is None:
+            refused[decision_id] = "no such held action"
+            continue
+        try:
+            done.append(review(held, reviewer=reviewer, approve=approve, comment=comment))
+        except (PermissionDenied, ValidationError) as exc:
+            refused[decision_id] = " ".join(getattr(exc, "messages", [str(exc)]))
+    return done, refused
+
+
 def consume(approval_ref: str, decision: Decision) -> bool:
     """A retry's decision log says OPA applied this approval. It is used up, and leaves OPA's
     data, only if the retry is the one it was granted for; otherwise the decision stays stored,

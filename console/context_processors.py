@@ -1,6 +1,7 @@
 from alerts.models import Alert
 from core.models import LogBatch
 
+from .inbox import waiting_for
 from .roles import roles_of
 
 
@@ -13,6 +14,8 @@ def navigation(request):
         "can_view_decisions": user.has_perm("core.view_decision"),
         "firing_alerts": _open_alerts(user),
         "failed_batches": _failed_batches(user),
+        # alerts have their own badge already; the rest are counted in console/_nav_counts.html
+        "waiting_counts": [w for w in waiting_for(user) if w.kind != "alerts"],
     }
 
 

@@ -118,6 +118,8 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "login": {"GET": PUBLIC, "POST": PUBLIC},
     "logout": {"POST": PUBLIC},
     "api-schema": {"GET": SIGNED_IN},
+    "api-docs": {"GET": SIGNED_IN},  # Swagger UI; the schema it reads needs a login too
+    "api-redoc": {"GET": SIGNED_IN},
     "api-root": {"GET": SIGNED_IN},
     # policies, versions, two-person publishing; rollback belongs to security admins
     "policies:list": {"GET": _VIEW_POLICY},
@@ -218,6 +220,8 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "approvals:export": {"GET": _EXPORT},
     "approvals:detail": {"GET": _HELD},
     "approvals:review": {"POST": _REVIEW},
+    "approvals:state": {"GET": _HELD},
+    "approvals:bulk_review": {"POST": _REVIEW},
     "approval-list": {"GET": _HELD, "POST": "approvals.add_heldaction"},
     "approval-detail": {"GET": _HELD},
     "approval-review": {"POST": _REVIEW},

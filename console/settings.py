@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our own origin
     "django_htmx",
     "axes",  # login throttling (see the security section at the end)
     "pgtrigger",
@@ -210,6 +211,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],  # the schema is not public
+    # Swagger UI (/api/v1/docs/) and Redoc (/api/v1/redoc/) from the sidecar package's static files,
+    # never a CDN: the CSP allows scripts and styles from our own origin only.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- OPA -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from activity.api import ActivityViewSet
@@ -15,7 +15,17 @@ from rollout.api import CanarySettingViewSet, PolicyExceptionViewSet
 
 from . import metrics, views
 
-router = DefaultRouter()
+class GavelRouter(DefaultRouter):
+    """The API root lists the documentation and the schema beside the resources."""
+
+    def get_api_root_view(self, api_urls=None):
+        view = super().get_api_root_view(api_urls)
+        view.initkwargs["api_root_dict"].update({"docs (Swagger UI)": "api-docs", "docs (Redoc)": "api-redoc",
+                                                 "schema (OpenAPI)": "api-schema"})
+        return view
+
+
+router = GavelRouter()
 router.trailing_slash = "/?"  # machines may leave the slash off (POST /api/v1/approvals)
 router.register("policies", PolicyViewSet, basename="policy")
 router.register(r"policies/(?P<policy_name>[-\w]+)/versions", PolicyVersionViewSet, basename="policy-version")
@@ -54,5 +64,7 @@ urlpatterns = [
     path("api/v1/checks/policies/<slug:environment>.tar.gz", checks_api.policies_tarball, name="ci-policies"),
     path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/v1/", include(router.urls)),
 ]

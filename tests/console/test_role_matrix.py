@@ -225,6 +225,9 @@ MATRIX: dict[str, list[Case]] = {
     "approvals:export": [page("GET", "/approvals/export.csv")],
     "approvals:detail": [page("GET", "/approvals/held-1/")],
     "approvals:review": [page("POST", "/approvals/held-1/review/", {"verdict": "reject", "comment": "no"})],
+    "approvals:state": [page("GET", "/approvals/held-1/state/")],
+    "approvals:bulk_review": [
+        page("POST", "/approvals/review/", {"held": ["held-1"], "verdict": "reject", "comment": "no"})],
     # --- the activity log (read-only: there is no route that changes it)
     "activity:list": [page("GET", "/activity/")],
     # --- OPA's own endpoints: OPA's bearer token, never a user's role
@@ -245,6 +248,8 @@ MATRIX: dict[str, list[Case]] = {
     "metrics": [metrics("GET", "/metrics")],
     # --- the API
     "api-schema": [api("GET", f"{A}/schema/")],
+    "api-docs": [api("GET", f"{A}/docs/")],
+    "api-redoc": [api("GET", f"{A}/redoc/")],
     "api-root": [api("GET", f"{A}/")],
     "policy-list": [
         api("GET", f"{A}/policies/"),
