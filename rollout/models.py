@@ -61,14 +61,22 @@ class PolicyExceptionQuerySet(models.QuerySet):
         return self.approved().filter(expires_at__gt=now or timezone.now())
 
     def pending(self):
-        return self.filter(approved_by__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now())
+        return self.filter(approved_by__isnull=True, rejected_by__isnull=True, revoked_at__isnull=True,
+                           expires_at__gt=timezone.now())
+
+    def rejected(self):
+        return self.filter(rejected_by__isnull=False).order_by("-rejected_at")
+
+    def revoked(self):
+        return self.filter(revoked_at__isnull=False).order_by("-revoked_at")
 
     def expiring_within(self, delta):
         now = timezone.now()
         return self.active(now).filter(expires_at__lte=now + delta)
 
     def expired(self):
-        return self.filter(expires_at__lte=timezone.now())
+        """Ran out on their own: neither rejected nor revoked before their expiry."""
+        return self.filter(expires_at__lte=timezone.now(), rejected_by__isnull=True, revoked_at__isnull=True)
 
 
 class PolicyException(models.Model):
@@ -80,6 +88,7 @@ class PolicyException(models.Model):
         ACTIVE = "active", "Active"
         EXPIRED = "expired", "Expired"
         REVOKED = "revoked", "Revoked"
+        REJECTED = "rejected", "Rejected"
 
     policy = models.ForeignKey("policies.Policy", on_delete=models.PROTECT, related_name="exceptions")
     environment = models.ForeignKey("fleet.Environment", on_delete=models.PROTECT, related_name="exceptions")
@@ -94,8 +103,16 @@ class PolicyException(models.Model):
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
+    rejected_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    # The approver's or rejecter's comment: why it was granted or refused.
+    decision_comment = models.TextField(blank=True)
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    revoke_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PolicyExceptionQuerySet.as_manager()
@@ -110,6 +127,8 @@ class PolicyException(models.Model):
 
     @property
     def status(self) -> str:
+        if self.rejected_by_id:
+            return self.Status.REJECTED
         if self.revoked_at:
             return self.Status.REVOKED
         if self.expires_at <= timezone.now():
