@@ -12,6 +12,18 @@ class Mode(models.TextChoices):
     ENFORCE = "enforce", "Enforce"
 
 
+def describe_mode(mode: str, enforce_percentage: int, kill_switch: bool = False) -> str:
+    """A rollout's effective mode in words, e.g. "enforced for 75 %, dry-run for the others"."""
+    if kill_switch:
+        return "dry-run for everyone: kill switch engaged"
+    if mode == Mode.ENFORCE or enforce_percentage >= 100:
+        return "enforced for everyone"
+    rest = "dry-run" if mode == Mode.DRY_RUN else "off"
+    if enforce_percentage:
+        return f"enforced for {enforce_percentage} %, {rest} for the others"
+    return f"{rest} for everyone"
+
+
 class CanarySetting(models.Model):
     """One saved state of a policy's rollout in an environment. Rows are never changed:
     the newest is in force and the older ones are its history."""
@@ -37,6 +49,10 @@ class CanarySetting(models.Model):
         db_table = "policies_canarysetting"  # the table keeps the name the policies app gave it
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["policy", "environment", "-created_at"])]
+
+    @property
+    def summary(self) -> str:
+        return describe_mode(self.mode, self.enforce_percentage)
 
 
 class KillSwitchChange(models.Model):
