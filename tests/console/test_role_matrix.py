@@ -225,6 +225,13 @@ MATRIX: dict[str, list[Case]] = {
     "approvals:detail": [page("GET", "/approvals/held-1/")],
     "approvals:review": [page("POST", "/approvals/held-1/review/", {"verdict": "reject", "comment": "no"})],
     # --- the activity log (read-only: there is no route that changes it)
+    "users:list": [page("GET", "/users/")],
+    "users:create": [page("GET", "/users/new/"),
+                     page("POST", "/users/new/", {"username": "newcomer", "roles": ["reviewer"]}, ok=(200,))],
+    "users:detail": [page("GET", lambda w: f"/users/{w.users['auditor'].pk}/"),
+                     page("POST", lambda w: f"/users/{w.users['auditor'].pk}/", {"roles": ["auditor", "reviewer"]})],
+    "users:active": [page("POST", lambda w: f"/users/{w.users['reviewer'].pk}/active/", {"active": "no"})],
+    "users:password": [page("POST", lambda w: f"/users/{w.users['reviewer'].pk}/password/", ok=(200,))],
     "activity:list": [page("GET", "/activity/")],
     # --- OPA's own endpoints: OPA's bearer token, never a user's role
     "opa-logs": [opa("POST", "/api/v1/opa/logs", log_batch),
