@@ -25,7 +25,7 @@ from .filters import DENIED as DENIED_FILTER
 from .filters import search_url
 
 COLORS = {Outcome.ALLOW: "#12b76a", Outcome.DENY: "#d92d20", Outcome.WOULD_DENY: "#f79009",
-          Outcome.REQUIRE_APPROVAL: "#7a5af8", Outcome.UNDEFINED: "#98a2b3"}
+          Outcome.REQUIRE_APPROVAL: "#7a5af8", Outcome.WOULD_REQUIRE_APPROVAL: "#b692f6", Outcome.UNDEFINED: "#98a2b3"}
 LAYOUT = dict(margin=dict(l=50, r=20, t=10, b=40), height=300, legend=dict(orientation="h", y=-0.2),
               paper_bgcolor="white", plot_bgcolor="white", font=dict(family="system-ui, sans-serif", size=12))
 

@@ -1,10 +1,12 @@
-"""Who may use a route is read from one table, console/roles.py's ROUTE_PERMISSIONS, for every
-request: pages through the middleware below, the API through DRF's default permission class.
-A route or method missing from the table is refused, so nothing new ships open by accident."""
+"""Every page needs a login, and who may use a route is read from one table, console/roles.py's
+ROUTE_PERMISSIONS, on every request: pages through the middleware below, the API through DRF's
+default permission class. A route or method missing from the table is refused, so nothing new
+ships open by accident."""
 from __future__ import annotations
 
 import logging
 
+from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed
@@ -54,6 +56,16 @@ class RoutePermission(BasePermission):
 
     def has_permission(self, request, view):
         return allows(request.user, route_of(request), request.method)
+
+
+class LoginRequiredMiddleware(DjangoLoginRequired):
+    """Every page needs a login. The API authenticates itself (session or token) inside DRF,
+    so it answers 401/403 in JSON instead of redirecting machines to a login form."""
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.path.startswith("/api/"):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)
 
 
 class RoutePermissionMiddleware:

@@ -23,6 +23,7 @@ READ_DECISIONS = ("core.view_decision", "approvals.view_heldaction", "alerts.vie
 REVIEW = ("approvals.review_heldaction",)
 READ_ACTIVITY = ("activity.view_activityentry",)  # the append-only log of changes; nobody may write it
 REQUEST_EXCEPTIONS = ("rollout.add_policyexception",)
+MANAGE_USERS = ("auth.view_user", "auth.add_user", "auth.change_user")  # people and their roles (users.py)
 ROLL_OUT = (
     "rollout.add_canarysetting", "rollout.add_killswitchchange", "rollout.approve_policyexception",
 )
@@ -32,12 +33,13 @@ ROLES = (
     Role(
         "security_admin",
         "Security admin",
-        "Rolls policies out to OPA and grants exceptions.",
+        "Rolls policies out to OPA, grants exceptions and manages who holds which role.",
         READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT + READ_ACTIVITY
         + ("policies.publish_policyversion", "policies.rollback_policy", "policies.retire_policy")
         + ("fleet.manage_opa_credentials", "core.retry_logbatch")
         + ("alerts.add_alertrule", "alerts.change_alertrule", "exports.view_exportrecord")
-        + ("checks.run_check",),
+        + ("checks.run_check",)
+        + MANAGE_USERS,
     ),
     Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS + REVIEW),
     Role(
@@ -163,12 +165,14 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "exceptions:create": {"GET": "rollout.add_policyexception", "POST": "rollout.add_policyexception"},
     "exceptions:detail": {"GET": "rollout.view_policyexception"},
     "exceptions:approve": {"POST": _APPROVE_EXCEPTION},
+    "exceptions:reject": {"POST": _APPROVE_EXCEPTION},
     "exceptions:revoke": {"POST": _APPROVE_EXCEPTION},
     "canary-setting-list": {"GET": "rollout.view_canarysetting", "POST": _CANARY},
     "canary-setting-detail": {"GET": "rollout.view_canarysetting"},
     "exception-list": {"GET": "rollout.view_policyexception", "POST": "rollout.add_policyexception"},
     "exception-detail": {"GET": "rollout.view_policyexception"},
     "exception-approve": {"POST": _APPROVE_EXCEPTION},
+    "exception-reject": {"POST": _APPROVE_EXCEPTION},
     "exception-revoke": {"POST": _APPROVE_EXCEPTION},
     # environments and OPA's credentials
     "fleet:environments": {"GET": "fleet.view_environment"},
@@ -202,6 +206,12 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "alerts:rule-edit": {"GET": "alerts.change_alertrule", "POST": "alerts.change_alertrule"},
     "activity:list": {"GET": "activity.view_activityentry"},
     "activity-list": {"GET": "activity.view_activityentry"},
+    # people and their roles: security admins (console/users.py)
+    "users:list": {"GET": "auth.view_user"},
+    "users:create": {"GET": "auth.add_user", "POST": "auth.add_user"},
+    "users:detail": {"GET": "auth.view_user", "POST": "auth.change_user"},
+    "users:active": {"POST": "auth.change_user"},
+    "users:password": {"POST": "auth.change_user"},
     # exports: every auditor may download any export (each could run the same search)
     "exports:list": {"GET": _EXPORT_RECORDS},
     "exports:new": {"POST": _EXPORT},

@@ -93,7 +93,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "console.middleware.LoginRequiredMiddleware",
+    "console.access.LoginRequiredMiddleware",
     # After login: every page route answers to console/roles.py's ROUTE_PERMISSIONS (console/access.py).
     "console.access.RoutePermissionMiddleware",
     "axes.middleware.AxesMiddleware",  # last: it turns a lockout into the 429 page

@@ -13,7 +13,7 @@ from fleet.service_api import opa_authz_bundle, opa_bundle, opa_status
 from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet, PublishRequestViewSet
 from rollout.api import CanarySettingViewSet, PolicyExceptionViewSet
 
-from . import metrics, views
+from . import metrics, user_views, views
 
 class GavelRouter(DefaultRouter):
     """The API root lists the documentation and the schema beside the resources."""
@@ -54,6 +54,7 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("approvals/", include("approvals.urls")),
     path("activity/", include("activity.urls")),
+    path("users/", include((user_views.urlpatterns, "users"))),
     path("api/v1/opa/logs", opa_decision_logs, name="opa-logs"),
     path("api/v1/opa/bundles/<slug:environment>", opa_bundle, name="opa-bundle"),
     path("api/v1/opa/status", opa_status, name="opa-status"),

@@ -47,6 +47,8 @@ class Outcome(models.TextChoices):
     DENY = "deny", "Deny"
     REQUIRE_APPROVAL = "require_approval", "Require approval"
     WOULD_DENY = "would_deny", "Dry-run: would deny"
+    # Allowed in dry-run where enforcement would have held the request for a person's approval.
+    WOULD_REQUIRE_APPROVAL = "would_need_approval", "Dry-run: would require approval"
     UNDEFINED = "undefined", "Undefined"
 
 

@@ -120,7 +120,7 @@ def recorded(decision: Decision) -> Recorded | str:
         return "mode_off"  # the entrypoint allowed without keeping the policy's answer
     result = decision.result if isinstance(decision.result, dict) else {}
     outcome, reasons = decision.outcome, tuple(sorted(decision.reasons))
-    if result.get("would_require_approval") is True:
+    if outcome == Outcome.WOULD_REQUIRE_APPROVAL or result.get("would_require_approval") is True:
         outcome = Outcome.REQUIRE_APPROVAL
     elif outcome == Outcome.WOULD_DENY:
         outcome = Outcome.DENY

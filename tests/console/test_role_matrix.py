@@ -186,8 +186,15 @@ MATRIX: dict[str, list[Case]] = {
         page("POST", "/exceptions/new/", exception_form),
     ],
     "exceptions:detail": [page("GET", lambda w: f"/exceptions/{w.pending_exception.pk}/")],
-    "exceptions:approve": [page("POST", lambda w: f"/exceptions/{w.pending_exception.pk}/approve/")],
-    "exceptions:revoke": [page("POST", lambda w: f"/exceptions/{w.active_exception.pk}/revoke/")],
+    "exceptions:approve": [
+        page("POST", lambda w: f"/exceptions/{w.pending_exception.pk}/approve/", {"comment": "ok"}, ok=(200,)),
+        page("POST", lambda w: f"/exceptions/{w.pending_exception.pk}/approve/", {"comment": "ok", "confirmed": "yes"}),
+    ],
+    "exceptions:reject": [page("POST", lambda w: f"/exceptions/{w.pending_exception.pk}/reject/", {"comment": "no"})],
+    "exceptions:revoke": [
+        page("POST", lambda w: f"/exceptions/{w.active_exception.pk}/revoke/", {"reason": "done"}, ok=(200,)),
+        page("POST", lambda w: f"/exceptions/{w.active_exception.pk}/revoke/", {"reason": "done", "confirmed": "yes"}),
+    ],
     # --- audit trail and approvals
     "audit:list": [page("GET", "/audit/")],
     "audit:dashboard": [page("GET", "/audit/dashboard/")],
@@ -229,6 +236,13 @@ MATRIX: dict[str, list[Case]] = {
     "approvals:bulk_review": [
         page("POST", "/approvals/review/", {"held": ["held-1"], "verdict": "reject", "comment": "no"})],
     # --- the activity log (read-only: there is no route that changes it)
+    "users:list": [page("GET", "/users/")],
+    "users:create": [page("GET", "/users/new/"),
+                     page("POST", "/users/new/", {"username": "newcomer", "roles": ["reviewer"]}, ok=(200,))],
+    "users:detail": [page("GET", lambda w: f"/users/{w.users['auditor'].pk}/"),
+                     page("POST", lambda w: f"/users/{w.users['auditor'].pk}/", {"roles": ["auditor", "reviewer"]})],
+    "users:active": [page("POST", lambda w: f"/users/{w.users['reviewer'].pk}/active/", {"active": "no"})],
+    "users:password": [page("POST", lambda w: f"/users/{w.users['reviewer'].pk}/password/", ok=(200,))],
     "activity:list": [page("GET", "/activity/")],
     # --- OPA's own endpoints: OPA's bearer token, never a user's role
     "opa-logs": [opa("POST", "/api/v1/opa/logs", log_batch),
@@ -308,8 +322,9 @@ MATRIX: dict[str, list[Case]] = {
         api("POST", f"{A}/exceptions/", exception_api_body),
     ],
     "exception-detail": [api("GET", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/")],
-    "exception-approve": [api("POST", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/approve/")],
-    "exception-revoke": [api("POST", lambda w: f"{A}/exceptions/{w.active_exception.pk}/revoke/")],
+    "exception-approve": [api("POST", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/approve/", {"comment": "ok"})],
+    "exception-reject": [api("POST", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/reject/", {"comment": "no"})],
+    "exception-revoke": [api("POST", lambda w: f"{A}/exceptions/{w.active_exception.pk}/revoke/", {"reason": "done"})],
     "approval-list": [
         api("GET", f"{A}/approvals/"),
         api("POST", f"{A}/approvals/",
@@ -372,7 +387,7 @@ def test_route_table_names_permissions_that_exist():
     """A typo in ROUTE_PERMISSIONS would expect nobody to get through, and the matrix would agree."""
     from django.contrib.auth.models import Permission
 
-    special = {roles.PUBLIC, roles.SIGNED_IN, roles.OPA_TOKEN}
+    special = {roles.PUBLIC, roles.SIGNED_IN, roles.OPA_TOKEN, roles.METRICS_TOKEN}
     for name, methods in roles.ROUTE_PERMISSIONS.items():
         for method, needed in methods.items():
             if needed in special:
@@ -427,7 +442,7 @@ class World:
                 justification="month end", ticket="SEC-1", expires_at=now + timedelta(days=5), requested_by=other_admin)
 
         self.pending_exception = exception()
-        self.active_exception = policy_exceptions.approve_exception(exception(), approved_by=UserFactory(
+        self.active_exception = policy_exceptions.approve_exception(exception(), comment="Checked the ticket", approved_by=UserFactory(
             role="security_admin"))
         # A decision old enough that the policy may be retired, recent enough for a replay.
         DecisionFactory(policy=Policy.objects.get(pk=policy.pk), path="gavel/budget/decision",

@@ -104,7 +104,8 @@ class Command(BaseCommand):
         return policies
 
     def _rollout(self, gateway, users):
-        """The agent gateway half-way through a canary, with one granted and one pending exception."""
+        """The agent gateway half-way through a canary, with one granted exception and one the author asked
+        for, which the security admin can approve or reject (nobody decides on their own request)."""
         environment = Environment.objects.default()
         if gateway.canary_settings.exists():
             return
@@ -117,11 +118,11 @@ class Command(BaseCommand):
             reason_contains="token budget", justification="Quarter-end reconciliation needs long reports.",
             ticket="SEC-2041", expires_at=timezone.now() + timedelta(days=5), requested_by=users["policy_author"],
         )
-        policy_exceptions.approve_exception(granted, approved_by=users["security_admin"])
+        policy_exceptions.approve_exception(granted, comment="Checked the ticket", approved_by=users["security_admin"])
         policy_exceptions.request_exception(
             policy=gateway, environment=environment, match=[{"field": "user.id", "value": "u-119"}],
             reason_contains="forbidden pattern", justification="Security training lab uses sample passwords.",
-            ticket="SEC-2057", expires_at=timezone.now() + timedelta(days=2), requested_by=users["security_admin"],
+            ticket="SEC-2057", expires_at=timezone.now() + timedelta(days=2), requested_by=users["policy_author"],
         )
         self.stdout.write("Set the agent gateway's rollout to 75% enforced and added two exceptions.")
 
