@@ -402,8 +402,10 @@ def dashboard(source, base_query: dict) -> list[dict]:
     for key, title, build, empty in CHARTS:
         figure = json.loads(build(source, base_query).to_json())
         drawn = any(len(trace.get("x") or ()) for trace in figure["data"])
-        charts.append({"key": key, "element_id": f"figure-{key}", "title": title.format(per=per),
-                       "figure": figure, "empty": None if drawn else empty})
+        # The JSON goes in an attribute (escaped by the template), not a <script> element: htmx
+        # drops every <script> from what it swaps in (allowScriptTags off), so a refresh would lose it.
+        charts.append({"key": key, "title": title.format(per=per), "figure": figure,
+                       "figure_json": json.dumps(figure), "empty": None if drawn else empty})
     return charts
 
 

@@ -1,4 +1,4 @@
-// Draw each dashboard chart from the figure JSON the page carries; a click opens the search
+// Draw each dashboard chart from the figure JSON in its data-figure attribute; a click opens the search
 // URL the server put in the point's customdata. Charts htmx swaps in (the auto-refresh of a
 // relative time range) are drawn the same way.
 (() => {
@@ -20,7 +20,7 @@
     for (const element of root.querySelectorAll(".chart[data-figure]")) {
       if (element.dataset.drawn) continue;
       element.dataset.drawn = "1";
-      const figure = JSON.parse(document.getElementById(element.dataset.figure).textContent);
+      const figure = JSON.parse(element.dataset.figure); // an attribute: htmx swaps drop <script> elements
       const layout = figure.layout;
       for (const [key, value] of Object.entries(timeTicks(element, layout))) layout[key.split(".")[0]].nticks = value;
       Plotly.newPlot(element, figure.data, layout, { displaylogo: false, responsive: true });

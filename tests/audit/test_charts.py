@@ -126,7 +126,7 @@ def test_the_dashboard_needs_the_audit_role(client, make_user):
 def test_chart_text_is_data_not_markup(auditor):
     DecisionFactory(outcome=Outcome.DENY, reasons=["</script><script>alert(1)</script>"])
     body = auditor.get("/audit/dashboard/").content.decode()
-    assert "</script><script>alert(1)" not in body  # json_script escapes < > & inside the JSON
+    assert "</script><script>alert(1)" not in body  # the template escapes < > & inside the JSON attribute
 
 
 def test_chart_labels_are_escaped_for_plotly(auditor):
