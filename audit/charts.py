@@ -283,11 +283,11 @@ def volume(source, base_query: dict) -> go.Figure:
         buckets = sorted(counts)
         figure.add_bar(
             x=buckets, y=[counts[b] for b in buckets], name=Outcome(outcome).label,
-            marker_color=COLORS.get(outcome),
+            marker_color=COLORS.get(outcome), width=step.total_seconds() * 900,  # 90 % of its bucket, in ms
             customdata=[bucket_search(base_query, b, step, outcome=outcome) for b in buckets],
         )
     x, y = gapped({b: 100 * denied.get(b, 0) / totals[b] for b in totals}, step)
-    figure.add_scatter(x=x, y=y, name="Deny rate %", yaxis="y2", mode="lines+markers", connectgaps=False,
+    figure.add_scatter(x=x, y=y, name="Deny rate %", yaxis="y2", mode="lines+markers", connectgaps=False, cliponaxis=False,
                        line=dict(color="#101828"), hovertemplate="%{y:.1f} % denied<extra></extra>")
     figure.update_layout(
         barmode="stack", yaxis=dict(title="decisions", **nice_axis(max(totals.values(), default=0), integer=True)),
@@ -351,7 +351,8 @@ def dry_run_against_enforced(source, base_query: dict) -> go.Figure:
         most = max(most, *counts.values(), 0)
         x, y = gapped(counts, step)
         figure.add_scatter(
-            x=x, y=y, name=name, mode="lines+markers", connectgaps=False, line=dict(color=COLORS[outcome]),
+            x=x, y=y, name=name, mode="lines+markers", connectgaps=False, cliponaxis=False,
+            line=dict(color=COLORS[outcome]),
             customdata=[bucket_search(base_query, b, step, outcome=outcome) if n else None  # 0: nothing to open
                         for b, n in zip(x, y)],
         )
@@ -367,7 +368,8 @@ def latency(source, base_query: dict) -> go.Figure:
     for p, color in ((50, "#12b76a"), (95, "#f79009"), (99, "#d92d20")):
         x, y = gapped({r["bucket"]: r[f"p{p}"] / 1e6 for r in rows}, step)
         figure.add_scatter(
-            x=x, y=y, name=f"p{p}", mode="lines+markers", connectgaps=False, line=dict(color=color),
+            x=x, y=y, name=f"p{p}", mode="lines+markers", connectgaps=False, cliponaxis=False,
+            line=dict(color=color),
             customdata=[None if ms is None else bucket_search(base_query, b, step) for b, ms in zip(x, y)],
             hovertemplate=f"p{p}: %{{y:.3g}} ms<extra></extra>",
         )

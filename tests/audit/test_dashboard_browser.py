@@ -100,12 +100,15 @@ def test_presets_labels_and_refresh_at_each_width(live_server, browser, history,
         assert "since=" in page.url and "until=" in page.url
         expect(page.locator("#dashboard-charts")).to_have_attribute("hx-trigger", "every 60s")
         page.screenshot(path=str(SHOTS / f"last-hour-{width}.png"), full_page=True)
+        page.get_by_test_id("chart-volume").screenshot(path=str(SHOTS / f"last-hour-volume-{width}.png"))
 
         choose(page, "Last day", "24h")
         expect(page.get_by_test_id("chart-period")).to_contain_text("5 decisions")
         choose(page, "Last week", "7d")
         expect(page.get_by_test_id("chart-period")).to_contain_text("7 decisions")
         page.screenshot(path=str(SHOTS / f"last-week-{width}.png"), full_page=True)
+        for key in ("volume", "reasons", "latency"):
+            page.get_by_test_id(f"chart-{key}").screenshot(path=str(SHOTS / f"last-week-{key}-{width}.png"))
 
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         for key in ("reasons", "versions"):
