@@ -1,4 +1,6 @@
 """The audit trail: a filtered, paginated list of decisions, a page per decision and its explanation."""
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
 from django.http import Http404, HttpResponse
@@ -87,14 +89,19 @@ def decision_explain(request, decision_id):
 
 @permission_required("core.view_decision", raise_exception=True)
 def dashboard(request):
-    """Charts of the decisions the filters select; every point links back to its search."""
-    filterset = DecisionFilter(request.GET, queryset=Decision.objects.all())
+    """Charts of the decisions the filters select; every point links back to its search. Under a
+    relative time range (a preset) htmx refreshes the charts in place, ending at the new now."""
+    now = timezone.now()
+    query, preset = charts.time_range({k: v for k, v in request.GET.items() if v}, now)
+    filterset = DecisionFilter(query, queryset=Decision.objects.all())
     source = charts.source_for(filterset) if filterset.is_valid() else charts.RawRows(Decision.objects.none())
-    base_query = {k: v for k, v in request.GET.items() if v}
-    return render(request, "audit/dashboard.html", {
+    base_query = {k: v for k, v in query.items() if k != "range"}
+    template = "audit/_dashboard_charts.html" if request.htmx and not request.htmx.boosted else "audit/dashboard.html"
+    return render(request, template, {
         "filter": filterset, "charts": charts.dashboard(source, base_query),
         "total": source.total(), "search_url": search_url(base_query), "period": charts.period(source),
-        "source": type(source).__name__,
+        "source": type(source).__name__, "presets": charts.presets(query, preset, now),
+        "refresh_query": urlencode(query) if preset else "",
     })
 
 
