@@ -33,6 +33,9 @@ USERNAMES = {
     "policy_author": "author",
 }
 
+# The CI pipeline's account (`gavel check`, `conftest pull`): no password; a security admin gives it a token.
+DEMO_CI_USERNAME = "demo-ci"
+
 DEMO_POLICIES = (
     ("agent_gateway", "AI agent gateway",
      "Decides whether an AI agent may call a tool for a user: suspended users, per-agent tool allowlists, "
