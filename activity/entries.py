@@ -160,6 +160,11 @@ def _name_objects(result: list[Row], tracked_models, entries) -> None:
             if change.field in fks:
                 wanted.setdefault(fks[change.field], set()).update(
                     v for v in (change.before, change.after) if isinstance(v, int))
+    for entry in entries:  # what each rollout or kill-switch row is about, in the same queries
+        data = entry.pgh_data or {}
+        for field in ("environment_id", "policy_id"):
+            if field in fks and isinstance(data.get(field), int):
+                wanted.setdefault(fks[field], set()).add(data[field])
     names = {(model, obj.pk): str(obj) for model, ids in wanted.items() for obj in model.objects.filter(pk__in=ids)}
     for row in result:
         for change in row.changes:
@@ -171,17 +176,16 @@ def _name_objects(result: list[Row], tracked_models, entries) -> None:
     for row, entry in zip(result, entries):
         data = entry.pgh_data or {}
         if not row.object and data.get("environment_id"):
-            env = names.get((fks.get("environment_id"), data["environment_id"])) or _lookup(
-                fks.get("environment_id"), data["environment_id"])
-            policy = _lookup(fks.get("policy_id"), data.get("policy_id")) if data.get("policy_id") else None
+            env = _named(names, fks.get("environment_id"), data["environment_id"])
+            policy = _named(names, fks.get("policy_id"), data.get("policy_id")) if data.get("policy_id") else None
             row.object = f"{policy} in {env}" if policy else f"{env}"
 
 
-def _lookup(model, pk):
+def _named(names, model, pk):
+    """An object's name from the page's one query per model; "#7" once it is gone."""
     if model is None or pk is None:
         return pk
-    obj = model.objects.filter(pk=pk).first()
-    return str(obj) if obj else f"#{pk}"
+    return names.get((model, pk), f"#{pk}")
 
 
 def _via(context) -> str:
