@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 .PHONY: run test bench deps opa lock clean
 
 run: deps opa
-	$(VENV)/bin/python scripts/stack.py run
+	$(VENV)/bin/python scripts/run_console.py
 
 # The whole suite runs in TEST_SHARDS processes side by side (scripts/test_shards.py), each
 # with its own services; PYTEST_ARGS="tests/audit -x" runs just those, in one process.
 # A short publish backoff makes the retry tests take seconds, not minutes.
-TEST_SHARDS ?= 2
+TEST_SHARDS ?= 3
 test: deps opa
 ifeq ($(strip $(PYTEST_ARGS)),)
 	GAVEL_PUBLISH_RETRY_BACKOFF=1 $(VENV)/bin/python scripts/test_shards.py --shards $(TEST_SHARDS)

@@ -7,6 +7,7 @@ from .filters import ActivityFilter
 
 class ChangeSerializer(serializers.Serializer):
     field = serializers.CharField()
+    label = serializers.CharField(help_text="The field for people, e.g. \"enforce percentage\".")
     before = serializers.JSONField(allow_null=True)
     after = serializers.JSONField(allow_null=True)
 
@@ -17,7 +18,8 @@ class ActivitySerializer(serializers.Serializer):
     actor = serializers.CharField(help_text="The username; blank for Gavel itself (workers, OPA reports).")
     actor_label = serializers.CharField(help_text='The username, or "Gavel" (with the part of Gavel, e.g. '
                                                   '"Gavel (retention)", when it says) for changes no user made.')
-    action = serializers.CharField(help_text="create, update, delete; add or remove for a user's roles.")
+    action = serializers.CharField(help_text="create, update, delete; add or remove for a user's roles; change for "
+                                             "a new state of a rollout or kill switch (before: the state it replaced).")
     model = serializers.CharField()
     object_id = serializers.CharField()
     object = serializers.CharField()

@@ -7,6 +7,10 @@ from .models import ActivityEntry
 from .tracking import REGISTRY
 
 
+# Held actions and their steps: what enforcement points (and Gavel's worker) write all day.
+MACHINE_TRAFFIC = ("held-action", "held-action-step")
+
+
 def model_choices():
     return sorted(((t.key, t.label.capitalize()) for t in REGISTRY.values()), key=lambda c: c[1])
 
@@ -26,9 +30,25 @@ class ActivityFilter(django_filters.FilterSet):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
 
+    machines = django_filters.BooleanFilter(
+        method="filter_machines", label="Include held actions from enforcement points",
+        widget=forms.CheckboxInput, help_text="Each held request and its steps: enforcement points' traffic.")
+
     class Meta:
         model = ActivityEntry
-        fields = ["actor", "model", "object", "since", "until"]
+        fields = ["actor", "model", "object", "since", "until", "machines"]
+
+    @property
+    def qs(self):
+        queryset = super().qs
+        wants = self.form.cleaned_data.get("machines") if self.form.is_valid() else False
+        if wants or self.form.cleaned_data.get("model") in MACHINE_TRAFFIC:
+            return queryset
+        # Hidden unless asked for: enforcement points hold requests by the thousand. Reviewers' votes stay.
+        return queryset.exclude(pgh_model__in=[REGISTRY[key].event_model._meta.label for key in MACHINE_TRAFFIC])
+
+    def filter_machines(self, queryset, name, value):
+        return queryset  # read in qs above: the default (unchecked) hides them
 
     def filter_actor(self, queryset, name, value: str):
         # The actor is a user id inside each entry's context, so there is no join to filter through.

@@ -48,7 +48,8 @@ def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from
                 held = HeldAction.objects.create(
                     decision_id=decision_id, logged_decision=decision,
                     policy=policy or getattr(decision, "policy", None),
-                    path=path, input=request, reasons=derive_outcome(result)[1] if result is not None else [],
+                    path=path, input=request if request is not None else {},  # OPA may log no input
+                    reasons=derive_outcome(result)[1] if result is not None else [],
                     requester=user_of(request)[:200], risk=risk_of(request, result),
                     approvals_required=required if required in (1, 2, 3) else 1, created_from=created_from,
                     callback_url=callback_url, submitted_by=submitted_by,
@@ -57,8 +58,10 @@ def hold(*, decision_id: str, path: str, request: Any, result: Any, created_from
                 held.log(HeldActionEvent.Kind.CREATED, detail=f"from the {created_from}")
                 notifications.notify(held, "new")
             return held, True
-        except IntegrityError:  # the other path created it at the same moment
-            existing = HeldAction.objects.get(decision_id=decision_id)
+        except IntegrityError:  # the other path created it at the same moment...
+            existing = HeldAction.objects.filter(decision_id=decision_id).first()
+            if existing is None:  # ...or the row itself was refused: that error is the one to see
+                raise
     changed = []
     if decision is not None and existing.logged_decision_id is None:
         existing.logged_decision = decision  # the API came first; now its decision log is in
@@ -112,6 +115,24 @@ def review(held: HeldAction, *, reviewer, approve: bool, comment: str) -> HeldAc
     return held
 
 
+def review_many(decision_ids: list[str], *, reviewer, approve: bool, comment: str) -> tuple[list, dict]:
+    """One verdict and comment for several held actions: each goes through review() on its own
+    (own transaction, own checks, each approval bound to its own action and pushed as today), so
+    one that cannot be reviewed (one's own, already decided) is reported and the rest go on.
+    Returns (the reviewed actions, {decision_id: why not})."""
+    done, refused = [], {}
+    for decision_id in dict.fromkeys(decision_ids):  # each once, in the order given
+        held = HeldAction.objects.filter(decision_id=decision_id).first()
+        if held is None:
+            refused[decision_id] = "no such held action"
+            continue
+        try:
+            done.append(review(held, reviewer=reviewer, approve=approve, comment=comment))
+        except (PermissionDenied, ValidationError) as exc:
+            refused[decision_id] = " ".join(getattr(exc, "messages", [str(exc)]))
+    return done, refused
+
+
 def consume(approval_ref: str, decision: Decision) -> bool:
     """A retry's decision log says OPA applied this approval. It is used up, and leaves OPA's
     data, only if the retry is the one it was granted for; otherwise the decision stays stored,
@@ -158,6 +179,8 @@ def why_not_consumed_by(held: HeldAction, decision: Decision) -> str:
 def record_decisions(decisions: list[Decision], **_) -> None:
     """New decisions (core.store's `decisions_stored`): hold what needs approval, consume retries."""
     for decision in decisions:
+        if decision.from_ci:
+            continue  # a CI check holds nothing: no enforcement point waits to retry it
         # A retry naming an approval that no longer holds is answered to the client, not queued again.
         is_retry = isinstance(decision.input, dict) and "gavel_approval" in decision.input
         if decision.outcome == "require_approval" and not is_retry:

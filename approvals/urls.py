@@ -7,7 +7,9 @@ from . import views as approval_views
 app_name = "approvals"
 urlpatterns = [
     path("", approval_views.queue, name="queue"),
+    path("review/", approval_views.bulk_review, name="bulk_review"),
     path("export.csv", approval_views.export_csv, name="export"),
     path("<decision_id:decision_id>/", approval_views.detail, name="detail"),
+    path("<decision_id:decision_id>/state/", approval_views.state, name="state"),
     path("<decision_id:decision_id>/review/", approval_views.review, name="review"),
 ]

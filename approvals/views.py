@@ -3,18 +3,21 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.csv_stream import stream_csv
+from core.display.json_text import shown
 
 from . import services as approvals
 from .filters import HeldActionFilter
 from .models import HeldAction
-from .wording import describe
+from .wording import describe, risk_explained
 
-QUEUE_PAGE = 100  # the page lists this many; the rest are counted and found by searching
+QUEUE_PAGE = 25  # cards per page; the filters and the page number live in the URL
+BULK_MAX = 100  # held actions one bulk review may name
 
 TABS = {
     "pending": ("Waiting for review", {"status": HeldAction.Status.PENDING}),
@@ -25,9 +28,17 @@ TABS = {
 
 
 def _with_words(items):
+    """What a card shows beside the stored fields: the headline, the risk in words, the request as JSON."""
     for held in items:
         held.request_words = describe(held.input)
+        held.risk_words = risk_explained(held.input, held.risk)
+        held.request_json, held.request_cut = shown(held.input)
     return items
+
+
+def _card(request, held, **extra):
+    held = HeldAction.objects.select_related("policy").prefetch_related("votes__reviewer").get(pk=held.pk)
+    return render(request, "approvals/_held_card.html", {"held": _with_words([held])[0], **extra})
 
 
 @permission_required("approvals.view_heldaction", raise_exception=True)
@@ -40,21 +51,23 @@ def queue(request):
         items = items.order_by("-decided_at")
     query = request.GET.copy()
     query["status"] = tab
-    shown = _with_words(list(items[:QUEUE_PAGE]))
+    query.pop("page", None)
+    page = Paginator(items, QUEUE_PAGE).get_page(request.GET.get("page"))
     return render(request, "approvals/queue.html", {
         "tab": tab, "tabs": [(key, label, base.filter(**f).count()) for key, (label, f) in TABS.items()],
-        "items": shown, "filter": filterset, "query": query.urlencode(),
+        "items": _with_words(list(page.object_list)), "page": page, "filter": filterset,
+        "query": query.urlencode(),
         # An empty list reads differently when the search, not the queue, is what is empty.
-        "filtered": any(value for key, value in request.GET.items() if key != "status"),
-        "matching": items.count() if len(shown) == QUEUE_PAGE else len(shown),
+        "filtered": any(value for key, value in request.GET.items() if key not in ("status", "page")),
         "timeout_minutes": settings.GAVEL_APPROVAL_TIMEOUT_MINUTES,
+        "here": request.get_full_path(),
     })
 
 
 @permission_required("approvals.view_heldaction", raise_exception=True)
 def detail(request, decision_id):
     held = get_object_or_404(HeldAction.objects.select_related("policy", "logged_decision"), decision_id=decision_id)
-    held.request_words = describe(held.input)
+    _with_words([held])
     return render(request, "approvals/detail.html", {
         "held": held, "events": held.events.select_related("actor"), "votes": held.votes.select_related("reviewer"),
     })
@@ -71,15 +84,44 @@ def review(request, decision_id):
     except (PermissionDenied, ValidationError) as exc:
         error = " ".join(getattr(exc, "messages", [str(exc)]))
         if request.htmx:
-            held.request_words = describe(held.input)
-            return render(request, "approvals/_held_card.html", {"held": held, "error": error})
+            return _card(request, held, error=error)
         messages.error(request, error)
         return redirect("approvals:detail", decision_id=decision_id)
     if request.htmx:
-        held.request_words = describe(held.input)
-        return render(request, "approvals/_held_card.html", {"held": held})
+        return _card(request, held)
     messages.success(request, f"Recorded: {held.get_status_display().lower()}.")
     return redirect("approvals:detail", decision_id=decision_id)
+
+
+@permission_required("approvals.view_heldaction", raise_exception=True)
+def state(request, decision_id):
+    """A card's state and history, which htmx polls while the action waits: a decision made
+    elsewhere (another reviewer, expiry, the bulk form) shows without a reload."""
+    held = get_object_or_404(HeldAction.objects.prefetch_related("votes__reviewer"), decision_id=decision_id)
+    return render(request, "approvals/_held_state.html", {"held": held})
+
+
+@require_POST
+@permission_required("approvals.review_heldaction", raise_exception=True)
+def bulk_review(request):
+    """One verdict and comment for the checked cards, each through the same review as one card."""
+    ids = request.POST.getlist("held")[:BULK_MAX]
+    approve = request.POST.get("verdict") == "approve"
+    back = request.POST.get("next", "")
+    back = back if back.startswith("/approvals/") else "/approvals/"
+    if not ids:
+        messages.error(request, "Tick the held actions to review first.")
+        return redirect(back)
+    done, refused = approvals.review_many(ids, reviewer=request.user, approve=approve,
+                                          comment=request.POST.get("comment", ""))
+    if done:
+        messages.success(request, f"{'Approved' if approve else 'Rejected'} {len(done)} held action"
+                                  f"{'' if len(done) == 1 else 's'}: "
+                                  + ", ".join(f"{held.decision_id} ({held.get_status_display().lower()})"
+                                              for held in done) + ".")
+    for decision_id, why in refused.items():
+        messages.error(request, f"{decision_id}: {why}")
+    return redirect(back)
 
 
 EXPORT_HEADER = ["decision_id", "status", "policy", "request", "requester", "reasons", "risk", "approvals",

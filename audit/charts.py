@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 from django.core.exceptions import ValidationError
@@ -24,8 +26,12 @@ from core.models import DecisionRollup, LatencyRollup, Outcome, ReasonRollup
 from .filters import DENIED as DENIED_FILTER
 from .filters import search_url
 
+# Reason labels on a bar chart's axis: short enough that a 400px screen keeps room for the bars.
+# The whole reason is in the bar's hover text.
+LABEL_CHARS, HOVER_CHARS = 32, 400
+
 COLORS = {Outcome.ALLOW: "#12b76a", Outcome.DENY: "#d92d20", Outcome.WOULD_DENY: "#f79009",
-          Outcome.REQUIRE_APPROVAL: "#7a5af8", Outcome.UNDEFINED: "#98a2b3"}
+          Outcome.REQUIRE_APPROVAL: "#7a5af8", Outcome.WOULD_REQUIRE_APPROVAL: "#b692f6", Outcome.UNDEFINED: "#98a2b3"}
 LAYOUT = dict(margin=dict(l=50, r=20, t=10, b=40), height=300, legend=dict(orientation="h", y=-0.2),
               paper_bgcolor="white", plot_bgcolor="white", font=dict(family="system-ui, sans-serif", size=12))
 
@@ -46,6 +52,43 @@ def labels(texts: list[str], limit: int) -> list[str]:
         seen[shown] = seen.get(shown, 0) + 1
         out.append(shown if seen[shown] == 1 else f"{shown} ({seen[shown]})")
     return out
+
+
+def hover(texts: list[str]) -> list[str]:
+    """The whole (escaped) text of each label, for the hover box."""
+    return [label(text, HOVER_CHARS) + ("…" if len(text) > HOVER_CHARS else "") for text in texts]
+
+
+def nice_step(top: float, ticks: int = 5, integer: bool = False) -> float:
+    """A round tick step (1, 2, 2.5 or 5 times a power of ten) giving about `ticks` ticks up to `top`."""
+    if top <= 0:
+        return 1
+    raw = top / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    factors = (1, 2, 5, 10) if integer else (1, 2, 2.5, 5, 10)
+    step = next(factor * power for factor in factors if factor * power >= raw * (1 - 1e-9))
+    step = max(1, round(step)) if integer else float(f"{step:.12g}")
+    return step
+
+
+def nice_axis(top: float, integer: bool = False) -> dict:
+    """A y axis from 0 to a round value above `top`, ticked every round step."""
+    step = nice_step(top, integer=integer)
+    end = float(f"{math.ceil(top * 1.04 / step) * step if top > 0 else step:.12g}")
+    return dict(range=[0, end], tick0=0, dtick=step, rangemode="tozero")
+
+
+def gapped(values: dict, step: timedelta) -> tuple[list, list]:
+    """(x, y) of a line over {bucket: value}, with a None point in every stretch of buckets that
+    had no value: Plotly (connectgaps off) leaves the stretch blank rather than drawing through it."""
+    xs, ys = [], []
+    for bucket in sorted(values):
+        if xs and bucket - xs[-1] > step:
+            xs.append(xs[-1] + step)
+            ys.append(None)
+        xs.append(bucket)
+        ys.append(values[bucket])
+    return xs, ys
 
 
 class Unnest(Func):
@@ -88,8 +131,9 @@ MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 class RawRows:
     """Chart data counted over the filtered decisions themselves."""
 
-    def __init__(self, decisions):
+    def __init__(self, decisions, window=(None, None)):
         self.decisions = decisions.order_by()  # the default ordering would leak into GROUP BY
+        self.window = window  # the page's (since, until), either None when not set
 
     @staticmethod
     def trunc(step):
@@ -124,9 +168,10 @@ class RolledUp:
     """The same chart data, summed from the rollups (filters: see ROLLUP_FILTERS). Hour rows
     serve hourly charts and, when the time filters fall on whole hours, totals too."""
 
-    def __init__(self, where: Q, whole_hours: bool):
+    def __init__(self, where: Q, whole_hours: bool, window=(None, None)):
         self.where = where
         self.whole_hours = whole_hours
+        self.window = window
 
     def rows(self, model, step=HOUR):
         """Hour rows when they answer exactly (an hourly step or none, bounds on whole hours), else minutes."""
@@ -175,42 +220,54 @@ ROLLUP_FILTERS = {"since": "period__gte", "until": "period__lt", "outcome": "out
 def source_for(filterset):
     """Rollups when every active filter is one they are counted by (times on whole minutes), else raw rows."""
     lookups, whole_hours = {}, True
+    window = (filterset.form.cleaned_data.get("since"), filterset.form.cleaned_data.get("until"))
     for name, value in filterset.form.cleaned_data.items():
         if value in (None, "", [], ()):
             continue
         if name not in ROLLUP_FILTERS:
-            return RawRows(filterset.qs)
+            return RawRows(filterset.qs, window)
         if name in ("since", "until"):
             if value.second or value.microsecond:
-                return RawRows(filterset.qs)
+                return RawRows(filterset.qs, window)
             whole_hours = whole_hours and value.minute == 0
         if name == "outcome" and value == DENIED_FILTER:
             lookups["outcome__in"] = DENIED
         else:
             lookups[ROLLUP_FILTERS[name]] = value
-    return RolledUp(Q(**lookups), whole_hours)
+    return RolledUp(Q(**lookups), whole_hours, window)
 
 
 def _bucket(source):
-    """Minutes for a short range, hours otherwise, so a chart has a readable number of bars."""
-    span = source.span()
-    if span["first"] and span["last"] - span["first"] <= timedelta(hours=6):
+    """Minutes for a short range, hours otherwise, so a chart has a readable number of bars. The
+    range is the page's since/until where set, else the decisions' own first and last."""
+    since, until = source.window
+    if not (since and until):
+        span = source.span()
+        since, until = since or span["first"], until or span["last"]
+    if since and until and until - since <= timedelta(hours=6):
         return MINUTE
     return HOUR
 
 
-def time_axis(figure: go.Figure, step: timedelta, buckets) -> go.Figure:
-    """Whole minutes (or hours) on a time axis. Left alone, Plotly ticks a chart of one or two
-    buckets in fractions of a second ("13:16:00.0002")."""
-    if buckets:
+def time_axis(figure: go.Figure, step: timedelta, buckets, window=(None, None)) -> go.Figure:
+    """Whole minutes (or hours) on a time axis, over the page's since/until when both are set.
+    Left alone, Plotly ticks a chart of one or two buckets in fractions of a second
+    ("13:16:00.0002"). Hours are ticked time over date, two short lines rather than one long one."""
+    since, until = window
+    if since and until:
+        figure.update_xaxes(range=[since, until])
+        if until - since < 6 * step:
+            figure.update_xaxes(dtick=step.total_seconds() * 1000)
+    elif buckets:
         first, last = min(buckets), max(buckets)
         if last - first < 6 * step:
             figure.update_xaxes(range=[first - step, last + step], dtick=step.total_seconds() * 1000)
-    return figure.update_xaxes(tickformat="%H:%M" if step == MINUTE else "%b %d, %H:%M")
+    return figure.update_xaxes(tickformat="%H:%M" if step == MINUTE else "%H:%M<br>%b %d", nticks=8)
 
 
 def volume(source, base_query: dict) -> go.Figure:
-    """Decisions per time bucket by outcome, with the deny rate (enforced and dry-run) on top."""
+    """Decisions per time bucket by outcome, with the deny rate (enforced and dry-run) on top:
+    a bucket without decisions has no rate, so the line breaks there instead of dropping to 0."""
     step = _bucket(source)
     rows = source.counts(step)
     by_outcome: dict[str, dict] = {}
@@ -226,25 +283,30 @@ def volume(source, base_query: dict) -> go.Figure:
         buckets = sorted(counts)
         figure.add_bar(
             x=buckets, y=[counts[b] for b in buckets], name=Outcome(outcome).label,
-            marker_color=COLORS.get(outcome),
+            marker_color=COLORS.get(outcome), width=step.total_seconds() * 900,  # 90 % of its bucket, in ms
             customdata=[bucket_search(base_query, b, step, outcome=outcome) for b in buckets],
         )
-    buckets = sorted(totals)
-    figure.add_scatter(x=buckets, y=[100 * denied.get(b, 0) / totals[b] for b in buckets], name="Deny rate %",
-                       yaxis="y2", mode="lines+markers", line=dict(color="#101828"))
-    figure.update_layout(barmode="stack", yaxis=dict(title="decisions"),
-                         yaxis2=dict(title="deny rate %", overlaying="y", side="right", range=[0, 100]), **LAYOUT)
-    return time_axis(figure, step, buckets)
+    x, y = gapped({b: 100 * denied.get(b, 0) / totals[b] for b in totals}, step)
+    figure.add_scatter(x=x, y=y, name="Deny rate %", yaxis="y2", mode="lines+markers", connectgaps=False, cliponaxis=False,
+                       line=dict(color="#101828"), hovertemplate="%{y:.1f} % denied<extra></extra>")
+    figure.update_layout(
+        barmode="stack", yaxis=dict(title="decisions", **nice_axis(max(totals.values(), default=0), integer=True)),
+        yaxis2=dict(title="deny rate", overlaying="y", side="right", range=[0, 100], tick0=0, dtick=25,
+                    ticksuffix=" %", showgrid=False), **LAYOUT)
+    return time_axis(figure, step, sorted(totals), source.window)
 
 
 def top_deny_reasons(source, base_query: dict, limit: int = 10) -> go.Figure:
     rows = source.reasons(DENIED, limit=limit)[::-1]  # largest at the top of a horizontal bar chart
+    reasons = [r["reason"] for r in rows]
     figure = go.Figure(go.Bar(
-        x=[r["n"] for r in rows], y=labels([r["reason"] for r in rows], 80), orientation="h", marker_color="#d92d20",
-        customdata=[denied_search(base_query, reason=r["reason"]) for r in rows],
-        hovertemplate="%{x} decisions<extra></extra>",
+        x=[r["n"] for r in rows], y=labels(reasons, LABEL_CHARS), orientation="h", marker_color="#d92d20",
+        customdata=[denied_search(base_query, reason=reason) for reason in reasons], hovertext=hover(reasons),
+        hovertemplate="%{hovertext}<br>%{x} decisions<extra></extra>",
     ))
-    figure.update_layout(**{**LAYOUT, "height": max(240, 32 * len(rows) + 60), "margin": dict(l=20, r=20, t=10, b=30)})
+    top = max((r["n"] for r in rows), default=0)
+    figure.update_layout(**{**LAYOUT, "height": max(240, 32 * len(rows) + 60), "margin": dict(l=10, r=20, t=10, b=30)})
+    figure.update_xaxes(**nice_axis(top, integer=True))
     figure.update_yaxes(automargin=True)
     return figure
 
@@ -256,46 +318,64 @@ def reasons_by_version(source, base_query: dict, limit: int = 8) -> go.Figure:
     top = top[:limit]
     figure = go.Figure()
     versions = sorted({(r["policy__name"], r["version__number"]) for r in rows})
+    most = 0
     for name, number in versions:
         counts = {r["reason"]: r["n"] for r in rows
                   if (r["policy__name"], r["version__number"]) == (name, number) and r["reason"] in top}
-        figure.add_bar(y=labels(top, 60)[::-1], x=[counts.get(reason, 0) for reason in top][::-1],
-                       name=f"{name} v{number}", orientation="h",
+        most = max(most, *counts.values(), 0)
+        figure.add_bar(y=labels(top, LABEL_CHARS)[::-1], x=[counts.get(reason, 0) for reason in top][::-1],
+                       name=f"{name} v{number}", orientation="h", hovertext=hover(top)[::-1],
+                       hovertemplate=f"%{{hovertext}}<br>{html.escape(name, quote=False)} v{number}: "
+                                     "%{x} decisions<extra></extra>",
                        customdata=[denied_search(base_query, policy=name, version=number, reason=reason)
                                    for reason in top][::-1])
-    figure.update_layout(barmode="group", **{**LAYOUT, "height": max(260, 34 * len(top) * max(1, len(versions)) + 80)})
+    figure.update_layout(barmode="group", **{**LAYOUT, "height": max(260, 34 * len(top) * max(1, len(versions)) + 80),
+                                             "margin": dict(l=10, r=20, t=10, b=40)})
+    figure.update_xaxes(**nice_axis(most, integer=True))
     figure.update_yaxes(automargin=True)
     return figure
 
 
 def dry_run_against_enforced(source, base_query: dict) -> go.Figure:
+    """Enforced and dry-run denials per bucket: 0 in a bucket with other decisions, a gap where
+    there were no decisions at all."""
     step = _bucket(source)
-    rows = source.counts(step, outcomes=DENIED)
+    rows = source.counts(step)
+    seen = {r["bucket"] for r in rows}
     figure = go.Figure()
-    for outcome, label in ((Outcome.DENY, "Enforced deny"), (Outcome.WOULD_DENY, "Dry-run: would deny")):
-        points = [r for r in rows if r["outcome"] == outcome]
+    most = 0
+    for outcome, name in ((Outcome.DENY, "Enforced deny"), (Outcome.WOULD_DENY, "Dry-run: would deny")):
+        if base_query.get("outcome") not in (None, DENIED_FILTER, outcome):
+            continue  # the page left this outcome out: not a line of zeros
+        counts = dict.fromkeys(seen, 0) | {r["bucket"]: r["n"] for r in rows if r["outcome"] == outcome}
+        most = max(most, *counts.values(), 0)
+        x, y = gapped(counts, step)
         figure.add_scatter(
-            x=[p["bucket"] for p in points], y=[p["n"] for p in points], name=label, mode="lines+markers",
+            x=x, y=y, name=name, mode="lines+markers", connectgaps=False, cliponaxis=False,
             line=dict(color=COLORS[outcome]),
-            customdata=[bucket_search(base_query, p["bucket"], step, outcome=outcome) for p in points],
+            customdata=[bucket_search(base_query, b, step, outcome=outcome) if n else None  # 0: nothing to open
+                        for b, n in zip(x, y)],
         )
-    figure.update_layout(yaxis=dict(title="decisions"), **LAYOUT)
-    return time_axis(figure, step, [r["bucket"] for r in rows])
+    figure.update_layout(yaxis=dict(title="decisions", **nice_axis(most, integer=True)), **LAYOUT)
+    return time_axis(figure, step, sorted(seen), source.window)
 
 
 def latency(source, base_query: dict) -> go.Figure:
-    """OPA's evaluation time, p50/p95/p99 per bucket, in milliseconds."""
+    """OPA's evaluation time, p50/p95/p99 per bucket, in milliseconds; no line where OPA reported none."""
     step = _bucket(source)
     rows = source.latency(step)
     figure = go.Figure()
     for p, color in ((50, "#12b76a"), (95, "#f79009"), (99, "#d92d20")):
+        x, y = gapped({r["bucket"]: r[f"p{p}"] / 1e6 for r in rows}, step)
         figure.add_scatter(
-            x=[r["bucket"] for r in rows], y=[r[f"p{p}"] / 1e6 for r in rows], name=f"p{p}", mode="lines+markers",
+            x=x, y=y, name=f"p{p}", mode="lines+markers", connectgaps=False, cliponaxis=False,
             line=dict(color=color),
-            customdata=[bucket_search(base_query, r["bucket"], step) for r in rows],
+            customdata=[None if ms is None else bucket_search(base_query, b, step) for b, ms in zip(x, y)],
+            hovertemplate=f"p{p}: %{{y:.3g}} ms<extra></extra>",
         )
-    figure.update_layout(yaxis=dict(title="ms"), **LAYOUT)
-    return time_axis(figure, step, [r["bucket"] for r in rows])
+    top = max((r["p99"] / 1e6 for r in rows), default=0)
+    figure.update_layout(yaxis=dict(title="ms", **nice_axis(top)), **LAYOUT)
+    return time_axis(figure, step, [r["bucket"] for r in rows], source.window)
 
 
 CHARTS = (  # key, title ({per}: the time bucket), what to say when there is nothing to draw
@@ -324,6 +404,47 @@ def dashboard(source, base_query: dict) -> list[dict]:
     for key, title, build, empty in CHARTS:
         figure = json.loads(build(source, base_query).to_json())
         drawn = any(len(trace.get("x") or ()) for trace in figure["data"])
-        charts.append({"key": key, "element_id": f"figure-{key}", "title": title.format(per=per),
-                       "figure": figure, "empty": None if drawn else empty})
+        # The JSON goes in an attribute (escaped by the template), not a <script> element: htmx
+        # drops every <script> from what it swaps in (allowScriptTags off), so a refresh would lose it.
+        charts.append({"key": key, "title": title.format(per=per), "figure": figure,
+                       "figure_json": json.dumps(figure), "empty": None if drawn else empty})
     return charts
+
+
+# Time-range presets: (key, label, length). A preset is relative: `range=<key>` in the URL moves
+# since/until with the clock each time the page (or its auto-refresh) asks.
+PRESETS = (("1h", "Last hour", timedelta(hours=1)), ("24h", "Last day", timedelta(days=1)),
+           ("7d", "Last week", timedelta(days=7)), ("30d", "Last 30 days", timedelta(days=30)))
+MINUTE_FORMAT = "%Y-%m-%dT%H:%M"  # what the form's datetime-local fields show
+
+
+def preset_window(length: timedelta, now: datetime) -> tuple[datetime, datetime]:
+    """(since, until) for a preset: until the end of the current minute (an hour or less) or hour
+    (longer), so the bounds fall on the rollups' own minutes or hours."""
+    unit = MINUTE if length <= HOUR else HOUR
+    floor = now.replace(second=0, microsecond=0) if unit == MINUTE else now.replace(minute=0, second=0, microsecond=0)
+    until = floor + unit
+    return until - length, until
+
+
+def time_range(query: dict, now: datetime) -> tuple[dict, str | None]:
+    """(the page's query, the preset in force or None). A preset applies when the URL names it
+    with both since and until (a link below sets all three); it then replaces them with the
+    window ending now. Anything else (times typed in the form, a bound removed) is absolute."""
+    key = query.get("range")
+    length = dict((k, length) for k, _, length in PRESETS).get(key)
+    if not (length and query.get("since") and query.get("until")):
+        return {k: v for k, v in query.items() if k != "range"}, None
+    since, until = preset_window(length, now)
+    return {**query, "since": since.strftime(MINUTE_FORMAT), "until": until.strftime(MINUTE_FORMAT)}, key
+
+
+def presets(query: dict, current: str | None, now: datetime) -> list[dict]:
+    """A link per preset, keeping the page's other filters; the one in force is marked."""
+    rest = {k: v for k, v in query.items() if k not in ("since", "until", "range", "page") and v}
+    found = []
+    for key, text, length in PRESETS:
+        since, until = preset_window(length, now)
+        link = {**rest, "range": key, "since": since.strftime(MINUTE_FORMAT), "until": until.strftime(MINUTE_FORMAT)}
+        found.append({"key": key, "label": text, "query": urlencode(link), "current": key == current})
+    return found

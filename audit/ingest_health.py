@@ -20,6 +20,8 @@ from core.models import Decision, LogBatch
 
 log = logging.getLogger(__name__)
 REFUSED_KEY = "gavel:ingest:refused:{status}:{minute}"
+REFUSED_TOTAL_KEY = "gavel:ingest:refused-total:{status}"  # never expires: /metrics' counter
+REFUSED_STATUSES = (400, 401, 413, 429, 503)
 
 
 class IngestBusy(Exception):
@@ -49,7 +51,7 @@ def count_refusal(status: int) -> None:
     key = REFUSED_KEY.format(status=status, minute=int(time.time() // 60))
     try:
         with _redis() as client:
-            client.pipeline().incr(key).expire(key, 3 * 3600).execute()
+            client.pipeline().incr(key).expire(key, 3 * 3600).incr(REFUSED_TOTAL_KEY.format(status=status)).execute()
     except redis.RedisError as exc:
         log.warning("could not count a refused batch: %s", exc)
 
@@ -57,7 +59,7 @@ def count_refusal(status: int) -> None:
 def refused_last_hour() -> dict[int, int] | None:
     """Refused uploads by HTTP status over the last 60 minutes (None when Redis is down)."""
     now = int(time.time() // 60)
-    statuses = (400, 401, 413, 429, 503)
+    statuses = REFUSED_STATUSES
     keys = [REFUSED_KEY.format(status=s, minute=m) for s in statuses for m in range(now - 59, now + 1)]
     try:
         with _redis() as client:
@@ -69,6 +71,16 @@ def refused_last_hour() -> dict[int, int] | None:
         if value:
             counts[int(key.split(":")[3])] += int(value)
     return counts
+
+
+def refused_totals() -> dict[int, int] | None:
+    """Refused uploads by HTTP status since Redis began counting (None when Redis is down)."""
+    try:
+        with _redis() as client:
+            values = client.mget([REFUSED_TOTAL_KEY.format(status=s) for s in REFUSED_STATUSES])
+    except redis.RedisError:
+        return None
+    return {status: int(value or 0) for status, value in zip(REFUSED_STATUSES, values)}
 
 
 def health() -> dict:

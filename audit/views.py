@@ -1,10 +1,13 @@
 """The audit trail: a filtered, paginated list of decisions, a page per decision and its explanation."""
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 from django.shortcuts import render
+from django.utils import timezone
 
 from core import facts
 from core.display import json_text
@@ -20,12 +23,15 @@ PAGE_SIZE = 50
 
 @permission_required("core.view_decision", raise_exception=True)
 def decision_list(request):
+    # Taken before the count: an export from this page holds the decisions stored by then, the ones counted.
+    as_of = timezone.now()
     filterset = DecisionFilter(request.GET, queryset=Decision.objects.select_related("policy", "version"))
     decisions = filterset.qs if filterset.is_valid() else Decision.objects.none()
     page = CappedPaginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"filter": filterset, "page": page, "query": query.urlencode(), "count_limit": COUNT_LIMIT}
+    context = {"filter": filterset, "page": page, "query": query.urlencode(), "count_limit": COUNT_LIMIT,
+               "as_of": as_of.isoformat()}
     # htmx asks only for the results, so filtering refreshes the table in place.
     template = "audit/_results.html" if request.htmx and not request.htmx.boosted else "audit/decision_list.html"
     return render(request, template, context)
@@ -83,14 +89,19 @@ def decision_explain(request, decision_id):
 
 @permission_required("core.view_decision", raise_exception=True)
 def dashboard(request):
-    """Charts of the decisions the filters select; every point links back to its search."""
-    filterset = DecisionFilter(request.GET, queryset=Decision.objects.all())
+    """Charts of the decisions the filters select; every point links back to its search. Under a
+    relative time range (a preset) htmx refreshes the charts in place, ending at the new now."""
+    now = timezone.now()
+    query, preset = charts.time_range({k: v for k, v in request.GET.items() if v}, now)
+    filterset = DecisionFilter(query, queryset=Decision.objects.all())
     source = charts.source_for(filterset) if filterset.is_valid() else charts.RawRows(Decision.objects.none())
-    base_query = {k: v for k, v in request.GET.items() if v}
-    return render(request, "audit/dashboard.html", {
+    base_query = {k: v for k, v in query.items() if k != "range"}
+    template = "audit/_dashboard_charts.html" if request.htmx and not request.htmx.boosted else "audit/dashboard.html"
+    return render(request, template, {
         "filter": filterset, "charts": charts.dashboard(source, base_query),
         "total": source.total(), "search_url": search_url(base_query), "period": charts.period(source),
-        "source": type(source).__name__,
+        "source": type(source).__name__, "presets": charts.presets(query, preset, now),
+        "refresh_query": urlencode(query) if preset else "",
     })
 
 
@@ -111,7 +122,7 @@ def failed_batch_download(request, pk):
 
 
 @require_POST
-@permission_required("core.view_decision", raise_exception=True)
+@permission_required("core.retry_logbatch", raise_exception=True)
 def failed_batch_retry(request, pk):
     failures.retry(get_object_or_404(LogBatch, pk=pk, status=LogBatch.Status.FAILED))
     return redirect("audit:ingest")

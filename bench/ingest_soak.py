@@ -38,7 +38,11 @@ def main() -> int:
         f"and worker, each refused whole with a 4xx or stored whole and shown by every page: "
         f"**{'all held' if done.returncode == 0 else 'FAILED'}** in {seconds:.0f} s "
         f"({summary[-1].strip() if summary else 'no summary'}).\n")
-    sys.stdout.write(done.stdout[-4000:])
+    log = ROOT / ".gavel" / "bench" / "ingest_soak.log"  # the whole run, falsifying example included
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(done.stdout + done.stderr)
+    failures = [line for line in done.stdout.splitlines() if line.startswith(("E ", "Falsifying"))]
+    sys.stdout.write("\n".join(failures[:80]) + f"\n{summary[-1] if summary else ''}\nfull output: {log}\n")
     return done.returncode
 
 

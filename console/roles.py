@@ -23,6 +23,7 @@ READ_DECISIONS = ("core.view_decision", "approvals.view_heldaction", "alerts.vie
 REVIEW = ("approvals.review_heldaction",)
 READ_ACTIVITY = ("activity.view_activityentry",)  # the append-only log of changes; nobody may write it
 REQUEST_EXCEPTIONS = ("rollout.add_policyexception",)
+MANAGE_USERS = ("auth.view_user", "auth.add_user", "auth.change_user")  # people and their roles (users.py)
 ROLL_OUT = (
     "rollout.add_canarysetting", "rollout.add_killswitchchange", "rollout.approve_policyexception",
 )
@@ -32,11 +33,13 @@ ROLES = (
     Role(
         "security_admin",
         "Security admin",
-        "Rolls policies out to OPA and grants exceptions.",
+        "Rolls policies out to OPA, grants exceptions and manages who holds which role.",
         READ_POLICIES + READ_DECISIONS + REVIEW + REQUEST_EXCEPTIONS + ROLL_OUT + READ_ACTIVITY
         + ("policies.publish_policyversion", "policies.rollback_policy", "policies.retire_policy")
-        + ("fleet.manage_opa_credentials",)
-        + ("alerts.add_alertrule", "alerts.change_alertrule", "exports.view_exportrecord"),
+        + ("fleet.manage_opa_credentials", "core.retry_logbatch")
+        + ("alerts.add_alertrule", "alerts.change_alertrule", "exports.view_exportrecord")
+        + ("checks.run_check",)
+        + MANAGE_USERS,
     ),
     Role("reviewer", "Reviewer", "Approves or rejects held actions.", READ_POLICIES + READ_DECISIONS + REVIEW),
     Role(
@@ -52,7 +55,8 @@ ROLES = (
         READ_POLICIES
         + READ_DECISIONS
         + REQUEST_EXCEPTIONS
-        + ("policies.add_policy", "policies.add_policyversion", "policies.publish_policyversion"),
+        + ("policies.add_policy", "policies.add_policyversion", "policies.publish_policyversion")
+        + ("checks.run_check",),
     ),
 )
 
@@ -61,7 +65,13 @@ ENFORCEMENT_POINT = Role(
     "enforcement_point", "Enforcement point", "A service that asks OPA and holds actions for approval.",
     ("approvals.add_heldaction", "approvals.view_heldaction"),
 )
-ROLES = ROLES + (ENFORCEMENT_POINT,)
+# Not a person: the account a CI pipeline's token belongs to (`gavel check`, verify, replay, and
+# `conftest pull` of the published policies). It reads no decision: replay gives it counts only.
+CI_PIPELINE = Role(
+    "ci_pipeline", "CI pipeline", "A pipeline that checks changes against the published policies.",
+    ("checks.run_check",),
+)
+ROLES = ROLES + (ENFORCEMENT_POINT, CI_PIPELINE)
 
 ROLES_BY_GROUP = {role.group: role for role in ROLES}
 
@@ -96,18 +106,22 @@ def sync_role_groups(group_model, permission_model) -> None:
 PUBLIC = "public"        # anyone, signed in or not (the login page)
 SIGNED_IN = "signed-in"  # any role
 OPA_TOKEN = "opa-token"  # OPA's bearer token (its instance token, a bundle token), never a person
+METRICS_TOKEN = "metrics-token"  # Prometheus: GAVEL_METRICS_TOKEN or an address in GAVEL_METRICS_ALLOWED
 
 _VIEW_POLICY, _VIEW_DECISION = "policies.view_policy", "core.view_decision"
 _PUBLISH, _MANAGE_OPA = "policies.publish_policyversion", "fleet.manage_opa_credentials"
 _EXPORT, _EXPORT_RECORDS = "core.export_decision", "exports.view_exportrecord"
 _HELD, _REVIEW = "approvals.view_heldaction", "approvals.review_heldaction"
 _APPROVE_EXCEPTION, _CANARY = "rollout.approve_policyexception", "rollout.add_canarysetting"
+_CI_CHECK = "checks.run_check"
 
 ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "home": {"GET": SIGNED_IN},
-    "login": {"GET": PUBLIC},
+    "login": {"GET": PUBLIC, "POST": PUBLIC},
     "logout": {"POST": PUBLIC},
     "api-schema": {"GET": SIGNED_IN},
+    "api-docs": {"GET": SIGNED_IN},  # Swagger UI; the schema it reads needs a login too
+    "api-redoc": {"GET": SIGNED_IN},
     "api-root": {"GET": SIGNED_IN},
     # policies, versions, two-person publishing; rollback belongs to security admins
     "policies:list": {"GET": _VIEW_POLICY},
@@ -151,12 +165,14 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "exceptions:create": {"GET": "rollout.add_policyexception", "POST": "rollout.add_policyexception"},
     "exceptions:detail": {"GET": "rollout.view_policyexception"},
     "exceptions:approve": {"POST": _APPROVE_EXCEPTION},
+    "exceptions:reject": {"POST": _APPROVE_EXCEPTION},
     "exceptions:revoke": {"POST": _APPROVE_EXCEPTION},
     "canary-setting-list": {"GET": "rollout.view_canarysetting", "POST": _CANARY},
     "canary-setting-detail": {"GET": "rollout.view_canarysetting"},
     "exception-list": {"GET": "rollout.view_policyexception", "POST": "rollout.add_policyexception"},
     "exception-detail": {"GET": "rollout.view_policyexception"},
     "exception-approve": {"POST": _APPROVE_EXCEPTION},
+    "exception-reject": {"POST": _APPROVE_EXCEPTION},
     "exception-revoke": {"POST": _APPROVE_EXCEPTION},
     # environments and OPA's credentials
     "fleet:environments": {"GET": "fleet.view_environment"},
@@ -180,7 +196,7 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "audit:ingest": {"GET": _VIEW_DECISION},
     # a failed batch's body as OPA sent it, and sending it to the worker again
     "audit:failed-download": {"GET": _VIEW_DECISION},
-    "audit:failed-retry": {"POST": _VIEW_DECISION},
+    "audit:failed-retry": {"POST": "core.retry_logbatch"},  # runs ingest again: security admins
     "audit:detail": {"GET": _VIEW_DECISION},
     "audit:explain": {"GET": _VIEW_DECISION},
     "decision-list": {"GET": _VIEW_DECISION},
@@ -190,6 +206,12 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "alerts:rule-edit": {"GET": "alerts.change_alertrule", "POST": "alerts.change_alertrule"},
     "activity:list": {"GET": "activity.view_activityentry"},
     "activity-list": {"GET": "activity.view_activityentry"},
+    # people and their roles: security admins (console/users.py)
+    "users:list": {"GET": "auth.view_user"},
+    "users:create": {"GET": "auth.add_user", "POST": "auth.add_user"},
+    "users:detail": {"GET": "auth.view_user", "POST": "auth.change_user"},
+    "users:active": {"POST": "auth.change_user"},
+    "users:password": {"POST": "auth.change_user"},
     # exports: every auditor may download any export (each could run the same search)
     "exports:list": {"GET": _EXPORT_RECORDS},
     "exports:new": {"POST": _EXPORT},
@@ -197,6 +219,8 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "exports:download": {"GET": _EXPORT},
     "exports:delete_file": {"POST": _EXPORT},  # one's own; someone else's needs exports.delete_exportrecord
     "exports:manifest": {"GET": _EXPORT_RECORDS},
+    "exports:verifier": {"GET": _EXPORT_RECORDS},
+    "exports:public_key": {"GET": _EXPORT_RECORDS},
     "export-list": {"GET": _EXPORT_RECORDS, "POST": _EXPORT},
     "export-detail": {"GET": _EXPORT_RECORDS},
     "export-download": {"GET": _EXPORT},
@@ -206,9 +230,18 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "approvals:export": {"GET": _EXPORT},
     "approvals:detail": {"GET": _HELD},
     "approvals:review": {"POST": _REVIEW},
+    "approvals:state": {"GET": _HELD},
+    "approvals:bulk_review": {"POST": _REVIEW},
     "approval-list": {"GET": _HELD, "POST": "approvals.add_heldaction"},
     "approval-detail": {"GET": _HELD},
     "approval-review": {"POST": _REVIEW},
+    # CI checks (`gavel`, `conftest pull`): policy authors, security admins, CI pipelines' accounts
+    "ci-check": {"POST": _CI_CHECK},
+    "ci-verify": {"POST": _CI_CHECK},
+    "ci-replay": {"POST": _CI_CHECK},
+    "ci-policies": {"GET": _CI_CHECK},
+    # Prometheus
+    "metrics": {"GET": METRICS_TOKEN},
     # OPA's own endpoints
     "opa-logs": {"POST": OPA_TOKEN},
     "opa-bundle": {"GET": OPA_TOKEN},
@@ -222,6 +255,6 @@ def groups_allowed(route: str, method: str) -> frozenset[str]:
     needed = ROUTE_PERMISSIONS[route][method]
     if needed in (PUBLIC, SIGNED_IN):
         return frozenset(role.group for role in ROLES)
-    if needed == OPA_TOKEN:
+    if needed in (OPA_TOKEN, METRICS_TOKEN):
         return frozenset()
     return frozenset(role.group for role in ROLES if needed in role.permissions)

@@ -3,6 +3,8 @@
 DATABASE_URL, REDIS_URL, OPA_URL, GAVEL_OPA_TOKEN, SECRET_KEY and DEBUG are read here;
 `scripts/stack.py` fills them in for the embedded development and test stack.
 """
+import base64
+import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -59,6 +61,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our own origin
     "django_htmx",
     "axes",  # login throttling (see the security section at the end)
     "pgtrigger",
@@ -72,6 +75,7 @@ INSTALLED_APPS = [
     "approvals",
     "exports",
     "alerts",
+    "checks",  # CI checks: `gavel check`, verify, replay, the conftest tarball
     "activity",  # the append-only log of every change (activity/models.py lists what it follows)
     "console",  # last: its post_migrate hook needs the other apps' permissions to exist
 ]
@@ -89,7 +93,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "console.middleware.LoginRequiredMiddleware",
+    "console.access.LoginRequiredMiddleware",
+    # After login: every page route answers to console/roles.py's ROUTE_PERMISSIONS (console/access.py).
+    "console.access.RoutePermissionMiddleware",
     "axes.middleware.AxesMiddleware",  # last: it turns a lockout into the 429 page
 ]
 
@@ -192,7 +198,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.RoleModelPermissions"],
+    # The API's routes answer to the same table as the pages (console/roles.py ROUTE_PERMISSIONS).
+    "DEFAULT_PERMISSION_CLASSES": ["console.access.RoutePermission"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -204,6 +211,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],  # the schema is not public
+    # Swagger UI (/api/v1/docs/) and Redoc (/api/v1/redoc/) from the sidecar package's static files,
+    # never a CDN: the CSP allows scripts and styles from our own origin only.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- OPA -------------------------------------------------------------------------------
@@ -291,6 +303,22 @@ GAVEL_EXPORT_STREAM_MAX_ROWS = int(os.environ.get("GAVEL_EXPORT_STREAM_MAX_ROWS"
 GAVEL_EXPORT_DIR = Path(os.environ.get("GAVEL_EXPORT_DIR", str(BASE_DIR / "var" / "exports")))
 # Rows fetched per round trip from the server-side cursor.
 GAVEL_EXPORT_FETCH_ROWS = int(os.environ.get("GAVEL_EXPORT_FETCH_ROWS", "2000"))
+# The Ed25519 private key that signs every export manifest (exports/signing.py): 32 random bytes,
+# base64 (`python -c "import base64,os; print(base64.b64encode(os.urandom(32)).decode())"`). Kept
+# like SECRET_KEY: required without DEBUG; scripts/stack.py generates one per local stack, and plain
+# DEBUG derives one from SECRET_KEY. Its public half is shown on the exports page.
+GAVEL_EXPORT_SIGNING_KEY = os.environ.get("GAVEL_EXPORT_SIGNING_KEY") or (
+    base64.b64encode(hashlib.sha256(f"gavel-export-signing:{SECRET_KEY}".encode()).digest()).decode()
+    if DEBUG else "")
+if not GAVEL_EXPORT_SIGNING_KEY:
+    raise ImproperlyConfigured("GAVEL_EXPORT_SIGNING_KEY must be set when DEBUG is off: the Ed25519 key that signs "
+                               "export manifests, 32 random bytes in base64")
+try:
+    if len(base64.b64decode(GAVEL_EXPORT_SIGNING_KEY, validate=True)) != 32:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured("GAVEL_EXPORT_SIGNING_KEY is not an Ed25519 private key: it must be 32 bytes in "
+                               "base64 (44 characters ending in '=')") from None
 # Days a job export's file is kept (it holds decision inputs); then it is deleted and its record,
 # with the hash, stays marked expired (exports/retention.py). 0 keeps files forever.
 GAVEL_EXPORT_RETENTION_DAYS = int(os.environ.get("GAVEL_EXPORT_RETENTION_DAYS", "30"))
@@ -380,3 +408,11 @@ GAVEL_DRIFT_MAX_REPUSH = int(os.environ.get("GAVEL_DRIFT_MAX_REPUSH", "3"))
 GAVEL_DRIFT_WINDOW_MINUTES = int(os.environ.get("GAVEL_DRIFT_WINDOW_MINUTES", "60"))
 # A replaced OPA instance token keeps working until its successor is first used, or this long.
 GAVEL_OPA_TOKEN_GRACE_HOURS = float(os.environ.get("GAVEL_OPA_TOKEN_GRACE_HOURS", "24"))
+
+# --- CI checks (`gavel check`) and /metrics ----------------------------------------------
+GAVEL_CHECK_MAX_DOCUMENTS = int(os.environ.get("GAVEL_CHECK_MAX_DOCUMENTS", "1000"))
+# /metrics answers a scraper presenting `Authorization: Bearer <GAVEL_METRICS_TOKEN>`, or one
+# from an address in GAVEL_METRICS_ALLOWED (hosts' addresses or networks, e.g. 10.0.0.0/8).
+# Neither set: /metrics answers nobody.
+GAVEL_METRICS_TOKEN = os.environ.get("GAVEL_METRICS_TOKEN", "")
+GAVEL_METRICS_ALLOWED = [n.strip() for n in os.environ.get("GAVEL_METRICS_ALLOWED", "").split(",") if n.strip()]

@@ -1,20 +1,31 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from activity.api import ActivityViewSet
 from approvals.api import HeldActionViewSet
 from audit.api import DecisionViewSet, opa_decision_logs
+from checks import api as checks_api
 from exports.api import ExportRecordViewSet
 from fleet.api import EnvironmentViewSet, OpaInstanceViewSet
 from fleet.service_api import opa_authz_bundle, opa_bundle, opa_status
 from policies.api import PolicyVersionViewSet, PolicyViewSet, PublicationViewSet, PublishRequestViewSet
 from rollout.api import CanarySettingViewSet, PolicyExceptionViewSet
 
-from . import views
+from . import metrics, user_views, views
 
-router = DefaultRouter()
+class GavelRouter(DefaultRouter):
+    """The API root lists the documentation and the schema beside the resources."""
+
+    def get_api_root_view(self, api_urls=None):
+        view = super().get_api_root_view(api_urls)
+        view.initkwargs["api_root_dict"].update({"docs (Swagger UI)": "api-docs", "docs (Redoc)": "api-redoc",
+                                                 "schema (OpenAPI)": "api-schema"})
+        return view
+
+
+router = GavelRouter()
 router.trailing_slash = "/?"  # machines may leave the slash off (POST /api/v1/approvals)
 router.register("policies", PolicyViewSet, basename="policy")
 router.register(r"policies/(?P<policy_name>[-\w]+)/versions", PolicyVersionViewSet, basename="policy-version")
@@ -43,10 +54,18 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("approvals/", include("approvals.urls")),
     path("activity/", include("activity.urls")),
+    path("users/", include((user_views.urlpatterns, "users"))),
     path("api/v1/opa/logs", opa_decision_logs, name="opa-logs"),
     path("api/v1/opa/bundles/<slug:environment>", opa_bundle, name="opa-bundle"),
     path("api/v1/opa/status", opa_status, name="opa-status"),
     path("api/v1/opa/authz", opa_authz_bundle, name="opa-authz"),
+    path("api/v1/checks/", checks_api.check, name="ci-check"),
+    path("api/v1/checks/verify/", checks_api.verify, name="ci-verify"),
+    path("api/v1/checks/replay/", checks_api.replay, name="ci-replay"),
+    path("api/v1/checks/policies/<slug:environment>.tar.gz", checks_api.policies_tarball, name="ci-policies"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/v1/", include(router.urls)),
 ]

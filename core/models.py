@@ -39,6 +39,7 @@ class LogBatch(models.Model):
     class Meta:
         db_table = "audit_logbatch"  # the table keeps the name the audit app gave it
         indexes = [models.Index(fields=["status", "received_at"])]
+        permissions = [("retry_logbatch", "Can send a failed decision-log batch to the worker again")]
 
 
 class Outcome(models.TextChoices):
@@ -46,8 +47,13 @@ class Outcome(models.TextChoices):
     DENY = "deny", "Deny"
     REQUIRE_APPROVAL = "require_approval", "Require approval"
     WOULD_DENY = "would_deny", "Dry-run: would deny"
+    # Allowed in dry-run where enforcement would have held the request for a person's approval.
+    WOULD_REQUIRE_APPROVAL = "would_need_approval", "Dry-run: would require approval"
     UNDEFINED = "undefined", "Undefined"
 
+
+# The `source` label of decisions a CI check made (`gavel check`), and the instance they are filed under.
+CI_SOURCE, CI_INSTANCE = "ci", "gavel-ci"
 
 # Denials, enforced or only recorded in dry-run: what deny rates and deny-reason charts count.
 DENIED_OUTCOMES = (Outcome.DENY, Outcome.WOULD_DENY)
@@ -161,6 +167,11 @@ class Decision(models.Model):
     @property
     def instance_id(self) -> str:
         return self.labels.get("id", "")
+
+    @property
+    def from_ci(self) -> bool:
+        """A CI check made it (`gavel check`, checks/), not an OPA server: labels say source=ci."""
+        return isinstance(self.labels, dict) and self.labels.get("source") == CI_SOURCE
 
     @property
     def latency_ms(self) -> float | None:

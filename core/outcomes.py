@@ -2,7 +2,7 @@
 
 OPA returns whatever the queried rule produces. Gavel understands three shapes:
 a boolean (`allow`), an object (`{"allow": ..., "reasons": [...], "require_approval": ...}`,
-which Gavel's entrypoints extend with `would_deny` for dry-run), and a set of deny messages
+which Gavel's entrypoints extend with `would_deny` and `would_require_approval` for dry-run), and a set of deny messages
 (`deny contains msg if ...`). Anything else is stored as is
 with an undefined outcome, never dropped.
 """
@@ -52,6 +52,8 @@ def derive_outcome(result: Any = _MISSING) -> tuple[str, list[str]]:
             reasons = _reasons(deny)
         if result.get("require_approval") is True:
             return Outcome.REQUIRE_APPROVAL, reasons
+        if result.get("would_require_approval") is True:  # dry-run: allowed, enforcement would hold it
+            return Outcome.WOULD_REQUIRE_APPROVAL, reasons
         if result.get("would_deny") is True:  # dry-run: allowed, but the policy said no
             return Outcome.WOULD_DENY, reasons
         if isinstance(result.get("allow"), bool):

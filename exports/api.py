@@ -5,7 +5,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
 from . import retention as export_retention
@@ -34,33 +33,23 @@ class ExportRecordSerializer(serializers.ModelSerializer):
 class ExportRequestSerializer(serializers.Serializer):
     query = serializers.CharField(allow_blank=True, default="", help_text="The search, e.g. outcome=deny&q=budget")
     format = serializers.ChoiceField(choices=ExportRecord.Format.choices)
-    as_job = serializers.BooleanField(default=True, help_text="false streams the file in the answer, when small")
-
-
-class CanExportDecisions(BasePermission):
-    def has_permission(self, request, view):
-        return request.user.has_perm("core.export_decision")
+    as_job = serializers.BooleanField(default=True, help_text="false streams the archive in the answer, when small")
+    as_of = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                      help_text="Export the decisions stored by then (default now; not in the future)")
 
 
 class ExportRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = ExportRecord.objects.select_related("created_by", "expired_by")
     serializer_class = ExportRecordSerializer
 
-    def get_permissions(self):
-        if self.action in ("create", "download"):
-            return [IsAuthenticated(), CanExportDecisions()]
-        if self.action == "delete_file":
-            return [IsAuthenticated()]  # whose file it is decides: export_retention.may_delete
-        return super().get_permissions()
-
     @extend_schema(request=ExportRequestSerializer, responses={202: ExportRecordSerializer})
     def create(self, request):
-        """Start an export: a job (202, follow its status) or, with as_job=false and a small search, the file."""
+        """Start an export: a job (202, follow its status) or, with as_job=false and a small search, the archive."""
         body = ExportRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
             record = exports.start_export(request.user, body.validated_data["query"], body.validated_data["format"],
-                                          as_job=body.validated_data["as_job"])
+                                          as_job=body.validated_data["as_job"], as_of=body.validated_data["as_of"])
         except DjangoValidationError as exc:
             raise ValidationError({"query": exc.messages}) from None
         except DjangoPermissionDenied as exc:
@@ -69,12 +58,12 @@ class ExportRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             return streamed_response(record)
         return Response(self.get_serializer(record).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes,
+    @extend_schema(responses={(200, "application/zip"): bytes,
                               410: OpenApiResponse(description="The file was deleted: {\"detail\": why and when}")})
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
-        """A finished job's file (404 until it is done, and for streamed exports, which keep none;
-        410 once it was deleted, by retention or early)."""
+        """A finished export's archive: its file and signed manifest (404 until it is done, and for
+        streamed exports from before signing, which kept none; 410 once it was deleted)."""
         try:
             return file_response(self.get_object())
         except export_retention.ExportGone as exc:
@@ -83,7 +72,7 @@ class ExportRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     @extend_schema(request=None, responses={200: ExportRecordSerializer})
     @action(detail=True, methods=["post"], url_path="delete-file")
     def delete_file(self, request, pk=None):
-        """Delete a finished job's file before retention would (its owner); the record and manifest stay."""
+        """Delete a finished export's file before retention would (its owner); the record and manifest stay."""
         try:
             record = export_retention.delete_file(self.get_object(), request.user)
         except DjangoPermissionDenied as exc:

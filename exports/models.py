@@ -6,8 +6,9 @@ from django.db import models
 class ExportRecord(models.Model):
     """One export of a decision search, and its manifest: what was asked, what the file holds.
 
-    A job export writes its file under GAVEL_EXPORT_DIR; a streamed one keeps no file, only the
-    hash and count of the bytes it sent, finalised when the last byte left (exports/services.py).
+    Both deliveries write the file under GAVEL_EXPORT_DIR (a streamed one while it is sent) and keep
+    it GAVEL_EXPORT_RETENTION_DAYS; it is downloaded as an archive with the signed manifest
+    (exports/services.py). Streamed exports from before signing kept no file (no file_name).
     """
 
     class Format(models.TextChoices):
@@ -67,4 +68,24 @@ class ExportRecord(models.Model):
     @property
     def download_name(self) -> str:
         return f"gavel-decisions-{self.pk}.{self.format}"
+
+    @property
+    def manifest_name(self) -> str:
+        return f"{self.download_name}.manifest.json"
+
+    @property
+    def archive_name(self) -> str:
+        """What is downloaded: the data file and its signed manifest in one ZIP."""
+        return f"gavel-export-{self.pk}.zip"
+
+    @property
+    def has_file(self) -> bool:
+        """Finished, written to GAVEL_EXPORT_DIR (streamed exports too, since manifests are signed) and kept."""
+        return self.status == self.Status.DONE and bool(self.file_name) and not self.is_expired
+
+    @property
+    def count_differs(self) -> bool:
+        """The file holds another number of rows than the search counted when the export began
+        (decisions deleted by retention meanwhile, or stored in the same instant)."""
+        return self.status == self.Status.DONE and self.row_count != self.expected_rows
 

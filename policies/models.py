@@ -235,6 +235,9 @@ class PublishRequest(models.Model):
 
     class Meta:
         ordering = ["-requested_at", "-id"]
+        # The pending ones are few and counted on every page (console/inbox.py).
+        indexes = [models.Index(fields=["requested_at"], condition=models.Q(status="pending"),
+                                name="publish_request_pending")]
 
     def __str__(self) -> str:
         return f"request {self.pk} to publish {self.version}"

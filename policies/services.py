@@ -48,6 +48,11 @@ def _checks(policy_name: str, source: str, tests: str):
     return report, lint.lint_source(f"{policy_name}.rego", source)
 
 
+def run_version_tests(version: PolicyVersion) -> testing.TestReport:
+    """Run a saved version's Rego tests again, in the sandbox (`gavel verify`, checks/)."""
+    return testing.run_tests(version.policy.name, version.source, version.tests)
+
+
 def _create_version(policy: Policy, number: int, *, source: str, tests: str, author, message: str, checks):
     report, warnings = checks
     version = PolicyVersion.objects.create(

@@ -8,7 +8,6 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from core.permissions import HasPerm
 from fleet.models import Environment
 from policies.models import Policy
 
@@ -50,14 +49,26 @@ class PolicyExceptionSerializer(serializers.ModelSerializer):
     environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all())
     requested_by = serializers.StringRelatedField()
     approved_by = serializers.StringRelatedField()
+    rejected_by = serializers.StringRelatedField()
+    revoked_by = serializers.StringRelatedField()
     status = serializers.CharField(read_only=True)
 
     class Meta:
         model = PolicyException
         fields = ["id", "policy", "environment", "match", "reason_contains", "justification", "ticket",
-                  "expires_at", "status", "requested_by", "approved_by", "approved_at", "revoked_at", "created_at"]
-        read_only_fields = ["id", "status", "requested_by", "approved_by", "approved_at", "revoked_at",
+                  "expires_at", "status", "requested_by", "approved_by", "approved_at", "rejected_by", "rejected_at",
+                  "decision_comment", "revoked_at", "revoked_by", "revoke_reason", "created_at"]
+        read_only_fields = ["id", "status", "requested_by", "approved_by", "approved_at", "rejected_by",
+                            "rejected_at", "decision_comment", "revoked_at", "revoked_by", "revoke_reason",
                             "created_at"]
+
+
+class CommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(help_text="Why you approve or reject it; required, shown on the exception.")
+
+
+class RevokeSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, help_text="Why it ends before its expiry; required.")
 
 
 def _refused(exc):
@@ -67,7 +78,8 @@ def _refused(exc):
 
 
 class PolicyExceptionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = PolicyException.objects.select_related("policy", "environment", "requested_by", "approved_by")
+    queryset = PolicyException.objects.select_related("policy", "environment", "requested_by", "approved_by",
+                                                      "rejected_by", "revoked_by")
     serializer_class = PolicyExceptionSerializer
     filterset_fields = {"policy__name": ["exact"], "environment__name": ["exact"]}
 
@@ -79,22 +91,34 @@ class PolicyExceptionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelView
         except DjangoValidationError as exc:
             raise _refused(exc)
 
-    def _decide(self, request, pk, decide):
+    def _decide(self, request, pk, decide, serializer_class, field):
         exception = get_object_or_404(PolicyException, pk=pk)
+        given = serializer_class(data=request.data)
+        given.is_valid(raise_exception=True)
         try:
-            decide(exception, request.user)
+            decide(exception, request.user, given.validated_data[field])
         except (DjangoPermissionDenied, DjangoValidationError) as exc:
             raise _refused(exc)
         exception.refresh_from_db()
         return Response(PolicyExceptionSerializer(exception).data, status=status.HTTP_200_OK)
 
-    @extend_schema(request=None, responses={200: PolicyExceptionSerializer})
-    @action(detail=True, methods=["post"], permission_classes=[HasPerm.of("rollout.approve_policyexception")])
+    @extend_schema(request=CommentSerializer, responses={200: PolicyExceptionSerializer})
+    @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        """Approve a pending exception; the requester cannot approve their own."""
-        return self._decide(request, pk, lambda e, u: policy_exceptions.approve_exception(e, approved_by=u))
+        """Approve a pending exception with a comment; the requester cannot approve their own."""
+        return self._decide(request, pk, lambda e, u, text: policy_exceptions.approve_exception(
+            e, approved_by=u, comment=text), CommentSerializer, "comment")
 
-    @extend_schema(request=None, responses={200: PolicyExceptionSerializer})
-    @action(detail=True, methods=["post"], permission_classes=[HasPerm.of("rollout.approve_policyexception")])
+    @extend_schema(request=CommentSerializer, responses={200: PolicyExceptionSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        """Reject a pending exception with a comment; it never reaches OPA."""
+        return self._decide(request, pk, lambda e, u, text: policy_exceptions.reject_exception(
+            e, rejected_by=u, comment=text), CommentSerializer, "comment")
+
+    @extend_schema(request=RevokeSerializer, responses={200: PolicyExceptionSerializer})
+    @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        return self._decide(request, pk, lambda e, u: policy_exceptions.revoke_exception(e, revoked_by=u))
+        """End an active exception now, with a reason; OPA drops it within seconds."""
+        return self._decide(request, pk, lambda e, u, text: policy_exceptions.revoke_exception(
+            e, revoked_by=u, reason=text), RevokeSerializer, "reason")

@@ -18,7 +18,7 @@ from core.models import Decision, Outcome
 from fleet.models import Environment
 from policies.models import Policy
 
-from .models import CanarySetting, Mode
+from .models import CanarySetting, Mode, describe_mode
 
 
 def user_bucket(user_id: Any) -> int:
@@ -76,6 +76,18 @@ class Rollout:
             return Mode.ENFORCE
         return self.mode
 
+    def effective(self, kill_switch: bool = False) -> str:
+        """The mode most requests get, for a badge: the kill switch first, then the percentage."""
+        if kill_switch:
+            return Mode.DRY_RUN
+        if self.mode != Mode.ENFORCE and self.enforce_percentage >= 100:
+            return Mode.ENFORCE
+        return self.mode
+
+    def summary(self, kill_switch: bool = False) -> str:
+        """The effective mode in words, e.g. "enforced for 75 %, dry-run for the others"."""
+        return describe_mode(self.mode, self.enforce_percentage, kill_switch)
+
     def as_opa_data(self) -> dict[str, Any]:
         """The settings as they are (what entrypoints published before `as_entrypoint_data` read)."""
         return {
@@ -123,6 +135,7 @@ class Preview:
     decisions: int = 0
     enforced: int = 0
     enforced_denied: int = 0
+    enforced_held: int = 0  # enforced and held for a person's approval
     by_mode: Counter = field(default_factory=Counter)
 
     @property
@@ -131,6 +144,8 @@ class Preview:
 
 
 READ_DECISIONS = "core.view_decision"
+# What the policy held for approval, enforced or only recorded in dry-run.
+HELD_OUTCOMES = (Outcome.REQUIRE_APPROVAL, Outcome.WOULD_REQUIRE_APPROVAL)
 
 
 def previewable(user, proposed: Rollout, current: Rollout) -> Rollout:
@@ -156,4 +171,5 @@ def preview(policy: Policy, environment: Environment, rollout: Rollout, *, hours
         if mode == Mode.ENFORCE:
             result.enforced += 1
             result.enforced_denied += outcome in (Outcome.DENY, Outcome.WOULD_DENY)
+            result.enforced_held += outcome in HELD_OUTCOMES
     return result

@@ -8,5 +8,6 @@ urlpatterns = [
     path("new/", exception_views.exception_create, name="create"),
     path("<int:pk>/", exception_views.exception_detail, name="detail"),
     path("<int:pk>/approve/", exception_views.exception_decide, {"action": "approve"}, name="approve"),
+    path("<int:pk>/reject/", exception_views.exception_decide, {"action": "reject"}, name="reject"),
     path("<int:pk>/revoke/", exception_views.exception_decide, {"action": "revoke"}, name="revoke"),
 ]

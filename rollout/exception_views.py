@@ -19,7 +19,10 @@ TABS = {
     "pending": ("Pending approval", lambda qs: qs.pending()),
     "expiring": ("Expiring within 7 days", lambda qs: qs.expiring_within(timedelta(days=7))),
     "expired": ("Expired", lambda qs: qs.expired().order_by("-expires_at")),
+    "rejected": ("Rejected", lambda qs: qs.rejected()),
+    "revoked": ("Revoked", lambda qs: qs.revoked()),
 }
+RELATED = ("policy", "environment", "requested_by", "approved_by", "rejected_by", "revoked_by")
 
 
 @permission_required("rollout.view_policyexception", raise_exception=True)
@@ -27,7 +30,7 @@ def exception_list(request):
     tab = request.GET.get("status", "active")
     if tab not in TABS:
         tab = "active"
-    base = PolicyException.objects.select_related("policy", "environment", "requested_by", "approved_by")
+    base = PolicyException.objects.select_related(*RELATED)
     return render(request, "rollout/exceptions/list.html", {
         "tabs": [(key, label, selector(base).count()) for key, (label, selector) in TABS.items()],
         "tab": tab, "exceptions": TABS[tab][1](base),
@@ -43,7 +46,8 @@ def exception_create(request):
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, "Exception requested. It applies once another security admin approves it.")
+            messages.success(request, f"Exception requested. It applies once "
+                                      f"{policy_exceptions.awaiting_whom(exception, request.user)} approves it.")
             return redirect("exceptions:detail", pk=exception.pk)
     return render(request, "rollout/exceptions/form.html", {"form": form})
 
@@ -51,7 +55,7 @@ def exception_create(request):
 @permission_required("rollout.view_policyexception", raise_exception=True)
 def exception_detail(request, pk):
     exception = get_object_or_404(
-        PolicyException.objects.select_related("policy", "environment", "requested_by", "approved_by"), pk=pk
+        PolicyException.objects.select_related(*RELATED), pk=pk
     )
     changed = Decision.objects.filter(exception_ids__contains=[exception.pk]).select_related("policy", "version")
     # Which decisions it waived (who, what, why) is audit-trail data: without that permission, the count.
@@ -61,20 +65,36 @@ def exception_detail(request, pk):
         "decision_count": changed.count(),
         "can_approve": (request.user.has_perm("rollout.approve_policyexception")
                         and request.user.pk != exception.requested_by_id),
+        "awaiting": policy_exceptions.awaiting_whom(exception, request.user),
     })
+
+
+# action -> (the service, the form field it needs, asks for confirmation first, what the page says after)
+DECISIONS = {
+    "approve": (lambda e, user, text: policy_exceptions.approve_exception(e, approved_by=user, comment=text),
+                "comment", True, "Approved. OPA applies the exception within seconds."),
+    "reject": (lambda e, user, text: policy_exceptions.reject_exception(e, rejected_by=user, comment=text),
+               "comment", False, "Rejected. The requester sees your comment on this page."),
+    "revoke": (lambda e, user, text: policy_exceptions.revoke_exception(e, revoked_by=user, reason=text),
+               "reason", True, "Revoked. OPA stops applying the exception within seconds."),
+}
 
 
 @require_POST
 @permission_required("rollout.approve_policyexception", raise_exception=True)
 def exception_decide(request, pk, action):
-    exception = get_object_or_404(PolicyException, pk=pk)
+    """Approve or revoke after a confirmation page; reject at once. Each needs its comment or reason."""
+    exception = get_object_or_404(PolicyException.objects.select_related(*RELATED), pk=pk)
+    decide, field, confirm_first, done = DECISIONS[action]
+    text = request.POST.get(field, "").strip()
+    if text and confirm_first and request.POST.get("confirmed") != "yes":
+        return render(request, "rollout/exceptions/confirm.html",
+                      {"exception": exception, "action": action, "field": field, "text": text})
     try:
-        if action == "approve":
-            policy_exceptions.approve_exception(exception, approved_by=request.user)
-            messages.success(request, "Approved. OPA applies the exception within seconds.")
-        else:
-            policy_exceptions.revoke_exception(exception, revoked_by=request.user)
-            messages.warning(request, "Revoked. OPA stops applying the exception within seconds.")
+        decide(exception, request.user, text)
     except (PermissionDenied, ValidationError) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        said = " ".join(getattr(exc, "messages", [str(exc)]))
+        messages.error(request, f"{said[:1].upper()}{said[1:]}.")
+    else:
+        (messages.warning if action == "revoke" else messages.success)(request, done)
     return redirect("exceptions:detail", pk=pk)

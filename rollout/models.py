@@ -12,6 +12,18 @@ class Mode(models.TextChoices):
     ENFORCE = "enforce", "Enforce"
 
 
+def describe_mode(mode: str, enforce_percentage: int, kill_switch: bool = False) -> str:
+    """A rollout's effective mode in words, e.g. "enforced for 75 %, dry-run for the others"."""
+    if kill_switch:
+        return "dry-run for everyone: kill switch engaged"
+    if mode == Mode.ENFORCE or enforce_percentage >= 100:
+        return "enforced for everyone"
+    rest = "dry-run" if mode == Mode.DRY_RUN else "off"
+    if enforce_percentage:
+        return f"enforced for {enforce_percentage} %, {rest} for the others"
+    return f"{rest} for everyone"
+
+
 class CanarySetting(models.Model):
     """One saved state of a policy's rollout in an environment. Rows are never changed:
     the newest is in force and the older ones are its history."""
@@ -38,6 +50,10 @@ class CanarySetting(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["policy", "environment", "-created_at"])]
 
+    @property
+    def summary(self) -> str:
+        return describe_mode(self.mode, self.enforce_percentage)
+
 
 class KillSwitchChange(models.Model):
     """Engaging the kill switch puts every policy of the environment in dry-run at once."""
@@ -61,14 +77,22 @@ class PolicyExceptionQuerySet(models.QuerySet):
         return self.approved().filter(expires_at__gt=now or timezone.now())
 
     def pending(self):
-        return self.filter(approved_by__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now())
+        return self.filter(approved_by__isnull=True, rejected_by__isnull=True, revoked_at__isnull=True,
+                           expires_at__gt=timezone.now())
+
+    def rejected(self):
+        return self.filter(rejected_by__isnull=False).order_by("-rejected_at")
+
+    def revoked(self):
+        return self.filter(revoked_at__isnull=False).order_by("-revoked_at")
 
     def expiring_within(self, delta):
         now = timezone.now()
         return self.active(now).filter(expires_at__lte=now + delta)
 
     def expired(self):
-        return self.filter(expires_at__lte=timezone.now())
+        """Ran out on their own: neither rejected nor revoked before their expiry."""
+        return self.filter(expires_at__lte=timezone.now(), rejected_by__isnull=True, revoked_at__isnull=True)
 
 
 class PolicyException(models.Model):
@@ -80,6 +104,7 @@ class PolicyException(models.Model):
         ACTIVE = "active", "Active"
         EXPIRED = "expired", "Expired"
         REVOKED = "revoked", "Revoked"
+        REJECTED = "rejected", "Rejected"
 
     policy = models.ForeignKey("policies.Policy", on_delete=models.PROTECT, related_name="exceptions")
     environment = models.ForeignKey("fleet.Environment", on_delete=models.PROTECT, related_name="exceptions")
@@ -94,8 +119,16 @@ class PolicyException(models.Model):
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
+    rejected_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    # The approver's or rejecter's comment: why it was granted or refused.
+    decision_comment = models.TextField(blank=True)
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    revoke_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PolicyExceptionQuerySet.as_manager()
@@ -110,6 +143,8 @@ class PolicyException(models.Model):
 
     @property
     def status(self) -> str:
+        if self.rejected_by_id:
+            return self.Status.REJECTED
         if self.revoked_at:
             return self.Status.REVOKED
         if self.expires_at <= timezone.now():

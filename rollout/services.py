@@ -3,6 +3,7 @@ is a new row (the older ones are its history) and reaches OPA once the transacti
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 
 from core import queue
 from fleet.models import Environment
@@ -37,3 +38,10 @@ def set_kill_switch(environment: Environment, *, engaged: bool, changed_by, reas
     )
     push_runtime_after_commit(environment)
     return change
+
+
+def engaged_kill_switches() -> list[KillSwitchChange]:
+    """Each environment whose kill switch is engaged now, as the change that engaged it (one query)."""
+    latest = KillSwitchChange.objects.filter(environment=OuterRef("environment")).order_by("-created_at", "-id")
+    return list(KillSwitchChange.objects.filter(pk=Subquery(latest.values("pk")[:1]), engaged=True)
+                .select_related("environment", "changed_by").order_by("environment__name"))

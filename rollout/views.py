@@ -16,10 +16,14 @@ from .forms import KillSwitchForm, RolloutForm
 def overview(request):
     Environment.objects.default()  # the configured OPA always has an environment to show
     environments = Environment.objects.prefetch_related("kill_switch_changes__changed_by")
-    rows = [
-        {"environment": env, "policies": [(p, canary.current_rollout(p, env)) for p in runtime.running_in(env)]}
-        for env in environments
-    ]
+    rows = []
+    for env in environments:
+        engaged = env.kill_switch_engaged
+        policies = []
+        for policy in runtime.running_in(env):
+            rollout = canary.current_rollout(policy, env)
+            policies.append((policy, rollout, rollout.effective(engaged), rollout.summary(engaged), rollout.summary()))
+        rows.append({"environment": env, "kill_switch": engaged, "policies": policies})
     return render(request, "rollout/overview.html", {"rows": rows})
 
 
@@ -39,7 +43,9 @@ def kill_switch(request, environment):
 
 
 def _rollout_context(policy, environment, form, preview=None):
+    current, engaged = canary.current_rollout(policy, environment), environment.kill_switch_engaged
     return {
+        "current_effective": current.effective(engaged), "current_summary": current.summary(engaged),
         "policy": policy, "environment": environment, "form": form, "preview": preview,
         "history": policy.canary_settings.filter(environment=environment).select_related("changed_by")[:50],
         "kill_switch": environment.kill_switch_engaged,

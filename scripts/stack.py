@@ -3,17 +3,19 @@
 
 Each service is used from the environment when its URL is set (DATABASE_URL,
 REDIS_URL, OPA_URL); otherwise it is started here, under .gavel/<profile>/, on
-loopback ports of its own. Two profiles keep `make run` and `make test` apart.
+loopback ports of its own. Profiles keep `make run` (scripts/run_console.py), each test shard
+and the benches apart.
 
     python scripts/stack.py exec --profile test -- pytest   # up, run, always down
-    python scripts/stack.py run                              # the console with demo data
     python scripts/stack.py opa-binary                       # find or build opa, print its path
+    python scripts/stack.py conftest-binary                  # the same for conftest (tests only)
 
 Only the standard library is used, so this runs before the virtualenv exists.
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import glob
 import json
 import os
@@ -26,15 +28,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from go_tools import go_tool  # scripts/go_tools.py: `go install` of the Go tools pinned below
 
 ROOT = Path(__file__).resolve().parent.parent
 OPA_VERSION = "v1.22.2"  # the one place the OPA version is pinned
 OPA_MODULE = "github.com/open-policy-agent/opa"
 VEGETA_VERSION = "v12.13.0"  # benchmarks only (bench/ingest_burst.py)
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
+CONFTEST_VERSION = "v0.71.1"  # tests only: `conftest pull` of Gavel's published policies (tests/checks/)
+CONFTEST_MODULE = "github.com/open-policy-agent/conftest"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
@@ -94,17 +99,16 @@ def free_port() -> int:
 
 
 # --- secrets ---------------------------------------------------------------------------
+LOCAL_SECRETS = {"SECRET_KEY": lambda: secrets.token_urlsafe(48), "GAVEL_OPA_TOKEN": lambda: secrets.token_urlsafe(32),
+                 "GAVEL_EXPORT_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode()}
 
 
 def local_secrets(profile: Profile) -> dict[str, str]:
-    """SECRET_KEY and GAVEL_OPA_TOKEN, generated once per checkout and never committed."""
-    path = profile.home / "secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    profile.home.mkdir(parents=True, exist_ok=True)
-    values = {"SECRET_KEY": secrets.token_urlsafe(48), "GAVEL_OPA_TOKEN": secrets.token_urlsafe(32)}
-    path.write_text(json.dumps(values))
-    path.chmod(0o600)
+    values = json.loads(path.read_text()) if (path := profile.home / "secrets.json").exists() else {}
+    if missing := {name: make() for name, make in LOCAL_SECRETS.items() if name not in values}:
+        profile.home.mkdir(parents=True, exist_ok=True)  # the file 0600: it is never committed, nor read by others
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(json.dumps(values := values | missing))
     return values
 
 
@@ -279,25 +283,8 @@ def vegeta_binary() -> Path:
     return go_tool("vegeta", VEGETA_MODULE, VEGETA_VERSION)
 
 
-def go_tool(name: str, module: str, version: str, hint: str = "") -> Path:
-    """`name` at .gavel/bin, else on PATH, else built once there with `go install module@version`."""
-    local = ROOT / ".gavel" / "bin" / name
-    if local.exists():
-        return local
-    found = shutil.which(name)
-    if found:
-        return Path(found)
-    go = shutil.which("go")
-    if not go:
-        raise SystemExit(
-            f"{name} is not installed and Go is not available to build it. Either install Go and rerun, "
-            f"or put a `{name}` {version} binary on PATH or at {local}{', ' + hint if hint else ''}."
-        )
-    say(f"building {name} {version} with go install (once; a few minutes)")
-    local.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([go, "install", f"{module}@{version}"], check=True,
-                   env={**os.environ, "GOBIN": str(local.parent), "CGO_ENABLED": "0"})
-    return local
+def conftest_binary() -> Path:  # built once with `go install` like OPA; `make test` asks for it first
+    return go_tool("conftest", CONFTEST_MODULE, CONFTEST_VERSION)
 
 
 def opa_config(log_url: str, token: str, labels: dict[str, str], extra: dict | None = None,
@@ -363,7 +350,7 @@ def stack_up(profile: Profile) -> tuple[dict[str, str], list]:
     """Start Postgres and Redis unless their URLs are given. Returns env and what to stop:
     only what this call started, so a second `make test` never stops the first one's services."""
     env = dict(local_secrets(profile))
-    env.update({k: os.environ[k] for k in ("SECRET_KEY", "GAVEL_OPA_TOKEN") if os.environ.get(k)})
+    env.update({k: os.environ[k] for k in LOCAL_SECRETS if os.environ.get(k)})
     started = []
     for variable, start, stop in (("DATABASE_URL", start_postgres, stop_postgres), ("REDIS_URL", start_redis, stop_redis)):
         if os.environ.get(variable):
@@ -386,87 +373,11 @@ def cmd_exec(profile: Profile, argv: list[str]) -> int:
             stop()
 
 
-def manage(env: dict[str, str], *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(VENV_PYTHON), str(ROOT / "manage.py"), *args], env=env, check=True, **kwargs)
-
-
-# The OPA `make run` starts: an instance of the environment Gavel serves, with its own token.
-DEV_INSTANCE = "local-opa"
-
-
-def issue_dev_opa_token(env: dict[str, str], profile: Profile, environment: str) -> Path:
-    """Register the local OPA and issue it a fresh token into a file (0600) OPA reads on every
-    request, as the README recommends, so the demo's batches are attributed to their instance. The
-    previous token ends when the new one is first used (fleet/credentials.py): none pile up."""
-    token_file = profile.home / "opa" / "gavel-token"
-    manage(env, "opa_environment", environment, "--add-instance", DEV_INSTANCE, env["OPA_URL"],
-           "--instance-token", DEV_INSTANCE, "--token-file", str(token_file), stdout=subprocess.DEVNULL)
-    return token_file
-
-
-def cmd_run(profile: Profile) -> int:
-    """Everything `make run` shows: services, migrations, demo data, worker, traffic, web."""
-    env, started = stack_up(profile)
-    env = {**os.environ, **env, "DEBUG": os.environ.get("DEBUG", "1")}
-    web_url = f"http://127.0.0.1:{profile.web_port}"
-    processes: list[tuple[subprocess.Popen, str]] = []
-    try:
-        manage(env, "migrate", "--noinput", stdout=subprocess.DEVNULL)
-        if os.environ.get("OPA_URL"):
-            env["OPA_URL"] = os.environ["OPA_URL"]
-            say(f"using OPA at {env['OPA_URL']}; configure it to ship decision logs to {web_url}/api/v1/opa/logs")
-        else:
-            env["OPA_URL"] = f"http://127.0.0.1:{profile.opa_port}"
-            if port_is_open(profile.opa_port):
-                raise SystemExit(f"port {profile.opa_port} is taken; stop what runs there or set OPA_URL")
-            environment = env.get("GAVEL_ENVIRONMENT") or "dev"
-            token_file = issue_dev_opa_token(env, profile, environment)
-            # Status reports too, so the environments page shows the instance's health.
-            opa = start_opa(profile.home / "opa", profile.opa_port, f"{web_url}/api/v1/opa", "",
-                            {"environment": environment, "instance": DEV_INSTANCE},
-                            extra_config={"status": {"service": "gavel"}}, token_path=token_file)
-            processes.append((opa, "OPA"))
-            say(f"OPA up on {env['OPA_URL']}, shipping decision logs to {web_url}/api/v1/opa/logs "
-                f"as {environment}/{DEV_INSTANCE}, with its own token in {token_file.relative_to(ROOT)}")
-        worker = subprocess.Popen(
-            [str(VENV_PYTHON), "-m", "celery", "-A", "console", "worker", "--beat", "--loglevel", "WARNING",
-             "--concurrency", "2", "--schedule", str(profile.home / "celerybeat-schedule")],
-            env=env, cwd=ROOT, start_new_session=True,
-        )
-        processes.append((worker, "Celery worker"))
-        web = subprocess.Popen(
-            [str(VENV_PYTHON), str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{profile.web_port}", "--noreload"],
-            env=env, cwd=ROOT, start_new_session=True,
-        )
-        processes.append((web, "web"))
-        wait_for_port(profile.web_port, "web", proc=web)
-        manage(env, "seed_demo", "--publish")
-        traffic = subprocess.Popen(
-            [str(VENV_PYTHON), str(ROOT / "manage.py"), "demo_traffic", "--rate", "3", "--gavel-url", web_url],
-            env=env, cwd=ROOT, start_new_session=True,
-        )
-        processes.append((traffic, "demo traffic"))
-        say(f"Gavel is up: {web_url}  (Ctrl-C stops everything)")
-        while all(p.poll() is None for p, _ in processes):
-            time.sleep(1)
-        for p, what in processes:
-            if p.poll() is not None:
-                say(f"{what} exited with code {p.returncode}; stopping")
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for proc, what in reversed(processes):
-            stop_process(proc, what)
-        for stop in reversed(started):
-            stop()
-
-
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _stop_on_signals() -> None:
+def stop_on_signals() -> None:
     """Ctrl-C and `kill` both end in the `finally` blocks that stop what was started."""
     # A background job inherits SIGINT ignored: restore it.
     signal.signal(signal.SIGINT, _interrupt)
@@ -474,22 +385,20 @@ def _stop_on_signals() -> None:
 
 
 def main() -> int:
-    _stop_on_signals()
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_exec = sub.add_parser("exec", help="start services, run a command with their URLs, stop them")
     p_exec.add_argument("--profile", choices=PROFILES, default="test")
     p_exec.add_argument("argv", nargs=argparse.REMAINDER)
-    p_run = sub.add_parser("run", help="serve the console with demo data")
-    p_run.add_argument("--profile", choices=PROFILES, default="dev")
-    sub.add_parser("opa-binary", help="print the path of the opa binary, building it if needed")
+    tools = {"opa-binary": opa_binary, "conftest-binary": conftest_binary}
+    for command, tool in tools.items():
+        sub.add_parser(command, help=f"print the path of the {command[:-7]} binary, building it if needed")
     args = parser.parse_args()
 
-    if args.command == "opa-binary":
-        print(opa_binary())
+    if args.command in tools:
+        print(tools[args.command]())
         return 0
-    if args.command == "run":
-        return cmd_run(PROFILES[args.profile])
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:
         parser.error("exec needs a command after --")

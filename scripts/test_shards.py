@@ -38,10 +38,11 @@ def deal(files: list[str], durations: dict[str, float], shards: int) -> list[lis
     return [sorted(files, key=runs_last) for files in dealt if files]
 
 
-def runs_last(name: str) -> tuple[bool, str]:
+def runs_last(name: str) -> tuple[int, str]:
     """The fault tests restart their shard's own Postgres and Redis: they go after everything else,
-    so no other test meets a connection they broke."""
-    return name.startswith("tests/faults/"), name
+    so no other test meets a connection they broke. Before them, the CI checks, whose conftest
+    test waits for conftest's build on a fresh machine."""
+    return (2 if name.startswith("tests/faults/") else 1 if name.startswith("tests/checks/") else 0), name
 
 
 def run_shard(number: int, profile: str, files: list[str], extra: list[str], results: dict) -> None:
@@ -67,12 +68,17 @@ def main() -> int:
     durations = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
     shards = deal(test_files(), durations, args.shards)
     results: dict[int, int] = {}
+    # conftest (tests/checks only) builds beside the shards, at low priority, instead of before
+    # them; the test that needs it waits on the build's lock (scripts/go_tools.py).
+    conftest = subprocess.Popen(["nice", "-n", "10", sys.executable, "scripts/stack.py", "conftest-binary"],
+                                cwd=ROOT, stdout=subprocess.DEVNULL)
     threads = [threading.Thread(target=run_shard, args=(n + 1, PROFILES[n], files, extra, results))
                for n, files in enumerate(shards)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    conftest.wait()
     for number, code in sorted(results.items()):
         print(f"[gavel] shard {number} ({len(shards[number - 1])} files): {'passed' if code == 0 else f'FAILED ({code})'}")
     return max(results.values(), default=1)

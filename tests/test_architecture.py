@@ -15,7 +15,8 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["core", "policies", "fleet", "rollout", "audit", "approvals", "exports", "alerts", "activity", "console"]
+PACKAGES = ["core", "policies", "fleet", "rollout", "audit", "approvals", "exports", "alerts", "checks", "activity", "console",
+            "gavel_cli"]
 MAX_MODULES_PER_FOLDER = 15
 MAX_LINES = 500
 

@@ -102,7 +102,7 @@ def test_entrypoint_decisions_record_mode_version_and_exception(opa, celery_work
         reason_contains="token budget", justification="load test", ticket="SEC-9",
         expires_at=timezone.now() + timedelta(hours=1), requested_by=author,
     )
-    policy_exceptions.approve_exception(exception, approved_by=admin)
+    policy_exceptions.approve_exception(exception, comment="Checked the ticket", approved_by=admin)
     # The worker pushes the runtime config after each change commits; wait until OPA has it.
     with opa_client() as opa:
         wait_until(lambda: opa.get_data("gavel_config/policies/tool_access/exceptions"), message="the config")

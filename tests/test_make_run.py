@@ -32,7 +32,7 @@ def read_until(proc, pattern: str, timeout: float, seen: list[str]) -> re.Match:
         seen.append(line)
         if match := re.search(pattern, line):
             return match
-    pytest.fail(f"`stack.py run` never printed {pattern!r}:\n{''.join(seen[-40:])}")
+    pytest.fail(f"`run_console.py` never printed {pattern!r}:\n{''.join(seen[-40:])}")
 
 
 def batches_by_instance() -> dict[str | None, int]:
@@ -55,10 +55,10 @@ def local_opa_health() -> tuple[bool, bool | None]:
 
 def test_make_run_serves_demo_decisions_and_stops_everything_on_ctrl_c():
     # Unset the URLs `make test` exported, so the run starts its own services like a fresh machine.
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "OPA_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "OPA_URL", "DEBUG")}
     shutil.rmtree(PROFILE.home, ignore_errors=True)  # a first start, when the demo passwords are printed
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "stack.py"), "run", "--profile", "smoke"],
+        [sys.executable, str(ROOT / "scripts" / "run_console.py"), "--profile", "smoke"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     seen: list[str] = []
@@ -81,6 +81,11 @@ def test_make_run_serves_demo_decisions_and_stops_everything_on_ctrl_c():
             assert decisions >= 10, f"only {decisions} demo decisions after 60 s"
             page = web.get("/audit/", params={"policy": "agent_gateway"})
             assert "agent_gateway" in page.text and "v1" in page.text
+            # DEBUG is off, as a newcomer should see it: the console's own pages, and its styles.
+            missing = web.get("/no/such/page/")
+            assert missing.status_code == 404 and 'data-testid="not-found"' in missing.text
+            assert "Traceback" not in missing.text and "URLconf" not in missing.text
+            assert web.get("/static/gavel/gavel.css").status_code == 200
 
         batches = batches_by_instance()
         assert list(batches) == ["dev/local-opa"] and batches["dev/local-opa"] >= 1, batches

@@ -6,6 +6,7 @@ register = template.Library()
 
 
 @register.filter
-def shown(value):
-    """A before or after value as text (JSON for lists and objects); the template escapes it."""
-    return shown_value(value)
+def shown(value, key=""):
+    """A before or after value as text (JSON for lists and objects, words where the field `key` says
+    how, e.g. "75 %"); the template escapes it."""
+    return shown_value(value, key)

@@ -115,7 +115,7 @@ def policy_answer(*, effective_mode: str, outcome: str, reasons, exception_ids,
     if effective_mode == "off":
         return "mode_off"  # the entrypoint allowed without keeping the policy's answer
     reasons = tuple(sorted(reasons))
-    if would_require_approval is True:
+    if outcome == Outcome.WOULD_REQUIRE_APPROVAL or would_require_approval is True:
         outcome = Outcome.REQUIRE_APPROVAL
     elif outcome == Outcome.WOULD_DENY:
         outcome = Outcome.DENY

@@ -2,10 +2,12 @@
 fleet's OPA server, which runs with its full environment and every builtin.
 
 It answers the few calls evaluation.loaded() and its callers make of an OpaClient (put and
-delete a module, a query, an explained query, a batch evaluation), so the same harness runs either
-way. Explain uses it; replay uses the sandbox server (sandbox_server.py), and this for the Rego
-only `opa eval` can sandbox. Modules live in memory until a query writes them to a private folder
-for one `opa eval`. It sees no data documents: a version is evaluated on its own, against the input.
+delete a module, data documents, a query, an explained query, a batch evaluation), so the same
+harness runs either way. Explain and CI checks use it; replay uses the sandbox server
+(sandbox_server.py), and this for the Rego only `opa eval` can sandbox. Modules live in memory
+until a query writes them to a private folder for one `opa eval`. It sees no data documents but
+those given with put_data (CI checks give the environment's gavel_config): replay and explain
+evaluate a version on its own, against the input.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class LocalOpa:
     def __init__(self, timeout: float | None = None):
         self.timeout = timeout or settings.GAVEL_REPLAY_TIMEOUT_SECONDS
         self.modules: dict[str, str] = {}
+        self.data: dict[str, Any] = {}  # top-level data documents, e.g. {"gavel_config": {...}}
 
     def __enter__(self) -> LocalOpa:
         return self
@@ -40,6 +43,10 @@ class LocalOpa:
     def load(self) -> None:
         """Nothing to do: every `opa eval` reads the modules afresh."""
 
+    def put_data(self, path: str, document: Any) -> None:
+        """A data document at data.<path> (one top-level name), as OPA's data API would hold it."""
+        self.data[path.strip("/")] = document
+
     def _eval(self, rego_query: str, input_document: Any, *flags: str, input_text: str | None = None
               ) -> tuple[str, dict[str, str]]:
         """One `opa eval` over the modules; its output and which file holds which module. The input
@@ -50,6 +57,9 @@ class LocalOpa:
                 files[f"m{number}.rego"] = policy_id
                 (Path(tmp) / f"m{number}.rego").write_text(source, encoding="utf-8")
             args = ["eval", *flags, *[arg for name in files for arg in ("-d", name)]]
+            if self.data:
+                (Path(tmp) / "data.json").write_text(json.dumps(self.data), encoding="utf-8")
+                args += ["-d", "data.json"]
             if input_text is None and input_document is not None:
                 input_text = json.dumps(input_document)
             if input_text is not None:

@@ -10,11 +10,13 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from activity import entries
-from activity.models import KillSwitchChangeEvent, PolicyExceptionEvent, UserRoleEvent
+from activity.models import CanarySettingEvent, KillSwitchChangeEvent, PolicyExceptionEvent, UserRoleEvent
 from console.celery import app as celery_app
 from fleet import credentials as opa_credentials
 from fleet.models import Environment, OpaInstance
+from rollout import canary
 from rollout import exceptions as policy_exceptions
+from rollout import services as rollout_services
 from rollout.models import KillSwitchChange, PolicyException
 from tests.factories import PolicyFactory, UserFactory
 
@@ -42,14 +44,15 @@ def test_a_change_through_a_page_is_logged_with_its_actor_and_before_after(clien
     admin = make_user("security_admin", username="erin")
     client.force_login(admin)
 
-    client.post(f"/exceptions/{pending_exception.pk}/approve/")
+    client.post(f"/exceptions/{pending_exception.pk}/approve/", {"comment": "ticket checked", "confirmed": "yes"})
 
     [row] = updates_of(pending_exception)
     assert row.actor == "erin" and row.via == f"/exceptions/{pending_exception.pk}/approve/"
     approved = PolicyException.objects.get(pk=pending_exception.pk)
     assert changed(row)["approved_by_id"] == (None, f"erin (#{admin.pk})")
     assert changed(row)["approved_at"][0] is None and changed(row)["approved_at"][1]
-    assert set(changed(row)) == {"approved_by_id", "approved_at"}
+    assert set(changed(row)) == {"approved_by_id", "approved_at", "decision_comment"}
+    assert {c.label for c in row.changes} >= {"approved by", "decision comment"}
     assert approved.approved_by == admin
 
 
@@ -58,9 +61,13 @@ def test_a_change_through_the_api_with_a_token_is_logged_with_the_tokens_user(ma
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin).key}")
 
-    assert api.post(f"/api/v1/exceptions/{pending_exception.pk}/revoke/").status_code == 200
+    policy_exceptions.approve_exception(pending_exception, comment="ok", approved_by=UserFactory(role="security_admin"))
+    assert api.post(f"/api/v1/exceptions/{pending_exception.pk}/revoke/", {"reason": "incident over"},
+                    format="json").status_code == 200
 
-    [row] = updates_of(pending_exception)
+    row = updates_of(pending_exception)[0]  # newest first
+    assert changed(row)["revoked_by_id"] == (None, f"frank (#{admin.pk})")
+    assert changed(row)["revoke_reason"] == ("", "incident over")
     assert row.actor == "frank"
     assert row.via == f"/api/v1/exceptions/{pending_exception.pk}/revoke/"
     before, after = changed(row)["revoked_at"]
@@ -92,7 +99,23 @@ def test_a_change_a_worker_makes_names_the_task():
 
     [row] = entries.rows(entries.log().across(KillSwitchChangeEvent))
     assert row.actor == "" and row.via == "task tests.activity.engage_kill_switch"
+    assert row.actor_label == "Gavel's worker (tests.activity.engage_kill_switch)"
     assert changed(row)["reason"] == (None, "drift escalated")
+    assert changed(row)["engaged"] == (None, True) and row.object == Environment.objects.default().name
+
+
+def test_a_rollout_change_reads_as_before_and_after_of_the_same_rollout(make_user):
+    admin = make_user("security_admin", username="sam")
+    policy, environment = PolicyFactory(name="budget"), Environment.objects.default()
+    rollout_services.change_rollout(policy, environment, canary.Rollout(mode="dry-run", enforce_percentage=75),
+                                    changed_by=admin, reason="start")
+    rollout_services.change_rollout(policy, environment, canary.Rollout(mode="dry-run", enforce_percentage=50),
+                                    changed_by=admin, reason="too many denials")
+    newest = entries.rows(entries.log().across(CanarySettingEvent))[0]
+    assert newest.action == "change" and newest.object == f"budget in {environment.name}"
+    assert changed(newest) == {"enforce_percentage": (75, 50), "reason": (None, "too many denials")}
+    assert [c.label for c in newest.changes] == ["enforce percentage", "reason"]
+    assert (entries.shown(75, "enforce_percentage"), entries.shown(True, "engaged")) == ("75 %", "engaged")
 
 
 def test_secrets_never_reach_the_log(make_user):

@@ -37,7 +37,7 @@ def test_auditors_see_the_newest_change_first_with_before_and_after(client, hist
 
     assert page.status_code == 200
     first = page.context["rows"][0]
-    assert first.model == "kill-switch-change" and first.action == "create"
+    assert first.model == "kill-switch-change" and first.action == "change"
     html = page.content.decode()
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; incident" in html and "<script>alert" not in html
 
@@ -82,8 +82,8 @@ def test_the_api_lists_the_same_entries_with_the_same_filters(make_user, history
     body = api.get("/api/v1/activity/", {"model": "kill-switch-change"}).json()
 
     [entry] = body["results"]
-    assert entry["action"] == "create" and entry["object_id"] == str(history["switch"].pk)
-    assert {"field": "engaged", "before": None, "after": True} in entry["changes"]
+    assert entry["action"] == "change" and entry["object_id"] == str(history["switch"].pk)
+    assert {"field": "engaged", "label": "engaged", "before": None, "after": True} in entry["changes"]
     assert api.post("/api/v1/activity/", {}).status_code == 403  # nobody may write the log
 
 

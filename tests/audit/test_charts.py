@@ -1,11 +1,14 @@
 """The audit dashboard: every chart follows the page's filters, and each point's link opens a
 search that finds exactly the decisions the point counts."""
-from datetime import datetime, timedelta
-from urllib.parse import urlencode
+import html
+import math
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from django.utils import timezone
 
+from audit import charts
 from core.models import Outcome
 from policies import services
 from tests.factories import DecisionFactory, PolicyFactory
@@ -54,7 +57,7 @@ def auditor(client, make_user):
 def counted_links(page, key, axis):
     """(count, search url) of every point of a counting chart."""
     return [(count, url) for trace in figure(page, key)["data"] if trace.get("customdata")
-            for count, url in zip(trace[axis], trace["customdata"])]
+            for count, url in zip(trace[axis], trace["customdata"]) if url]
 
 
 FILTERS = [
@@ -123,15 +126,16 @@ def test_the_dashboard_needs_the_audit_role(client, make_user):
 def test_chart_text_is_data_not_markup(auditor):
     DecisionFactory(outcome=Outcome.DENY, reasons=["</script><script>alert(1)</script>"])
     body = auditor.get("/audit/dashboard/").content.decode()
-    assert "</script><script>alert(1)" not in body  # json_script escapes < > & inside the JSON
+    assert "</script><script>alert(1)" not in body  # the template escapes < > & inside the JSON attribute
 
 
 def test_chart_labels_are_escaped_for_plotly(auditor):
     """Plotly renders <b>, <a href> and entities in labels: a reason is shown as the text it is."""
     DecisionFactory(outcome=Outcome.DENY, reasons=['agent <a href="https://evil.example">x</a> & <b>co</b>'])
     page = auditor.get("/audit/dashboard/")
-    assert figure(page, "reasons")["data"][0]["y"] == [
-        'agent &lt;a href="https://evil.example"&gt;x&lt;/a&gt; &amp; &lt;b&gt;co&lt;/b&gt;']
+    bar = figure(page, "reasons")["data"][0]
+    assert bar["y"] == ['agent &lt;a href="https://evil.exam…']  # 32 characters of it, then escaped
+    assert bar["hovertext"] == ['agent &lt;a href="https://evil.example"&gt;x&lt;/a&gt; &amp; &lt;b&gt;co&lt;/b&gt;']
     # The bar still links to the search for the reason as it was recorded.
     assert "reason=agent+%3Ca+href" in figure(page, "reasons")["data"][0]["customdata"][0]
 
@@ -145,7 +149,8 @@ def test_reasons_alike_in_their_first_characters_keep_their_own_bars(auditor):
     for key in ("reasons", "versions"):
         bars = figure(page, key)["data"][0]
         assert len(set(bars["y"])) == 2 and list(bars["x"]) == [1, 1], (key, bars["y"])
-        assert all(shown.startswith(common[:50]) for shown in bars["y"])
+        assert all(shown.startswith(common[:32] + "…") for shown in bars["y"])
+        assert sorted(bars["hovertext"]) == [html.escape(common + period, quote=False) for period in ("daily", "monthly")]
 
 
 def test_a_minute_of_decisions_is_ticked_in_whole_minutes(auditor):
@@ -174,3 +179,84 @@ def test_charts_read_rollups_unless_a_filter_needs_the_rows(auditor, decisions):
         assert sum(y for y, _ in bars) == page.context["total"]
         for count, url in bars:
             assert search_count(auditor, url) == count, url
+
+
+def round_ticks(axis):
+    """An axis ticked from 0 every 1, 2, 2.5 or 5 times a power of ten, ending on a tick."""
+    step = axis["dtick"]
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert axis["tick0"] == 0 and round(mantissa, 9) in (1, 2, 2.5, 5), axis
+    assert axis["range"][0] == 0 and round(axis["range"][1] / step, 9).is_integer(), axis
+
+
+def test_hours_without_decisions_are_gaps_not_zeros(auditor):
+    """Rates and latencies have no value in an hour without decisions: None, a break in the line."""
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=10)
+    for hours, outcome in ((0, Outcome.ALLOW), (0, Outcome.DENY), (6, Outcome.ALLOW), (7, Outcome.WOULD_DENY)):
+        DecisionFactory(timestamp=hour + timedelta(hours=hours, minutes=5), outcome=outcome, latency_ns=2_000_000,
+                        reasons=["no"] if outcome != Outcome.ALLOW else [])
+    page = auditor.get("/audit/dashboard/")
+    expected_x = [hour + timedelta(hours=h) for h in (0, 1, 6, 7)]  # hour 1 marks the gap up to 6
+    rate = next(t for t in figure(page, "volume")["data"] if t["name"] == "Deny rate %")
+    assert [datetime.fromisoformat(x) for x in rate["x"]] == expected_x
+    assert rate["y"] == [50, None, 0, 100] and rate["connectgaps"] is False
+    for trace in figure(page, "latency")["data"]:
+        assert trace["y"][1] is None and None not in (trace["y"][0], trace["y"][2], trace["y"][3]), trace["name"]
+        assert trace["connectgaps"] is False and 0 not in trace["y"]
+    enforced = next(t for t in figure(page, "dry_run")["data"] if t["name"] == "Enforced deny")
+    assert enforced["y"] == [1, None, 0, 0]  # none in an hour with decisions is 0; no decisions, a gap
+
+
+def test_axes_are_ticked_in_round_numbers(auditor, decisions):
+    page = auditor.get("/audit/dashboard/")
+    volume = figure(page, "volume")["layout"]
+    assert (volume["yaxis2"]["range"], volume["yaxis2"]["tick0"], volume["yaxis2"]["dtick"]) == ([0, 100], 0, 25)
+    round_ticks(volume["yaxis"])
+    round_ticks(figure(page, "latency")["layout"]["yaxis"])
+    round_ticks(figure(page, "dry_run")["layout"]["yaxis"])
+    round_ticks(figure(page, "reasons")["layout"]["xaxis"])
+
+
+@pytest.mark.parametrize(("top", "integer", "step", "end"), [
+    (87.9, False, 20, 100), (3, True, 1, 4), (1, True, 1, 2), (0.93, False, 0.2, 1.0), (1234, True, 500, 1500),
+    (12.5, False, 2.5, 15), (0, True, 1, 1),
+])
+def test_nice_axis(top, integer, step, end):
+    assert charts.nice_axis(top, integer) == {"range": [0, end], "tick0": 0, "dtick": step, "rangemode": "tozero"}
+
+
+def test_presets_set_a_relative_range_and_mark_it(auditor, decisions):
+    page = auditor.get("/audit/dashboard/", {"policy": "gateway"})
+    links = {p["key"]: p for p in page.context["presets"]}
+    assert list(links) == ["1h", "24h", "7d", "30d"] and not any(p["current"] for p in links.values())
+    assert page.context["refresh_query"] == "" and b"hx-trigger" not in page.content
+
+    query = dict(parse_qsl(links["1h"]["query"]))
+    assert query["policy"] == "gateway" and query["range"] == "1h"
+    since, until = (datetime.fromisoformat(query[k]).replace(tzinfo=UTC) for k in ("since", "until"))
+    assert until - since == timedelta(hours=1) and until > timezone.now()
+    stale = {**query, "since": "2020-01-01T00:00", "until": "2020-01-01T01:00"}
+    page = auditor.get("/audit/dashboard/", stale)  # a relative range moves with the clock
+    assert page.context["total"] == 6 and page.context["source"] == "RolledUp"
+    assert [p["key"] for p in page.context["presets"] if p["current"]] == ["1h"]
+    assert 'aria-current="page">Last hour' in page.content.decode()
+    assert "range" not in page.context["search_url"]
+    refresh = page.context["refresh_query"]
+    assert "range=1h" in refresh and "policy=gateway" in refresh
+
+    partial = auditor.get(f"/audit/dashboard/?{refresh}", headers={"HX-Request": "true"})
+    body = partial.content.decode()
+    assert body.lstrip().startswith('<div id="dashboard-charts"') and "<html" not in body
+    assert 'hx-trigger="every 60s"' in body and partial.context["total"] == 6
+
+    absolute = auditor.get("/audit/dashboard/", {k: v for k, v in stale.items() if k != "range"})
+    assert absolute.context["total"] == 0 and absolute.context["refresh_query"] == ""
+    assert b"hx-trigger" not in absolute.content
+
+
+def test_day_long_presets_fall_on_whole_hours():
+    now = datetime(2024, 5, 1, 10, 17, 42, tzinfo=UTC)
+    assert charts.preset_window(timedelta(hours=1), now) == (datetime(2024, 5, 1, 9, 18, tzinfo=UTC),
+                                                              datetime(2024, 5, 1, 10, 18, tzinfo=UTC))
+    assert charts.preset_window(timedelta(days=7), now) == (datetime(2024, 4, 24, 11, tzinfo=UTC),
+                                                             datetime(2024, 5, 1, 11, tzinfo=UTC))

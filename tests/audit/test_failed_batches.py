@@ -34,12 +34,20 @@ def test_a_batch_that_keeps_failing_is_set_aside_shown_and_alerted(client, make_
     assert "set aside" in caplog.text
     assert ingest_health.queue_depth() == 0  # no longer counted toward the limit
 
+    # Everyone who reads the audit trail is told, on every page, and may download the batch...
     client.force_login(make_user("auditor"))
+    home = client.get("/").content.decode()
+    assert 'data-testid="failed-batches">1 failed' in home
     page = client.get("/audit/ingest/").content.decode()
-    assert "Failed batches" in page and f"/audit/ingest/failed/{batch.pk}/retry/" in page
+    assert "Failed batches" in page and f"/audit/ingest/failed/{batch.pk}/download/" in page
     download = client.get(f"/audit/ingest/failed/{batch.pk}/download/")
     assert download.status_code == 200 and download.content == UNSTORABLE
+    # ...but running ingest again is a security admin's call.
+    assert f"/audit/ingest/failed/{batch.pk}/retry/" not in page
+    assert client.post(f"/audit/ingest/failed/{batch.pk}/retry/").status_code == 403
 
+    client.force_login(make_user("security_admin"))
+    assert f"/audit/ingest/failed/{batch.pk}/retry/" in client.get("/audit/ingest/").content.decode()
     assert client.post(f"/audit/ingest/failed/{batch.pk}/retry/").status_code == 302
     batch.refresh_from_db()
     assert (batch.status, batch.attempts) == (LogBatch.Status.QUEUED, 0)
@@ -47,6 +55,6 @@ def test_a_batch_that_keeps_failing_is_set_aside_shown_and_alerted(client, make_
 
 def test_a_stored_or_queued_batch_cannot_be_downloaded_or_retried_as_failed(client, make_user):
     batch = LogBatch.objects.create(body_gz=UNSTORABLE, event_count=1)
-    client.force_login(make_user("auditor"))
+    client.force_login(make_user("security_admin"))
     assert client.get(f"/audit/ingest/failed/{batch.pk}/download/").status_code == 404
     assert client.post(f"/audit/ingest/failed/{batch.pk}/retry/").status_code == 404

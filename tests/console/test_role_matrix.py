@@ -51,7 +51,8 @@ from tests.support import stack
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("compliance_officer", "security_admin", "reviewer", "auditor", "policy_author", "enforcement_point")
+ROLES = ("compliance_officer", "security_admin", "reviewer", "auditor", "policy_author", "enforcement_point",
+         "ci_pipeline")
 assert set(ROLES) == set(roles.ROLES_BY_GROUP)
 
 HELD_RESULT = {"allow": False, "require_approval": True, "reasons": ["deletes in prod need a reviewer"],
@@ -66,7 +67,7 @@ class Case:
     url: object
     data: object = None
     ok: tuple = ()  # success statuses; default 200 for GET, 302 for page POSTs, 2xx for API POSTs
-    kind: str = "page"  # page | api | opa | public
+    kind: str = "page"  # page | api | opa | public | metrics
     opa_token: object = None  # OPA's credential for an opa case (default GAVEL_OPA_TOKEN)
 
     def expected_ok(self):
@@ -83,6 +84,11 @@ def page(method, url, data=None, ok=()):
 
 def api(method, url, data=None, ok=()):
     return Case(method, url, data, ok, "api")
+
+
+def metrics(method, url):
+    """Prometheus' scrape: GAVEL_METRICS_TOKEN as a bearer token, never a user's role."""
+    return Case(method, url, ok=(200,), kind="metrics")
 
 
 def opa(method, url, data=None, ok=(204,), token=None):
@@ -132,7 +138,8 @@ A = "/api/v1"
 # name (namespace:name as routed) -> the requests that exercise it, with who may make them.
 MATRIX: dict[str, list[Case]] = {
     "home": [page("GET", "/")],
-    "login": [Case("GET", "/login/", kind="public")],
+    "login": [Case("GET", "/login/", kind="public"),
+              Case("POST", "/login/", data={"username": "nobody", "password": "wrong"}, kind="public", ok=(200,))],
     "logout": [Case("POST", "/logout/", kind="public", ok=(302,))],
     # --- policies
     "policies:list": [page("GET", "/policies/")],
@@ -179,8 +186,15 @@ MATRIX: dict[str, list[Case]] = {
         page("POST", "/exceptions/new/", exception_form),
     ],
     "exceptions:detail": [page("GET", lambda w: f"/exceptions/{w.pending_exception.pk}/")],
-    "exceptions:approve": [page("POST", lambda w: f"/exceptions/{w.pending_exception.pk}/approve/")],
-    "exceptions:revoke": [page("POST", lambda w: f"/exceptions/{w.active_exception.pk}/revoke/")],
+    "exceptions:approve": [
+        page("POST", lambda w: f"/exceptions/{w.pending_exception.pk}/approve/", {"comment": "ok"}, ok=(200,)),
+        page("POST", lambda w: f"/exceptions/{w.pending_exception.pk}/approve/", {"comment": "ok", "confirmed": "yes"}),
+    ],
+    "exceptions:reject": [page("POST", lambda w: f"/exceptions/{w.pending_exception.pk}/reject/", {"comment": "no"})],
+    "exceptions:revoke": [
+        page("POST", lambda w: f"/exceptions/{w.active_exception.pk}/revoke/", {"reason": "done"}, ok=(200,)),
+        page("POST", lambda w: f"/exceptions/{w.active_exception.pk}/revoke/", {"reason": "done", "confirmed": "yes"}),
+    ],
     # --- audit trail and approvals
     "audit:list": [page("GET", "/audit/")],
     "audit:dashboard": [page("GET", "/audit/dashboard/")],
@@ -202,6 +216,8 @@ MATRIX: dict[str, list[Case]] = {
     # The world's export is the auditor's own; someone else's needs exports.delete_exportrecord, which no role holds.
     "exports:delete_file": [page("POST", lambda w: f"/audit/exports/{w.export.pk}/delete-file/")],
     "exports:manifest": [page("GET", lambda w: f"/audit/exports/{w.export.pk}/manifest.json")],
+    "exports:verifier": [page("GET", "/audit/exports/verify_gavel_export.py")],
+    "exports:public_key": [page("GET", "/audit/exports/public-key.txt")],
     "fleet:environments": [page("GET", "/environments/")],
     "fleet:add_instance": [page("POST", "/environments/edge/instances/", {"name": "opa-new"}, ok=(200,))],
     "fleet:issue_token": [page("POST", "/environments/edge/instances/opa-a/tokens/", ok=(200,))],
@@ -216,7 +232,17 @@ MATRIX: dict[str, list[Case]] = {
     "approvals:export": [page("GET", "/approvals/export.csv")],
     "approvals:detail": [page("GET", "/approvals/held-1/")],
     "approvals:review": [page("POST", "/approvals/held-1/review/", {"verdict": "reject", "comment": "no"})],
+    "approvals:state": [page("GET", "/approvals/held-1/state/")],
+    "approvals:bulk_review": [
+        page("POST", "/approvals/review/", {"held": ["held-1"], "verdict": "reject", "comment": "no"})],
     # --- the activity log (read-only: there is no route that changes it)
+    "users:list": [page("GET", "/users/")],
+    "users:create": [page("GET", "/users/new/"),
+                     page("POST", "/users/new/", {"username": "newcomer", "roles": ["reviewer"]}, ok=(200,))],
+    "users:detail": [page("GET", lambda w: f"/users/{w.users['auditor'].pk}/"),
+                     page("POST", lambda w: f"/users/{w.users['auditor'].pk}/", {"roles": ["auditor", "reviewer"]})],
+    "users:active": [page("POST", lambda w: f"/users/{w.users['reviewer'].pk}/active/", {"active": "no"})],
+    "users:password": [page("POST", lambda w: f"/users/{w.users['reviewer'].pk}/password/", ok=(200,))],
     "activity:list": [page("GET", "/activity/")],
     # --- OPA's own endpoints: OPA's bearer token, never a user's role
     "opa-logs": [opa("POST", "/api/v1/opa/logs", log_batch),
@@ -227,8 +253,17 @@ MATRIX: dict[str, list[Case]] = {
                    opa("POST", "/api/v1/opa/status", lambda w: json.dumps({"labels": {"id": "opa-1"}}).encode(),
                        token=lambda w: w.instance_token)],
     "opa-authz": [opa("GET", "/api/v1/opa/authz", ok=(200,), token=lambda w: w.instance_token)],
+    # --- CI checks and Prometheus
+    "ci-check": [api("POST", f"{A}/checks/", lambda w: {"environment": w.env, "documents": [
+        {"file": "plan.json", "input": {"user": {"role": "admin"}}}]})],
+    "ci-verify": [api("POST", f"{A}/checks/verify/", {"policy": "budget"})],
+    "ci-replay": [api("POST", f"{A}/checks/replay/", {"policy": "budget", "version": 2, "last": 10})],
+    "ci-policies": [api("GET", lambda w: f"{A}/checks/policies/{w.env}.tar.gz")],
+    "metrics": [metrics("GET", "/metrics")],
     # --- the API
     "api-schema": [api("GET", f"{A}/schema/")],
+    "api-docs": [api("GET", f"{A}/docs/")],
+    "api-redoc": [api("GET", f"{A}/redoc/")],
     "api-root": [api("GET", f"{A}/")],
     "policy-list": [
         api("GET", f"{A}/policies/"),
@@ -287,8 +322,9 @@ MATRIX: dict[str, list[Case]] = {
         api("POST", f"{A}/exceptions/", exception_api_body),
     ],
     "exception-detail": [api("GET", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/")],
-    "exception-approve": [api("POST", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/approve/")],
-    "exception-revoke": [api("POST", lambda w: f"{A}/exceptions/{w.active_exception.pk}/revoke/")],
+    "exception-approve": [api("POST", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/approve/", {"comment": "ok"})],
+    "exception-reject": [api("POST", lambda w: f"{A}/exceptions/{w.pending_exception.pk}/reject/", {"comment": "no"})],
+    "exception-revoke": [api("POST", lambda w: f"{A}/exceptions/{w.active_exception.pk}/revoke/", {"reason": "done"})],
     "approval-list": [
         api("GET", f"{A}/approvals/"),
         api("POST", f"{A}/approvals/",
@@ -351,7 +387,7 @@ def test_route_table_names_permissions_that_exist():
     """A typo in ROUTE_PERMISSIONS would expect nobody to get through, and the matrix would agree."""
     from django.contrib.auth.models import Permission
 
-    special = {roles.PUBLIC, roles.SIGNED_IN, roles.OPA_TOKEN}
+    special = {roles.PUBLIC, roles.SIGNED_IN, roles.OPA_TOKEN, roles.METRICS_TOKEN}
     for name, methods in roles.ROUTE_PERMISSIONS.items():
         for method, needed in methods.items():
             if needed in special:
@@ -406,7 +442,7 @@ class World:
                 justification="month end", ticket="SEC-1", expires_at=now + timedelta(days=5), requested_by=other_admin)
 
         self.pending_exception = exception()
-        self.active_exception = policy_exceptions.approve_exception(exception(), approved_by=UserFactory(
+        self.active_exception = policy_exceptions.approve_exception(exception(), comment="Checked the ticket", approved_by=UserFactory(
             role="security_admin"))
         # A decision old enough that the policy may be retired, recent enough for a replay.
         DecisionFactory(policy=Policy.objects.get(pk=policy.pk), path="gavel/budget/decision",
@@ -427,7 +463,8 @@ class World:
 
 
 PRINCIPALS = ("anonymous",) + tuple(f"session:{r}" for r in ROLES) + tuple(f"token:{r}" for r in ROLES) + (
-    "token:wrong", "opa-bearer")
+    "token:wrong", "opa-bearer", "metrics-bearer")
+METRICS_TOKEN = "matrix-metrics-token"
 
 
 def request_as(client, world, principal, case):
@@ -439,6 +476,8 @@ def request_as(client, world, principal, case):
         headers["HTTP_AUTHORIZATION"] = "Token " + "0" * 40
     elif principal.startswith("token:"):
         headers["HTTP_AUTHORIZATION"] = f"Token {world.tokens[principal.split(':')[1]]}"
+    elif principal == "metrics-bearer":
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {METRICS_TOKEN}"
     elif principal == "opa-bearer":
         token = case.opa_token(world) if case.opa_token else settings.GAVEL_OPA_TOKEN
         headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
@@ -459,13 +498,15 @@ def expectation(name, case, principal) -> str:
     allowed = roles.groups_allowed(name, case.method)
     if case.kind == "opa":
         return "ok" if principal == "opa-bearer" else "401"
+    if case.kind == "metrics":
+        return "ok" if principal == "metrics-bearer" else "401"
     if case.kind == "public":
         return "ok"
     if case.kind == "page":
         if principal.startswith("session:"):
             return "ok" if role in allowed else "403"
         return "login"  # no login, and API tokens or OPA's token do not log anyone in to pages
-    if principal in ("anonymous", "token:wrong", "opa-bearer"):
+    if principal in ("anonymous", "token:wrong", "opa-bearer", "metrics-bearer"):
         return "401"
     return "ok" if role in allowed else "403"
 
@@ -491,10 +532,12 @@ def matrix_opa(tmp_path_factory):
 def test_role_matrix(client, matrix_opa, settings, tmp_path, name, index):
     settings.OPA_URL = matrix_opa
     settings.GAVEL_EXPORT_DIR = tmp_path
+    settings.GAVEL_METRICS_TOKEN = METRICS_TOKEN
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # thirteen users per cell
     case = MATRIX[name][index]
     world = World()
-    principals = PRINCIPALS if case.kind in ("api", "opa") else tuple(p for p in PRINCIPALS if p != "token:wrong")
+    principals = PRINCIPALS if case.kind in ("api", "opa", "metrics") else tuple(
+        p for p in PRINCIPALS if p not in ("token:wrong", "metrics-bearer"))
     wrong = []
     for principal in principals:
         with transaction.atomic():  # rolled back below: every principal meets the same world

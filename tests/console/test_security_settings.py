@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.views.defaults import server_error
 
 from tests.factories import PolicyFactory
 
@@ -117,3 +118,11 @@ def test_no_page_violates_the_csp_in_a_browser(page, live_server, make_user, tra
         assert response.status < 400, path
         page.wait_for_load_state("networkidle")
     assert not violations, violations
+
+
+def test_a_server_error_is_answered_in_the_consoles_words(rf):
+    """Django renders 500.html with no request and no context: it must stand on its own."""
+    response = server_error(rf.get("/audit/"))
+    page = response.content.decode()
+    assert response.status_code == 500 and 'data-testid="server-error"' in page
+    assert "Gavel could not show this page" in page and "/static/gavel/gavel.css" in page

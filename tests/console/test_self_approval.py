@@ -39,7 +39,8 @@ def test_a_security_admin_cannot_approve_their_own_exception_on_the_page(client,
         expires_at=timezone.now() + timedelta(days=2), requested_by=admin)
     client.force_login(admin)
     assert "Approve</button>" not in client.get(f"/exceptions/{exception.pk}/").content.decode()
-    response = client.post(f"/exceptions/{exception.pk}/approve/", follow=True)
-    assert "nobody approves their own exception" in response.content.decode()
+    response = client.post(f"/exceptions/{exception.pk}/approve/", {"comment": "looks fine", "confirmed": "yes"},
+                           follow=True)
+    assert "Nobody approves their own exception" in response.content.decode()
     exception.refresh_from_db()
     assert exception.approved_by is None and exception.status == PolicyException.Status.PENDING

@@ -15,6 +15,10 @@ from core.outcomes import derive_outcome
         ({"allow": False, "reason": "blocked user"}, Outcome.DENY, ["blocked user"]),
         ({"allow": False, "require_approval": True, "reasons": ["delete in prod"]},
          Outcome.REQUIRE_APPROVAL, ["delete in prod"]),
+        # Gavel's entrypoint in dry-run: allowed, but enforcement would have held it for a person.
+        ({"allow": True, "require_approval": False, "would_deny": False, "would_require_approval": True,
+          "effective_mode": "dry-run", "reasons": ["delete in prod"]},
+         Outcome.WOULD_REQUIRE_APPROVAL, ["delete in prod"]),
         (["bucket must be encrypted", "queue needs an SLA"], Outcome.DENY,
          ["bucket must be encrypted", "queue needs an SLA"]),
         ([], Outcome.ALLOW, []),

@@ -3,14 +3,12 @@ dead jobs left), the record and its hash stay so a kept copy still verifies, a d
 expired export is 410 Gone, and an auditor may delete their own export's file early."""
 import hashlib
 import html
-import io
 import json
 import os
 import shutil
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -20,8 +18,11 @@ from activity.models import ExportRecordEvent
 from core.models import Outcome
 from exports import retention as export_retention
 from exports import services as exports
+from exports import signing
+from exports import verify_gavel_export as verifier
 from exports.models import ExportRecord
 from exports.tasks import expire_export_files
+from tests.exports.archives import unpack
 from tests.factories import DecisionFactory, UserFactory
 from tests.support import wait_until
 
@@ -119,7 +120,7 @@ def test_a_download_of_an_expired_export_is_gone_with_the_reason_on_the_page_and
             "(export files are kept 30 days)")
     assert page.status_code == 410 and said in html.unescape(page.content.decode())
     assert answer.status_code == 410 and answer.json()["detail"].startswith(said)
-    assert "verify_export" in answer.json()["detail"]
+    assert "verify_gavel_export.py" in answer.json()["detail"]
     listed = client.get("/audit/exports/").content.decode()
     assert f"expired on {today}" in listed and f"/audit/exports/{record.pk}/download/" not in listed
     detail = client.get(f"/audit/exports/{record.pk}/").content.decode()
@@ -137,10 +138,10 @@ def test_a_download_under_way_completes_when_retention_deletes_its_file(client, 
     response = client.get(f"/audit/exports/{record.pk}/download/")  # opened, nothing read yet
     first = next(iter(response.streaming_content))
     assert export_retention.expire_old_exports()["expired"] == [record.pk]
-    body = first + b"".join(response.streaming_content)
+    data, manifest = unpack(first + b"".join(response.streaming_content))
 
     assert response.status_code == 200 and not exports.export_path(record).exists()
-    assert hashlib.sha256(body).hexdigest() == record.sha256
+    assert hashlib.sha256(data).hexdigest() == record.sha256 == manifest["sha256"]
     assert client.get(f"/audit/exports/{record.pk}/download/").status_code == 410
 
 
@@ -159,9 +160,8 @@ def test_a_copy_kept_before_expiry_still_verifies_against_the_record(client, mak
 
     assert not exports.export_path(record).exists()
     assert json.loads(manifest.read_text())["file_expired_at"] is not None
-    out = io.StringIO()
-    call_command("verify_export", str(kept), str(manifest), stdout=out)
-    assert "matches" in out.getvalue() and "4 rows" in out.getvalue()
+    status, problems, said = verifier.verify([str(kept), str(manifest)], signing.public_key())
+    assert (status, problems, said["row_count"]) == (verifier.GOOD, [], 4)
 
 
 @pytest.mark.django_db
@@ -195,8 +195,7 @@ def test_retention_of_zero_days_keeps_files_forever(make_user, export_dir, setti
 def test_an_auditor_deletes_their_own_exports_file_early_and_nobody_elses(client, make_user, export_dir):
     DecisionFactory()
     owner, other = make_user("auditor", username="olive"), make_user("auditor", username="oscar")
-    record, streamed = finished_job(owner), exports.start_export(owner, "", "csv")
-    b"".join(exports.stream_export(streamed))
+    record, queued = finished_job(owner), exports.start_export(owner, "", "csv", as_job=True)
     api = APIClient()
 
     for user in (other, make_user("security_admin")):
@@ -210,12 +209,12 @@ def test_an_auditor_deletes_their_own_exports_file_early_and_nobody_elses(client
     client.force_login(owner)
     assert 'data-testid="export-delete-file"' in client.get(f"/audit/exports/{record.pk}/").content.decode()
     deleted = client.post(f"/audit/exports/{record.pk}/delete-file/", follow=True)
-    refused = client.post(f"/audit/exports/{streamed.pk}/delete-file/", follow=True).content.decode()
+    refused = client.post(f"/audit/exports/{queued.pk}/delete-file/", follow=True).content.decode()
 
     record.refresh_from_db()
     assert not exports.export_path(record).exists() and record.expired_by == owner and record.sha256
     assert "The file of export" in deleted.content.decode() and "Expired on" in deleted.content.decode()
-    assert "Only a finished export job has a file to delete." in refused
+    assert "Only a finished export has a file to delete." in refused
     gone = client.get(f"/audit/exports/{record.pk}/download/")
     assert gone.status_code == 410 and "its file was deleted early by olive." in gone.content.decode()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")

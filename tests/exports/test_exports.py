@@ -1,16 +1,18 @@
 """Exports of decision searches: the rows of the search, nothing else; a manifest that vouches for
 the bytes; formulas neutralised and hostile text intact; large exports as Celery jobs."""
+import base64
 import csv
 import hashlib
 import io
 import json
 import subprocess
 import sys
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError, call_command
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.http import QueryDict
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -19,8 +21,11 @@ from rest_framework.test import APIClient
 from audit.filters import DecisionFilter
 from core.models import Decision, Outcome
 from exports import services as exports
+from exports import signing
+from exports import verify_gavel_export as verifier
 from exports.formats import HEADER, count_rows
 from exports.models import ExportRecord
+from tests.exports.archives import unpack
 from tests.factories import DecisionFactory, PolicyFactory
 from tests.support import wait_until
 
@@ -56,11 +61,19 @@ def some_decisions():
 
 
 def export(client, query="", fmt="csv", **extra):
-    """Export a search from the audit page's form; the streamed bytes and their record."""
+    """Export a search from the audit page's form: the data file out of the streamed archive, and its record."""
     response = client.post("/audit/exports/new/", {"query": query, "format": fmt, **extra})
     assert response.status_code == 200, response
-    body = b"".join(response.streaming_content)
-    return body, ExportRecord.objects.get(pk=response["X-Gavel-Export"])
+    assert response["Content-Type"] == "application/zip"
+    data, manifest = unpack(b"".join(response.streaming_content))
+    record = ExportRecord.objects.get(pk=response["X-Gavel-Export"])
+    assert response["Content-Disposition"] == f'attachment; filename="{record.archive_name}"'
+    assert manifest == exports.manifest(record)  # the archive carries the signed manifest
+    return data, record
+
+
+def stored_by(record) -> str:
+    return f"decisions Gavel had stored by {record.as_of.isoformat().replace('+00:00', 'Z')}"
 
 
 def rows_in(fmt, body: bytes) -> int:
@@ -99,7 +112,9 @@ def test_the_filter_in_words_survives_someone_reading_the_api_schema(auditor_cli
     some_decisions()
     assert auditor_client.get("/api/v1/schema/").status_code == 200
     _, record = export(auditor_client, "outcome=deny&policy=agent_gateway", "csv")
-    assert record.readable_filter == "Outcome: Deny; Policy: agent_gateway"
+    assert record.readable_filter == f"Outcome: Deny; Policy: agent_gateway; {stored_by(record)}"
+    for page in ("/audit/exports/", f"/audit/exports/{record.pk}/"):
+        assert "None:" not in auditor_client.get(page).content.decode()
 
 
 def test_the_manifest_says_what_was_asked_who_asked_and_what_came_out(auditor_client):
@@ -109,7 +124,8 @@ def test_the_manifest_says_what_was_asked_who_asked_and_what_came_out(auditor_cl
     manifest = json.loads(auditor_client.get(f"/audit/exports/{record.pk}/manifest.json").content)
 
     assert manifest["filter"]["query"] == "outcome=deny&policy=agent_gateway"  # only the filter's own fields
-    assert manifest["filter"]["readable"] == "Outcome: Deny; Policy: agent_gateway"
+    assert manifest["filter"]["readable"] == f"Outcome: Deny; Policy: agent_gateway; {stored_by(record)}"
+    assert manifest["signature"]["algorithm"] == "Ed25519" and manifest["signature"]["public_key"] == signing.public_key()
     assert manifest["row_count"] == 3 and manifest["format"] == "jsonl" and manifest["delivery"] == "stream"
     assert manifest["sha256"] == hashlib.sha256(body).hexdigest()
     assert manifest["exported_by"] == "avery" and manifest["gavel_version"] == exports.gavel_version()
@@ -120,45 +136,98 @@ def test_the_manifest_says_what_was_asked_who_asked_and_what_came_out(auditor_cl
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_a_tampered_file_fails_verify_and_the_untampered_one_passes(auditor_client, tmp_path, fmt):
+def test_a_tampered_file_or_manifest_fails_verify_and_the_untampered_one_passes(auditor_client, tmp_path, fmt):
     some_decisions()
     body, record = export(auditor_client, "outcome=deny", fmt)
     file, manifest = tmp_path / record.download_name, tmp_path / "manifest.json"
     file.write_bytes(body)
     manifest.write_bytes(auditor_client.get(f"/audit/exports/{record.pk}/manifest.json").content)
+    key = signing.public_key()
 
-    out = io.StringIO()
-    call_command("verify_export", str(file), str(manifest), stdout=out)
-    assert "matches" in out.getvalue() and "3 rows" in out.getvalue()
+    def check():
+        return verifier.verify([str(file), str(manifest)], key)[:2]
+
+    assert check() == (verifier.GOOD, [])
 
     file.write_bytes(body.replace(b"token budget exceeded", b"token budget is fine!", 1))
-    with pytest.raises(CommandError, match="SHA-256 is"):
-        call_command("verify_export", str(file), str(manifest))
+    status, problems = check()
+    assert status == verifier.TAMPERED and "SHA-256 is" in problems[0]
 
     # One decision quietly removed: the hash, the size and the row count all disagree.
     lines = body.decode().splitlines(keepends=True)
     file.write_text("".join(lines[:-1]), encoding="utf-8")
-    with pytest.raises(CommandError) as refused:
-        call_command("verify_export", str(file), str(manifest))
-    assert "SHA-256" in str(refused.value) and "has 2 rows, the manifest says 3" in str(refused.value)
+    status, problems = check()
+    assert status == verifier.TAMPERED and "has 2 rows, the manifest says 3" in problems[-1]
+
+    # The manifest edited to match the shortened file: its signature no longer holds.
+    edited = json.loads(manifest.read_text())
+    edited.update(sha256=hashlib.sha256(file.read_bytes()).hexdigest(), size_bytes=file.stat().st_size, row_count=2)
+    manifest.write_text(json.dumps(edited))
+    status, problems = check()
+    assert status == verifier.TAMPERED and "changed after Gavel signed it" in problems[0]
 
 
-def test_verify_export_exits_non_zero_with_a_clear_message(tmp_path):
-    """From the shell, with no database at all: anyone given the file and manifest can check them."""
-    file, manifest = tmp_path / "x.jsonl", tmp_path / "m.json"
-    file.write_bytes(b'{"decision_id":"a"}\n')
-    good = {"gavel_export_manifest": 1, "status": "done", "format": "jsonl", "row_count": 1,
-            "sha256": hashlib.sha256(file.read_bytes()).hexdigest(), "size_bytes": file.stat().st_size}
-    command = [sys.executable, "manage.py", "verify_export", str(file), str(manifest)]
-    env = {"DEBUG": "1", "PATH": "/usr/bin:/bin", "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none"}
+def run_verifier(tmp_path, *args):
+    """The stand-alone verifier as an auditor runs it: a copy outside the project, Python in isolated
+    mode (no project on the path, no environment), Gavel and Django made unimportable."""
+    script = tmp_path / "verify_gavel_export.py"
+    script.write_bytes((ROOT / "exports" / "verify_gavel_export.py").read_bytes())
+    guard = ("import sys, runpy\n"
+             "for name in ('django', 'exports', 'core', 'audit', 'console', 'psycopg'): sys.modules[name] = None\n"
+             f"sys.argv = [{str(script)!r}, *sys.argv[1:]]\n"
+             f"runpy.run_path({str(script)!r}, run_name='__main__')\n")
+    return subprocess.run([sys.executable, "-I", "-c", guard, *map(str, args)], cwd=tmp_path, env={},
+                          capture_output=True, text=True, timeout=60)
 
-    manifest.write_text(json.dumps(good))
-    assert subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True).returncode == 0
 
-    manifest.write_text(json.dumps({**good, "row_count": 2, "sha256": "0" * 64}))
-    refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert refused.returncode != 0
-    assert "does NOT match" in refused.stderr and "has 1 rows, the manifest says 2" in refused.stderr
+@pytest.mark.django_db
+def test_the_stand_alone_verifier_exits_0_good_1_tampered_2_cannot_check(auditor_client, tmp_path):
+    some_decisions()
+    response = auditor_client.post("/audit/exports/new/", {"query": "outcome=deny", "format": "csv"})
+    archive = tmp_path / "gavel-export.zip"
+    archive.write_bytes(b"".join(response.streaming_content))
+    key_file = tmp_path / "key.txt"
+    key_file.write_bytes(auditor_client.get("/audit/exports/public-key.txt").content)
+    assert key_file.read_text().strip() == signing.public_key()
+
+    good = run_verifier(tmp_path, archive, "--public-key", key_file)
+    assert good.returncode == 0, good.stderr
+    assert "GOOD" in good.stdout and "3 rows" in good.stdout and "Outcome: Deny" in good.stdout
+
+    data, manifest = unpack(archive.read_bytes())
+    with zipfile.ZipFile(archive) as original:
+        names = original.namelist()
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(tampered, "w") as copy:
+        copy.writestr(names[0], data.replace(b"token budget exceeded", b"token budget is fine!", 1))
+        copy.writestr(names[1], json.dumps(manifest))
+    refused = run_verifier(tmp_path, tampered, "--public-key", signing.public_key())
+    assert refused.returncode == 1 and "TAMPERED" in refused.stderr and "SHA-256" in refused.stderr
+
+    other_key = base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
+    wrong = run_verifier(tmp_path, archive, "--public-key", other_key)
+    assert wrong.returncode == 1 and f"signed by key {manifest['signature']['key_id']}" in wrong.stderr
+
+    unsigned = tmp_path / "unsigned.zip"
+    with zipfile.ZipFile(unsigned, "w") as copy:
+        copy.writestr(names[0], data)
+        copy.writestr(names[1], json.dumps({k: v for k, v in manifest.items() if k != "signature"}))
+    cannot = run_verifier(tmp_path, unsigned, "--public-key", signing.public_key())
+    assert cannot.returncode == 2 and "unsigned" in cannot.stderr
+    for args in ([archive],  # no public key
+                 [tmp_path / "missing.zip", "--public-key", signing.public_key()],
+                 [archive, tmp_path / "missing.manifest.json", "--public-key", signing.public_key()]):
+        assert run_verifier(tmp_path, *args).returncode == 2, args
+
+
+def test_without_debug_a_missing_or_malformed_signing_key_is_a_clear_error():
+    env = {"PATH": "/usr/bin:/bin", "DEBUG": "0", "SECRET_KEY": "x" * 50, "GAVEL_OPA_TOKEN": "t" * 30,
+           "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none"}
+    for key, said in ((None, "GAVEL_EXPORT_SIGNING_KEY must be set when DEBUG is off"),
+                      ("not-a-key", "GAVEL_EXPORT_SIGNING_KEY is not an Ed25519 private key")):
+        run = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True,
+                             env={**env, **({"GAVEL_EXPORT_SIGNING_KEY": key} if key else {})}, timeout=60)
+        assert run.returncode != 0 and said in run.stderr
 
 
 HOSTILE_REASONS = [
@@ -210,7 +279,7 @@ def test_jsonl_keeps_one_decision_per_line_and_hostile_strings_intact(auditor_cl
 
 
 @pytest.mark.django_db
-def test_an_interrupted_download_is_recorded_as_incomplete_with_no_hash(auditor):
+def test_an_interrupted_download_is_recorded_as_incomplete_with_no_hash_and_no_file(auditor, export_dir, tmp_path):
     DecisionFactory.create_batch(120, input={"padding": "x" * 1000})  # well over one 64 KiB chunk
     record = exports.start_export(auditor, "", "jsonl")
     assert record.delivery == ExportRecord.Delivery.STREAM
@@ -219,10 +288,13 @@ def test_an_interrupted_download_is_recorded_as_incomplete_with_no_hash(auditor)
     chunks.close()  # the browser went away: the server closes the response, and so its iterator
 
     record = ExportRecord.objects.get()
-    assert record.status == ExportRecord.Status.INCOMPLETE and record.sha256 == ""
-    assert 0 < record.row_count < 120
-    assert exports.verify(Path(__file__), exports.manifest(record)) == [
-        "the export did not finish (status 'incomplete'), so there is nothing to verify"]
+    assert record.status == ExportRecord.Status.INCOMPLETE and record.sha256 == "" and not record.has_file
+    assert 0 < record.row_count < 120 and not list(export_dir.iterdir())
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(exports.manifest_json(record))
+    assert verifier.verify([__file__, str(manifest)], signing.public_key())[:2] == (verifier.CANNOT_CHECK, [
+        "the export did not finish (status 'incomplete'), so there is nothing to check"])
+    assert Decision.objects.count() == 120  # the connection is usable: the COPY was ended cleanly
 
 
 @pytest.mark.django_db
@@ -231,6 +303,8 @@ def test_an_interrupted_download_is_recorded_as_incomplete_with_no_hash(auditor)
     ({"query": "outcome=maybe", "format": "csv"}, "Fix the filters: outcome"),
     ({"query": "", "format": "xlsx"}, "Unknown format 'xlsx'"),
     ({"query": "q=%00", "format": "csv"}, "NUL character"),
+    ({"query": "", "format": "csv", "as_of": "2999-01-01T00:00:00Z"}, "is in the future"),
+    ({"query": "", "format": "csv", "as_of": "last tuesday"}, "is not a date and time"),
 ])
 def test_bad_input_is_refused_and_records_nothing(auditor_client, data, message):
     response = auditor_client.post("/audit/exports/new/", data)
@@ -316,12 +390,11 @@ def test_a_job_writes_a_file_whose_manifest_verifies(client, make_user, celery_w
     assert record.delivery == ExportRecord.Delivery.JOB and record.expected_rows == 5
     wait_until(lambda: ExportRecord.objects.get(pk=record.pk).status == ExportRecord.Status.DONE,
                message="the export job to finish")
-    file, manifest = tmp_path / "download.csv", tmp_path / "manifest.json"
-    download = client.get(f"/audit/exports/{record.pk}/download/")
-    file.write_bytes(b"".join(download.streaming_content))
-    manifest.write_bytes(client.get(f"/audit/exports/{record.pk}/manifest.json").content)
-    assert json.loads(manifest.read_text())["row_count"] == 5 == rows_in("csv", file.read_bytes())
-    call_command("verify_export", str(file), str(manifest), stdout=io.StringIO())
+    archive = tmp_path / record.archive_name
+    archive.write_bytes(b"".join(client.get(f"/audit/exports/{record.pk}/download/").streaming_content))
+    data, manifest = unpack(archive.read_bytes())
+    assert manifest["row_count"] == 5 == rows_in("csv", data) and manifest["delivery"] == "job"
+    assert verifier.verify([str(archive)], signing.public_key())[0] == verifier.GOOD
     assert not list(export_dir.glob("*.part"))
 
 
@@ -336,14 +409,14 @@ def test_the_api_lists_every_export_and_runs_jobs(make_user, export_dir):
     assert started.status_code == 202 and started.json()["status"] == "queued"
     exports.run_job(started.json()["id"])  # what the worker does once the request has committed
     streamed = api.post("/api/v1/exports/", {"query": "", "format": "csv", "as_job": False}, format="json")
-    assert rows_in("csv", b"".join(streamed.streaming_content)) == 3
+    assert rows_in("csv", unpack(b"".join(streamed.streaming_content))[0]) == 3
 
     listed = api.get("/api/v1/exports/").json()["results"]
     assert [(r["delivery"], r["status"], r["row_count"]) for r in listed] == [("stream", "done", 3),
                                                                              ("job", "done", 2)]
     job = listed[1]
-    download = b"".join(api.get(f"/api/v1/exports/{job['id']}/download/").streaming_content)
-    assert hashlib.sha256(download).hexdigest() == job["manifest"]["sha256"]
+    download, manifest = unpack(b"".join(api.get(f"/api/v1/exports/{job['id']}/download/").streaming_content))
+    assert hashlib.sha256(download).hexdigest() == job["manifest"]["sha256"] == manifest["sha256"]
     refused = api.post("/api/v1/exports/", {"query": "until=yesterday", "format": "jsonl"}, format="json")
     assert refused.status_code == 400 and "until" in str(refused.json()["query"])
 
@@ -368,7 +441,7 @@ def test_every_auditor_may_download_any_job_export_and_nobody_else(client, make_
     for user in (owner, make_user("auditor")):
         for response in (api_as(user), page_as(user)):
             assert response.status_code == 200
-            assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == expected
+            assert hashlib.sha256(unpack(b"".join(response.streaming_content))[0]).hexdigest() == expected
     for role in ("security_admin", "policy_author", "reviewer", "compliance_officer"):
         user = make_user(role)
         assert (api_as(user).status_code, page_as(user).status_code) == (403, 403), role

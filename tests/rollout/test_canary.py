@@ -128,13 +128,13 @@ def test_kill_switch_turns_every_enforced_deny_into_a_dry_run_allow(budget, admi
 
 def test_exception_waives_exactly_the_covered_deny_until_its_expiry(budget, admin, make_user):
     environment = Environment.objects.default()
-    expires_at = timezone.now() + timedelta(seconds=3)
+    expires_at = timezone.now() + timedelta(seconds=10)  # room for a loaded machine before the expiry
     exception = policy_exceptions.request_exception(
         policy=budget, environment=environment, match=[{"field": "user.id", "value": "dana"}],
         reason_contains="token budget", justification="quarter-end report", ticket="SEC-101",
         expires_at=expires_at, requested_by=make_user("policy_author"),
     )
-    policy_exceptions.approve_exception(exception, approved_by=admin)
+    policy_exceptions.approve_exception(exception, comment="Checked the ticket", approved_by=admin)
     runtime.push_runtime_config(environment)
 
     waived = decide({"user": {"id": "dana"}, "tokens": 5000})
@@ -161,11 +161,11 @@ def test_an_exception_needs_a_second_security_admin(budget, admin, make_user):
         justification="why", ticket="SEC-1", expires_at=timezone.now() + timedelta(days=1), requested_by=admin,
     )
     with pytest.raises(PermissionDenied, match="own"):
-        policy_exceptions.approve_exception(exception, approved_by=admin)
+        policy_exceptions.approve_exception(exception, comment="Checked the ticket", approved_by=admin)
     with pytest.raises(PermissionDenied, match="security admin"):
-        policy_exceptions.approve_exception(exception, approved_by=make_user("auditor"))
+        policy_exceptions.approve_exception(exception, comment="Checked the ticket", approved_by=make_user("auditor"))
     assert runtime.runtime_config(environment)["policies"]["budget"]["exceptions"] == []  # pending: not in OPA
-    policy_exceptions.approve_exception(exception, approved_by=make_user("security_admin"))
+    policy_exceptions.approve_exception(exception, comment="Checked the ticket", approved_by=make_user("security_admin"))
     assert [e["id"] for e in runtime.runtime_config(environment)["policies"]["budget"]["exceptions"]] == [
         exception.pk]
 
@@ -179,7 +179,7 @@ def test_the_periodic_push_removes_expired_exceptions_from_opa(budget, admin, ma
     exception = policy_exceptions.request_exception(
         policy=budget, environment=environment, match=[{"field": "user.id", "value": "dana"}],
         justification="j", ticket="T", expires_at=timezone.now() + timedelta(hours=1), requested_by=admin)
-    policy_exceptions.approve_exception(exception, approved_by=make_user("security_admin"))
+    policy_exceptions.approve_exception(exception, comment="Checked the ticket", approved_by=make_user("security_admin"))
     with opa_client() as opa:
         wait_until(lambda: opa.get_data("gavel_config/policies/budget/exceptions"), message="the exception in OPA")
         type(exception).objects.filter(pk=exception.pk).update(expires_at=timezone.now())  # it lapses

@@ -132,7 +132,7 @@ def test_waived_decisions_are_listed_only_to_decision_readers(client, make_user,
     exception = policy_exceptions.approve_exception(policy_exceptions.request_exception(
         policy=policy, environment=Environment.objects.default(), match=[{"field": "user.id", "value": "dana"}],
         justification="month end", ticket="SEC-1", expires_at=timezone.now() + timedelta(days=3),
-        requested_by=make_user("security_admin")), approved_by=make_user("security_admin"))
+        requested_by=make_user("security_admin")), comment="Checked the ticket", approved_by=make_user("security_admin"))
     waived = DecisionFactory(policy=policy, input={"user": {"id": "dana"}}, exception_ids=[exception.pk])
     client.force_login(make_user("compliance_officer"))
     page = client.get(f"/exceptions/{exception.pk}/").content.decode()
@@ -159,7 +159,7 @@ def test_exception_lifecycle_on_the_pages(client, make_user, policy):
     assert exception.approved_by is None
 
     client.force_login(admin)
-    client.post(f"/exceptions/{exception.pk}/approve/")
+    client.post(f"/exceptions/{exception.pk}/approve/", {"comment": "ticket checked", "confirmed": "yes"})
     exception.refresh_from_db()
     assert exception.approved_by == admin and exception.status == "active"
     changed = DecisionFactory(policy=policy, exception_ids=[exception.pk])
@@ -177,7 +177,7 @@ def test_exception_tabs(client, make_user, policy):
             policy=policy, environment=environment, match=[{"field": "user.id", "value": f"u{days}"}],
             justification="j", ticket="T-1", expires_at=timezone.now() + timedelta(days=days), requested_by=admin)
         if approve:
-            policy_exceptions.approve_exception(e, approved_by=other)
+            policy_exceptions.approve_exception(e, comment="Checked the ticket", approved_by=other)
         return e
 
     soon, later, pending = exception(2), exception(30), exception(10, approve=False)
@@ -199,9 +199,10 @@ def test_exception_api_refuses_self_approval(make_user, policy):
         "match": [{"field": "user.id", "value": "dana"}], "justification": "why", "ticket": "SEC-1",
         "expires_at": (timezone.now() + timedelta(days=1)).isoformat()}, format="json")
     assert created.status_code == 201, created.content
-    refused = api.post(f"/api/v1/exceptions/{created.data['id']}/approve/")
+    refused = api.post(f"/api/v1/exceptions/{created.data['id']}/approve/", {"comment": "ok"}, format="json")
     assert refused.status_code == 403 and "own" in refused.data["detail"]
-    approved = api_as(make_user("security_admin")).post(f"/api/v1/exceptions/{created.data['id']}/approve/")
+    approved = api_as(make_user("security_admin")).post(f"/api/v1/exceptions/{created.data['id']}/approve/",
+                                                      {"comment": "ok"}, format="json")
     assert approved.status_code == 200 and approved.data["status"] == "active"
 
 

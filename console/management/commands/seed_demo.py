@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 
 from console.demo.traffic import EXCEPTION_USER_ID
 from console.management.commands.demo_traffic import DEMO_PEP_USERNAME
-from console.roles import ENFORCEMENT_POINT, ROLES
+from console.roles import CI_PIPELINE, ENFORCEMENT_POINT, ROLES
 from fleet.models import Environment
 from policies import services
 from policies.models import Policy
@@ -32,6 +32,9 @@ USERNAMES = {
     "auditor": "auditor",
     "policy_author": "author",
 }
+
+# The CI pipeline's account (`gavel check`, `conftest pull`): no password; a security admin gives it a token.
+DEMO_CI_USERNAME = "demo-ci"
 
 DEMO_POLICIES = (
     ("agent_gateway", "AI agent gateway",
@@ -67,7 +70,7 @@ class Command(BaseCommand):
         User = get_user_model()
         users, created = {}, []
         for role in ROLES:
-            if role is ENFORCEMENT_POINT:
+            if role in (ENFORCEMENT_POINT, CI_PIPELINE):
                 continue  # a service account with a token, not a person with a password
             username = USERNAMES.get(role.group, role.group)
             user = User.objects.filter(username=username).first()
@@ -82,6 +85,10 @@ class Command(BaseCommand):
         pep.save()
         pep.groups.add(Group.objects.get(name=ENFORCEMENT_POINT.group))
         Token.objects.get_or_create(user=pep)
+        ci, _ = User.objects.get_or_create(username=DEMO_CI_USERNAME)
+        ci.set_unusable_password()
+        ci.save()
+        ci.groups.add(Group.objects.get(name=CI_PIPELINE.group))
         return users, created
 
     def _policies(self, author):
@@ -92,13 +99,16 @@ class Command(BaseCommand):
                 policy = services.create_policy(
                     name=name, title=title, description=description, author=author, message="Initial version",
                     source=(POLICY_DIR / f"{name}.rego").read_text(encoding="utf-8"),
+                    tests=tests.read_text(encoding="utf-8") if (tests := POLICY_DIR / f"{name}_test.rego").exists()
+                    else "",
                 )
                 self.stdout.write(f"Created policy {name} ({policy.package}).")
             policies.append(policy)
         return policies
 
     def _rollout(self, gateway, users):
-        """The agent gateway half-way through a canary, with one granted and one pending exception."""
+        """The agent gateway half-way through a canary, with one granted exception and one the author asked
+        for, which the security admin can approve or reject (nobody decides on their own request)."""
         environment = Environment.objects.default()
         if gateway.canary_settings.exists():
             return
@@ -111,11 +121,11 @@ class Command(BaseCommand):
             reason_contains="token budget", justification="Quarter-end reconciliation needs long reports.",
             ticket="SEC-2041", expires_at=timezone.now() + timedelta(days=5), requested_by=users["policy_author"],
         )
-        policy_exceptions.approve_exception(granted, approved_by=users["security_admin"])
+        policy_exceptions.approve_exception(granted, comment="Checked the ticket", approved_by=users["security_admin"])
         policy_exceptions.request_exception(
             policy=gateway, environment=environment, match=[{"field": "user.id", "value": "u-119"}],
             reason_contains="forbidden pattern", justification="Security training lab uses sample passwords.",
-            ticket="SEC-2057", expires_at=timezone.now() + timedelta(days=2), requested_by=users["security_admin"],
+            ticket="SEC-2057", expires_at=timezone.now() + timedelta(days=2), requested_by=users["policy_author"],
         )
         self.stdout.write("Set the agent gateway's rollout to 75% enforced and added two exceptions.")
 

@@ -1,32 +1,29 @@
-"""manage.py verify_export FILE MANIFEST: does an exported file still hold what its manifest says?"""
-import json
-from pathlib import Path
+"""manage.py verify_export ARCHIVE | FILE MANIFEST: is this export what this Gavel signed?
 
-from django.core.management.base import BaseCommand, CommandError
+The same check as the stand-alone exports/verify_gavel_export.py (which needs no Gavel), with this
+Gavel's public key as the default. Exits 0 good, 1 tampered, 2 cannot check.
+"""
+import sys
 
-from exports.services import verify
+from django.core.management.base import BaseCommand
+
+from exports import signing
+from exports import verify_gavel_export as verifier
 
 
 class Command(BaseCommand):
-    help = "Check an export file against its manifest (SHA-256, size, row count); exits 1 when they differ."
+    help = ("Check an export (its archive, or its file and manifest): the manifest's signature, then the file's "
+            "SHA-256, size and rows. Exits 0 good, 1 tampered, 2 cannot check.")
+    requires_system_checks = []
 
     def add_arguments(self, parser):
-        parser.add_argument("file", type=Path)
-        parser.add_argument("manifest", type=Path)
+        parser.add_argument("files", nargs="+", metavar="FILE", help="the archive, or the data file and its manifest")
+        parser.add_argument("--public-key", help="base64, or a file holding it (default: this Gavel's key)")
 
-    def handle(self, *args, file: Path, manifest: Path, **options):
-        # Needs no database: anyone holding the two files can check them.
-        try:
-            expected = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CommandError(f"cannot read the manifest {manifest}: {exc}") from None
-        if not isinstance(expected, dict):
-            raise CommandError(f"{manifest} is not a Gavel export manifest")
-        if not file.is_file():
-            raise CommandError(f"no such file: {file}")
-        problems = verify(file, expected)
-        if problems:
-            raise CommandError(f"{file} does NOT match {manifest}:\n  - " + "\n  - ".join(problems))
-        self.stdout.write(self.style.SUCCESS(
-            f"{file} matches {manifest}: {expected['row_count']} rows, sha256 {expected['sha256']}, "
-            f"exported by {expected.get('exported_by')} at {expected.get('exported_at')}"))
+    def handle(self, *args, files, public_key=None, **options):
+        if len(files) > 2:
+            self.stderr.write("Give the archive, or the data file and its manifest.")
+            sys.exit(verifier.CANNOT_CHECK)
+        status = verifier.main([*files, "--public-key", public_key or signing.public_key()])
+        if status:
+            sys.exit(status)

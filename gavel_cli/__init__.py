@@ -1,0 +1,4 @@
+"""`gavel`: check configuration against the policies Gavel published, from CI.
+
+Installable on its own (httpx and PyYAML only, no Django): `pip install gavel` in a CI image and
+set GAVEL_URL and GAVEL_TOKEN (a CI service account's API token)."""

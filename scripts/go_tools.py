@@ -1,0 +1,41 @@
+"""Go tools Gavel builds itself (OPA, conftest, vegeta): found at .gavel/bin or on PATH, else built
+once there with `go install module@version`. The versions are pinned in scripts/stack.py.
+Only the standard library: this runs before the virtualenv exists."""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def say(message: str) -> None:
+    print(f"[gavel] {message}", flush=True)
+
+
+def go_tool(name: str, module: str, version: str, hint: str = "") -> Path:
+    """`name` at .gavel/bin, else on PATH, else built once there with `go install module@version`.
+    A lock file makes a second caller wait for a build in progress (make test starts conftest's
+    in the background) instead of starting its own."""
+    local = ROOT / ".gavel" / "bin" / name
+    found = shutil.which(name)
+    if found and not local.exists():
+        return Path(found)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with open(local.parent / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if local.exists():
+            return local
+        go = shutil.which("go")
+        if not go:
+            raise SystemExit(
+                f"{name} is not installed and Go is not available to build it. Either install Go and rerun, "
+                f"or put a `{name}` {version} binary on PATH or at {local}{', ' + hint if hint else ''}."
+            )
+        say(f"building {name} {version} with go install (once; a few minutes)")
+        subprocess.run([go, "install", f"{module}@{version}"], check=True,
+                       env={**os.environ, "GOBIN": str(local.parent), "CGO_ENABLED": "0"})
+    return local

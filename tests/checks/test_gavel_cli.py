@@ -1,0 +1,183 @@
+"""The real `gavel` command, as a subprocess, against a running Gavel (a live server of this test
+session on the test stack's Postgres, Redis and sandboxed OPA): exit codes, every output format,
+fail closed and open, and each check stored in the audit trail with its CI metadata. Then the real
+conftest pulls the environment's published policies from Gavel and must agree with `gavel check`."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+from xml.etree import ElementTree
+
+import httpx
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from pytest_django.live_server_helper import LiveServer
+from rest_framework.authtoken.models import Token
+
+from core.models import CI_INSTANCE, Decision
+from fleet.models import Environment
+from policies import services
+from policies.models import ActiveVersion
+from tests.factories import UserFactory
+from tests.support import stack
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "console" / "demo"
+GAVEL = str(Path(sys.executable).parent / "gavel")
+FAILING, PASSING = str(DEMO / "ci" / "tfplan.json"), str(DEMO / "ci" / "tfplan-ok.json")
+ENV = "ci-staging"
+# Tests read in a transaction of their own (rolled back); the world the server sees is committed.
+pytestmark = pytest.mark.django_db
+GITHUB = {"GITHUB_ACTIONS": "true", "GITHUB_SHA": "3f9a1c0ffee", "GITHUB_REF_NAME": "feature/buckets",
+          "GITHUB_SERVER_URL": "https://github.example", "GITHUB_REPOSITORY": "infra/live", "GITHUB_RUN_ID": "77"}
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """A live Gavel of its own (not pytest-django's live_server, which flushes after every test),
+    an environment running the demo provisioning policy, and a CI service account's token."""
+    server = LiveServer("127.0.0.1")
+    with django_db_blocker.unblock():
+        author = UserFactory(role="policy_author")
+        policy = services.create_policy(
+            name="provisioning", title="Provisioning", author=author, message="v1",
+            source=(DEMO / "policies" / "provisioning.rego").read_text(),
+            tests=(DEMO / "policies" / "provisioning_test.rego").read_text())
+        environment = Environment.objects.create(name=ENV)
+        ActiveVersion.objects.create(policy=policy, environment=environment, version=policy.latest_version,
+                                     since=timezone.now())
+        ci_user = UserFactory(role="ci_pipeline", username="ci-bot")
+        token = Token.objects.create(user=ci_user).key
+        auditor_token = Token.objects.create(user=UserFactory(role="auditor")).key
+    yield {"url": server.url, "token": token, "auditor_token": auditor_token}
+    server.stop()
+    with django_db_blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0)
+
+
+def gavel(world, *args, env=None, url=None):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB"))}
+    environ.update({"GAVEL_URL": url or world["url"], "GAVEL_TOKEN": world["token"], **(env or {})})
+    return subprocess.run([GAVEL, *args], capture_output=True, text=True, env=environ, timeout=120)
+
+
+def test_a_failing_plan_exits_1_with_policy_and_message_and_is_stored_with_its_ci_metadata(world):
+    done = gavel(world, "check", FAILING, "--env", ENV, env=GITHUB)
+    assert done.returncode == 1, done.stderr
+    assert (f"FAIL - {FAILING} - gavel.provisioning - S3 bucket my-bucket must have server-side encryption enabled"
+            in done.stdout.splitlines())
+    assert f"FAIL - {FAILING} - gavel.provisioning - S3 bucket public-site must not have a public ACL (public-read)" \
+        in done.stdout
+    assert "1 test, 0 passed, 0 warnings, 1 failure, 0 exceptions" in done.stdout
+    stored = Decision.objects.get(instance=CI_INSTANCE, labels__commit="3f9a1c0ffee")
+    assert stored.from_ci and stored.environment == ENV and stored.outcome == "deny"
+    assert stored.policy.name == "provisioning" and stored.version.number == 1
+    assert stored.labels["branch"] == "feature/buckets" and stored.labels["file"] == FAILING
+    assert stored.labels["job_url"] == "https://github.example/infra/live/actions/runs/77"
+    assert stored.requested_by == "ci-bot"
+    assert "S3 bucket my-bucket must have server-side encryption enabled" in stored.reasons
+    # Auditors find it beside runtime decisions: the audit trail's own search, by instance and commit.
+    found = httpx.get(f"{world['url']}/api/v1/decisions/", params={"instance": CI_INSTANCE, "q": "3f9a1c0ffee"},
+                      headers={"Authorization": f"Token {world['auditor_token']}"}).json()
+    assert [d["decision_id"] for d in found["results"]] == [stored.decision_id]
+
+
+def test_a_passing_plan_exits_0_and_prints_its_warnings(world):
+    done = gavel(world, "check", PASSING, "--env", ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"WARN - {PASSING} - gavel.provisioning - S3 bucket call-recordings has no owner tag" in done.stdout
+    assert "1 test, 0 passed, 1 warning, 0 failures, 0 exceptions" in done.stdout
+
+
+def test_an_unreachable_gavel_fails_closed_unless_fail_open(world):
+    port = stack.free_port()
+    closed = gavel(world, "check", FAILING, "--env", ENV, url=f"http://127.0.0.1:{port}")
+    assert closed.returncode == 2 and "unreachable" in closed.stderr and "failing closed" in closed.stderr
+    opened = gavel(world, "check", FAILING, "--env", ENV, "--fail-open", url=f"http://127.0.0.1:{port}")
+    assert opened.returncode == 0 and "passing because of --fail-open" in opened.stderr
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        slow = gavel(world, "check", FAILING, "--env", ENV, "--timeout", "0.5",
+                     url=f"http://127.0.0.1:{silent.getsockname()[1]}")
+    assert slow.returncode == 2 and "did not answer within 0.5 s" in slow.stderr
+
+
+def test_bad_input_could_not_check(world, tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    done = gavel(world, "check", str(broken), "--env", ENV)
+    assert done.returncode == 2 and "not valid JSON" in done.stderr
+    unknown = gavel(world, "check", FAILING, "--env", "nowhere")
+    assert unknown.returncode == 2 and "there is no environment 'nowhere'" in unknown.stderr
+
+
+MANIFESTS = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: one}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: two}
+"""
+
+
+def test_every_output_format_parses(world, tmp_path):
+    manifests = tmp_path / "manifests.yaml"
+    manifests.write_text(MANIFESTS)
+    args = ("check", FAILING, str(manifests), "--env", ENV)
+    report = json.loads(gavel(world, *args, "--output", "json").stdout)
+    assert [(r["file"], r["document"], r["status"]) for r in report["results"]] == [
+        (FAILING, 0, "fail"), (str(manifests), 1, "pass"), (str(manifests), 2, "pass")]
+    junit = gavel(world, *args, "--output", "junit")
+    assert junit.returncode == 1
+    suite = ElementTree.fromstring(junit.stdout).find("testsuite")
+    assert suite.get("tests") == "3" and suite.get("failures") == "1"
+    assert len(suite.findall("testcase/failure")) == 2
+    tap = gavel(world, *args, "--output", "tap").stdout.splitlines()
+    assert tap[0] == "1..3" and tap[1].startswith(f"not ok 1 - {FAILING} - gavel.provisioning")
+    assert all(re.match(r"(not )?ok \d+ - ", line) for line in tap[1:] if not line.startswith("#"))
+    table = gavel(world, *args, "--output", "table").stdout.splitlines()
+    assert table[0].split() == ["RESULT", "FILE", "POLICY", "MESSAGE"] and table[1].startswith("fail")
+
+
+def test_verify_runs_the_policys_rego_tests_in_gavel(world):
+    done = gavel(world, "verify", "--policy", "provisioning", "--env", ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 tests, 4 passed, 0 failures (provisioning v1)" in done.stdout
+
+
+def test_conftest_pull_gets_what_gavel_published_and_agrees_with_gavel_check(world, tmp_path):
+    conftest = str(stack.conftest_binary())
+    # conftest's downloader reads no .netrc and sends no headers: the token goes as Basic auth in the URL.
+    host = urlparse(world["url"]).netloc
+    environ = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    pulled = subprocess.run([conftest, "pull", f"http://ci-bot:{world['token']}@{host}/api/v1/checks/policies/{ENV}.tar.gz",
+                             "--policy", "policy"], capture_output=True, text=True, env=environ,
+                            cwd=tmp_path, timeout=120)
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    pulled_files = sorted(p.name for p in (tmp_path / "policy").rglob("*.rego"))
+    assert pulled_files == ["provisioning.rego", "provisioning_test.rego"], sorted(map(str, tmp_path.rglob("*")))
+    for plan in (FAILING, PASSING):
+        ours = json.loads(gavel(world, "check", plan, "--env", ENV, "--output", "json").stdout)["results"]
+        theirs = subprocess.run([conftest, "test", "--policy", str(tmp_path / "policy"), "--namespace",
+                                 "gavel.provisioning", "--output", "json", plan], capture_output=True, text=True,
+                                env=environ, cwd=tmp_path, timeout=120)
+        assert theirs.returncode == (1 if plan == FAILING else 0), theirs.stdout + theirs.stderr
+        (result,) = json.loads(theirs.stdout)
+        assert sorted(f["msg"] for f in result.get("failures") or []) == sorted(ours[0]["failures"])
+        assert sorted(w["msg"] for w in result.get("warnings") or []) == sorted(ours[0]["warnings"])
+
+
+def test_the_policies_tarball_needs_a_token(world):
+    url = f"{world['url']}/api/v1/checks/policies/{ENV}.tar.gz"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, auth=("someone-else", world["token"])).status_code == 401
+    assert httpx.get(url, headers={"Authorization": f"Token {world['token']}"}).status_code == 200
