@@ -9,63 +9,22 @@ import os
 import re
 import socket
 import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import urlparse
 from xml.etree import ElementTree
 
 import httpx
 import pytest
-from django.core.management import call_command
-from django.utils import timezone
-from pytest_django.live_server_helper import LiveServer
-from rest_framework.authtoken.models import Token
 
 from core.models import CI_INSTANCE, Decision
-from fleet.models import Environment
-from policies import services
-from policies.models import ActiveVersion
-from tests.factories import UserFactory
+from tests.checks.cli import ENV, FAILING, GITHUB, PASSING, run_gavel
 from tests.support import stack
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "console" / "demo"
-GAVEL = str(Path(sys.executable).parent / "gavel")
-FAILING, PASSING = str(DEMO / "ci" / "tfplan.json"), str(DEMO / "ci" / "tfplan-ok.json")
-ENV = "ci-staging"
 # Tests read in a transaction of their own (rolled back); the world the server sees is committed.
 pytestmark = pytest.mark.django_db
-GITHUB = {"GITHUB_ACTIONS": "true", "GITHUB_SHA": "3f9a1c0ffee", "GITHUB_REF_NAME": "feature/buckets",
-          "GITHUB_SERVER_URL": "https://github.example", "GITHUB_REPOSITORY": "infra/live", "GITHUB_RUN_ID": "77"}
-
-
-@pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker):
-    """A live Gavel of its own (not pytest-django's live_server, which flushes after every test),
-    an environment running the demo provisioning policy, and a CI service account's token."""
-    server = LiveServer("127.0.0.1")
-    with django_db_blocker.unblock():
-        author = UserFactory(role="policy_author")
-        policy = services.create_policy(
-            name="provisioning", title="Provisioning", author=author, message="v1",
-            source=(DEMO / "policies" / "provisioning.rego").read_text(),
-            tests=(DEMO / "policies" / "provisioning_test.rego").read_text())
-        environment = Environment.objects.create(name=ENV)
-        ActiveVersion.objects.create(policy=policy, environment=environment, version=policy.latest_version,
-                                     since=timezone.now())
-        ci_user = UserFactory(role="ci_pipeline", username="ci-bot")
-        token = Token.objects.create(user=ci_user).key
-        auditor_token = Token.objects.create(user=UserFactory(role="auditor")).key
-    yield {"url": server.url, "token": token, "auditor_token": auditor_token}
-    server.stop()
-    with django_db_blocker.unblock():
-        call_command("flush", interactive=False, verbosity=0)
 
 
 def gavel(world, *args, env=None, url=None):
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB"))}
-    environ.update({"GAVEL_URL": url or world["url"], "GAVEL_TOKEN": world["token"], **(env or {})})
-    return subprocess.run([GAVEL, *args], capture_output=True, text=True, env=environ, timeout=120)
+    return run_gavel(world, *args, env=env, url=url)
 
 
 def test_a_failing_plan_exits_1_with_policy_and_message_and_is_stored_with_its_ci_metadata(world):
