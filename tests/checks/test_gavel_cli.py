@@ -4,6 +4,8 @@ fail closed and open, and each check stored in the audit trail with its CI metad
 conftest pulls the environment's published policies from Gavel and must agree with `gavel check`."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -113,26 +115,89 @@ def test_verify_runs_the_policys_rego_tests_in_gavel(world):
     assert "4 tests, 4 passed, 0 failures (provisioning v1)" in done.stdout
 
 
-def test_conftest_pull_gets_what_gavel_published_and_agrees_with_gavel_check(world, tmp_path):
+def conftest_agrees_with_gavel_check(world, conftest, policy_dir, environ):
+    """conftest, on the policies it pulled, gives each demo plan the verdicts `gavel check` gives."""
+    pulled_files = sorted(p.name for p in policy_dir.rglob("*.rego"))
+    assert pulled_files == ["provisioning.rego", "provisioning_test.rego"], sorted(map(str, policy_dir.rglob("*")))
+    for plan in (FAILING, PASSING):
+        ours = json.loads(gavel(world, "check", plan, "--env", ENV, "--output", "json").stdout)["results"]
+        theirs = subprocess.run([conftest, "test", "--policy", str(policy_dir), "--namespace",
+                                 "gavel.provisioning", "--output", "json", plan], capture_output=True, text=True,
+                                env=environ, cwd=policy_dir.parent, timeout=120)
+        assert theirs.returncode == (1 if plan == FAILING else 0), theirs.stdout + theirs.stderr
+        (result,) = json.loads(theirs.stdout)
+        assert sorted(f["msg"] for f in result.get("failures") or []) == sorted(ours[0]["failures"])
+        assert sorted(w["msg"] for w in result.get("warnings") or []) == sorted(ours[0]["warnings"])
+
+
+def test_conftest_pull_oci_keeps_the_token_out_of_the_url_and_agrees_with_gavel_check(world, tmp_path):
+    """conftest pulls an OCI artifact from Gavel's registry API with the credentials `docker login`
+    stores ($DOCKER_CONFIG/config.json): the URL names no token."""
     conftest = str(stack.conftest_binary())
-    # conftest's downloader reads no .netrc and sends no headers: the token goes as Basic auth in the URL.
+    host = urlparse(world["url"]).netloc  # 127.0.0.1:port: conftest speaks plain HTTP to a loopback registry
+    source = f"oci://{host}/policies/{ENV}:latest"
+    environ = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", ""), "DOCKER_CONFIG": str(tmp_path / "docker")}
+
+    def pull(into):
+        return subprocess.run([conftest, "pull", source, "--policy", into], capture_output=True, text=True,
+                              env=environ, cwd=tmp_path, timeout=120)
+
+    refused = pull("refused")  # no credentials stored yet: Gavel's Basic challenge finds none to answer with
+    assert refused.returncode != 0 and "basic credential not found" in refused.stderr, refused.stdout + refused.stderr
+    (tmp_path / "docker").mkdir()
+    login = base64.b64encode(f"{world['username']}:{world['token']}".encode()).decode()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {host: {"auth": login}}}))
+    pulled = pull("policy")
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    assert world["token"] not in source
+    conftest_agrees_with_gavel_check(world, conftest, tmp_path / "policy", environ)
+
+
+def test_conftest_pull_over_http_with_the_token_in_the_url_agrees_with_gavel_check(world, tmp_path):
+    conftest = str(stack.conftest_binary())
+    # conftest's HTTP downloader reads no .netrc and sends no headers: the token goes as Basic auth in the URL.
     host = urlparse(world["url"]).netloc
     environ = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
     pulled = subprocess.run([conftest, "pull", f"http://ci-bot:{world['token']}@{host}/api/v1/checks/policies/{ENV}.tar.gz",
                              "--policy", "policy"], capture_output=True, text=True, env=environ,
                             cwd=tmp_path, timeout=120)
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
-    pulled_files = sorted(p.name for p in (tmp_path / "policy").rglob("*.rego"))
-    assert pulled_files == ["provisioning.rego", "provisioning_test.rego"], sorted(map(str, tmp_path.rglob("*")))
-    for plan in (FAILING, PASSING):
-        ours = json.loads(gavel(world, "check", plan, "--env", ENV, "--output", "json").stdout)["results"]
-        theirs = subprocess.run([conftest, "test", "--policy", str(tmp_path / "policy"), "--namespace",
-                                 "gavel.provisioning", "--output", "json", plan], capture_output=True, text=True,
-                                env=environ, cwd=tmp_path, timeout=120)
-        assert theirs.returncode == (1 if plan == FAILING else 0), theirs.stdout + theirs.stderr
-        (result,) = json.loads(theirs.stdout)
-        assert sorted(f["msg"] for f in result.get("failures") or []) == sorted(ours[0]["failures"])
-        assert sorted(w["msg"] for w in result.get("warnings") or []) == sorted(ours[0]["warnings"])
+    conftest_agrees_with_gavel_check(world, conftest, tmp_path / "policy", environ)
+
+
+def test_the_registry_api_answers_as_registry_clients_expect(world):
+    """The manifest by tag and by digest, HEAD with the headers clients check, each blob, and
+    registry errors for what Gavel does not hold; a token is needed, as Basic or as Token."""
+    base = f"{world['url']}/v2/policies/{ENV}"
+    auth = (world["username"], world["token"])
+    anonymous = httpx.get(f"{base}/manifests/latest")
+    assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Basic")
+    assert httpx.get(f"{world['url']}/v2/", auth=auth).status_code == 200
+    head = httpx.head(f"{base}/manifests/latest", auth=auth)
+    assert head.status_code == 200 and head.content == b""
+    manifest = httpx.get(f"{base}/manifests/latest", headers={"Authorization": f"Token {world['token']}",
+                                                               "Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert manifest.status_code == 200, manifest.text
+    digest = "sha256:" + hashlib.sha256(manifest.content).hexdigest()
+    assert manifest.headers["Docker-Content-Digest"] == head.headers["Docker-Content-Digest"] == digest
+    assert int(head.headers["Content-Length"]) == len(manifest.content)
+    assert manifest.headers["Content-Type"] == "application/vnd.oci.image.manifest.v1+json"
+    assert httpx.get(f"{base}/manifests/{digest}", auth=auth).content == manifest.content
+    layers = manifest.json()["layers"]
+    assert [layer["annotations"]["org.opencontainers.image.title"] for layer in layers] == [
+        "provisioning.rego", "provisioning_test.rego"]
+    for layer in layers:
+        blob = httpx.get(f"{base}/blobs/{layer['digest']}", auth=auth)
+        assert "sha256:" + hashlib.sha256(blob.content).hexdigest() == layer["digest"]
+        assert len(blob.content) == layer["size"]
+    unknown = httpx.get(f"{base}/blobs/sha256:{'0' * 64}", auth=auth)
+    assert unknown.status_code == 404 and unknown.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+    assert httpx.get(f"{base}/manifests/v7", auth=auth).json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    nowhere = httpx.get(f"{world['url']}/v2/policies/nowhere/manifests/latest", auth=auth)
+    assert nowhere.status_code == 404 and nowhere.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+    assert httpx.get(f"{base}/manifests/latest", auth=("someone-else", world["token"])).status_code == 401
+    auditor = httpx.get(f"{base}/manifests/latest", headers={"Authorization": f"Token {world['auditor_token']}"})
+    assert auditor.status_code == 403
 
 
 def test_the_policies_tarball_needs_a_token(world):
