@@ -16,8 +16,8 @@ GITHUB = {"GITHUB_ACTIONS": "true", "GITHUB_SHA": "3f9a1c0ffee", "GITHUB_REF_NAM
           "GITHUB_SERVER_URL": "https://github.example", "GITHUB_REPOSITORY": "infra/live", "GITHUB_RUN_ID": "77"}
 
 
-def run_gavel(world, *args, env=None, url=None, executable=GAVEL):
+def run_gavel(world, *args, env=None, url=None, executable=GAVEL, stdin=None):
     """`gavel ARGS...` with the CI account's token, in an environment without this machine's CI variables."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB"))}
     environ.update({"GAVEL_URL": url or world["url"], "GAVEL_TOKEN": world["token"], **(env or {})})
-    return subprocess.run([executable, *args], capture_output=True, text=True, env=environ, timeout=120)
+    return subprocess.run([executable, *args], capture_output=True, text=True, env=environ, timeout=120, input=stdin)

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import subprocess
+from pathlib import Path
 from urllib.parse import urlparse
 from xml.etree import ElementTree
 
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from core.models import CI_INSTANCE, Decision
+from gavel_cli.main import ci_metadata
 from tests.checks.cli import ENV, FAILING, GITHUB, PASSING, run_gavel
 from tests.support import stack
 
@@ -55,6 +57,27 @@ def test_a_passing_plan_exits_0_and_prints_its_warnings(world):
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"WARN - {PASSING} - gavel.provisioning - S3 bucket call-recordings has no owner tag" in done.stdout
     assert "1 test, 0 passed, 1 warning, 0 failures, 0 exceptions" in done.stdout
+
+
+def test_a_plan_piped_on_standard_input_is_checked_as_file_dash(world):
+    plan = Path(FAILING).read_text()
+    done = run_gavel(world, "check", "-", "--env", ENV, stdin=plan)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAIL - - - gavel.provisioning - S3 bucket my-bucket must have server-side encryption enabled" in done.stdout
+    empty = run_gavel(world, "check", "-", "--env", ENV, stdin="")
+    assert empty.returncode == 2 and "-: holds no document" in empty.stderr
+
+
+def test_ci_metadata_is_read_from_gitlab_and_jenkins_variables_and_gavel_ci_overrides():
+    gitlab = ci_metadata({"GITLAB_CI": "true", "CI_COMMIT_SHA": "abc", "CI_COMMIT_REF_NAME": "main",
+                          "CI_JOB_URL": "https://gitlab.example/j/1", "CI_PROJECT_PATH": "infra/live",
+                          "GITLAB_USER_LOGIN": "dana", "GAVEL_CI_BRANCH": "release"})
+    assert gitlab == {"commit": "abc", "branch": "release", "job_url": "https://gitlab.example/j/1",
+                      "repository": "infra/live", "actor": "dana", "provider": "gitlab"}
+    jenkins = ci_metadata({"JENKINS_URL": "https://ci.example", "GIT_COMMIT": "def", "BUILD_URL": "https://ci.example/7",
+                           "JOB_NAME": "plan"})
+    assert jenkins == {"commit": "def", "job_url": "https://ci.example/7", "pipeline": "plan", "provider": "jenkins"}
+    assert ci_metadata({}) == {}
 
 
 def test_an_unreachable_gavel_fails_closed_unless_fail_open(world):
