@@ -101,6 +101,16 @@ def test_bad_input_could_not_check(world, tmp_path):
     assert done.returncode == 2 and "not valid JSON" in done.stderr
     unknown = gavel(world, "check", FAILING, "--env", "nowhere")
     assert unknown.returncode == 2 and "there is no environment 'nowhere'" in unknown.stderr
+    no_policy = gavel(world, "check", FAILING, "--env", ENV, "--policy", "pod_security")
+    assert no_policy.returncode == 2 and f"{ENV} runs no policy named 'pod_security'" in no_policy.stderr
+    no_package = gavel(world, "check", FAILING, "--env", ENV, "--namespace", "gavel.k8s")
+    assert no_package.returncode == 2 and "runs no policy in package 'gavel.k8s'" in no_package.stderr
+
+
+def test_policy_and_namespace_choose_what_checks(world):
+    for choice in (("--policy", "provisioning"), ("--namespace", "gavel.provisioning")):
+        done = gavel(world, "check", FAILING, "--env", ENV, *choice)
+        assert done.returncode == 1 and "1 test, 0 passed, 0 warnings, 1 failure" in done.stdout, done.stderr
 
 
 MANIFESTS = """apiVersion: v1
