@@ -1,9 +1,10 @@
 """The API `gavel` (gavel_cli/) calls, with a user's token (a CI service account's): check
 documents, run a policy's Rego tests, replay a version, and download the environment's
-published policies for `conftest pull`. Each needs checks.run_check (console/roles.py's route table)."""
+published policies for `conftest pull` (a tarball over HTTP, or an OCI artifact from `/v2/`, the
+registry API, registry.py). Each needs checks.run_check (console/roles.py's route table)."""
 from __future__ import annotations
 
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -11,11 +12,13 @@ from rest_framework.authentication import BasicAuthentication, SessionAuthentica
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view, authentication_classes
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from fleet.models import Environment
 
-from . import services
+from . import registry, services
 from .bundle import policy_tarball, revision
 
 
@@ -117,3 +120,75 @@ def policies_tarball(request, environment: str):
     response["Content-Disposition"] = f'attachment; filename="gavel-{where.name}-policies.tar.gz"'
     response["X-Gavel-Revision"] = revision(where)
     return response
+
+
+# --- `conftest pull oci://<gavel>/policies/<environment>`: the read side of the OCI distribution API
+
+
+class AnyAccept(BaseContentNegotiation):
+    """Registry clients ask for manifest media types no DRF renderer names; the answers are bytes."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+@extend_schema(exclude=True)  # the OCI distribution API, not Gavel's own (README "Checking changes in CI")
+class RegistryView(APIView):
+    """Basic first: its challenge (`WWW-Authenticate: Basic`) is the one registry clients answer
+    with the credentials `docker login` stored, the service account's username and API token."""
+
+    authentication_classes = [TokenAsBasicAuthentication, TokenAuthentication, SessionAuthentication]
+    content_negotiation_class = AnyAccept
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Docker-Distribution-API-Version"] = "registry/2.0"
+        return response
+
+
+def _oci_error(code: str, message: str, status_code: int = 404) -> JsonResponse:
+    return JsonResponse({"errors": [{"code": code, "message": message}]}, status=status_code)
+
+
+def _content(data: bytes, media_type: str, digest: str) -> HttpResponse:
+    """The bytes with the headers registry clients check (the server drops the body for HEAD)."""
+    response = HttpResponse(data, content_type=media_type)
+    response["Docker-Content-Digest"] = digest
+    response["Content-Length"] = str(len(data))
+    response["ETag"] = f'"{digest}"'
+    return response
+
+
+def _artifact(environment: str):
+    where = Environment.objects.filter(name=environment).first()
+    return None if where is None else registry.artifact(where)
+
+
+class RegistryBase(RegistryView):
+    def get(self, request):
+        """`GET /v2/`: a registry client's (or `docker login`'s) check that it may come in."""
+        return JsonResponse({})
+
+
+class RegistryManifest(RegistryView):
+    def get(self, request, environment: str, reference: str):
+        found = _artifact(environment)
+        if found is None:
+            return _oci_error("NAME_UNKNOWN", f"there is no environment {environment!r}")
+        if not found.answers(reference):
+            return _oci_error("MANIFEST_UNKNOWN", f"{reference!r} is not what {environment} runs now: "
+                                                  f"pull `{registry.TAG}`")
+        return _content(found.manifest, registry.MANIFEST_TYPE, found.digest)
+
+
+class RegistryBlob(RegistryView):
+    def get(self, request, environment: str, digest: str):
+        found = _artifact(environment)
+        if found is None:
+            return _oci_error("NAME_UNKNOWN", f"there is no environment {environment!r}")
+        if digest not in found.blobs:
+            return _oci_error("BLOB_UNKNOWN", f"{digest} is not in what {environment} runs now")
+        return _content(found.blobs[digest], "application/octet-stream", digest)

@@ -25,11 +25,19 @@ def revision(environment: Environment) -> str:
     return ",".join(f"{v.policy.name}@{v.number}" for v in active_versions(environment))
 
 
+def policy_files(environment: Environment) -> list[tuple[str, str]]:
+    """[(file name, Rego), ...]: what `conftest pull` gets, by HTTP (the tarball) or OCI (registry.py)."""
+    files = []
+    for version in active_versions(environment):
+        files.append((f"{version.policy.name}.rego", version.source))
+        if version.tests.strip():
+            files.append((f"{version.policy.name}_test.rego", version.tests))
+    return files
+
+
 def policy_tarball(environment: Environment) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for version in active_versions(environment):
-            _add(archive, f"{version.policy.name}.rego", version.source)
-            if version.tests.strip():
-                _add(archive, f"{version.policy.name}_test.rego", version.tests)
+        for name, text in policy_files(environment):
+            _add(archive, name, text)
     return gzip.compress(raw.getvalue(), mtime=0)

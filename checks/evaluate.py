@@ -35,6 +35,7 @@ class Verdict:
     version: PolicyVersion
     result: dict  # the entrypoint's decision, as an enforcement point gets it
     warnings: list
+    waivers: list  # [[denial, exception id], ...]: the denials the environment's exceptions waived
 
 
 def active_versions(environment: Environment, *, policy: str = "", namespace: str = "") -> list[PolicyVersion]:
@@ -58,10 +59,12 @@ def harness(versions: list[PolicyVersion]) -> str:
         policy = version.policy
         entry = _ref("data", "gavel_entry", policy.name, "decision")
         warn = _ref("data", *policy.package.split("."), "warn")
-        rules.append(f"""results contains [i, {json.dumps(policy.name)}, verdict, warnings] if {{
+        waivers = _ref("data", "gavel_entry", policy.name, "waivers")
+        rules.append(f"""results contains [i, {json.dumps(policy.name)}, verdict, warnings, waivers] if {{
 	some i, document in input
 	verdict := {entry} with input as document
 	warnings := [w | some w in {warn}] with input as document
+	waivers := [w | some w in {waivers}] with input as document
 }}
 """)
     return "\n".join(rules)
@@ -81,6 +84,6 @@ def evaluate(environment: Environment, versions: list[PolicyVersion], documents:
         except OpaError as exc:
             raise CheckUnavailable(f"OPA could not evaluate the documents: {exc}") from exc
     found = rows[0]["results"] if rows else []
-    verdicts = [Verdict(index, by_name[name], result if isinstance(result, dict) else {}, warnings)
-                for index, name, result, warnings in found]
+    verdicts = [Verdict(index, by_name[name], result if isinstance(result, dict) else {}, warnings, waivers)
+                for index, name, result, warnings, waivers in found]
     return sorted(verdicts, key=lambda v: (v.document, v.version.policy.name))

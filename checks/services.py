@@ -78,6 +78,14 @@ def status_of(outcome: str) -> str:
     return "warn" if outcome == Outcome.WOULD_DENY else "pass"
 
 
+def _waived(verdict: Verdict) -> list[dict]:
+    """The denials the environment's exceptions waived: [{"message", "exceptions": [ids]}]."""
+    by_reason: dict[str, set] = {}
+    for reason, exception_id in verdict.waivers:
+        by_reason.setdefault(str(reason), set()).add(exception_id)
+    return [{"message": reason, "exceptions": sorted(ids)} for reason, ids in sorted(by_reason.items())]
+
+
 def _row(document: dict, verdict: Verdict, decision_id: str) -> dict:
     outcome, reasons = derive_outcome(verdict.result)
     warnings = [w if isinstance(w, str) else str(w.get("msg", w)) if isinstance(w, dict) else str(w)
@@ -95,7 +103,7 @@ def _row(document: dict, verdict: Verdict, decision_id: str) -> dict:
     return {"file": document["file"], "document": verdict.document, "policy": policy.name,
             "namespace": policy.package, "version": verdict.version.number, "status": status, "outcome": outcome,
             "failures": reasons, "warnings": warnings,
-            "exceptions_applied": list(verdict.result.get("exceptions_applied") or []),
+            "exceptions_applied": list(verdict.result.get("exceptions_applied") or []), "waived": _waived(verdict),
             "effective_mode": verdict.result.get("effective_mode", ""), "decision_id": decision_id}
 
 

@@ -60,10 +60,11 @@ class RoutePermission(BasePermission):
 
 class LoginRequiredMiddleware(DjangoLoginRequired):
     """Every page needs a login. The API authenticates itself (session or token) inside DRF,
-    so it answers 401/403 in JSON instead of redirecting machines to a login form."""
+    so it answers 401/403 in JSON instead of redirecting machines to a login form; so does the
+    registry API under /v2/ (`conftest pull oci://...`, checks/registry.py)."""
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        if request.path.startswith("/api/"):
+        if request.path.startswith(("/api/", "/v2/")):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
 

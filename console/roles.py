@@ -240,6 +240,9 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "ci-verify": {"POST": _CI_CHECK},
     "ci-replay": {"POST": _CI_CHECK},
     "ci-policies": {"GET": _CI_CHECK},
+    "oci-base": {"GET": _CI_CHECK},  # `conftest pull oci://...` (and `docker login`), HEAD as GET
+    "oci-manifest": {"GET": _CI_CHECK},
+    "oci-blob": {"GET": _CI_CHECK},
     # Prometheus
     "metrics": {"GET": METRICS_TOKEN},
     # OPA's own endpoints

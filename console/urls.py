@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
@@ -63,6 +63,12 @@ urlpatterns = [
     path("api/v1/checks/verify/", checks_api.verify, name="ci-verify"),
     path("api/v1/checks/replay/", checks_api.replay, name="ci-replay"),
     path("api/v1/checks/policies/<slug:environment>.tar.gz", checks_api.policies_tarball, name="ci-policies"),
+    # The OCI distribution API's read side, for `conftest pull oci://<host>/policies/<environment>`.
+    path("v2/", checks_api.RegistryBase.as_view(), name="oci-base"),
+    re_path(r"^v2/policies/(?P<environment>[a-z0-9]+(?:[._-][a-z0-9]+)*)/manifests/(?P<reference>[\w.:-]{1,135})$",
+            checks_api.RegistryManifest.as_view(), name="oci-manifest"),
+    re_path(r"^v2/policies/(?P<environment>[a-z0-9]+(?:[._-][a-z0-9]+)*)/blobs/(?P<digest>sha256:[0-9a-f]{64})$",
+            checks_api.RegistryBlob.as_view(), name="oci-blob"),
     path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -3,22 +3,36 @@ or YAML, several documents to a file (Kubernetes manifests, `---` between them).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 
+STDIN = "-"
+
+
 class UnreadableFile(ValueError):
     """A file that is missing or is neither JSON nor YAML: the message names it and why."""
 
 
-def read(path: str) -> list[dict[str, Any]]:
-    """[{"file": path, "input": document}, ...], one per document in the file."""
+def _text(path: str) -> str:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return sys.stdin.read() if path == STDIN else Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UnreadableFile(f"{path}: cannot be read ({exc})") from exc
+
+
+def read(path: str) -> list[dict[str, Any]]:
+    """[{"file": path, "input": document}, ...], one per document in the file (`-`: standard input,
+    JSON or YAML, as in `terraform show -json tfplan | gavel check - --env staging`)."""
+    text = _text(path)
+    if path == STDIN:
+        try:
+            return [{"file": path, "input": json.loads(text)}]
+        except ValueError:
+            pass  # then YAML
     if path.endswith(".json"):
         try:
             return [{"file": path, "input": json.loads(text)}]

@@ -7,9 +7,16 @@ from xml.etree import ElementTree
 FORMATS = ("stdout", "table", "json", "junit", "tap")
 
 
+def waived_line(waived: dict) -> str:
+    """A denial an approved, unexpired exception of the environment let through, and which."""
+    ids = ", ".join(f"#{i}" for i in waived["exceptions"])
+    return f"{waived['message']} (waived by exception {ids})"
+
+
 def _lines(result: dict) -> list[tuple[str, str]]:
-    """(FAIL|WARN|PASS, message) for one document and policy."""
-    lines = [("FAIL", m) for m in result["failures"]] + [("WARN", m) for m in result["warnings"]]
+    """(FAIL|WARN|EXCP|PASS, message) for one document and policy."""
+    lines = ([("FAIL", m) for m in result["failures"]] + [("WARN", m) for m in result["warnings"]]
+             + [("EXCP", waived_line(w)) for w in result.get("waived") or []])
     return lines or [("PASS", "")]
 
 
@@ -70,8 +77,10 @@ def junit(report: dict) -> str:
                                       name=f"{_where(result)} - {result['policy']} v{result['version']}")
         for message in result["failures"]:
             ElementTree.SubElement(case, "failure", message=message, type="deny").text = message
-        if result["warnings"]:
-            ElementTree.SubElement(case, "system-out").text = "\n".join(f"WARN - {w}" for w in result["warnings"])
+        notes = [f"WARN - {w}" for w in result["warnings"]]
+        notes += [f"EXCP - {waived_line(w)}" for w in result.get("waived") or []]
+        if notes:
+            ElementTree.SubElement(case, "system-out").text = "\n".join(notes)
     suites = ElementTree.Element("testsuites")
     suites.append(suite)
     return ElementTree.tostring(suites, encoding="unicode", xml_declaration=True)
@@ -84,6 +93,7 @@ def tap(report: dict) -> str:
         ok = "not ok" if result["failures"] else "ok"
         out.append(f"{ok} {number} - {name}" + (f" - {'; '.join(result['failures'])}" if result["failures"] else ""))
         out += [f"# warn: {w}" for w in result["warnings"]]
+        out += [f"# exception: {waived_line(w)}" for w in result.get("waived") or []]
     return "\n".join(out)
 
 

@@ -4,68 +4,31 @@ fail closed and open, and each check stored in the audit trail with its CI metad
 conftest pulls the environment's published policies from Gavel and must agree with `gavel check`."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlparse
 from xml.etree import ElementTree
 
 import httpx
 import pytest
-from django.core.management import call_command
-from django.utils import timezone
-from pytest_django.live_server_helper import LiveServer
-from rest_framework.authtoken.models import Token
 
 from core.models import CI_INSTANCE, Decision
-from fleet.models import Environment
-from policies import services
-from policies.models import ActiveVersion
-from tests.factories import UserFactory
+from gavel_cli.main import ci_metadata
+from tests.checks.cli import ENV, FAILING, GITHUB, PASSING, run_gavel
 from tests.support import stack
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "console" / "demo"
-GAVEL = str(Path(sys.executable).parent / "gavel")
-FAILING, PASSING = str(DEMO / "ci" / "tfplan.json"), str(DEMO / "ci" / "tfplan-ok.json")
-ENV = "ci-staging"
 # Tests read in a transaction of their own (rolled back); the world the server sees is committed.
 pytestmark = pytest.mark.django_db
-GITHUB = {"GITHUB_ACTIONS": "true", "GITHUB_SHA": "3f9a1c0ffee", "GITHUB_REF_NAME": "feature/buckets",
-          "GITHUB_SERVER_URL": "https://github.example", "GITHUB_REPOSITORY": "infra/live", "GITHUB_RUN_ID": "77"}
-
-
-@pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker):
-    """A live Gavel of its own (not pytest-django's live_server, which flushes after every test),
-    an environment running the demo provisioning policy, and a CI service account's token."""
-    server = LiveServer("127.0.0.1")
-    with django_db_blocker.unblock():
-        author = UserFactory(role="policy_author")
-        policy = services.create_policy(
-            name="provisioning", title="Provisioning", author=author, message="v1",
-            source=(DEMO / "policies" / "provisioning.rego").read_text(),
-            tests=(DEMO / "policies" / "provisioning_test.rego").read_text())
-        environment = Environment.objects.create(name=ENV)
-        ActiveVersion.objects.create(policy=policy, environment=environment, version=policy.latest_version,
-                                     since=timezone.now())
-        ci_user = UserFactory(role="ci_pipeline", username="ci-bot")
-        token = Token.objects.create(user=ci_user).key
-        auditor_token = Token.objects.create(user=UserFactory(role="auditor")).key
-    yield {"url": server.url, "token": token, "auditor_token": auditor_token}
-    server.stop()
-    with django_db_blocker.unblock():
-        call_command("flush", interactive=False, verbosity=0)
 
 
 def gavel(world, *args, env=None, url=None):
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB"))}
-    environ.update({"GAVEL_URL": url or world["url"], "GAVEL_TOKEN": world["token"], **(env or {})})
-    return subprocess.run([GAVEL, *args], capture_output=True, text=True, env=environ, timeout=120)
+    return run_gavel(world, *args, env=env, url=url)
 
 
 def test_a_failing_plan_exits_1_with_policy_and_message_and_is_stored_with_its_ci_metadata(world):
@@ -96,6 +59,27 @@ def test_a_passing_plan_exits_0_and_prints_its_warnings(world):
     assert "1 test, 0 passed, 1 warning, 0 failures, 0 exceptions" in done.stdout
 
 
+def test_a_plan_piped_on_standard_input_is_checked_as_file_dash(world):
+    plan = Path(FAILING).read_text()
+    done = run_gavel(world, "check", "-", "--env", ENV, stdin=plan)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAIL - - - gavel.provisioning - S3 bucket my-bucket must have server-side encryption enabled" in done.stdout
+    empty = run_gavel(world, "check", "-", "--env", ENV, stdin="")
+    assert empty.returncode == 2 and "-: holds no document" in empty.stderr
+
+
+def test_ci_metadata_is_read_from_gitlab_and_jenkins_variables_and_gavel_ci_overrides():
+    gitlab = ci_metadata({"GITLAB_CI": "true", "CI_COMMIT_SHA": "abc", "CI_COMMIT_REF_NAME": "main",
+                          "CI_JOB_URL": "https://gitlab.example/j/1", "CI_PROJECT_PATH": "infra/live",
+                          "GITLAB_USER_LOGIN": "dana", "GAVEL_CI_BRANCH": "release"})
+    assert gitlab == {"commit": "abc", "branch": "release", "job_url": "https://gitlab.example/j/1",
+                      "repository": "infra/live", "actor": "dana", "provider": "gitlab"}
+    jenkins = ci_metadata({"JENKINS_URL": "https://ci.example", "GIT_COMMIT": "def", "BUILD_URL": "https://ci.example/7",
+                           "JOB_NAME": "plan"})
+    assert jenkins == {"commit": "def", "job_url": "https://ci.example/7", "pipeline": "plan", "provider": "jenkins"}
+    assert ci_metadata({}) == {}
+
+
 def test_an_unreachable_gavel_fails_closed_unless_fail_open(world):
     port = stack.free_port()
     closed = gavel(world, "check", FAILING, "--env", ENV, url=f"http://127.0.0.1:{port}")
@@ -117,6 +101,16 @@ def test_bad_input_could_not_check(world, tmp_path):
     assert done.returncode == 2 and "not valid JSON" in done.stderr
     unknown = gavel(world, "check", FAILING, "--env", "nowhere")
     assert unknown.returncode == 2 and "there is no environment 'nowhere'" in unknown.stderr
+    no_policy = gavel(world, "check", FAILING, "--env", ENV, "--policy", "pod_security")
+    assert no_policy.returncode == 2 and f"{ENV} runs no policy named 'pod_security'" in no_policy.stderr
+    no_package = gavel(world, "check", FAILING, "--env", ENV, "--namespace", "gavel.k8s")
+    assert no_package.returncode == 2 and "runs no policy in package 'gavel.k8s'" in no_package.stderr
+
+
+def test_policy_and_namespace_choose_what_checks(world):
+    for choice in (("--policy", "provisioning"), ("--namespace", "gavel.provisioning")):
+        done = gavel(world, "check", FAILING, "--env", ENV, *choice)
+        assert done.returncode == 1 and "1 test, 0 passed, 0 warnings, 1 failure" in done.stdout, done.stderr
 
 
 MANIFESTS = """apiVersion: v1
@@ -154,26 +148,89 @@ def test_verify_runs_the_policys_rego_tests_in_gavel(world):
     assert "4 tests, 4 passed, 0 failures (provisioning v1)" in done.stdout
 
 
-def test_conftest_pull_gets_what_gavel_published_and_agrees_with_gavel_check(world, tmp_path):
+def conftest_agrees_with_gavel_check(world, conftest, policy_dir, environ):
+    """conftest, on the policies it pulled, gives each demo plan the verdicts `gavel check` gives."""
+    pulled_files = sorted(p.name for p in policy_dir.rglob("*.rego"))
+    assert pulled_files == ["provisioning.rego", "provisioning_test.rego"], sorted(map(str, policy_dir.rglob("*")))
+    for plan in (FAILING, PASSING):
+        ours = json.loads(gavel(world, "check", plan, "--env", ENV, "--output", "json").stdout)["results"]
+        theirs = subprocess.run([conftest, "test", "--policy", str(policy_dir), "--namespace",
+                                 "gavel.provisioning", "--output", "json", plan], capture_output=True, text=True,
+                                env=environ, cwd=policy_dir.parent, timeout=120)
+        assert theirs.returncode == (1 if plan == FAILING else 0), theirs.stdout + theirs.stderr
+        (result,) = json.loads(theirs.stdout)
+        assert sorted(f["msg"] for f in result.get("failures") or []) == sorted(ours[0]["failures"])
+        assert sorted(w["msg"] for w in result.get("warnings") or []) == sorted(ours[0]["warnings"])
+
+
+def test_conftest_pull_oci_keeps_the_token_out_of_the_url_and_agrees_with_gavel_check(world, tmp_path):
+    """conftest pulls an OCI artifact from Gavel's registry API with the credentials `docker login`
+    stores ($DOCKER_CONFIG/config.json): the URL names no token."""
     conftest = str(stack.conftest_binary())
-    # conftest's downloader reads no .netrc and sends no headers: the token goes as Basic auth in the URL.
+    host = urlparse(world["url"]).netloc  # 127.0.0.1:port: conftest speaks plain HTTP to a loopback registry
+    source = f"oci://{host}/policies/{ENV}:latest"
+    environ = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", ""), "DOCKER_CONFIG": str(tmp_path / "docker")}
+
+    def pull(into):
+        return subprocess.run([conftest, "pull", source, "--policy", into], capture_output=True, text=True,
+                              env=environ, cwd=tmp_path, timeout=120)
+
+    refused = pull("refused")  # no credentials stored yet: Gavel's Basic challenge finds none to answer with
+    assert refused.returncode != 0 and "basic credential not found" in refused.stderr, refused.stdout + refused.stderr
+    (tmp_path / "docker").mkdir()
+    login = base64.b64encode(f"{world['username']}:{world['token']}".encode()).decode()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {host: {"auth": login}}}))
+    pulled = pull("policy")
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    assert world["token"] not in source
+    conftest_agrees_with_gavel_check(world, conftest, tmp_path / "policy", environ)
+
+
+def test_conftest_pull_over_http_with_the_token_in_the_url_agrees_with_gavel_check(world, tmp_path):
+    conftest = str(stack.conftest_binary())
+    # conftest's HTTP downloader reads no .netrc and sends no headers: the token goes as Basic auth in the URL.
     host = urlparse(world["url"]).netloc
     environ = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
     pulled = subprocess.run([conftest, "pull", f"http://ci-bot:{world['token']}@{host}/api/v1/checks/policies/{ENV}.tar.gz",
                              "--policy", "policy"], capture_output=True, text=True, env=environ,
                             cwd=tmp_path, timeout=120)
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
-    pulled_files = sorted(p.name for p in (tmp_path / "policy").rglob("*.rego"))
-    assert pulled_files == ["provisioning.rego", "provisioning_test.rego"], sorted(map(str, tmp_path.rglob("*")))
-    for plan in (FAILING, PASSING):
-        ours = json.loads(gavel(world, "check", plan, "--env", ENV, "--output", "json").stdout)["results"]
-        theirs = subprocess.run([conftest, "test", "--policy", str(tmp_path / "policy"), "--namespace",
-                                 "gavel.provisioning", "--output", "json", plan], capture_output=True, text=True,
-                                env=environ, cwd=tmp_path, timeout=120)
-        assert theirs.returncode == (1 if plan == FAILING else 0), theirs.stdout + theirs.stderr
-        (result,) = json.loads(theirs.stdout)
-        assert sorted(f["msg"] for f in result.get("failures") or []) == sorted(ours[0]["failures"])
-        assert sorted(w["msg"] for w in result.get("warnings") or []) == sorted(ours[0]["warnings"])
+    conftest_agrees_with_gavel_check(world, conftest, tmp_path / "policy", environ)
+
+
+def test_the_registry_api_answers_as_registry_clients_expect(world):
+    """The manifest by tag and by digest, HEAD with the headers clients check, each blob, and
+    registry errors for what Gavel does not hold; a token is needed, as Basic or as Token."""
+    base = f"{world['url']}/v2/policies/{ENV}"
+    auth = (world["username"], world["token"])
+    anonymous = httpx.get(f"{base}/manifests/latest")
+    assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Basic")
+    assert httpx.get(f"{world['url']}/v2/", auth=auth).status_code == 200
+    head = httpx.head(f"{base}/manifests/latest", auth=auth)
+    assert head.status_code == 200 and head.content == b""
+    manifest = httpx.get(f"{base}/manifests/latest", headers={"Authorization": f"Token {world['token']}",
+                                                               "Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert manifest.status_code == 200, manifest.text
+    digest = "sha256:" + hashlib.sha256(manifest.content).hexdigest()
+    assert manifest.headers["Docker-Content-Digest"] == head.headers["Docker-Content-Digest"] == digest
+    assert int(head.headers["Content-Length"]) == len(manifest.content)
+    assert manifest.headers["Content-Type"] == "application/vnd.oci.image.manifest.v1+json"
+    assert httpx.get(f"{base}/manifests/{digest}", auth=auth).content == manifest.content
+    layers = manifest.json()["layers"]
+    assert [layer["annotations"]["org.opencontainers.image.title"] for layer in layers] == [
+        "provisioning.rego", "provisioning_test.rego"]
+    for layer in layers:
+        blob = httpx.get(f"{base}/blobs/{layer['digest']}", auth=auth)
+        assert "sha256:" + hashlib.sha256(blob.content).hexdigest() == layer["digest"]
+        assert len(blob.content) == layer["size"]
+    unknown = httpx.get(f"{base}/blobs/sha256:{'0' * 64}", auth=auth)
+    assert unknown.status_code == 404 and unknown.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+    assert httpx.get(f"{base}/manifests/v7", auth=auth).json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    nowhere = httpx.get(f"{world['url']}/v2/policies/nowhere/manifests/latest", auth=auth)
+    assert nowhere.status_code == 404 and nowhere.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+    assert httpx.get(f"{base}/manifests/latest", auth=("someone-else", world["token"])).status_code == 401
+    auditor = httpx.get(f"{base}/manifests/latest", headers={"Authorization": f"Token {world['auditor_token']}"})
+    assert auditor.status_code == 403
 
 
 def test_the_policies_tarball_needs_a_token(world):

@@ -35,6 +35,7 @@ from rest_framework.authtoken.models import Token
 
 from alerts.models import AlertRule
 from approvals import services as approvals
+from checks import registry
 from console import roles
 from core.models import LogBatch
 from exports import services as exports
@@ -259,6 +260,9 @@ MATRIX: dict[str, list[Case]] = {
     "ci-verify": [api("POST", f"{A}/checks/verify/", {"policy": "budget"})],
     "ci-replay": [api("POST", f"{A}/checks/replay/", {"policy": "budget", "version": 2, "last": 10})],
     "ci-policies": [api("GET", lambda w: f"{A}/checks/policies/{w.env}.tar.gz")],
+    "oci-base": [api("GET", "/v2/")],
+    "oci-manifest": [api("GET", lambda w: f"/v2/policies/{w.env}/manifests/latest")],
+    "oci-blob": [api("GET", lambda w: f"/v2/policies/{w.env}/blobs/{registry.digest_of(b'{}')}")],  # the config
     "metrics": [metrics("GET", "/metrics")],
     # --- the API
     "api-schema": [api("GET", f"{A}/schema/")],
