@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection, connections
 from django.test import TransactionTestCase
+from django.test.utils import override_settings
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
@@ -21,6 +22,16 @@ from tests.support import browser_page, decisions_served, settle_decision_logs, 
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM is safe here.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Every factory user and every login hashes a password; production's PBKDF2 costs a few
+    hundred milliseconds of CPU each, which adds minutes to a loaded CI run. Tests hash with MD5;
+    PBKDF2 stays second so hashes made by subprocesses (manage.py commands) still verify."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher",
+                                             "django.contrib.auth.hashers.PBKDF2PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(scope="session")
