@@ -1,15 +1,18 @@
 from django.urls import include, path
 
 from . import review_views, views
+from .authoring import views as authoring_views
 
 app_name = "policies"
 urlpatterns = [
     path("", views.policy_list, name="list"),
     path("new/", views.policy_create, name="create"),
+    path("draft/check/", authoring_views.draft_check, name="draft_check"),
     path("<slug:name>/", views.policy_detail, name="detail"),
     path("<slug:name>/rollback/", review_views.rollback, name="rollback"),
     path("<slug:name>/retire/", review_views.retire, name="retire"),
     path("<slug:name>/versions/new/", views.version_create, name="version_create"),
+    path("<slug:name>/playground/", authoring_views.playground_page, name="playground"),
     path("<slug:name>/v<int:number>/", views.version_detail, name="version"),
     path("<slug:name>/v<int:number>/diff/", review_views.diff, name="version_diff"),
     path("<slug:name>/v<int:number>/publications/", views.version_publications, name="version_publications"),
