@@ -143,6 +143,11 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "policies:version_summary": {"GET": "policies.view_policyversion"},
     "policies:version_summary_print": {"GET": "policies.view_policyversion"},
     "policies:version_summary_diff": {"GET": "policies.view_policyversion"},
+    # Evidence for auditors: the print views and their PDFs (policies/evidence/).
+    "policies:version_evidence": {"GET": "policies.view_policyversion"},
+    "policies:version_evidence_pdf": {"GET": "policies.view_policyversion"},
+    "policies:version_diff_evidence": {"GET": "policies.view_policyversion"},
+    "policies:version_diff_evidence_pdf": {"GET": "policies.view_policyversion"},
     "policy-list": {"GET": _VIEW_POLICY, "POST": "policies.add_policy"},
     "policy-detail": {"GET": _VIEW_POLICY},
     "policy-history": {"GET": _VIEW_POLICY},

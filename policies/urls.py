@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from . import review_views, views
 from .authoring import views as authoring_views
+from .evidence import views as evidence_views
 
 app_name = "policies"
 urlpatterns = [
@@ -22,4 +23,10 @@ urlpatterns = [
     path("<slug:name>/v<int:number>/requests/<int:request_id>/reject/", review_views.reject, name="request_reject"),
     path("<slug:name>/v<int:number>/replay/", review_views.replay_impact, name="version_replay"),
     path("<slug:name>/v<int:number>/summary/", include("policies.summaries.urls")),
+    path("<slug:name>/v<int:number>/evidence/", evidence_views.version_evidence, name="version_evidence"),
+    path("<slug:name>/v<int:number>/evidence.pdf", evidence_views.version_evidence_pdf, name="version_evidence_pdf"),
+    path("<slug:name>/v<int:number>/evidence/from-v<int:other>/", evidence_views.diff_evidence,
+         name="version_diff_evidence"),
+    path("<slug:name>/v<int:number>/evidence/from-v<int:other>.pdf", evidence_views.diff_evidence_pdf,
+         name="version_diff_evidence_pdf"),
 ]

@@ -58,11 +58,12 @@ def test_the_editor_shows_a_compile_error_at_its_line(live_server, browser, make
         source.locator(".cm-content").click()
         page.keyboard.press("Control+End")
         page.keyboard.type("\nallow if {\n\tinput.user ==\n}\n")
-        # Checked as one types: OPA's error, under line 15 or 16 (where OPA places it).
+        # Checked as one types: OPA's error, under the line OPA names (the closing brace, line 17).
         message = source.locator(".cm-gavel-error")
         expect(message).to_be_visible(timeout=20000)
-        expect(message).to_contain_text(re.compile(r"Error, line 1[56]: "))
+        expect(message).to_contain_text(re.compile(r"^Error, line 1[5-7]: \S"))
         row = int(message.get_attribute("data-row"))
+        assert message.inner_text().startswith(f"Error, line {row}: ")
         line = source.locator(".cm-line").nth(row - 1)
         expect(line).to_have_class(re.compile("cm-gavel-line-error"))
         expect(page.get_by_test_id("check-status")).to_have_text("OPA could not compile this: 1 error.")
@@ -107,3 +108,22 @@ def test_explain_and_the_playground_from_a_decision(live_server, browser, make_u
         expect(page.get_by_test_id("playground-outcome")).to_have_text("Allow")
         expect(page.get_by_test_id("playground-why")).to_contain_text("No rule that denies")
         page.screenshot(path=str(shots(tmp_path) / "playground.png"), full_page=True)
+
+
+def test_the_evidence_print_view_and_its_pdf(live_server, browser, make_user, tmp_path):
+    make_user("compliance_officer", username="carla", first_name="Carla", last_name="Compliance")
+    PolicyFactory(name="gateway", source=GATEWAY.format(name="gateway"))
+    with browser_page(browser, 1280, 1000) as page:
+        sign_in(page, live_server, "carla", "/policies/gateway/v1/")
+        page.get_by_test_id("evidence-link").click()
+        expect(page.get_by_test_id("approval-chain")).to_contain_text("Nobody has asked to publish this version.")
+        expect(page.get_by_test_id("prepared-for")).to_contain_text("for Carla Compliance (carla).")
+        expect(page.locator("#source-L9")).to_contain_text("deny contains sprintf")
+        page.screenshot(path=str(shots(tmp_path) / "evidence-screen.png"), full_page=True)
+        page.emulate_media(media="print")
+        expect(page.locator(".ev-screen-only")).to_be_hidden()
+        page.screenshot(path=str(shots(tmp_path) / "evidence-print.png"), full_page=True)
+        with page.expect_download() as download:
+            page.get_by_test_id("evidence-pdf").evaluate("a => a.click()")
+        assert download.value.suggested_filename == "gateway-v1-evidence.pdf"
+        assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
