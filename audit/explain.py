@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from core.models import Decision, Outcome
 from core.opa import evaluation
-from core.opa.fired import FiredRule, TraceLine, fired_rules, readable
 from core.opa.client import OpaClient, OpaError
+from core.opa.fired import FiredRule, TraceLine, fired_rules, readable
 from core.opa.local import LocalOpa
 from core.outcomes import derive_outcome
 from policies import services as policy_services

@@ -99,12 +99,13 @@ def version_detail(request, name, number):
     version = get_object_or_404(
         PolicyVersion.objects.select_related("policy", "author"), policy__name=name, number=number
     )
+    test_run = getattr(version, "test_run", None) if version.tests.strip() else None
+    lint_warnings = list(version.lint_warnings.all())
     return render(request, "policies/version_detail.html", {
-        "version": version, "policy": version.policy,
-        "test_run": getattr(version, "test_run", None) if version.tests.strip() else None,
-        "lint_warnings": version.lint_warnings.all(),
-        "lint_rows": {w.row for w in version.lint_warnings.all()},
-        "failing_rows": {t.get("row") for t in (getattr(version, "test_run", None) and version.test_run.results or [])
+        "version": version, "policy": version.policy, "test_run": test_run, "lint_warnings": lint_warnings,
+        # The numbered source marks the lines lint warns about and the failing tests' lines.
+        "lint_rows": {w.row for w in lint_warnings},
+        "failing_rows": {t.get("row") for t in (test_run.results if test_run else [])
                          if t.get("status") in ("fail", "error")},
         "others": version.policy.versions.exclude(pk=version.pk).values_list("number", flat=True),
         **review_context(request, version),
