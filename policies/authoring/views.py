@@ -46,7 +46,7 @@ class PlaygroundForm(forms.Form):
 
     def __init__(self, *args, versions=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["against"].choices = [(DRAFT, "the draft below")] + [
+        self.fields["against"].choices = [(DRAFT, "the draft in the editor")] + [
             (str(n), f"saved version {n}") for n in versions]
 
 
