@@ -115,6 +115,9 @@ def test_the_evidence_print_view_and_its_pdf(live_server, browser, make_user, tm
     PolicyFactory(name="gateway", source=GATEWAY.format(name="gateway"))
     with browser_page(browser, 1280, 1000) as page:
         sign_in(page, live_server, "carla", "/policies/gateway/v1/")
+        expect(page.get_by_test_id("source-lines").locator("li")).to_have_count(13)  # the source, numbered
+        page.get_by_test_id("source-lines").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots(tmp_path) / "version-source.png"))
         page.get_by_test_id("evidence-link").click()
         expect(page.get_by_test_id("approval-chain")).to_contain_text("Nobody has asked to publish this version.")
         expect(page.get_by_test_id("prepared-for")).to_contain_text("for Carla Compliance (carla).")
