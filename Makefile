@@ -4,16 +4,16 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench deps opa lock clean
+.PHONY: run test bench deps opa editor lock clean
 
-run: deps opa
+run: deps opa editor
 	$(VENV)/bin/python scripts/run_console.py
 
 # The whole suite runs in TEST_SHARDS processes side by side (scripts/test_shards.py), each
 # with its own services; PYTEST_ARGS="tests/audit -x" runs just those, in one process.
 # A short publish backoff makes the retry tests take seconds, not minutes.
 TEST_SHARDS ?= 3
-test: deps opa
+test: deps opa editor
 ifeq ($(strip $(PYTEST_ARGS)),)
 	GAVEL_PUBLISH_RETRY_BACKOFF=1 $(VENV)/bin/python scripts/test_shards.py --shards $(TEST_SHARDS)
 else
@@ -34,6 +34,18 @@ $(STAMP): requirements.lock pyproject.toml
 	$(VENV)/bin/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The Rego editor (CodeMirror 6, pinned in frontend/package-lock.json) bundled by esbuild into
+# static/gavel/editor.js. The bundle is committed too; this step rebuilds it byte for byte.
+NPM ?= npm
+NODE_STAMP := frontend/node_modules/.installed
+
+editor: $(NODE_STAMP)
+	cd frontend && $(NPM) run --silent build
+
+$(NODE_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && $(NPM) ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 opa:
 	@$(VENV)/bin/python scripts/stack.py opa-binary
 
@@ -43,4 +55,4 @@ lock:
 	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .gavel
+	rm -rf $(VENV) .gavel frontend/node_modules

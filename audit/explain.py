@@ -9,46 +9,23 @@ explained is the policy's own answer: the entrypoint's rollout (dry-run, excepti
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from core.models import Decision, Outcome
 from core.opa import evaluation
 from core.opa.client import OpaClient, OpaError
+from core.opa.fired import FiredRule, TraceLine, fired_rules, readable
 from core.opa.local import LocalOpa
 from core.outcomes import derive_outcome
+from policies import services as policy_services
 
 MAX_TRACE_LINES = 2000
 
-# OPA's pretty trace: `<module>:<row>  | | <Op> <text>`, one event a line.
-TRACE_LINE = re.compile(r"^(?P<module>\S+):(?P<row>\d+)\s+(?P<bars>(?:\| ?)*)(?P<op>[A-Z][a-z]+)(?: (?P<text>.*))?$")
+__all__ = ["ExplainUnavailable", "Explanation", "FiredRule", "TraceLine", "explain", "evaluate"]
 
 
 class ExplainUnavailable(Exception):
     """The decision cannot be re-evaluated; the message says why, for the page."""
-
-
-@dataclass(frozen=True)
-class TraceLine:
-    where: str  # "policy", "verdict" (Gavel's harness) or "query"
-    row: int | None
-    depth: int
-    op: str
-    text: str
-
-    @property
-    def indent(self) -> int:
-        return min(self.depth, 5)  # the css indents five steps; deeper lines keep the fifth
-
-
-@dataclass(frozen=True)
-class FiredRule:
-    """A rule of the policy that held for this input, with its line of source."""
-
-    name: str
-    row: int
-    source_line: str
-    gives_reason: bool  # the line names one of the verdict's reasons
 
 
 @dataclass
@@ -73,35 +50,10 @@ class Explanation:
     def get_outcome_display(self) -> str:
         return Outcome(self.outcome).label
 
-
-def readable(lines: list[str], names: dict[str, str], modules: dict[str, str]) -> list[TraceLine]:
-    """OPA's trace lines with Gavel's scratch names put back to what the author wrote."""
-    parsed = []
-    for raw in lines:
-        for scratch, original in names.items():
-            raw = raw.replace(scratch, original)
-        match = TRACE_LINE.match(raw)
-        if not match:
-            parsed.append(TraceLine("", None, 0, "", raw))
-            continue
-        module = match["module"]
-        parsed.append(TraceLine(modules.get(module, module), int(match["row"]), match["bars"].count("|"),
-                                match["op"], match["text"] or ""))
-    return parsed
-
-
-def fired_rules(lines: list[TraceLine], package: str, source: str, reasons: list[str]) -> list[FiredRule]:
-    """The policy's rules that exited (held) during the evaluation, in source order."""
-    prefix = f"data.{package}."
-    source_lines = source.split("\n")
-    found = {}
-    for line in lines:
-        if line.where != "policy" or line.op != "Exit" or not line.text.startswith(prefix) or not line.row:
-            continue
-        name = line.text[len(prefix):].split(" ")[0]
-        text = source_lines[line.row - 1].strip() if line.row <= len(source_lines) else ""
-        found[(line.row, name)] = FiredRule(name, line.row, text, any(reason and reason in text for reason in reasons))
-    return [found[key] for key in sorted(found)]
+    @property
+    def deciding(self) -> list[FiredRule]:
+        """The rules that gave the outcome (or its reasons), named first on the page."""
+        return [rule for rule in self.fired if rule.gives_reason]
 
 
 def evaluate(decision: Decision, client: OpaClient | LocalOpa) -> Explanation:
@@ -126,7 +78,8 @@ def evaluate(decision: Decision, client: OpaClient | LocalOpa) -> Explanation:
         decision=decision, verdict=verdict, outcome=outcome, reasons=reasons,
         recorded_outcome=None if isinstance(before, str) else str(before.outcome),
         lines=lines[:MAX_TRACE_LINES], omitted=max(0, len(lines) - MAX_TRACE_LINES),
-        fired=fired_rules(lines, policy_package, version.source, reasons),
+        fired=fired_rules(lines, policy_package, version.source, reasons, outcome,
+                          policy_services.version_rules(version)),
     )
 
 

@@ -130,6 +130,9 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "policies:rollback": {"POST": "policies.rollback_policy"},
     "policies:retire": {"POST": "policies.retire_policy"},
     "policies:version_create": {"GET": "policies.add_policyversion", "POST": "policies.add_policyversion"},
+    # Authoring tools that save nothing but run authors' Rego in the sandbox: policy authors.
+    "policies:draft_check": {"POST": "policies.add_policyversion"},
+    "policies:playground": {"GET": "policies.add_policyversion", "POST": "policies.add_policyversion"},
     "policies:version": {"GET": "policies.view_policyversion"},
     "policies:version_diff": {"GET": "policies.view_policyversion"},
     "policies:version_publications": {"GET": "policies.view_publication"},
@@ -140,6 +143,11 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "policies:version_summary": {"GET": "policies.view_policyversion"},
     "policies:version_summary_print": {"GET": "policies.view_policyversion"},
     "policies:version_summary_diff": {"GET": "policies.view_policyversion"},
+    # Evidence for auditors: the print views and their PDFs (policies/evidence/).
+    "policies:version_evidence": {"GET": "policies.view_policyversion"},
+    "policies:version_evidence_pdf": {"GET": "policies.view_policyversion"},
+    "policies:version_diff_evidence": {"GET": "policies.view_policyversion"},
+    "policies:version_diff_evidence_pdf": {"GET": "policies.view_policyversion"},
     "policy-list": {"GET": _VIEW_POLICY, "POST": "policies.add_policy"},
     "policy-detail": {"GET": _VIEW_POLICY},
     "policy-history": {"GET": _VIEW_POLICY},

@@ -2,10 +2,14 @@ from django import forms
 
 from .models import Category, Policy
 
-REGO_WIDGET = forms.Textarea(attrs={"rows": 24, "spellcheck": "false", "class": "code", "autocomplete": "off"})
-TESTS_WIDGET = forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "class": "code", "autocomplete": "off"})
-TESTS_HELP = ("Optional. A *_test.rego module; Gavel runs it with `opa test` on save. "
-              "A version whose tests fail cannot be published.")
+# data-editor: static/gavel/editor.js (CodeMirror, frontend/) turns these into code editors; without
+# JavaScript they stay plain text boxes and the form posts the same fields.
+REGO_WIDGET = forms.Textarea(attrs={"rows": 24, "spellcheck": "false", "class": "code", "autocomplete": "off",
+                                    "data-editor": "rego", "data-target": "source"})
+TESTS_WIDGET = forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "class": "code", "autocomplete": "off",
+                                     "data-editor": "rego", "data-target": "tests"})
+TESTS_HELP = ("Optional. A Rego test module (its file is named like policy_test.rego): Gavel runs its tests with "
+              "OPA when you save. A version whose tests fail cannot be published.")
 
 
 class PolicyForm(forms.Form):

@@ -108,6 +108,24 @@ def _summarize(version: PolicyVersion) -> None:
         log.exception("could not summarise %s", version)
 
 
+def rules_by_row(summary: dict) -> dict[int, dict]:
+    """Each rule of a summary (summaries.summarize's shape) by the row it starts on: its name, title,
+    effect and plain-language sentence. Explain and the playground name the rules that held by it."""
+    records = [r for g in summary.get("groups", []) for r in g.get("rules", [])]
+    records += list(summary.get("helpers", [])) + list(summary.get("values", []))
+    return {int(r["row"]): {"name": r.get("name"), "title": r.get("title"), "effect": r.get("effect"),
+                            "sentence": r.get("sentence")} for r in records if r.get("row")}
+
+
+def version_rules(version: PolicyVersion) -> dict[int, dict]:
+    """rules_by_row() of a saved version's summary; none when it cannot be made."""
+    try:
+        return rules_by_row(summary_for_version(version))
+    except Exception:  # noqa: BLE001 - titles are a courtesy: the rules are still listed by name
+        log.exception("no summary for %s", version)
+        return {}
+
+
 def ensure_publishable(version: PolicyVersion) -> None:
     """Refuse versions OPA must not run: failing Rego tests, or a retired policy."""
     if version.policy.retired_at:

@@ -1,5 +1,7 @@
 """Policy pages: list, detail, new policy, new version, version page.
 Review, publishing, rollback, retirement and replay pages are in review_views.py."""
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -11,18 +13,21 @@ from fleet.models import Environment
 from policies.rego.check import RegoCompileError
 
 from . import review, services
+from .authoring import check as draft_check
 from .forms import PolicyForm, ReasonForm, VersionForm
 from .models import ActiveVersion, Policy, PolicyVersion, Publication, PublishRequest
 
 
-def _form_error(form, exc: Exception) -> None:
+def _form_error(form, exc: Exception) -> list[dict]:
+    """Put a failed save's errors on the form; return them located, for the editor to show at their lines."""
     if isinstance(exc, RegoCompileError):
         for error in exc.errors:
             # Errors located in the tests module belong under the Tests field.
             field = "tests" if error.file.endswith("_test.rego") else "source"
             form.add_error(field, f"{error.file}, line {error.row}: {error.message}")
-    else:
-        form.add_error(None, str(exc))
+        return [vars(d) for d in draft_check.from_compile_error(exc)]
+    form.add_error(None, str(exc))
+    return []
 
 
 @permission_required("policies.view_policy", raise_exception=True)
@@ -37,15 +42,16 @@ def policy_list(request):
 @permission_required("policies.add_policy", raise_exception=True)
 def policy_create(request):
     form = PolicyForm(request.POST or None)
+    diagnostics = []
     if request.method == "POST" and form.is_valid():
         try:
             policy = services.create_policy(author=request.user, **form.cleaned_data)
         except (RegoCompileError, services.VersionRefused) as exc:
-            _form_error(form, exc)
+            diagnostics = _form_error(form, exc)
         else:
             messages.success(request, f"Policy {policy.name} created with version 1.")
             return redirect("policies:detail", name=policy.name)
-    return render(request, "policies/policy_form.html", {"form": form})
+    return render(request, "policies/policy_form.html", {"form": form, "diagnostics_json": json.dumps(diagnostics)})
 
 
 @permission_required("policies.view_policy", raise_exception=True)
@@ -75,15 +81,17 @@ def version_create(request, name):
     latest = policy.latest_version
     form = VersionForm(request.POST or None, initial={"source": latest.source if latest else "",
                                                       "tests": latest.tests if latest else ""})
+    diagnostics = []
     if request.method == "POST" and form.is_valid():
         try:
             version = services.save_version(policy, author=request.user, **form.cleaned_data)
         except (RegoCompileError, services.VersionRefused) as exc:
-            _form_error(form, exc)
+            diagnostics = _form_error(form, exc)
         else:
             messages.success(request, f"Saved version {version.number}.")
             return redirect("policies:version", name=policy.name, number=version.number)
-    return render(request, "policies/version_form.html", {"policy": policy, "form": form})
+    return render(request, "policies/version_form.html", {"policy": policy, "form": form,
+                                                          "diagnostics_json": json.dumps(diagnostics)})
 
 
 @permission_required("policies.view_policyversion", raise_exception=True)
@@ -91,10 +99,14 @@ def version_detail(request, name, number):
     version = get_object_or_404(
         PolicyVersion.objects.select_related("policy", "author"), policy__name=name, number=number
     )
+    test_run = getattr(version, "test_run", None) if version.tests.strip() else None
+    lint_warnings = list(version.lint_warnings.all())
     return render(request, "policies/version_detail.html", {
-        "version": version, "policy": version.policy,
-        "test_run": getattr(version, "test_run", None) if version.tests.strip() else None,
-        "lint_warnings": version.lint_warnings.all(),
+        "version": version, "policy": version.policy, "test_run": test_run, "lint_warnings": lint_warnings,
+        # The numbered source marks the lines lint warns about and the failing tests' lines.
+        "lint_rows": {w.row for w in lint_warnings},
+        "failing_rows": {t.get("row") for t in (test_run.results if test_run else [])
+                         if t.get("status") in ("fail", "error")},
         "others": version.policy.versions.exclude(pk=version.pk).values_list("number", flat=True),
         **review_context(request, version),
     })

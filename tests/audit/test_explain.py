@@ -114,3 +114,36 @@ def test_hostile_input_renders_escaped_in_the_explanation(auditor, opa):
     body = response.content.decode()
     assert SCRIPT not in body and "<script" not in body
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; may not do this" in body
+
+
+TITLED = """package gavel.{name}
+
+allowed_tools := {{"search", "read"}}
+
+default allow := false
+
+# METADATA
+# title: Unknown tools are refused
+deny contains sprintf("tool %s is not allowed", [input.tool]) if {{
+	not input.tool in allowed_tools
+}}
+
+deny contains "suspended users may do nothing" if input.user.suspended
+
+allow if count(deny) == 0
+"""
+
+
+def test_explain_names_the_deciding_rule_by_its_title_and_lists_only_rules_that_held(auditor, opa):
+    policy = PolicyFactory(name="titled", source=TITLED.format(name="titled"))
+    decision = DecisionFactory(policy=policy, version=policy.latest_version, outcome=Outcome.DENY,
+                               input={"tool": "drop", "user": {}}, reasons=["tool drop is not allowed"])
+    response = explain(auditor, decision)
+    explanation = response.context["explanation"]
+    # The constant (line 3), the default (5) and the deny that did not hold (13) are left out.
+    assert [(rule.name, rule.row) for rule in explanation.fired] == [("deny", 9)]
+    [deciding] = explanation.deciding
+    assert deciding.title == "Unknown tools are refused"
+    body = response.content.decode()
+    assert 'data-testid="decided-by">Decided by <strong>Unknown tools are refused</strong>' in body
+    assert body.count('class="gives-reason"') == 1

@@ -170,6 +170,18 @@ MATRIX: dict[str, list[Case]] = {
     "policies:version_summary": [page("GET", f"{V2}/summary/")],
     "policies:version_summary_print": [page("GET", f"{V2}/summary/print/")],
     "policies:version_summary_diff": [page("GET", f"{V2}/summary/diff/1/")],
+    "policies:version_evidence": [page("GET", f"{V2}/evidence/")],
+    "policies:version_evidence_pdf": [page("GET", f"{V2}/evidence.pdf")],
+    "policies:version_diff_evidence": [page("GET", f"{V2}/evidence/from-v1/")],
+    "policies:version_diff_evidence_pdf": [page("GET", f"{V2}/evidence/from-v1.pdf")],
+    "policies:draft_check": [page("POST", "/policies/draft/check/",
+                                  {"source": SIMPLE_POLICY.format(name="budget"), "policy": "budget", "quick": "1"},
+                                  ok=(200,))],
+    "policies:playground": [
+        page("GET", "/policies/budget/playground/"),
+        page("POST", "/policies/budget/playground/", {"against": "1", "input": '{"user": {"role": "admin"}}'},
+             ok=(200,)),
+    ],
     # --- rollout
     "rollout:overview": [page("GET", "/rollout/")],
     "rollout:kill_switch": [
