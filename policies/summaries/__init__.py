@@ -15,11 +15,12 @@ from policies.summaries.stats import recent_activity, with_activity
 SUMMARY_FORMAT = 1  # bump when the shape changes, so stored summaries can be rebuilt
 
 
-def summarize(source: str, filename: str, *, with_examples: bool = True) -> dict:
+def summarize(source: str, filename: str, *, with_examples: bool = True, data: dict | None = None) -> dict:
     """The JSON-serialisable summary of one policy source (see summary.build for the shape).
 
     With examples, every deny/allow/approval rule gets worked examples that the real OPA
-    evaluated, in one `opa eval` for the whole source.
+    evaluated, in one `opa eval` for the whole source. `data` is the document rules read
+    outside the policy (`data.acme.scopes`): the environment's, or the policy's test data.
     """
     module = ast.load(source, filename)
     rules_by_anchor: dict = {}
@@ -27,7 +28,7 @@ def summarize(source: str, filename: str, *, with_examples: bool = True) -> dict
     result["format"] = SUMMARY_FORMAT
     result["filename"] = filename
     if with_examples:
-        examples.attach(result, module, source, filename, rules_by_anchor)
+        examples.attach(result, module, source, filename, rules_by_anchor, data=data)
     else:
         result["examples"] = None
     return result

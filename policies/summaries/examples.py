@@ -47,7 +47,7 @@ def flatten(doc, path=()) -> list[dict]:
     return [{"field": field_name(path), "path": ".".join(map(str, path)), "value": shown}]
 
 
-def run_batch(source: str, filename: str, package: str, names: dict, docs: list) -> list[dict]:
+def run_batch(source: str, filename: str, package: str, names: dict, docs: list, data: dict | None = None) -> list[dict]:
     """Evaluate every doc as input in ONE `opa eval`; per doc, each rule name's values (a list)."""
     base = "data" + "".join(f"[{json.dumps(p)}]" for p in package.split("."))
     lines = []
@@ -59,7 +59,12 @@ def run_batch(source: str, filename: str, package: str, names: dict, docs: list)
     with tempfile.TemporaryDirectory(prefix="gavel-examples-") as tmp:
         path = Path(tmp) / (Path(filename).name or "policy.rego")
         path.write_text(source, encoding="utf-8")
-        done = opa_cli.run("eval", "--format", "json", "--stdin", "-d", str(path), input="\n".join(lines), timeout=120)
+        extra = []
+        if data:
+            (Path(tmp) / "data.json").write_text(json.dumps(data), encoding="utf-8")
+            extra = ["-d", str(Path(tmp) / "data.json")]
+        done = opa_cli.run("eval", "--format", "json", "--stdin", "-d", str(path), *extra, input="\n".join(lines),
+                           timeout=120)
     if done.returncode != 0:
         raise RuntimeError((done.stdout or done.stderr).strip()[:2000])
     result = json.loads(done.stdout).get("result") or []
@@ -153,7 +158,7 @@ def _example(plan: Plan, kind: str, doc, observed: dict) -> dict:
             "agrees": agrees, "statement": plan.statement(observed), "problem": problem}
 
 
-def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: dict) -> None:
+def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: dict, data: dict | None = None) -> None:
     """Add `examples` (and `example_note` where none could be built) to every grouped rule."""
     builder = Builder(module)
     plans = []
@@ -173,7 +178,7 @@ def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: d
     if not docs:
         return
     try:
-        observed = run_batch(source, filename, summary["package"], names, docs)
+        observed = run_batch(source, filename, summary["package"], names, docs, data)
     except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
         status["error"] = f"OPA could not evaluate the examples: {exc}"
         return

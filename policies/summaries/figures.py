@@ -1,0 +1,64 @@
+"""How well the summaries cover a set of policies: the figures issue 19 asks for.
+
+    figures(summaries) -> {"policies", "rules", "phrased", "decision_rules", "with_examples",
+                           "examples", "agreeing", "gaps": [...]}
+
+A rule is phrased when its summary has no Rego left in it; a decision rule (deny, allow,
+approval) has examples when OPA confirmed one request that triggers it and one that does not.
+"""
+from __future__ import annotations
+
+import re
+
+from policies.summaries.summary import all_rules
+
+# What Rego looks like when it leaks into a sentence: refs, operators, calls, comprehensions.
+REGO_LEFTOVER = re.compile(r"\binput\.|\bdata\.|:=|==|!=|\[_\]|\b[a-z_][a-z0-9_]*\.[a-z_0-9]+\(|\b[a-z_]+\(|\bsome \w+ in\b"
+                           r"|\bcontains \w+ if\b|\{[a-z_]+ \|")
+
+
+def rule_text(record: dict) -> str:
+    """Everything a reader sees of one rule, in words."""
+    bits = [(record.get("message") or {}).get("text") or "", record.get("sentence") or ""]
+    bits += [c["text"] for c in record["conditions"]]
+    bits += [(record.get("value") or {}).get("text") or ""]
+    return "\n".join(bits)
+
+
+def leftovers(record: dict) -> list[str]:
+    """The Rego fragments in a rule's prose (empty when it reads as words)."""
+    if record.get("snippet") or not record.get("phrased", True):
+        return [record.get("snippet") or "unphrased condition"]
+    return REGO_LEFTOVER.findall(rule_text(record))
+
+
+def has_examples(record: dict) -> bool:
+    kinds = [e["kind"] for e in record.get("examples") or [] if e["agrees"]]
+    return "triggers" in kinds and "does_not_trigger" in kinds
+
+
+def figures(summaries: dict) -> dict:
+    out = {"policies": len(summaries), "rules": 0, "phrased": 0, "decision_rules": 0, "with_examples": 0,
+           "examples": 0, "agreeing": 0, "gaps": []}
+    for name, summary in sorted(summaries.items()):
+        for record in all_rules(summary):
+            out["rules"] += 1
+            left = leftovers(record)
+            if left:
+                out["gaps"].append({"policy": name, "rule": record["anchor"], "what": "not phrased",
+                                    "why": ", ".join(map(str, left))[:200]})
+            else:
+                out["phrased"] += 1
+        for group in summary["groups"]:
+            for record in group["rules"]:
+                out["decision_rules"] += 1
+                out["examples"] += len(record.get("examples") or [])
+                out["agreeing"] += sum(1 for e in record.get("examples") or [] if e["agrees"])
+                if has_examples(record):
+                    out["with_examples"] += 1
+                else:
+                    out["gaps"].append({"policy": name, "rule": record["anchor"], "what": "no examples",
+                                        "why": record.get("example_note") or ""})
+        if (summary.get("examples") or {}).get("error"):
+            out["gaps"].append({"policy": name, "rule": "-", "what": "OPA error", "why": summary["examples"]["error"]})
+    return out
