@@ -95,6 +95,7 @@ class Rule:
     text: str
     body: list
     key: object = None     # `deny contains <key>`
+    key_text: str = ""     # the key as written, so the rule can be re-stated for OPA (search.py)
     value: object = None   # `x := <value>` / `allow if` (true)
     is_default: bool = False
     is_constant: bool = False  # no conditions and a constant value: a list or limit
@@ -226,6 +227,7 @@ def convert_rule(node: dict) -> Rule:
         text=_text(node),
         body=[convert_expr(e) for e in node.get("body", []) if not e.get("generated")],
         key=convert_term(head["key"]) if head.get("key") else None,
+        key_text=_text(head["key"]) if head.get("key") else "",
         value=convert_term(head["value"]) if head.get("value") else None,
         is_default=bool(node.get("default")),
     )

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from core.opa import cli as opa_cli
+from policies.summaries import search
 from policies.summaries.inputs import Builder, CannotBuild
 from policies.summaries.localeval import Unknown
 from policies.summaries.phrasing import field_name, format_value
@@ -145,6 +146,27 @@ def plan_for(builder: Builder, record: dict, rule, group_rules: list) -> Plan:
     return Plan(record, rule, trigger, alternatives, expected)
 
 
+def _searched(hard: list, source: str, filename: str, package: str, data: dict | None) -> list[Plan]:
+    """Plans for the rules the builder could not do, from OPA's partial evaluation (search.py)."""
+    if not hard:
+        return []
+    rules = [rule for _, rule in hard if not rule.unsupported]
+    try:
+        found = search.find(source, filename, package, rules, data) if rules else []
+    except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        found = [f"OPA could not evaluate it: {exc}"] * len(rules)
+    by_rule = dict(zip(map(id, rules), found))
+    plans = []
+    for record, rule in hard:
+        got = by_rule.get(id(rule), f"Gavel cannot evaluate {rule.unsupported} yet.")
+        if isinstance(got, str):
+            record["example_note"] = f"{NO_TRIGGER} {got}"
+            continue
+        trigger, expected, alternatives = got
+        plans.append(Plan(record, rule, trigger, alternatives, expected if rule.is_partial_set else None))
+    return plans
+
+
 def _example(plan: Plan, kind: str, doc, observed: dict) -> dict:
     applied, _ = plan.applies(observed)
     agrees = applied if kind == "triggers" else not applied
@@ -161,15 +183,16 @@ def _example(plan: Plan, kind: str, doc, observed: dict) -> dict:
 def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: dict, data: dict | None = None) -> None:
     """Add `examples` (and `example_note` where none could be built) to every grouped rule."""
     builder = Builder(module)
-    plans = []
+    plans, hard = [], []
     for group in summary["groups"]:
         group_rules = [rules_by_anchor[r["anchor"]] for r in group["rules"]]
         for record in group["rules"]:
             rule = rules_by_anchor[record["anchor"]]
             try:
                 plans.append(plan_for(builder, record, rule, group_rules))
-            except (CannotBuild, Unknown, RecursionError) as exc:
-                record["example_note"] = f"{NO_TRIGGER} ({exc})"
+            except (CannotBuild, Unknown, RecursionError):
+                hard.append((record, rule))
+    plans += _searched(hard, source, filename, summary["package"], data)
     names = {p.rule.name: p.rule.is_partial_set for p in plans}
     docs = [doc for p in plans for doc in [p.trigger, *p.alternatives]]
     status = {"checked": 0, "agree": 0, "disagree": 0, "without_example": 0, "error": None}

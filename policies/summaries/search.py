@@ -1,0 +1,417 @@
+"""Worked examples for the rules the step-by-step builder (inputs.py) cannot do, from what OPA
+itself says about them.
+
+1. Each such rule is re-stated as a probe (`gavel_example_probe contains [<i>, <its message>] if {...}`)
+   and OPA partially evaluates every probe in ONE `opa eval --partial --unknowns input` with the
+   policy's data known: lookups into `data`, into the policy's own tables and into other rules
+   are resolved by OPA, leaving, per way the rule can apply, a few conditions on input fields
+   (`"support" = input.agent.scope; not input.action.tool in ["kb.search", "ticket.read"]`).
+2. Those conditions are solved: comparisons, membership, text tests and patterns directly;
+   the rest (time functions, arithmetic between fields) by trying values for the fields they
+   read (`CANDIDATES` per rule at most).
+3. ONE `opa eval` of the probes over every candidate says which ones make the rule apply; the
+   first is the triggering example, and the same request with one solved condition broken (or a
+   tried value OPA said does not apply) are the candidates for "does not apply".
+
+Nothing here is trusted: examples.py evaluates the chosen requests with the real policy again.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from core.opa import cli as opa_cli
+from policies.summaries.ast import Call, Collection, Const, Ref, RSet, Var, convert_expr
+from policies.summaries.inputs import CannotBuild, delete_path, different, placeholder, sample_for, set_path, solve
+
+PROBE_KEY = "gavel_example_probe"
+CANDIDATES = 40      # requests tried per rule
+QUERIES = 4          # ways a rule can apply, tried per rule
+COMPARE = {"equal", "eq", "neq", "gt", "gte", "lt", "lte"}
+MIRROR = {"gt": "lt", "lt": "gt", "gte": "lte", "lte": "gte", "equal": "equal", "eq": "eq", "neq": "neq"}
+TEXT = {"startswith", "endswith", "contains"}
+TYPES = {"is_string": "text", "is_number": 1, "is_boolean": True, "is_object": {}, "is_array": [], "is_null": None}
+# Moments for fields read as times: every day of one week (Monday 5 January 2026 first) at
+# night, in office hours and in the evening, and a few far apart for comparisons between fields.
+WEEK = [f"2026-01-{day:02d}T{hour:02d}:00:00Z" for day in range(5, 12) for hour in (3, 10, 14, 21)]
+FAR = ["2020-01-01T00:00:00Z", "2025-12-01T12:00:00Z", "2026-01-06T10:00:00Z", "2026-01-06T11:00:00Z",
+       "2036-01-01T00:00:00Z"]
+TIME_FUNCTIONS = re.compile(r"^time\.")
+
+
+class Unsolvable(Exception):
+    """A condition OPA left that Gavel has no way to satisfy."""
+
+
+def probe_source(source: str, rules: list) -> str:
+    """The policy with one probe per rule: the same conditions, and its message computed."""
+    out = [source.rstrip(), ""]
+    for i, rule in enumerate(rules):
+        body = [e.text for e in rule.body] or ["true"]
+        key = rule.key_text if rule.is_partial_set and rule.key_text else "true"
+        lines = "\n".join("\t" + line for b in body for line in b.splitlines())
+        out.append(f"{PROBE_KEY} contains [{i}, __gavel_key] if {{\n{lines}\n\t__gavel_key := {key}\n}}\n")
+    return "\n".join(out)
+
+
+def _opa(args: list, source: str, filename: str, data: dict | None, stdin: str | None = None) -> dict:
+    with tempfile.TemporaryDirectory(prefix="gavel-search-") as tmp:
+        path = Path(tmp) / (Path(filename).name or "policy.rego")
+        path.write_text(source, encoding="utf-8")
+        extra = ["-d", str(path)]
+        if data:
+            (Path(tmp) / "data.json").write_text(json.dumps(data), encoding="utf-8")
+            extra += ["-d", str(Path(tmp) / "data.json")]
+        done = opa_cli.run("eval", "--format", "json", *extra, *args, input=stdin, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError((done.stdout or done.stderr).strip()[:2000])
+    return json.loads(done.stdout)
+
+
+def residuals(probed: str, filename: str, package: str, data: dict | None) -> dict[int, list]:
+    """Per probe, the ways it can apply: lists of conditions on the input, as OPA leaves them."""
+    ref = "data" + "".join(f"[{json.dumps(p)}]" for p in package.split(".")) + f"[{json.dumps(PROBE_KEY)}][x]"
+    out = _opa(["--partial", "--unknowns", "input", ref], probed, filename, data)
+    found: dict[int, list] = {}
+    for query in (out.get("partial") or {}).get("queries") or []:
+        index, kept = None, []
+        for e in map(convert_expr, query):
+            got = _probe_index(e)
+            if got is None:
+                kept.append(e)
+                continue
+            index, key = got
+            if key is not None:  # the message: its fields need values, like any other
+                kept.append(replace(e, op="eq", args=(Var("__local_message"), key), negated=False))
+        if isinstance(index, int):
+            found.setdefault(index, []).append(kept)
+    return found
+
+
+def _probe_index(e):
+    """(probe number, its message term) when `e` is OPA's `x = [i, message]`, else None."""
+    if e.kind != "call" or e.op not in ("eq", "equal") or len(e.args) != 2:
+        return None
+    for var, other in (e.args, e.args[::-1]):
+        if not (isinstance(var, Var) and (var.name == "x" or var.name.startswith("$"))):
+            continue
+        if isinstance(other, Const) and isinstance(other.value, list) and other.value:
+            return other.value[0], Const(other.value[1]) if len(other.value) > 1 else None
+        if isinstance(other, Collection) and other.kind == "array" and other.items and isinstance(
+                other.items[0], Const):
+            return other.items[0].value, other.items[1] if len(other.items) > 1 else None
+    return None
+
+
+# Solving one way a rule applies -------------------------------------------------------
+
+class Solver:
+    """The simple conditions of one residual query set on a request; the rest left to search."""
+
+    def __init__(self, exprs: list):
+        self.exprs = exprs
+        self.alias: dict = {}      # local var -> the input path it stands for
+        self.computed: set = set()  # local vars OPA left as the result of a function
+        for e in exprs:
+            if e.kind == "call" and e.op in ("eq", "equal", "assign") and not e.negated:
+                a, b = e.args
+                for var, other in ((a, b), (b, a)):
+                    if isinstance(var, Var) and var.name.startswith("__local"):
+                        path = self.path(other)
+                        if path is not None:
+                            self.alias[var.name] = path
+                        else:
+                            self.computed.add(var.name)
+            for var in _vars_in_pattern(e):
+                self.computed.add(var)
+
+    def path(self, term) -> tuple | None:
+        if isinstance(term, Var) and term.name in self.alias:
+            return self.alias[term.name]
+        if isinstance(term, Ref) and (term.head == Var("input") or (
+                isinstance(term.head, Var) and term.head.name in self.alias)):
+            base = () if term.head == Var("input") else self.alias[term.head.name]
+            parts = []
+            for p in term.path:
+                if isinstance(p, Const) and isinstance(p.value, (str, int)):
+                    parts.append(p.value)
+                elif isinstance(p, Var) and p.name not in self.alias:
+                    parts.append(0)  # the first item of what the rule iterates over
+                else:
+                    return None
+            return base + tuple(parts)
+        if term == Var("input"):
+            return ()
+        return None
+
+    def reads(self, term) -> set:
+        found = set()
+        p = self.path(term)
+        if p is not None:
+            found.add(p)
+        for child in _children(term):
+            found |= self.reads(child)
+        return found
+
+    def uses_computed(self, e) -> bool:
+        return any(isinstance(t, Var) and t.name in self.computed for t in _walk_expr(e))
+
+    def constraint(self, e):
+        """(path, how, value, truth) for a condition Gavel solves directly, else None."""
+        if e.kind == "term":
+            p = self.path(e.term)
+            return (p, "truthy", True, not e.negated) if p is not None else None
+        if e.kind != "call" or self.uses_computed(e):
+            return None
+        truth = not e.negated
+        args = e.args
+        if e.op in COMPARE and len(args) == 2:
+            (pa, pb), (ca, cb) = (self.path(a) for a in args), args
+            if e.op in ("eq", "equal", "assign") and not e.negated and any(
+                    isinstance(a, Var) and a.name.startswith("__local") for a in args):
+                return None  # an alias or a computed value, not a condition
+            if pa is not None and isinstance(cb, Const):
+                return pa, e.op, cb.value, truth
+            if pb is not None and isinstance(ca, Const):
+                return pb, MIRROR[e.op], ca.value, truth
+            if pa is not None and pb is not None and e.op in ("eq", "equal", "neq"):
+                return pa, "same" if e.op != "neq" else "differ", pb, truth
+            return None
+        if e.op == "internal.member_2":
+            item, coll = args
+            pi, pc = self.path(item), self.path(coll)
+            if pi is not None and isinstance(coll, Const):
+                return pi, "in", _members(coll.value), truth
+            if pc is not None and isinstance(item, Const):
+                return pc, "has", item.value, truth
+            if pi is not None and pc is not None:
+                return pc, "has_path", pi, truth
+            return None
+        if e.op in TEXT and len(args) == 2 and isinstance(args[1], Const) and self.path(args[0]) is not None:
+            return self.path(args[0]), e.op, args[1].value, truth
+        if e.op == "regex.match" and isinstance(args[0], Const) and self.path(args[1]) is not None:
+            return self.path(args[1]), "regex", args[0].value, truth
+        if e.op in TYPES and self.path(args[0]) is not None:
+            return self.path(args[0]), e.op, None, truth
+        return None
+
+    def plan(self):
+        """(constraints, hard expressions, the fields only messages read)."""
+        constraints, hard, shown = [], [], set()
+        for e in self.exprs:
+            if e.kind == "call" and e.op in ("eq", "equal", "assign") and not e.negated and any(
+                    isinstance(a, Var) and a.name in self.alias for a in e.args):
+                continue
+            c = self.constraint(e)
+            if c is not None:
+                constraints.append(c)
+            elif e.kind == "call" and e.op in ("eq", "equal", "assign") and any(
+                    isinstance(a, Var) and a.name.startswith("__local") for a in e.args) and not any(
+                    TIME_FUNCTIONS.match(op) for op in _ops(e)) and not self.uses_computed_beyond(e):
+                shown |= set().union(*(self.reads(a) for a in e.args))  # a message's fields
+            else:
+                hard.append(e)
+        return constraints, hard, shown
+
+    def uses_computed_beyond(self, e) -> bool:
+        bound = {a.name for a in e.args if isinstance(a, Var)}
+        return any(isinstance(t, Var) and t.name in self.computed and t.name not in bound for t in _walk_expr(e))
+
+
+def _members(value) -> list:
+    if isinstance(value, dict):
+        return list(value.values())
+    return list(value) if isinstance(value, (list, RSet, tuple)) else []
+
+
+def apply(doc, constraint):
+    path, how, value, truth = constraint
+    if how == "truthy":
+        return set_path(doc, path, True) if truth else delete_path(doc, path)
+    if how in COMPARE:
+        return set_path(doc, path, solve(how, value, truth))
+    if how in ("same", "differ"):
+        other = _get(doc, value)
+        if other is None:
+            other = placeholder(value)
+            doc = set_path(doc, value, other)
+        return set_path(doc, path, other if (how == "same") == truth else different(other))
+    if how == "in":
+        if truth:
+            if not value:
+                raise Unsolvable("membership in an empty list")
+            return set_path(doc, path, value[0])
+        return set_path(doc, path, next(c for c in (f"not-listed-{i}" for i in range(100)) if c not in value))
+    if how == "has":
+        return set_path(doc, path, [value] if truth else [])
+    if how == "has_path":
+        item = _get(doc, value)
+        if item is None:
+            item = placeholder(value)
+            doc = set_path(doc, value, item)
+        return set_path(doc, path, [item] if truth else [])
+    if how in TEXT:
+        if truth:
+            return set_path(doc, path, {"contains": f"example {value}", "startswith": f"{value}example",
+                                        "endswith": f"example{value}"}[how])
+        return set_path(doc, path, next(c for c in ("example", "zz", "") if value not in c or not value))
+    if how == "regex":
+        got = sample_for(value) if truth else next(
+            (c for c in ("", "-", "no match here", "0") if not re.search(value, c)), None)
+        if got is None:
+            raise Unsolvable("no text matches that pattern")
+        return set_path(doc, path, got)
+    if how in TYPES:
+        return set_path(doc, path, TYPES[how] if truth else ("text" if how != "is_string" else 1))
+    raise Unsolvable(how)
+
+
+def _get(doc, path):
+    node = doc
+    for key in path:
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            node = node[key]
+        else:
+            return None
+    return node
+
+
+def pool(solver: Solver, hard: list, path: tuple, several: bool) -> list:
+    """Values to try for a field a hard condition reads."""
+    if any(TIME_FUNCTIONS.match(op) for e in hard for op in _ops(e)):
+        return FAR if several else WEEK
+    consts = [c.value for e in hard for c in _walk_expr(e) if isinstance(c, Const)
+              and isinstance(c.value, (int, float, str)) and not isinstance(c.value, bool)]
+    values: list = []
+    for c in consts:
+        values += [c, c + 1, c - 1] if isinstance(c, (int, float)) else [c]
+    distinct: list = []
+    values.sort(key=lambda v: not isinstance(v, str))
+    for v in values + ["example", "Example", 0, 1, 1000, {}, []]:
+        if not any(type(v) is type(d) and v == d for d in distinct):
+            distinct.append(v)
+    return distinct[:14]
+
+
+def candidates(exprs: list) -> tuple[list, list]:
+    """Requests to try for one residual query, and what to break for "does not apply"."""
+    solver = Solver(exprs)
+    constraints, hard, shown = solver.plan()
+    doc: dict = {}
+    for c in constraints:
+        doc = apply(doc, c)
+    for path in sorted(shown, key=len):
+        if path and _get(doc, path) is None:
+            doc = set_path(doc, path, placeholder(path))
+    hard_paths = sorted(set().union(set(), *(solver.reads(t) for e in hard for t in _walk_expr(e))) - {()}, key=len)
+    if not hard_paths:
+        return ([doc] if not hard else []), constraints
+    if len(hard_paths) > 3:
+        raise Unsolvable("too many fields in conditions Gavel cannot solve")
+    pools = [pool(solver, hard, p, len(hard_paths) > 1) for p in hard_paths]
+    out = []
+    for combo in itertools.islice(itertools.product(*pools), CANDIDATES):
+        trial = doc
+        for p, v in zip(hard_paths, combo):
+            trial = set_path(trial, p, v)
+        out.append(trial)
+    return out, constraints
+
+
+def _ops(e) -> list:
+    return [t.op for t in _walk_expr(e) if isinstance(t, Call)] + ([e.op] if e.kind == "call" else [])
+
+
+def _children(term):
+    if isinstance(term, Ref):
+        return [term.head, *term.path]
+    if isinstance(term, Call):
+        return list(term.args)
+    if isinstance(term, Collection):
+        return [p for item in term.items for p in (item if term.kind == "object" else (item,))]
+    return []
+
+
+def _walk_expr(e):
+    stack = [t for t in (*e.args, e.term, e.domain) if t is not None]
+    while stack:
+        t = stack.pop()
+        yield t
+        stack.extend(_children(t))
+
+
+def _vars_in_pattern(e) -> list:
+    """`[h, m, s] = time.clock(...)`: the vars a computed array binds."""
+    if e.kind != "call" or e.op not in ("eq", "equal", "assign"):
+        return []
+    found = []
+    for side in e.args:
+        if isinstance(side, Collection) or (isinstance(side, Const) and isinstance(side.value, list)):
+            found += [t.name for t in _children(side) if isinstance(t, Var)]
+    return found
+
+
+# The whole search ---------------------------------------------------------------------
+
+def evaluate(probed: str, filename: str, package: str, data: dict | None, docs: list) -> list[dict]:
+    """Per doc, {probe index: [its messages]} from OPA."""
+    base = "data" + "".join(f"[{json.dumps(p)}]" for p in package.split("."))
+    lines = [f"e{i} := [k | some k in {base}[{json.dumps(PROBE_KEY)}]] with input as {json.dumps(doc)}"
+             for i, doc in enumerate(docs)]
+    out = _opa(["--stdin"], probed, filename, data, stdin="\n".join(lines))
+    bindings = (out.get("result") or [{}])[0].get("bindings") or {}
+    result = []
+    for i in range(len(docs)):
+        fired: dict = {}
+        for index, key in bindings.get(f"e{i}", []):
+            fired.setdefault(index, []).append(key)
+        result.append(fired)
+    return result
+
+
+def find(source: str, filename: str, package: str, rules: list, data: dict | None) -> list:
+    """Per rule: (trigger, expected message or True, candidates for "does not apply") or a reason in words."""
+    probed = probe_source(source, rules)
+    ways = residuals(probed, filename, package, data)
+    tried: list = []   # (rule index, doc, constraints)
+    reasons: dict = {}
+    for i, _rule in enumerate(rules):
+        if i not in ways:
+            reasons[i] = "OPA finds no request that makes this rule apply: its conditions cannot all hold at once."
+            continue
+        for exprs in ways[i][:QUERIES]:
+            try:
+                docs, constraints = candidates(exprs)
+            except (Unsolvable, CannotBuild, TypeError, ValueError) as exc:
+                reasons.setdefault(i, f"Gavel could not solve what OPA left of it ({exc}).")
+                continue
+            tried += [(i, d, constraints) for d in docs[:CANDIDATES]]
+    fired = evaluate(probed, filename, package, data, [d for _, d, _ in tried]) if tried else []
+    found: list = [None] * len(rules)
+    for (i, doc, constraints), seen in zip(tried, fired):
+        if found[i] is None and i in seen:
+            found[i] = (doc, seen[i][0], constraints)
+    out = []
+    for i in range(len(rules)):
+        if found[i] is None:
+            out.append(reasons.get(i) or "None of the requests Gavel built from OPA's partial evaluation "
+                                         "made this rule apply.")
+            continue
+        doc, expected, constraints = found[i]
+        misses = [d for (j, d, _), seen in zip(tried, fired) if j == i and i not in seen]
+        breaks = []
+        for c in constraints:
+            try:
+                broken = apply(doc, (c[0], c[1], c[2], not c[3]))
+            except (Unsolvable, CannotBuild, TypeError, ValueError, StopIteration):
+                continue
+            if broken != doc and broken not in breaks:
+                breaks.append(broken)
+        out.append((doc, expected, (breaks + misses[:2])[:6]))
+    return out
