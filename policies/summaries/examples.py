@@ -100,6 +100,10 @@ class Plan:
             messages = [_message_of(v) for v in values]
             return ("This request is denied: " + "; ".join(messages) + ".") if messages else \
                 "No deny rule applies to this request."
+        if effect == "approval" and self.rule.is_partial_set:
+            messages = [_message_of(v) for v in values]
+            return ("This request requires approval: " + "; ".join(messages) + ".") if messages else \
+                "This request does not require approval."
         on = values == [True]
         return {
             "deny": ("This request is denied." if on else "This request is not denied."),

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.opa import cli as opa_cli
-from policies.summaries.ast import Call, Collection, Const, Ref, RSet, Var, convert_expr
+from policies.summaries.ast import Call, Collection, Const, Ref, RSet, Unsupported, Var, convert_expr
 from policies.summaries.inputs import CannotBuild, delete_path, different, placeholder, sample_for, set_path, solve
 
 PROBE_KEY = "gavel_example_probe"
@@ -79,7 +79,10 @@ def residuals(probed: str, filename: str, package: str, data: dict | None) -> di
     found: dict[int, list] = {}
     for query in (out.get("partial") or {}).get("queries") or []:
         index, kept = None, []
-        for e in map(convert_expr, query):
+        # A comprehension the rule needs non-empty holds for one item at least: its conditions
+        # join the query, so the item gets built like any other field.
+        inner = [node for q in query for node in _comprehension_bodies(q)]
+        for e in map(convert_expr, query + inner):
             got = _probe_index(e)
             if got is None:
                 kept.append(e)
@@ -89,6 +92,19 @@ def residuals(probed: str, filename: str, package: str, data: dict | None) -> di
                 kept.append(replace(e, op="eq", args=(Var("__local_message"), key), negated=False))
         if isinstance(index, int):
             found.setdefault(index, []).append(kept)
+    return found
+
+
+def _comprehension_bodies(node) -> list:
+    found = []
+    if isinstance(node, dict):
+        if str(node.get("type", "")).endswith("comprehension") and isinstance(node.get("value"), dict):
+            found += [e for e in node["value"].get("body") or [] if isinstance(e, dict)]
+        for v in node.values():
+            found += _comprehension_bodies(v)
+    elif isinstance(node, list):
+        for v in node:
+            found += _comprehension_bodies(v)
     return found
 
 
@@ -116,6 +132,7 @@ class Solver:
         self.exprs = exprs
         self.alias: dict = {}      # local var -> the input path it stands for
         self.computed: set = set()  # local vars OPA left as the result of a function
+        self.sources: dict = {}     # computed var -> the fields it is computed from
         for e in exprs:
             if e.kind == "call" and e.op in ("eq", "equal", "assign") and not e.negated:
                 a, b = e.args
@@ -126,6 +143,7 @@ class Solver:
                             self.alias[var.name] = path
                         else:
                             self.computed.add(var.name)
+                            self.sources.setdefault(var.name, set()).update(self.reads(other))
             for var in _vars_in_pattern(e):
                 self.computed.add(var)
 
@@ -157,6 +175,23 @@ class Solver:
             found |= self.reads(child)
         return found
 
+    def shown(self, term) -> set:
+        """The fields a message prints; object.get's object is left alone (its default is shown)."""
+        if isinstance(term, Call) and term.op == "object.get" and len(term.args) == 3:
+            return self.shown(term.args[2])
+        p = self.path(term)
+        if p is not None:
+            return {p}
+        return set().union(set(), *(self.shown(c) for c in _children(term)))
+
+    def objects(self) -> set:
+        found = set()
+        for e in self.exprs:
+            for t in _walk_expr(e):
+                if isinstance(t, Call) and t.op == "object.get" and t.args and self.path(t.args[0]):
+                    found.add(self.path(t.args[0]))
+        return found
+
     def uses_computed(self, e) -> bool:
         return any(isinstance(t, Var) and t.name in self.computed for t in _walk_expr(e))
 
@@ -174,6 +209,11 @@ class Solver:
             if e.op in ("eq", "equal", "assign") and not e.negated and any(
                     isinstance(a, Var) and a.name.startswith("__local") for a in args):
                 return None  # an alias or a computed value, not a condition
+            counted = [a.args[0] if isinstance(a, Call) and a.op == "count" and a.args else None for a in args]
+            if counted[0] is not None and self.path(counted[0]) is not None and isinstance(cb, Const):
+                return self.path(counted[0]), "count", (e.op, cb.value), truth
+            if counted[1] is not None and self.path(counted[1]) is not None and isinstance(ca, Const):
+                return self.path(counted[1]), "count", (MIRROR[e.op], ca.value), truth
             if pa is not None and isinstance(cb, Const):
                 return pa, e.op, cb.value, truth
             if pb is not None and isinstance(ca, Const):
@@ -211,8 +251,9 @@ class Solver:
                 constraints.append(c)
             elif e.kind == "call" and e.op in ("eq", "equal", "assign") and any(
                     isinstance(a, Var) and a.name.startswith("__local") for a in e.args) and not any(
-                    TIME_FUNCTIONS.match(op) for op in _ops(e)) and not self.uses_computed_beyond(e):
-                shown |= set().union(*(self.reads(a) for a in e.args))  # a message's fields
+                    TIME_FUNCTIONS.match(op) for op in _ops(e)) and not self.uses_computed_beyond(e) and (
+                    Var("__local_message") in e.args):
+                shown |= set().union(*(self.shown(a) for a in e.args))  # a message's fields
             else:
                 hard.append(e)
         return constraints, hard, shown
@@ -234,6 +275,11 @@ def apply(doc, constraint):
         return set_path(doc, path, True) if truth else delete_path(doc, path)
     if how in COMPARE:
         return set_path(doc, path, solve(how, value, truth))
+    if how == "count":
+        n = solve(value[0], value[1], truth)
+        if not isinstance(n, int) or n < 0 or n > 1000:
+            raise Unsolvable("a count Gavel cannot reach")
+        return set_path(doc, path, [f"item-{i + 1}" for i in range(n)])
     if how in ("same", "differ"):
         other = _get(doc, value)
         if other is None:
@@ -286,14 +332,17 @@ def pool(solver: Solver, hard: list, path: tuple, several: bool) -> list:
     """Values to try for a field a hard condition reads."""
     if any(TIME_FUNCTIONS.match(op) for e in hard for op in _ops(e)):
         return FAR if several else WEEK
-    consts = [c.value for e in hard for c in _walk_expr(e) if isinstance(c, Const)
-              and isinstance(c.value, (int, float, str)) and not isinstance(c.value, bool)]
+    consts = []
+    for c in (t for e in hard for t in _walk_expr(e) if isinstance(t, Const)):
+        consts += _members(c.value) if isinstance(c.value, (list, RSet, tuple)) else [c.value]
+    consts = [c for c in consts if isinstance(c, (int, float, str)) and not isinstance(c, bool)]
     values: list = []
     for c in consts:
         values += [c, c + 1, c - 1] if isinstance(c, (int, float)) else [c]
-    distinct: list = []
     values.sort(key=lambda v: not isinstance(v, str))
-    for v in values + ["example", "Example", 0, 1, 1000, {}, []]:
+    lists = [[v] for v in values if isinstance(v, str)][:3]  # for fields the rule iterates over
+    distinct: list = []
+    for v in values[:6] + lists + ["example", "Example", 0, 1, 1000, {}, []]:
         if not any(type(v) is type(d) and v == d for d in distinct):
             distinct.append(v)
     return distinct[:14]
@@ -306,12 +355,20 @@ def candidates(exprs: list) -> tuple[list, list]:
     doc: dict = {}
     for c in constraints:
         doc = apply(doc, c)
+    for path in sorted(solver.objects(), key=len):  # object.get(x, ...) reads x as an object
+        if path and _get(doc, path) is None:
+            doc = set_path(doc, path, {})
     for path in sorted(shown, key=len):
         if path and _get(doc, path) is None:
             doc = set_path(doc, path, placeholder(path))
-    hard_paths = sorted(set().union(set(), *(solver.reads(t) for e in hard for t in _walk_expr(e))) - {()}, key=len)
-    if not hard_paths:
-        return ([doc] if not hard else []), constraints
+    read = set().union(set(), *(solver.reads(t) for e in hard for t in _walk_expr(e)))
+    for e in hard:
+        for t in _walk_expr(e):
+            if isinstance(t, Var) and t.name in solver.sources:
+                read |= solver.sources[t.name]
+    hard_paths = sorted(read - {()} - set(_alias_prefixes(read)), key=len)
+    if not hard_paths:  # what is left reads no field Gavel can name: OPA says whether it holds as it is
+        return [doc], constraints
     if len(hard_paths) > 3:
         raise Unsolvable("too many fields in conditions Gavel cannot solve")
     pools = [pool(solver, hard, p, len(hard_paths) > 1) for p in hard_paths]
@@ -322,6 +379,11 @@ def candidates(exprs: list) -> tuple[list, list]:
             trial = set_path(trial, p, v)
         out.append(trial)
     return out, constraints
+
+
+def _alias_prefixes(paths: set) -> list:
+    """Fields that are only the container of another field tried (set through it)."""
+    return [p for p in paths if any(len(q) > len(p) and q[:len(p)] == p for q in paths)]
 
 
 def _ops(e) -> list:
@@ -335,6 +397,8 @@ def _children(term):
         return list(term.args)
     if isinstance(term, Collection):
         return [p for item in term.items for p in (item if term.kind == "object" else (item,))]
+    if isinstance(term, Unsupported):
+        return list(term.inner)
     return []
 
 

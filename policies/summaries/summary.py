@@ -91,6 +91,8 @@ def _classify(rule: Rule) -> str:
         return "deny"
     if effect in ("allow", "approval") and not rule.is_partial_set and rule.value == Const(True):
         return effect
+    if effect == "approval" and rule.is_partial_set:  # require_approval contains "reason" if {...}
+        return effect
     if (rule.value == Const(True) and not rule.is_partial_set) or (rule.is_partial_set and rule.body):
         return "helper"
     return "value"
