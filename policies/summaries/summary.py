@@ -142,7 +142,9 @@ def rule_record(rule: Rule, module: Module, anchor: str, constants: set) -> dict
         "severity": _severity(rule), "comment": rule.comment or None, "message": None, "conditions": [],
         "value": None, "snippet": None, "note": None, "examples": [], "example_note": None,
     }
-    if rule.unsupported:
+    if rule.args:  # a function: its parameters read as names ("“hour open” holds for ‘h’ when ...")
+        record["params"] = [a.name if isinstance(a, Var) else "value" for a in rule.args]
+    if rule.unsupported and not rule.args:
         record.update(snippet=rule.text, note=FALLBACK_NOTE.format(why=rule.unsupported))
         record.update(fields=sorted(_rule_inputs(rule)), constants=[], phrased=False, sentence=rule.text)
         return record
@@ -175,9 +177,11 @@ def _rule_inputs(rule: Rule) -> set:
 
 def _sentence(record: dict) -> str:
     parts = [("[as written: " + c["snippet"] + "]") if c["fallback"] else c["text"] for c in record["conditions"]]
-    lead = LEADS.get(record["effect"], f"“{record['label']}” holds")
+    params = " and ".join(f"‘{p}’" for p in record.get("params") or [])
+    lead = LEADS.get(record["effect"], f"“{record['label']}” holds" + (f" for {params}" if params else ""))
     if record["effect"] == "value":
-        return f"{record['label']} is " + ((record["value"] or {}).get("text") or "computed as written")
+        return f"{record['label']}" + (f" of {params}" if params else "") + " is " + (
+            (record["value"] or {}).get("text") or "computed as written")
     return f"{lead} when " + (" and ".join(parts) if parts else "always")
 
 
