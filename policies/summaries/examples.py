@@ -83,6 +83,7 @@ class Plan:
         self.trigger, self.alternatives = trigger, alternatives
         self.regex = _template_regex((record.get("message") or {}).get("template"))
         self.expected_message = expected_message
+        self.borrowed: list = []  # other rules' triggers: shown only when OPA confirms they stay clear
 
     def applies(self, observed: dict) -> tuple[bool, list]:
         values = observed.get(self.rule.name, [])
@@ -193,12 +194,21 @@ def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: d
         for record in group["rules"]:
             rule = rules_by_anchor[record["anchor"]]
             try:
-                plans.append(plan_for(builder, record, rule, group_rules))
+                plan = plan_for(builder, record, rule, group_rules)
             except (CannotBuild, Unknown, RecursionError):
                 hard.append((record, rule))
+                continue
+            if plan.alternatives:
+                plans.append(plan)
+            else:  # no request that stays clear of it: let OPA's partial evaluation find one
+                hard.append((record, rule))
     plans += _searched(hard, source, filename, summary["package"], data)
+    for plan in plans:  # other rules' triggering requests are candidates too: OPA says whether this one applies
+        if len(plan.alternatives) < 2:
+            plan.borrowed = [p.trigger for p in plans if p is not plan and p.trigger != plan.trigger
+                             and p.trigger not in plan.alternatives][:MAX_ALTERNATIVES]
     names = {p.rule.name: p.rule.is_partial_set for p in plans}
-    docs = [doc for p in plans for doc in [p.trigger, *p.alternatives]]
+    docs = [doc for p in plans for doc in [p.trigger, *p.alternatives, *p.borrowed]]
     status = {"checked": 0, "agree": 0, "disagree": 0, "without_example": 0, "error": None}
     status["without_example"] = sum(1 for g in summary["groups"] for r in g["rules"] if r["example_note"])
     summary["examples"] = status
@@ -211,10 +221,14 @@ def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: d
         return
     position = 0
     for plan in plans:
-        results = observed[position: position + 1 + len(plan.alternatives)]
-        position += 1 + len(plan.alternatives)
+        size = 1 + len(plan.alternatives) + len(plan.borrowed)
+        results = observed[position: position + size]
+        position += size
         examples = [_example(plan, "triggers", plan.trigger, results[0])]
         others = [_example(plan, "does_not_trigger", doc, seen) for doc, seen in zip(plan.alternatives, results[1:])]
+        borrowed = [_example(plan, "does_not_trigger", doc, seen)
+                    for doc, seen in zip(plan.borrowed, results[1 + len(plan.alternatives):])]
+        others += [e for e in borrowed if e["agrees"]]
         if others:
             # Another definition of the same rule may still apply to an alternative; show one OPA confirms.
             # ...and prefer the one where the fewest other rules of the group fire, so it reads cleanly.

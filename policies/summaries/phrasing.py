@@ -177,8 +177,11 @@ def ref_noun(ref: Ref, ctx: RuleContext) -> Phrase:
         return noun(ref.head, ctx) + "'s " + humanize(" ".join(str(p.value) for p in ref.path))
     if isinstance(ref.head, Var) and ref.head.name in ctx.iterated and all(isinstance(p, Const) for p in ref.path):
         return var(ref.head.name) + "'s " + humanize(" ".join(str(p.value) for p in ref.path))
-    if isinstance(ref.head, RuleRef) and len(ref.path) == 1:  # buckets[name]: one entry of a rule's value
-        return "the entry for " + noun(ref.path[0], ctx) + " in " + rule_noun(ref.head.name, ctx)
+    if isinstance(ref.head, RuleRef) and ref.path and all(isinstance(p, Const) for p in ref.path[1:]):
+        # buckets[name].change.after: one entry of a rule's value, and a field inside it
+        entry = "the entry for " + noun(ref.path[0], ctx) + " in " + rule_noun(ref.head.name, ctx)
+        inside = humanize(" ".join(str(p.value) for p in ref.path[1:]))
+        return (inside + " of " + entry) if inside else entry
     raise CannotPhrase("a reference")
 
 
@@ -196,7 +199,7 @@ def data_noun(ref: Ref, ctx: RuleContext) -> Phrase:
     raise CannotPhrase("a reference into data")
 
 
-def comprehension_noun(term: Comprehension, ctx: RuleContext) -> Phrase:
+def comprehension_noun(term: Comprehension, ctx: RuleContext, counted: bool = False) -> Phrase:
     """{c | some c in xs} reads "the entries of xs"; with conditions, "... where ..."."""
     inner = ctx.inner(term.body)
     body = list(term.body)
@@ -206,7 +209,9 @@ def comprehension_noun(term: Comprehension, ctx: RuleContext) -> Phrase:
     key, val = source.some_vars
     rest = [e for e in body if e is not source]
     head = term.head
-    if isinstance(head, Var) and head == val:
+    if isinstance(head, Var) and head == val and counted:
+        lead = var(val.name) + " in " + noun(source.domain, inner)
+    elif isinstance(head, Var) and head == val:
         lead = "the entries of " + noun(source.domain, inner)
     elif isinstance(head, Var) and head == key:
         lead = "the names in " + noun(source.domain, inner)
@@ -230,6 +235,8 @@ def call_noun(call: Call, ctx: RuleContext) -> Phrase:
     if op == "trim_space":
         return noun(args[0], ctx) + " without surrounding spaces"
     if op == "count":
+        if isinstance(args[0], Comprehension):  # "the number of ‘a’ in the request's attachments where ..."
+            return "the number of " + comprehension_noun(args[0], ctx, counted=True)
         if isinstance(args[0], RuleRef) and effect_of(args[0].name):
             return "the number of " + rule_noun(args[0].name, ctx)
         return "the number of entries in " + noun(args[0], ctx)

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.opa import cli as opa_cli
-from policies.summaries.ast import Call, Collection, Const, Ref, RSet, Unsupported, Var, convert_expr
+from policies.summaries.ast import Call, Collection, Comprehension, Const, Ref, RSet, Unsupported, Var, convert_expr
 from policies.summaries.inputs import CannotBuild, delete_path, different, placeholder, sample_for, set_path, solve
 
 PROBE_KEY = "gavel_example_probe"
@@ -133,23 +133,50 @@ class Solver:
         self.alias: dict = {}      # local var -> the input path it stands for
         self.computed: set = set()  # local vars OPA left as the result of a function
         self.sources: dict = {}     # computed var -> the fields it is computed from
+        self.values: dict = {}      # local var -> the constant OPA bound it to
+        self.elements: dict = {}    # var holding a comprehension -> the field each item is
+        for _ in range(3):  # aliases can build on each other, in any order
+            for e in exprs:
+                if e.kind == "call" and e.op in ("eq", "equal", "assign") and not e.negated:
+                    self._learn(*e.args)
+        for name in self.values:  # a constant, not a field
+            self.alias.pop(name, None)
         for e in exprs:
             if e.kind == "call" and e.op in ("eq", "equal", "assign") and not e.negated:
                 a, b = e.args
                 for var, other in ((a, b), (b, a)):
-                    if isinstance(var, Var) and var.name.startswith("__local"):
-                        path = self.path(other)
-                        if path is not None:
-                            self.alias[var.name] = path
-                        else:
-                            self.computed.add(var.name)
-                            self.sources.setdefault(var.name, set()).update(self.reads(other))
+                    if _local(var) and var.name not in self.alias and var.name not in self.values and \
+                            var.name not in self.elements:
+                        self.computed.add(var.name)
+                        self.sources.setdefault(var.name, set()).update(self.reads(other))
             for var in _vars_in_pattern(e):
                 self.computed.add(var)
+
+    def _learn(self, a, b) -> None:
+        for var, other in ((a, b), (b, a)):
+            if not _local(var):
+                continue
+            if isinstance(other, Const):
+                self.values[var.name] = other.value
+            elif isinstance(other, Var) and other.name in self.values:
+                self.values[var.name] = self.values[other.name]
+            elif isinstance(other, Comprehension) and other.kind == "arraycomprehension" and \
+                    self.path(other.head) is not None:
+                self.elements[var.name] = self.path(other.head)
+            elif self.path(other) is not None:
+                self.alias[var.name] = self.path(other)
+
+    def const(self, term):
+        if isinstance(term, Var) and term.name in self.values:
+            return Const(self.values[term.name])
+        return term
 
     def path(self, term) -> tuple | None:
         if isinstance(term, Var) and term.name in self.alias:
             return self.alias[term.name]
+        if isinstance(term, Ref) and isinstance(term.head, Var) and term.head.name in self.elements and term.path:
+            rest = self.path(Ref(Var("input"), term.path[1:])) if len(term.path) > 1 else ()
+            return self.elements[term.head.name] + rest
         if isinstance(term, Ref) and (term.head == Var("input") or (
                 isinstance(term.head, Var) and term.head.name in self.alias)):
             base = () if term.head == Var("input") else self.alias[term.head.name]
@@ -203,13 +230,19 @@ class Solver:
         if e.kind != "call" or self.uses_computed(e):
             return None
         truth = not e.negated
-        args = e.args
+        args = tuple(self.const(a) for a in e.args)
         if e.op in COMPARE and len(args) == 2:
             (pa, pb), (ca, cb) = (self.path(a) for a in args), args
             if e.op in ("eq", "equal", "assign") and not e.negated and any(
-                    isinstance(a, Var) and a.name.startswith("__local") for a in args):
+                    isinstance(a, Var) and a.name.startswith("__local") for a in args) and not any(
+                    isinstance(a, Const) for a in args):
                 return None  # an alias or a computed value, not a condition
             counted = [a.args[0] if isinstance(a, Call) and a.op == "count" and a.args else None for a in args]
+            for i, c in enumerate(counted):  # count([a | some a in input.xs; ...]) > 5: copies of one item
+                if isinstance(c, Var) and c.name in self.elements and isinstance(args[1 - i], Const) and \
+                        self.elements[c.name][-1:] == (0,):
+                    op = e.op if i == 0 else MIRROR[e.op]
+                    return self.elements[c.name][:-1], "copies", (op, args[1 - i].value), truth
             if counted[0] is not None and self.path(counted[0]) is not None and isinstance(cb, Const):
                 return self.path(counted[0]), "count", (e.op, cb.value), truth
             if counted[1] is not None and self.path(counted[1]) is not None and isinstance(ca, Const):
@@ -244,8 +277,10 @@ class Solver:
         constraints, hard, shown = [], [], set()
         for e in self.exprs:
             if e.kind == "call" and e.op in ("eq", "equal", "assign") and not e.negated and any(
-                    isinstance(a, Var) and a.name in self.alias for a in e.args):
+                    isinstance(a, Var) and (a.name in self.alias or a.name in self.elements) for a in e.args):
                 continue
+            if e.kind == "call" and not e.negated and all(isinstance(self.const(a), Const) for a in e.args):
+                continue  # `__local4__2 = "aws_s3_bucket_acl"`: a name for a constant
             c = self.constraint(e)
             if c is not None:
                 constraints.append(c)
@@ -280,6 +315,13 @@ def apply(doc, constraint):
         if not isinstance(n, int) or n < 0 or n > 1000:
             raise Unsolvable("a count Gavel cannot reach")
         return set_path(doc, path, [f"item-{i + 1}" for i in range(n)])
+    if how == "copies":
+        n = solve(value[0], value[1], truth)
+        items = _get(doc, path)
+        if not isinstance(n, int) or n < 0 or n > 1000:
+            raise Unsolvable("a count Gavel cannot reach")
+        item = items[0] if isinstance(items, list) and items else "item-1"
+        return set_path(doc, path, [item] * n)
     if how in ("same", "differ"):
         other = _get(doc, value)
         if other is None:
@@ -353,7 +395,7 @@ def candidates(exprs: list) -> tuple[list, list]:
     solver = Solver(exprs)
     constraints, hard, shown = solver.plan()
     doc: dict = {}
-    for c in constraints:
+    for c in sorted(constraints, key=lambda c: c[1] == "copies"):  # copies of an item once it is built
         doc = apply(doc, c)
     for path in sorted(solver.objects(), key=len):  # object.get(x, ...) reads x as an object
         if path and _get(doc, path) is None:
@@ -379,6 +421,10 @@ def candidates(exprs: list) -> tuple[list, list]:
             trial = set_path(trial, p, v)
         out.append(trial)
     return out, constraints
+
+
+def _local(term) -> bool:
+    return isinstance(term, Var) and (term.name.startswith("__local") or term.name.startswith("$"))
 
 
 def _alias_prefixes(paths: set) -> list:
