@@ -8,7 +8,6 @@ writes the figures and the remaining gaps to bench/results/summary_corpus.md.
 
     .venv/bin/python bench/summary_corpus.py
 """
-import json
 import os
 import platform
 import sys
@@ -29,22 +28,16 @@ import django  # noqa: E402
 
 django.setup()
 
-from policies.summaries import summarize  # noqa: E402
-from policies.summaries.figures import figures  # noqa: E402
+from policies.summaries.figures import figures, summarize_files  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "summary_corpus.md"
 PATHS = sorted((ROOT / "tests/policies/summaries/corpus").glob("*.rego")) + sorted(
     p for p in (ROOT / "console/demo/policies").glob("*.rego") if not p.name.endswith("_test.rego"))
 
 
-def test_data(path: Path):
-    beside = path.with_suffix(".data.json")
-    return json.loads(beside.read_text()) if beside.exists() else None
-
-
 def main() -> None:
     started = time.monotonic()
-    summaries = {p.name: summarize(p.read_text(), p.name, data=test_data(p)) for p in PATHS}
+    summaries = summarize_files(PATHS)
     seconds = time.monotonic() - started
     f = figures(summaries)
     opa = stack.opa_binary()

@@ -246,7 +246,9 @@ def convert_rule(node: dict) -> Rule:
     elif node.get("else"):
         rule.unsupported = "an `else` chain"
     elif len(head.get("ref", [])) > 1:
-        rule.unsupported = "a rule with a nested name"
+        rule.unsupported = "a rule with a nested name"  # `buckets[name] := change`: phrased with its key
+        if len(head["ref"]) == 2 and head["ref"][1].get("type") == "var" and rule.value is not None:
+            rule.args, rule.key = (convert_term(head["ref"][1]),), None
     rule.is_constant = not rule.body and not rule.is_default and isinstance(rule.value, Const) and rule.key is None
     return rule
 

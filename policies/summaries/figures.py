@@ -8,8 +8,11 @@ approval) has examples when OPA confirmed one request that triggers it and one t
 """
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
+from policies.summaries import summarize
 from policies.summaries.summary import all_rules
 
 # What Rego looks like when it leaks into a sentence: refs, operators, calls, comprehensions.
@@ -62,3 +65,14 @@ def figures(summaries: dict) -> dict:
         if (summary.get("examples") or {}).get("error"):
             out["gaps"].append({"policy": name, "rule": "-", "what": "OPA error", "why": summary["examples"]["error"]})
     return out
+
+
+def test_data(path: Path):
+    """The data a corpus policy reads outside itself: `<name>.data.json` beside it, if any."""
+    beside = path.with_suffix(".data.json")
+    return json.loads(beside.read_text()) if beside.exists() else None
+
+
+def summarize_files(paths) -> dict:
+    """name -> summary with worked examples, for policy files (and their test data)."""
+    return {p.name: summarize(p.read_text(), p.name, data=test_data(p)) for p in paths}

@@ -260,7 +260,7 @@ def call_noun(call: Call, ctx: RuleContext) -> Phrase:
     if op in functions.NOUNS:
         return template(functions.NOUNS[op], args, ctx)
     if op in ctx.rules and any(r.args for r in ctx.rules[op]):  # a function the policy defines
-        return link(f"“{ctx.label(op)}”", ctx.anchor(op)) + " of " + join([noun(a, ctx) for a in args], " and ")
+        return link(f"“{ctx.label(op)}”", ctx.anchor(op)) + " for " + join([noun(a, ctx) for a in args], " and ")
     raise CannotPhrase(f"the function {op}")
 
 

@@ -180,7 +180,7 @@ def _sentence(record: dict) -> str:
     params = " and ".join(f"‘{p}’" for p in record.get("params") or [])
     lead = LEADS.get(record["effect"], f"“{record['label']}” holds" + (f" for {params}" if params else ""))
     if record["effect"] == "value":
-        return f"{record['label']}" + (f" of {params}" if params else "") + " is " + (
+        return f"{record['label']}" + (f" for {params}" if params else "") + " is " + (
             (record["value"] or {}).get("text") or "computed as written")
     return f"{lead} when " + (" and ".join(parts) if parts else "always")
 
