@@ -2,7 +2,7 @@
 
 The tree comes from `opa parse --format json` (the source as written; the compiled AST
 the policy API returns is rewritten and reads worse) and the METADATA annotations from
-`opa inspect --annotations`. Every node keeps the exact source text OPA located it at,
+the same parse. Every node keeps the exact source text OPA located it at,
 so anything Gavel cannot phrase can be shown as written.
 """
 from __future__ import annotations
@@ -137,10 +137,6 @@ def _run(args: list[str], source: str, filename: str) -> dict:
 
 def parse(source: str, filename: str) -> dict:
     return _run(["parse", "--format", "json", "--json-include", "locations"], source, filename)
-
-
-def inspect_annotations(source: str, filename: str) -> list[dict]:
-    return _run(["inspect", "--annotations", "--format", "json"], source, filename).get("annotations") or []
 
 
 # Converting OPA's JSON -------------------------------------------------------------
@@ -319,17 +315,18 @@ def load(source: str, filename: str) -> Module:
         rule.value = fix(rule.value) if rule.value is not None else None
         for expr in rule.body:
             _resolve_expr(expr, fix)
-    by_row, package_annotations = {}, {}
-    for item in inspect_annotations(source, filename):
-        notes = item.get("annotations") or {}
-        if notes.get("scope") in ("package", "subpackages"):
-            package_annotations = notes
-        else:
-            by_row[(item.get("location") or {}).get("row")] = notes
-    for rule in rules:
-        rule.annotations = by_row.get(rule.row, {})
+    # `opa parse` carries the METADATA annotations too, so one OPA process reads the policy.
+    package_annotations = next((_note(a) for a in parsed.get("annotations") or []
+                                if a.get("scope") in ("package", "subpackages")), {})
+    for rule, node in zip(rules, parsed.get("rules", [])):
+        rule.annotations = next((_note(a) for a in node.get("annotations") or []
+                                 if a.get("scope") not in ("package", "subpackages")), {})
     _attach_comments(rules, parsed.get("comments") or [])
     return Module(".".join(package), rules, package_annotations)
+
+
+def _note(annotation: dict) -> dict:
+    return {k: v for k, v in annotation.items() if k != "location"}
 
 
 def _attach_comments(rules: list, comments: list) -> None:

@@ -14,12 +14,14 @@ import tempfile
 from pathlib import Path
 
 from core.opa import cli as opa_cli
-from policies.summaries import search
+from policies.summaries.finder import probes, solver
+from policies.summaries.finder.probes import PROBE_KEY
 from policies.summaries.inputs import Builder, CannotBuild
 from policies.summaries.localeval import Unknown
 from policies.summaries.phrasing import field_name, format_value
 
 MAX_ALTERNATIVES = 4
+BROKEN_FOR = 8  # candidates from the partial evaluation whose broken variants are evaluated too
 NO_TRIGGER = "Gavel could not build a request that makes this rule apply, so it shows no worked example."
 
 
@@ -48,14 +50,17 @@ def flatten(doc, path=()) -> list[dict]:
     return [{"field": field_name(path), "path": ".".join(map(str, path)), "value": shown}]
 
 
-def run_batch(source: str, filename: str, package: str, names: dict, docs: list, data: dict | None = None) -> list[dict]:
-    """Evaluate every doc as input in ONE `opa eval`; per doc, each rule name's values (a list)."""
+def run_batch(source: str, filename: str, package: str, names: dict, docs: list, data: dict | None = None,
+              probe: bool = False) -> list[dict]:
+    """Evaluate every doc as input in ONE `opa eval`; per doc, each rule name's values (a list),
+    and with `probe`, the [rule position, message] pairs of the probes (finder/probes.py)."""
     base = "data" + "".join(f"[{json.dumps(p)}]" for p in package.split("."))
+    wanted = {**names, PROBE_KEY: True} if probe else names
     lines = []
     for i, doc in enumerate(docs):
         fields = ", ".join(
             f'{json.dumps(name)}: [x | x := {base}[{json.dumps(name)}]{"[_]" if partial else ""}]'
-            for name, partial in sorted(names.items()))
+            for name, partial in sorted(wanted.items()))
         lines.append(f"e{i} := {{{fields}}} with input as {json.dumps(doc)}")
     with tempfile.TemporaryDirectory(prefix="gavel-examples-") as tmp:
         path = Path(tmp) / (Path(filename).name or "policy.rego")
@@ -83,7 +88,6 @@ class Plan:
         self.trigger, self.alternatives = trigger, alternatives
         self.regex = _template_regex((record.get("message") or {}).get("template"))
         self.expected_message = expected_message
-        self.borrowed: list = []  # other rules' triggers: shown only when OPA confirms they stay clear
 
     def applies(self, observed: dict) -> tuple[bool, list]:
         values = observed.get(self.rule.name, [])
@@ -151,27 +155,6 @@ def plan_for(builder: Builder, record: dict, rule, group_rules: list) -> Plan:
     return Plan(record, rule, trigger, alternatives, expected)
 
 
-def _searched(hard: list, source: str, filename: str, package: str, data: dict | None) -> list[Plan]:
-    """Plans for the rules the builder could not do, from OPA's partial evaluation (search.py)."""
-    if not hard:
-        return []
-    rules = [rule for _, rule in hard if not rule.unsupported]
-    try:
-        found = search.find(source, filename, package, rules, data) if rules else []
-    except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        found = [f"OPA could not evaluate it: {exc}"] * len(rules)
-    by_rule = dict(zip(map(id, rules), found))
-    plans = []
-    for record, rule in hard:
-        got = by_rule.get(id(rule), f"Gavel cannot evaluate {rule.unsupported} yet.")
-        if isinstance(got, str):
-            record["example_note"] = f"{NO_TRIGGER} {got}"
-            continue
-        trigger, expected, alternatives = got
-        plans.append(Plan(record, rule, trigger, alternatives, expected if rule.is_partial_set else None))
-    return plans
-
-
 def _example(plan: Plan, kind: str, doc, observed: dict) -> dict:
     applied, _ = plan.applies(observed)
     agrees = applied if kind == "triggers" else not applied
@@ -181,18 +164,74 @@ def _example(plan: Plan, kind: str, doc, observed: dict) -> dict:
         problem = "The summary says this rule applies to this request, but OPA's answer does not show it."
     else:
         problem = "The summary says this rule does not apply to this request, but OPA's answer shows it does."
+    observed = {k: v for k, v in observed.items() if k != PROBE_KEY}
     return {"kind": kind, "input": doc, "fields": flatten(doc), "opa": observed, "applies": applied,
             "agrees": agrees, "statement": plan.statement(observed), "problem": problem}
 
 
+def _searched_plans(hard: list, tried: list, observed, notes: dict) -> list[Plan]:
+    """Plans for the rules only OPA's partial evaluation could help with: the first candidate that
+    both the probe and the real rule say applies triggers it; its broken variants may not."""
+    plans = []
+    for i, (record, rule) in enumerate(hard):
+        chosen = None
+        for doc, variants in tried[i]:
+            fired = [key for index, key in observed(doc).get(PROBE_KEY, []) if index == i]
+            if not fired:
+                continue
+            plan = Plan(record, rule, doc, variants, fired[0] if rule.is_partial_set else None)
+            if plan.applies(observed(doc))[0]:
+                chosen = plan
+                break
+        if chosen is None:
+            record["example_note"] = f"{NO_TRIGGER} " + (notes.get(i) or (
+                "None of the requests Gavel built from OPA's partial evaluation made this rule apply."))
+            continue
+        chosen.alternatives += [d for d, _ in tried[i] if d != chosen.trigger][:2]  # values OPA said miss
+        plans.append(chosen)
+    return plans
+
+
+def _probe(hard: list, source: str, filename: str, package: str, data) -> tuple[str, list, dict]:
+    """The source with the probes, the candidates per hard rule [(doc, its broken variants)], notes."""
+    searchable = [rule for _, rule in hard if not rule.unsupported]
+    notes = {i: f"Gavel cannot evaluate {rule.unsupported} yet." for i, (_, rule) in enumerate(hard)
+             if rule.unsupported}
+    tried: list = [[] for _ in hard]
+    if not searchable:
+        return source, tried, notes
+    positions = [i for i, (_, rule) in enumerate(hard) if not rule.unsupported]
+    probed = probes.probe_source(source, [hard[i][1] for i in positions])
+    try:
+        ways = probes.residuals(probed, filename, package, data)
+    except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        notes.update({i: f"OPA could not evaluate it: {exc}" for i in positions})
+        return source, tried, notes
+    for probe_index, i in enumerate(positions):
+        if probe_index not in ways:
+            notes[i] = "OPA finds no request that makes this rule apply: its conditions cannot all hold at once."
+            continue
+        found, why = solver.requests(ways[probe_index])
+        tried[i] = [(doc, solver.breaks(doc, constraints) if n < BROKEN_FOR else [])
+                    for n, (doc, constraints) in enumerate(found)]
+        if why:
+            notes[i] = why
+    return probed, tried, notes
+
+
 def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: dict, data: dict | None = None) -> None:
-    """Add `examples` (and `example_note` where none could be built) to every grouped rule."""
+    """Add `examples` (and `example_note` where none could be built) to every grouped rule.
+
+    Every candidate request (the builder's, and those from OPA's partial evaluation) is evaluated
+    in ONE `opa eval`, with the real rules and the probes side by side.
+    """
     builder = Builder(module)
-    plans, hard = [], []
+    plans, hard, names = [], [], {}
     for group in summary["groups"]:
         group_rules = [rules_by_anchor[r["anchor"]] for r in group["rules"]]
         for record in group["rules"]:
             rule = rules_by_anchor[record["anchor"]]
+            names[rule.name] = rule.is_partial_set
             try:
                 plan = plan_for(builder, record, rule, group_rules)
             except (CannotBuild, Unknown, RecursionError):
@@ -202,42 +241,57 @@ def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: d
                 plans.append(plan)
             else:  # no request that stays clear of it: let OPA's partial evaluation find one
                 hard.append((record, rule))
-    plans += _searched(hard, source, filename, summary["package"], data)
-    for plan in plans:  # other rules' triggering requests are candidates too: OPA says whether this one applies
-        if len(plan.alternatives) < 2:
-            plan.borrowed = [p.trigger for p in plans if p is not plan and p.trigger != plan.trigger
-                             and p.trigger not in plan.alternatives][:MAX_ALTERNATIVES]
-    names = {p.rule.name: p.rule.is_partial_set for p in plans}
-    docs = [doc for p in plans for doc in [p.trigger, *p.alternatives, *p.borrowed]]
     status = {"checked": 0, "agree": 0, "disagree": 0, "without_example": 0, "error": None}
-    status["without_example"] = sum(1 for g in summary["groups"] for r in g["rules"] if r["example_note"])
     summary["examples"] = status
-    if not docs:
-        return
-    try:
-        observed = run_batch(source, filename, summary["package"], names, docs, data)
-    except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        status["error"] = f"OPA could not evaluate the examples: {exc}"
-        return
-    position = 0
+    probed, tried, notes = _probe(hard, source, filename, summary["package"], data)
+    # the probes are numbered by position among the searchable hard rules; index them the same way
+    searchable = [i for i, (_, rule) in enumerate(hard) if not rule.unsupported]
+    tried_by_probe = [tried[i] for i in searchable]
+    docs, seen = [], {}
+    for doc in [d for p in plans for d in [p.trigger, *p.alternatives]] + [
+            d for cands in tried for doc, variants in cands for d in [doc, *variants]]:
+        key = json.dumps(doc, sort_keys=True)
+        if key not in seen:
+            seen[key] = len(docs)
+            docs.append(doc)
+    if docs:
+        try:
+            results = run_batch(probed, filename, summary["package"], names, docs, data, probe=probed != source)
+        except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+            status["error"] = f"OPA could not evaluate the examples: {exc}"
+            return
+
+        def observed(doc):
+            return results[seen[json.dumps(doc, sort_keys=True)]]
+        searched = _searched_plans([hard[i] for i in searchable], tried_by_probe, observed,
+                                   {n: notes[i] for n, i in enumerate(searchable) if i in notes})
+        plans += searched
+    for i, (record, rule) in enumerate(hard):
+        if rule.unsupported:
+            record["example_note"] = f"{NO_TRIGGER} {notes[i]}"
     for plan in plans:
-        size = 1 + len(plan.alternatives) + len(plan.borrowed)
-        results = observed[position: position + size]
-        position += size
-        examples = [_example(plan, "triggers", plan.trigger, results[0])]
-        others = [_example(plan, "does_not_trigger", doc, seen) for doc, seen in zip(plan.alternatives, results[1:])]
-        borrowed = [_example(plan, "does_not_trigger", doc, seen)
-                    for doc, seen in zip(plan.borrowed, results[1 + len(plan.alternatives):])]
-        others += [e for e in borrowed if e["agrees"]]
-        if others:
-            # Another definition of the same rule may still apply to an alternative; show one OPA confirms.
-            # ...and prefer the one where the fewest other rules of the group fire, so it reads cleanly.
-            agreeing = [e for e in others if e["agrees"]]
-            examples.append(min(agreeing, key=lambda e: len(e["opa"].get(plan.rule.name, [])))
-                            if agreeing else others[0])
-        else:
-            plan.record["example_note"] = "Gavel could not build a request that stays clear of this rule."
-        plan.record["examples"] = examples
-        for example in examples:
-            status["checked"] += 1
-            status["agree" if example["agrees"] else "disagree"] += 1
+        _examples_of(plan, docs, observed, names, status)
+    status["without_example"] = sum(1 for g in summary["groups"] for r in g["rules"] if r["example_note"])
+
+
+def _examples_of(plan: Plan, docs: list, observed, names: dict, status: dict) -> None:
+    examples = [_example(plan, "triggers", plan.trigger, observed(plan.trigger))]
+    own = [_example(plan, "does_not_trigger", doc, observed(doc)) for doc in plan.alternatives]
+    agreeing = [e for e in own if e["agrees"]]
+    if not agreeing:  # any other request OPA evaluated that it does not apply to will do
+        agreeing = [e for e in (_example(plan, "does_not_trigger", doc, observed(doc)) for doc in docs
+                                if doc != plan.trigger) if e["agrees"]]
+    if agreeing:
+        # Prefer a request no other rule of the policy applies to either, so it reads cleanly.
+        def noise(e):
+            return (len(e["opa"].get(plan.rule.name, [])),
+                    sum(len(v) if isinstance(v, list) and names.get(k) else 0 for k, v in e["opa"].items()))
+        examples.append(min(agreeing, key=noise))
+    elif own:
+        examples.append(own[0])
+    else:
+        plan.record["example_note"] = "Gavel could not build a request that stays clear of this rule."
+    plan.record["examples"] = examples
+    for example in examples:
+        status["checked"] += 1
+        status["agree" if example["agrees"] else "disagree"] += 1

@@ -1,35 +1,19 @@
-"""Worked examples for the rules the step-by-step builder (inputs.py) cannot do, from what OPA
-itself says about them.
-
-1. Each such rule is re-stated as a probe (`gavel_example_probe contains [<i>, <its message>] if {...}`)
-   and OPA partially evaluates every probe in ONE `opa eval --partial --unknowns input` with the
-   policy's data known: lookups into `data`, into the policy's own tables and into other rules
-   are resolved by OPA, leaving, per way the rule can apply, a few conditions on input fields
-   (`"support" = input.agent.scope; not input.action.tool in ["kb.search", "ticket.read"]`).
-2. Those conditions are solved: comparisons, membership, text tests and patterns directly;
-   the rest (time functions, arithmetic between fields) by trying values for the fields they
-   read (`CANDIDATES` per rule at most).
-3. ONE `opa eval` of the probes over every candidate says which ones make the rule apply; the
-   first is the triggering example, and the same request with one solved condition broken (or a
-   tried value OPA said does not apply) are the candidates for "does not apply".
-
-Nothing here is trusted: examples.py evaluates the chosen requests with the real policy again.
+"""Requests from what OPA's partial evaluation leaves of a rule (probes.py): the simple conditions
+(comparisons, membership, text tests, patterns, counts) are solved directly; the rest (time
+functions, arithmetic between fields, a policy's own functions) by trying values for the fields
+they read, at most CANDIDATES per way the rule applies. Nothing here is trusted: OPA evaluates
+every candidate with the real policy (examples.py).
 """
 from __future__ import annotations
 
 import itertools
 import json
 import re
-import tempfile
-from dataclasses import replace
-from pathlib import Path
 
-from core.opa import cli as opa_cli
-from policies.summaries.ast import Call, Collection, Comprehension, Const, Ref, RSet, Unsupported, Var, convert_expr
+from policies.summaries.ast import Call, Collection, Comprehension, Const, Ref, RSet, Unsupported, Var
 from policies.summaries.inputs import CannotBuild, delete_path, different, placeholder, sample_for, set_path, solve
 
-PROBE_KEY = "gavel_example_probe"
-CANDIDATES = 40      # requests tried per rule
+CANDIDATES = 40      # requests tried per way a rule applies
 QUERIES = 4          # ways a rule can apply, tried per rule
 COMPARE = {"equal", "eq", "neq", "gt", "gte", "lt", "lte"}
 MIRROR = {"gt": "lt", "lt": "gt", "gte": "lte", "lte": "gte", "equal": "equal", "eq": "eq", "neq": "neq"}
@@ -46,84 +30,6 @@ TIME_FUNCTIONS = re.compile(r"^time\.")
 class Unsolvable(Exception):
     """A condition OPA left that Gavel has no way to satisfy."""
 
-
-def probe_source(source: str, rules: list) -> str:
-    """The policy with one probe per rule: the same conditions, and its message computed."""
-    out = [source.rstrip(), ""]
-    for i, rule in enumerate(rules):
-        body = [e.text for e in rule.body] or ["true"]
-        key = rule.key_text if rule.is_partial_set and rule.key_text else "true"
-        lines = "\n".join("\t" + line for b in body for line in b.splitlines())
-        out.append(f"{PROBE_KEY} contains [{i}, __gavel_key] if {{\n{lines}\n\t__gavel_key := {key}\n}}\n")
-    return "\n".join(out)
-
-
-def _opa(args: list, source: str, filename: str, data: dict | None, stdin: str | None = None) -> dict:
-    with tempfile.TemporaryDirectory(prefix="gavel-search-") as tmp:
-        path = Path(tmp) / (Path(filename).name or "policy.rego")
-        path.write_text(source, encoding="utf-8")
-        extra = ["-d", str(path)]
-        if data:
-            (Path(tmp) / "data.json").write_text(json.dumps(data), encoding="utf-8")
-            extra += ["-d", str(Path(tmp) / "data.json")]
-        done = opa_cli.run("eval", "--format", "json", *extra, *args, input=stdin, timeout=120)
-    if done.returncode != 0:
-        raise RuntimeError((done.stdout or done.stderr).strip()[:2000])
-    return json.loads(done.stdout)
-
-
-def residuals(probed: str, filename: str, package: str, data: dict | None) -> dict[int, list]:
-    """Per probe, the ways it can apply: lists of conditions on the input, as OPA leaves them."""
-    ref = "data" + "".join(f"[{json.dumps(p)}]" for p in package.split(".")) + f"[{json.dumps(PROBE_KEY)}][x]"
-    out = _opa(["--partial", "--unknowns", "input", ref], probed, filename, data)
-    found: dict[int, list] = {}
-    for query in (out.get("partial") or {}).get("queries") or []:
-        index, kept = None, []
-        # A comprehension the rule needs non-empty holds for one item at least: its conditions
-        # join the query, so the item gets built like any other field.
-        inner = [node for q in query for node in _comprehension_bodies(q)]
-        for e in map(convert_expr, query + inner):
-            got = _probe_index(e)
-            if got is None:
-                kept.append(e)
-                continue
-            index, key = got
-            if key is not None:  # the message: its fields need values, like any other
-                kept.append(replace(e, op="eq", args=(Var("__local_message"), key), negated=False))
-        if isinstance(index, int):
-            found.setdefault(index, []).append(kept)
-    return found
-
-
-def _comprehension_bodies(node) -> list:
-    found = []
-    if isinstance(node, dict):
-        if str(node.get("type", "")).endswith("comprehension") and isinstance(node.get("value"), dict):
-            found += [e for e in node["value"].get("body") or [] if isinstance(e, dict)]
-        for v in node.values():
-            found += _comprehension_bodies(v)
-    elif isinstance(node, list):
-        for v in node:
-            found += _comprehension_bodies(v)
-    return found
-
-
-def _probe_index(e):
-    """(probe number, its message term) when `e` is OPA's `x = [i, message]`, else None."""
-    if e.kind != "call" or e.op not in ("eq", "equal") or len(e.args) != 2:
-        return None
-    for var, other in (e.args, e.args[::-1]):
-        if not (isinstance(var, Var) and (var.name == "x" or var.name.startswith("$"))):
-            continue
-        if isinstance(other, Const) and isinstance(other.value, list) and other.value:
-            return other.value[0], Const(other.value[1]) if len(other.value) > 1 else None
-        if isinstance(other, Collection) and other.kind == "array" and other.items and isinstance(
-                other.items[0], Const):
-            return other.items[0].value, other.items[1] if len(other.items) > 1 else None
-    return None
-
-
-# Solving one way a rule applies -------------------------------------------------------
 
 class Solver:
     """The simple conditions of one residual query set on a request; the rest left to search."""
@@ -467,61 +373,27 @@ def _vars_in_pattern(e) -> list:
     return found
 
 
-# The whole search ---------------------------------------------------------------------
-
-def evaluate(probed: str, filename: str, package: str, data: dict | None, docs: list) -> list[dict]:
-    """Per doc, {probe index: [its messages]} from OPA."""
-    base = "data" + "".join(f"[{json.dumps(p)}]" for p in package.split("."))
-    lines = [f"e{i} := [k | some k in {base}[{json.dumps(PROBE_KEY)}]] with input as {json.dumps(doc)}"
-             for i, doc in enumerate(docs)]
-    out = _opa(["--stdin"], probed, filename, data, stdin="\n".join(lines))
-    bindings = (out.get("result") or [{}])[0].get("bindings") or {}
-    result = []
-    for i in range(len(docs)):
-        fired: dict = {}
-        for index, key in bindings.get(f"e{i}", []):
-            fired.setdefault(index, []).append(key)
-        result.append(fired)
-    return result
-
-
-def find(source: str, filename: str, package: str, rules: list, data: dict | None) -> list:
-    """Per rule: (trigger, expected message or True, candidates for "does not apply") or a reason in words."""
-    probed = probe_source(source, rules)
-    ways = residuals(probed, filename, package, data)
-    tried: list = []   # (rule index, doc, constraints)
-    reasons: dict = {}
-    for i, _rule in enumerate(rules):
-        if i not in ways:
-            reasons[i] = "OPA finds no request that makes this rule apply: its conditions cannot all hold at once."
-            continue
-        for exprs in ways[i][:QUERIES]:
-            try:
-                docs, constraints = candidates(exprs)
-            except (Unsolvable, CannotBuild, TypeError, ValueError) as exc:
-                reasons.setdefault(i, f"Gavel could not solve what OPA left of it ({exc}).")
-                continue
-            tried += [(i, d, constraints) for d in docs[:CANDIDATES]]
-    fired = evaluate(probed, filename, package, data, [d for _, d, _ in tried]) if tried else []
-    found: list = [None] * len(rules)
-    for (i, doc, constraints), seen in zip(tried, fired):
-        if found[i] is None and i in seen:
-            found[i] = (doc, seen[i][0], constraints)
+def breaks(doc, constraints: list) -> list:
+    """The request with one solved condition broken at a time: candidates for "does not apply"."""
     out = []
-    for i in range(len(rules)):
-        if found[i] is None:
-            out.append(reasons.get(i) or "None of the requests Gavel built from OPA's partial evaluation "
-                                         "made this rule apply.")
+    for c in constraints:
+        try:
+            broken = apply(doc, (c[0], c[1], c[2], not c[3]))
+        except (Unsolvable, CannotBuild, TypeError, ValueError, StopIteration):
             continue
-        doc, expected, constraints = found[i]
-        misses = [d for (j, d, _), seen in zip(tried, fired) if j == i and i not in seen]
-        breaks = []
-        for c in constraints:
-            try:
-                broken = apply(doc, (c[0], c[1], c[2], not c[3]))
-            except (Unsolvable, CannotBuild, TypeError, ValueError, StopIteration):
-                continue
-            if broken != doc and broken not in breaks:
-                breaks.append(broken)
-        out.append((doc, expected, (breaks + misses[:2])[:6]))
+        if broken != doc and broken not in out:
+            out.append(broken)
     return out
+
+
+def requests(ways: list) -> tuple[list, str | None]:
+    """(doc, constraints) candidates over the ways one rule applies, or why there are none."""
+    tried, why = [], None
+    for exprs in ways[:QUERIES]:
+        try:
+            docs, constraints = candidates(exprs)
+        except (Unsolvable, CannotBuild, TypeError, ValueError) as exc:
+            why = why or f"Gavel could not solve what OPA left of it ({exc})."
+            continue
+        tried += [(d, constraints) for d in docs[:CANDIDATES]]
+    return tried, why
