@@ -16,7 +16,7 @@ from pathlib import Path
 from core.opa import cli as opa_cli
 from policies.summaries.finder import probes, solver
 from policies.summaries.finder.probes import PROBE_KEY
-from policies.summaries.inputs import Builder, CannotBuild
+from policies.summaries.inputs import Builder, CannotBuild, placeholder, set_path
 from policies.summaries.localeval import Unknown
 from policies.summaries.phrasing import field_name, format_value
 
@@ -117,6 +117,26 @@ class Plan:
         }[effect]
 
 
+def _with_message_fields(builder: Builder, rule, record: dict, doc):
+    """Give the fields the rule's message prints a value, so the example reads "agent agent-1 may
+    not call tool-1" rather than a policy's "?" default, when the rule still applies with them."""
+    paths = [tuple(p["path"].split(".")) for p in (record.get("message") or {}).get("parts") or []
+             if p.get("t") == "field" and p.get("path")]
+    for path in paths:
+        node = doc
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            continue
+        try:
+            filled = set_path(doc, path, placeholder(path))
+            if builder.ev(filled).fires(rule):
+                doc = filled
+        except (CannotBuild, Unknown):
+            continue
+    return doc
+
+
 def plan_for(builder: Builder, record: dict, rule, group_rules: list) -> Plan:
     pins: set = set()
     trigger = builder.fire(rule, {}, pins)
@@ -130,6 +150,7 @@ def plan_for(builder: Builder, record: dict, rule, group_rules: list) -> Plan:
             continue
         if builder.ev(quieter).fires(rule):
             trigger = quieter
+    trigger = _with_message_fields(builder, rule, record, trigger)
     ev = builder.ev(trigger)
     if not ev.fires(rule):
         raise CannotBuild("the built request does not satisfy the rule")
@@ -277,16 +298,19 @@ def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: d
 def _examples_of(plan: Plan, docs: list, observed, names: dict, status: dict) -> None:
     examples = [_example(plan, "triggers", plan.trigger, observed(plan.trigger))]
     own = [_example(plan, "does_not_trigger", doc, observed(doc)) for doc in plan.alternatives]
-    agreeing = [e for e in own if e["agrees"]]
-    if not agreeing:  # any other request OPA evaluated that it does not apply to will do
-        agreeing = [e for e in (_example(plan, "does_not_trigger", doc, observed(doc)) for doc in docs
-                                if doc != plan.trigger) if e["agrees"]]
+    # Any other request OPA evaluated that the rule does not apply to will do as well...
+    borrowed = [_example(plan, "does_not_trigger", doc, observed(doc)) for doc in docs
+                if doc != plan.trigger and doc not in plan.alternatives]
+    agreeing = [(e, 0) for e in own if e["agrees"]] + [(e, 1) for e in borrowed if e["agrees"]]
     if agreeing:
-        # Prefer a request no other rule of the policy applies to either, so it reads cleanly.
-        def noise(e):
+        # ...and the one no other rule of the policy applies to reads best ("No deny rule applies"),
+        # not one denied by another rule; then the builder's own, then the smallest.
+        def noise(pair):
+            e, foreign = pair
             return (len(e["opa"].get(plan.rule.name, [])),
-                    sum(len(v) if isinstance(v, list) and names.get(k) else 0 for k, v in e["opa"].items()))
-        examples.append(min(agreeing, key=noise))
+                    sum(len(v) if isinstance(v, list) and names.get(k) else 0 for k, v in e["opa"].items()),
+                    foreign, len(json.dumps(e["input"])))
+        examples.append(min(agreeing, key=noise)[0])
     elif own:
         examples.append(own[0])
     else:

@@ -126,9 +126,10 @@ def noun(term, ctx: RuleContext) -> Phrase:
     if isinstance(term, Collection) and term.kind in ("array", "set"):
         return join([noun(i, ctx) for i in term.items])
     if isinstance(term, Collection) and term.kind == "object":
-        pairs = [(text(k.value) if isinstance(k, Const) and isinstance(k.value, str) else noun(k, ctx))
-                 + " = " + noun(v, ctx) for k, v in term.items]
-        return "an object with " + join(pairs, "; ")
+        # {"allow": allow, "reasons": reasons}: "made of allow, from “Allow”, and reasons, from “reasons”"
+        pairs = [(text(humanize(k.value)) if isinstance(k, Const) and isinstance(k.value, str) else noun(k, ctx))
+                 + ", from " + noun(v, ctx) for k, v in term.items]
+        return "made of " + (join(pairs[:-1], "; ") + "; and " + pairs[-1] if len(pairs) > 1 else join(pairs))
     raise CannotPhrase(getattr(term, "kind", type(term).__name__))
 
 
@@ -276,7 +277,7 @@ def template(words: str, args, ctx: RuleContext) -> Phrase:
 
 
 def message_phrase(term, ctx: RuleContext) -> Phrase:
-    """A reason message with its placeholders named: “token budget {the request's token budget} …”."""
+    """A reason message with its blanks named: “token budget ‹token budget› exceeds …”."""
     if isinstance(term, Const) and isinstance(term.value, str):
         return text(term.value)
     if isinstance(term, Var) and term.name in ctx.assigned:
@@ -292,8 +293,11 @@ def message_phrase(term, ctx: RuleContext) -> Phrase:
         for piece in pieces:
             if re.fullmatch(r"%[-+# 0-9.]*[a-zA-Z]", piece) and i < len(args):
                 # brackets mark a placeholder in plain text; pages style it instead
-                inner = Phrase([dict(p, placeholder=True) for p in noun(args[i], ctx)])
-                out = out + Phrase([{"t": "open", "s": "["}]) + inner + Phrase([{"t": "close", "s": "]"}])
+                # "user ‹user id› is suspended": a field reads by its short name, marked as a blank
+                inner = Phrase([dict(p, placeholder=True, s=p["s"].removeprefix("the request's "))
+                                if p.get("t") == "field" and p.get("path") else dict(p, placeholder=True)
+                                for p in noun(args[i], ctx)])
+                out = out + Phrase([{"t": "open", "s": "‹"}]) + inner + Phrase([{"t": "close", "s": "›"}])
                 i += 1
             elif piece:
                 out = out + ("%" if piece == "%%" else piece)

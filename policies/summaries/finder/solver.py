@@ -111,6 +111,9 @@ class Solver:
     def shown(self, term) -> set:
         """The fields a message prints; object.get's object is left alone (its default is shown)."""
         if isinstance(term, Call) and term.op == "object.get" and len(term.args) == 3:
+            base, key = self.path(term.args[0]), term.args[1]
+            if base is not None and isinstance(key, Const) and isinstance(key.value, (str, list)):
+                return {base + (tuple(key.value) if isinstance(key.value, list) else (key.value,))}
             return self.shown(term.args[2])
         p = self.path(term)
         if p is not None:
