@@ -233,8 +233,8 @@ def _probe(hard: list, source: str, filename: str, package: str, data) -> tuple[
             notes[i] = "OPA finds no request that makes this rule apply: its conditions cannot all hold at once."
             continue
         found, why = solver.requests(ways[probe_index])
-        tried[i] = [(doc, solver.breaks(doc, constraints) if n < BROKEN_FOR else [])
-                    for n, (doc, constraints) in enumerate(found)]
+        tried[i] = [(doc, (solver.breaks(doc, constraints) if n < BROKEN_FOR else []) + also)
+                    for doc, n, constraints, also in found]
         if why:
             notes[i] = why
     return probed, tried, notes

@@ -11,7 +11,17 @@ import json
 import re
 
 from policies.summaries.ast import Call, Collection, Comprehension, Const, Ref, RSet, Unsupported, Var
-from policies.summaries.inputs import CannotBuild, delete_path, different, placeholder, sample_for, set_path, solve
+from policies.summaries.finder import smt
+from policies.summaries.inputs import (
+    CannotBuild,
+    delete_path,
+    different,
+    overlaps,
+    placeholder,
+    sample_for,
+    set_path,
+    solve,
+)
 
 CANDIDATES = 40      # requests tried per way a rule applies
 QUERIES = 4          # ways a rule can apply, tried per rule
@@ -41,6 +51,7 @@ class Solver:
         self.sources: dict = {}     # computed var -> the fields it is computed from
         self.values: dict = {}      # local var -> the constant OPA bound it to
         self.elements: dict = {}    # var holding a comprehension -> the field each item is
+        self.definitions: dict = {}  # computed var -> the term OPA computes it from
         for _ in range(3):  # aliases can build on each other, in any order
             for e in exprs:
                 if e.kind == "call" and e.op in ("eq", "equal", "assign") and not e.negated:
@@ -55,6 +66,7 @@ class Solver:
                             var.name not in self.elements:
                         self.computed.add(var.name)
                         self.sources.setdefault(var.name, set()).update(self.reads(other))
+                        self.definitions.setdefault(var.name, other)
             for var in _vars_in_pattern(e):
                 self.computed.add(var)
 
@@ -112,9 +124,10 @@ class Solver:
         """The fields a message prints; object.get's object is left alone (its default is shown)."""
         if isinstance(term, Call) and term.op == "object.get" and len(term.args) == 3:
             base, key = self.path(term.args[0]), term.args[1]
+            found = set(self.shown(term.args[2]))  # the default is evaluated (so must exist) either way
             if base is not None and isinstance(key, Const) and isinstance(key.value, (str, list)):
-                return {base + (tuple(key.value) if isinstance(key.value, list) else (key.value,))}
-            return self.shown(term.args[2])
+                found.add(base + (tuple(key.value) if isinstance(key.value, list) else (key.value,)))
+            return found
         p = self.path(term)
         if p is not None:
             return {p}
@@ -299,8 +312,9 @@ def pool(solver: Solver, hard: list, path: tuple, several: bool) -> list:
     return distinct[:14]
 
 
-def candidates(exprs: list) -> tuple[list, list]:
-    """Requests to try for one residual query, and what to break for "does not apply"."""
+def candidates(exprs: list) -> tuple[list, list, list]:
+    """Requests to try for one residual query, the conditions solved directly (to break for "does
+    not apply"), and requests z3 says break what is left."""
     solver = Solver(exprs)
     constraints, hard, shown = solver.plan()
     doc: dict = {}
@@ -319,17 +333,35 @@ def candidates(exprs: list) -> tuple[list, list]:
                 read |= solver.sources[t.name]
     hard_paths = sorted(read - {()} - set(_alias_prefixes(read)), key=len)
     if not hard_paths:  # what is left reads no field Gavel can name: OPA says whether it holds as it is
-        return [doc], constraints
+        return [doc], constraints, []
+    out, also = [doc], []  # as it is first: what is left may already hold
+    # Arithmetic and text over several fields: z3, with the conditions already solved kept true.
+    fixed = [e for e in solver.exprs if e not in hard and solver.constraint(e) is not None
+             and any(overlaps(c[0], p) for c in [solver.constraint(e)] for p in hard_paths)]
+    yes, no = smt.solve(solver, hard, fixed)
+    solved = []
+    for model in (yes, no):
+        trial = None
+        if model:
+            trial = doc
+            for p, v in model.items():
+                trial = set_path(trial, p, v)
+        solved.append(trial)
+    if solved[0] is not None:
+        out.insert(0, solved[0])  # z3's request first: it satisfies every condition
+    if solved[1] is not None:
+        also.append(solved[1])
     if len(hard_paths) > 3:
+        if len(out) > 1:
+            return out, constraints, also
         raise Unsolvable("too many fields in conditions Gavel cannot solve")
     pools = [pool(solver, hard, p, len(hard_paths) > 1) for p in hard_paths]
-    out = []
     for combo in itertools.islice(itertools.product(*pools), CANDIDATES):
         trial = doc
         for p, v in zip(hard_paths, combo):
             trial = set_path(trial, p, v)
         out.append(trial)
-    return out, constraints
+    return out, constraints, also
 
 
 def _local(term) -> bool:
@@ -390,13 +422,13 @@ def breaks(doc, constraints: list) -> list:
 
 
 def requests(ways: list) -> tuple[list, str | None]:
-    """(doc, constraints) candidates over the ways one rule applies, or why there are none."""
+    """(doc, its "does not apply" variants) candidates over the ways one rule applies, or why there are none."""
     tried, why = [], None
     for exprs in ways[:QUERIES]:
         try:
-            docs, constraints = candidates(exprs)
+            docs, constraints, also = candidates(exprs)
         except (Unsolvable, CannotBuild, TypeError, ValueError) as exc:
             why = why or f"Gavel could not solve what OPA left of it ({exc})."
             continue
-        tried += [(d, constraints) for d in docs[:CANDIDATES]]
+        tried += [(d, n, constraints, also) for n, d in enumerate(docs[:CANDIDATES])]
     return tried, why

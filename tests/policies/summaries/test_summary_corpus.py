@@ -30,6 +30,7 @@ SHAPES = {
     "membership in a list built from the input": "agent_data_classes.rego",
     "a value looked up from another rule by the input's mode": "agent_modes.rego",
     "require_approval contains \"reason\"": "agent_blast_radius.rego",
+    "arithmetic over several fields (solved by z3)": "cloud_quota.rego",
 }
 
 
