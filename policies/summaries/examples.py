@@ -1,5 +1,6 @@
 """Worked examples: for each deny/allow/approval rule, one input that triggers it and one that
-does not, all evaluated by the real OPA in a single `opa eval` per version, in Gavel's sandbox
+does not, all evaluated by the real OPA in a single `opa eval` per version (or for many versions
+at once: summarize_many), in Gavel's sandbox
 (core/opa/sandbox.py: no environment, no network builtins, time and memory limits).
 
 The example states what OPA answered ("This request is denied: ...") and whether that
@@ -50,34 +51,56 @@ def flatten(doc, path=()) -> list[dict]:
     return [{"field": field_name(path), "path": ".".join(map(str, path)), "value": shown}]
 
 
-def run_batch(source: str, filename: str, package: str, names: dict, docs: list, data: dict | None = None,
-              probe: bool = False) -> list[dict]:
-    """Evaluate every doc as input in ONE `opa eval`; per doc, each rule name's values (a list),
-    and with `probe`, the [rule position, message] pairs of the probes (finder/probes.py)."""
-    base = "data" + "".join(f"[{json.dumps(p)}]" for p in package.split("."))
-    wanted = {**names, PROBE_KEY: True} if probe else names
-    lines = []
-    for i, doc in enumerate(docs):
-        fields = ", ".join(
-            f'{json.dumps(name)}: [x | x := {base}[{json.dumps(name)}]{"[_]" if partial else ""}]'
-            for name, partial in sorted(wanted.items()))
-        lines.append(f"e{i} := {{{fields}}} with input as {json.dumps(doc)}")
+def _merge(into: dict, extra: dict, path=()) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value, path + (key,))
+        elif key in into and into[key] != value:
+            raise ValueError(f"the policies' data disagree at {'.'.join(path + (key,))}")
+        else:
+            into[key] = value
+
+
+def run_many(pendings: list) -> list[list[dict]]:
+    """Every pending policy's requests evaluated in ONE `opa eval` (one file per policy, their data
+    merged): per policy, per request, each decision rule's values (a list) and, when it has
+    probes, their [rule position, message] pairs (finder/probes.py)."""
+    packages = [p.summary["package"] for p in pendings]
+    if len(set(packages)) != len(packages):
+        raise ValueError("two policies share a package")
+    data: dict = {}
+    for p in pendings:
+        _merge(data, p.data or {})
+    # The requests go in as data and one rule per policy evaluates them all, each `with input as`
+    # it: far cheaper for OPA to compile than a query with a `with` per request.
+    data["gavel_example_requests"] = {f"p{k}": p.docs for k, p in enumerate(pendings)}
+    rules = ["package gavel_example_run", ""]
+    for k, p in enumerate(pendings):
+        base = "data" + "".join(f"[{json.dumps(part)}]" for part in p.summary["package"].split("."))
+        wanted = {**p.names, PROBE_KEY: True} if p.probing else p.names
+        fields = ", ".join(f'{json.dumps(name)}: [x | x := {base}[{json.dumps(name)}]{"[_]" if partial else ""}]'
+                           for name, partial in sorted(wanted.items()))
+        rules.append(f"p{k} := [r | some doc in data.gavel_example_requests.p{k}; r := {{{fields}}} with input as doc]")
     with tempfile.TemporaryDirectory(prefix="gavel-examples-") as tmp:
-        path = Path(tmp) / (Path(filename).name or "policy.rego")
-        path.write_text(source, encoding="utf-8")
-        extra = []
-        if data:
-            (Path(tmp) / "data.json").write_text(json.dumps(data), encoding="utf-8")
-            extra = ["-d", str(Path(tmp) / "data.json")]
-        done = opa_cli.run("eval", "--format", "json", "--stdin", "-d", str(path), *extra, input="\n".join(lines),
-                           timeout=120)
+        args = []
+        for k, p in enumerate(pendings):
+            path = Path(tmp) / f"p{k}-{Path(p.filename).name or 'policy.rego'}"
+            path.write_text(p.probed, encoding="utf-8")
+            args += ["-d", str(path)]
+        (Path(tmp) / "gavel_example_run.rego").write_text("\n".join(rules) + "\n", encoding="utf-8")
+        (Path(tmp) / "data.json").write_text(json.dumps(data), encoding="utf-8")
+        args += ["-d", str(Path(tmp) / "gavel_example_run.rego"), "-d", str(Path(tmp) / "data.json")]
+        done = opa_cli.run("eval", "--format", "json", *args, "data.gavel_example_run", timeout=300)
     if done.returncode != 0:
         raise RuntimeError((done.stdout or done.stderr).strip()[:2000])
     result = json.loads(done.stdout).get("result") or []
     if not result:
         raise RuntimeError("OPA returned no result for the examples")
-    bindings = result[0]["bindings"]
-    return [bindings[f"e{i}"] for i in range(len(docs))]
+    value = result[0]["expressions"][0]["value"]
+    out = [value.get(f"p{k}") for k in range(len(pendings))]
+    if any(r is None or len(r) != len(p.docs) for r, p in zip(out, pendings)):
+        raise RuntimeError("OPA did not evaluate every example")
+    return out
 
 
 class Plan:
@@ -240,59 +263,92 @@ def _probe(hard: list, source: str, filename: str, package: str, data) -> tuple[
     return probed, tried, notes
 
 
+class Pending:
+    """One policy's worked examples, planned (the builder, then OPA's partial evaluation for the rules
+    it cannot do) and waiting for OPA to evaluate every candidate: `evaluate` does that for many
+    policies in ONE `opa eval`, then `finish` picks the examples OPA confirmed."""
+
+    def __init__(self, summary: dict, module, source: str, filename: str, rules_by_anchor: dict,
+                 data: dict | None = None):
+        self.summary, self.filename, self.data = summary, filename, data
+        builder = Builder(module)
+        self.plans, self.hard, self.names = [], [], {}
+        for group in summary["groups"]:
+            group_rules = [rules_by_anchor[r["anchor"]] for r in group["rules"]]
+            for record in group["rules"]:
+                rule = rules_by_anchor[record["anchor"]]
+                self.names[rule.name] = rule.is_partial_set
+                try:
+                    plan = plan_for(builder, record, rule, group_rules)
+                except (CannotBuild, Unknown, RecursionError):
+                    self.hard.append((record, rule))
+                    continue
+                if plan.alternatives:
+                    self.plans.append(plan)
+                else:  # no request that stays clear of it: let OPA's partial evaluation find one
+                    self.hard.append((record, rule))
+        self.status = {"checked": 0, "agree": 0, "disagree": 0, "without_example": 0, "error": None}
+        summary["examples"] = self.status
+        self.probed, self.tried, self.notes = _probe(self.hard, source, filename, summary["package"], data)
+        self.probing = self.probed != source
+        self.docs, self.seen = [], {}
+        for doc in [d for p in self.plans for d in [p.trigger, *p.alternatives]] + [
+                d for cands in self.tried for doc, variants in cands for d in [doc, *variants]]:
+            key = json.dumps(doc, sort_keys=True)
+            if key not in self.seen:
+                self.seen[key] = len(self.docs)
+                self.docs.append(doc)
+        self.results: list | None = None
+
+    def observed(self, doc) -> dict:
+        return self.results[self.seen[json.dumps(doc, sort_keys=True)]]
+
+    def finish(self) -> None:
+        plans, hard, status = list(self.plans), self.hard, self.status
+        if self.docs and self.results is None:
+            return  # status["error"] says why
+        # the probes are numbered by position among the searchable hard rules; index them the same way
+        searchable = [i for i, (_, rule) in enumerate(hard) if not rule.unsupported]
+        if self.docs:
+            plans += _searched_plans([hard[i] for i in searchable], [self.tried[i] for i in searchable],
+                                     self.observed, {n: self.notes[i] for n, i in enumerate(searchable)
+                                                     if i in self.notes})
+        for i, (record, rule) in enumerate(hard):
+            if rule.unsupported:
+                record["example_note"] = f"{NO_TRIGGER} {self.notes[i]}"
+        for plan in plans:
+            _examples_of(plan, self.docs, self.observed, self.names, status)
+        status["without_example"] = sum(1 for g in self.summary["groups"] for r in g["rules"] if r["example_note"])
+
+
+def evaluate(pendings: list) -> None:
+    """OPA's answers for every candidate of every pending policy: ONE `opa eval` for all of them
+    (their sources side by side, their data merged), or one per policy when they cannot share
+    (two versions of one package, data that disagree) or when one of them fails."""
+    todo = [p for p in pendings if p.docs]
+    if len(todo) > 1:
+        try:
+            for p, results in zip(todo, run_many(todo)):
+                p.results = results
+            return
+        except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired):
+            pass  # each on its own below, so one policy's failure is reported as its own
+    for p in todo:
+        try:
+            (p.results,) = run_many([p])
+        except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+            p.status["error"] = f"OPA could not evaluate the examples: {exc}"
+
+
 def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: dict, data: dict | None = None) -> None:
     """Add `examples` (and `example_note` where none could be built) to every grouped rule.
 
     Every candidate request (the builder's, and those from OPA's partial evaluation) is evaluated
     in ONE `opa eval`, with the real rules and the probes side by side.
     """
-    builder = Builder(module)
-    plans, hard, names = [], [], {}
-    for group in summary["groups"]:
-        group_rules = [rules_by_anchor[r["anchor"]] for r in group["rules"]]
-        for record in group["rules"]:
-            rule = rules_by_anchor[record["anchor"]]
-            names[rule.name] = rule.is_partial_set
-            try:
-                plan = plan_for(builder, record, rule, group_rules)
-            except (CannotBuild, Unknown, RecursionError):
-                hard.append((record, rule))
-                continue
-            if plan.alternatives:
-                plans.append(plan)
-            else:  # no request that stays clear of it: let OPA's partial evaluation find one
-                hard.append((record, rule))
-    status = {"checked": 0, "agree": 0, "disagree": 0, "without_example": 0, "error": None}
-    summary["examples"] = status
-    probed, tried, notes = _probe(hard, source, filename, summary["package"], data)
-    # the probes are numbered by position among the searchable hard rules; index them the same way
-    searchable = [i for i, (_, rule) in enumerate(hard) if not rule.unsupported]
-    tried_by_probe = [tried[i] for i in searchable]
-    docs, seen = [], {}
-    for doc in [d for p in plans for d in [p.trigger, *p.alternatives]] + [
-            d for cands in tried for doc, variants in cands for d in [doc, *variants]]:
-        key = json.dumps(doc, sort_keys=True)
-        if key not in seen:
-            seen[key] = len(docs)
-            docs.append(doc)
-    if docs:
-        try:
-            results = run_batch(probed, filename, summary["package"], names, docs, data, probe=probed != source)
-        except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
-            status["error"] = f"OPA could not evaluate the examples: {exc}"
-            return
-
-        def observed(doc):
-            return results[seen[json.dumps(doc, sort_keys=True)]]
-        searched = _searched_plans([hard[i] for i in searchable], tried_by_probe, observed,
-                                   {n: notes[i] for n, i in enumerate(searchable) if i in notes})
-        plans += searched
-    for i, (record, rule) in enumerate(hard):
-        if rule.unsupported:
-            record["example_note"] = f"{NO_TRIGGER} {notes[i]}"
-    for plan in plans:
-        _examples_of(plan, docs, observed, names, status)
-    status["without_example"] = sum(1 for g in summary["groups"] for r in g["rules"] if r["example_note"])
+    pending = Pending(summary, module, source, filename, rules_by_anchor, data)
+    evaluate([pending])
+    pending.finish()
 
 
 def _examples_of(plan: Plan, docs: list, observed, names: dict, status: dict) -> None:
