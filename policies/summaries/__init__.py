@@ -63,4 +63,5 @@ def summary_for_version(version) -> dict:
     return data
 
 
-__all__ = ["summarize", "summarize_many", "summary_for_version", "diff", "recent_activity", "with_activity", "SUMMARY_FORMAT"]
+__all__ = ["summarize", "summarize_many", "summary_for_version", "diff", "recent_activity", "with_activity",
+           "SUMMARY_FORMAT"]

@@ -1,4 +1,5 @@
-"""What changed between two versions, in words: "The rule “Token budget” now denies when ... 10,000 (was 50,000)"."""
+"""What changed between two versions, in words:
+"The rule “Token budget” now denies when ... 10,000 (was 50,000)"."""
 from __future__ import annotations
 
 import re
@@ -115,8 +116,9 @@ def diff(old: dict, new: dict) -> dict:
             continue
         change = _rule_change(before[key], record)
         if change:
+            title = _title(record)
             rules.append({"kind": "changed", "effect": record["effect"], "anchor": record["anchor"],
-                          "text": f"{_title(record)[0].upper()}{_title(record)[1:]} now {change[0].lower()}{change[1:]}."})
+                          "text": f"{title[0].upper()}{title[1:]} now {change[0].lower()}{change[1:]}."})
         else:
             unchanged += 1
     for key, record in before.items():

@@ -16,8 +16,8 @@ from policies.summaries import summarize_many
 from policies.summaries.summary import all_rules
 
 # What Rego looks like when it leaks into a sentence: refs, operators, calls, comprehensions.
-REGO_LEFTOVER = re.compile(r"\binput\.|\bdata\.|:=|==|!=|\[_\]|\b[a-z_][a-z0-9_]*\.[a-z_0-9]+\(|\b[a-z_]+\(|\bsome \w+ in\b"
-                           r"|\bcontains \w+ if\b|\{[a-z_]+ \|")
+REGO_LEFTOVER = re.compile(r"\binput\.|\bdata\.|:=|==|!=|\[_\]|\b[a-z_][a-z0-9_]*\.[a-z_0-9]+\(|\b[a-z_]+\("
+                           r"|\bsome \w+ in\b|\bcontains \w+ if\b|\{[a-z_]+ \|")
 
 
 def rule_text(record: dict) -> str:
@@ -31,7 +31,8 @@ def rule_text(record: dict) -> str:
 def leftovers(record: dict) -> list[str]:
     """The Rego fragments in a rule's prose (empty when it reads as words)."""
     if record.get("snippet") or not record.get("phrased", True):
-        return [record.get("snippet") or "unphrased condition"]
+        notes = [c["note"] for c in record["conditions"] if c.get("fallback")] + [record.get("note") or ""]
+        return [next(n for n in notes if n) if any(notes) else "a condition shown as written"]
     return REGO_LEFTOVER.findall(rule_text(record))
 
 

@@ -217,8 +217,8 @@ def comprehension_noun(term: Comprehension, ctx: RuleContext, counted: bool = Fa
     elif isinstance(head, Var) and head == key:
         lead = "the names in " + noun(source.domain, inner)
     else:
-        lead = "each " + noun(head, inner) + " for every " + (var(val.name) if isinstance(val, Var) else text("entry")) \
-            + " in " + noun(source.domain, inner)
+        item = var(val.name) if isinstance(val, Var) else text("entry")
+        lead = "each " + noun(head, inner) + " for every " + item + " in " + noun(source.domain, inner)
     conditions = [c for c in (_condition(e, inner) for e in rest) if c is not None]
     return lead + ((" where " + join(conditions, " and ")) if conditions else "")
 

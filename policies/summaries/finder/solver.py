@@ -7,7 +7,6 @@ every candidate with the real policy (examples.py).
 from __future__ import annotations
 
 import itertools
-import json
 import re
 
 from policies.summaries.ast import Call, Collection, Comprehension, Const, Ref, RSet, Unsupported, Var

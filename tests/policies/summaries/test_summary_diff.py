@@ -24,7 +24,8 @@ def test_added_and_removed_rules():
     after = summarize(extra, "token_budget.rego", with_examples=False)
     added = diff(before, after)["rules"]
     assert [c["kind"] for c in added] == ["added"]
-    assert added[0]["text"] == "Added the rule “Budget floor”: denies when the request's token budget is less than 10."
+    assert added[0]["text"] == ("Added the rule “Budget floor”: denies when the request's token budget is less "
+                                "than 10.")
     removed = diff(after, before)["rules"]
     assert removed[0]["text"].startswith(
         "Removed the rule “Budget floor”: no longer denies when the request's token budget is less than 10")
