@@ -13,7 +13,7 @@ from policies.summaries import ast, examples, summary
 from policies.summaries.diff import diff
 from policies.summaries.stats import recent_activity, with_activity
 
-SUMMARY_FORMAT = 1  # bump when the shape changes, so stored summaries can be rebuilt
+SUMMARY_FORMAT = 2  # bump when the shape changes, so stored summaries can be rebuilt
 
 
 def summarize(source: str, filename: str, *, with_examples: bool = True, data: dict | None = None) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 from core.opa import cli as opa_cli
 from policies.summaries.finder import probes, solver
 from policies.summaries.finder.probes import PROBE_KEY
+from policies.summaries.ast import Const, Ref, Var
 from policies.summaries.inputs import Builder, CannotBuild, placeholder, set_path
 from policies.summaries.localeval import Unknown
 from policies.summaries.phrasing import field_name, format_value
@@ -236,6 +237,28 @@ def _searched_plans(hard: list, tried: list, observed, notes: dict) -> list[Plan
     return plans
 
 
+def _data_read(rule) -> str:
+    """"acme › scopes" when the rule reads `data.acme.scopes` (data outside the policy), else ""."""
+    found = []
+
+    def walk(t):
+        if isinstance(t, Ref) and t.head == Var("data"):
+            names = []
+            for p in t.path:
+                if not (isinstance(p, Const) and isinstance(p.value, str)):
+                    break
+                names.append(p.value)
+            found.append(" › ".join(names))
+        for child in [*getattr(t, "args", ()), *getattr(t, "path", ()), getattr(t, "head", None)]:
+            if child is not None and not isinstance(child, (str, int, float, bool)):
+                walk(child)
+    for e in rule.body:
+        for t in (*e.args, e.term, e.domain):
+            if t is not None:
+                walk(t)
+    return ", ".join(dict.fromkeys(found))
+
+
 def _probe(hard: list, source: str, filename: str, package: str, data) -> tuple[str, list, dict]:
     """The source with the probes, the candidates per hard rule [(doc, its broken variants)], notes."""
     searchable = [rule for _, rule in hard if not rule.unsupported]
@@ -253,7 +276,10 @@ def _probe(hard: list, source: str, filename: str, package: str, data) -> tuple[
         return source, tried, notes
     for probe_index, i in enumerate(positions):
         if probe_index not in ways:
-            notes[i] = "OPA finds no request that makes this rule apply: its conditions cannot all hold at once."
+            read = _data_read(hard[i][1])
+            notes[i] = (f"It reads data kept outside the policy ({read}), and Gavel was given none for this version."
+                        if read and not data else
+                        "OPA finds no request that makes this rule apply: its conditions cannot all hold at once.")
             continue
         found, why = solver.requests(ways[probe_index])
         tried[i] = [(doc, (solver.breaks(doc, constraints) if n < BROKEN_FOR else []) + also)
@@ -314,8 +340,9 @@ class Pending:
                                      self.observed, {n: self.notes[i] for n, i in enumerate(searchable)
                                                      if i in self.notes})
         for i, (record, rule) in enumerate(hard):
-            if rule.unsupported:
-                record["example_note"] = f"{NO_TRIGGER} {self.notes[i]}"
+            if rule.unsupported or (not self.docs and not record["example_note"]):
+                record["example_note"] = f"{NO_TRIGGER} " + (self.notes.get(i) or (
+                    "None of the requests Gavel built from OPA's partial evaluation made this rule apply."))
         for plan in plans:
             _examples_of(plan, self.docs, self.observed, self.names, status)
         status["without_example"] = sum(1 for g in self.summary["groups"] for r in g["rules"] if r["example_note"])

@@ -65,6 +65,15 @@ def test_the_diff_names_the_rule_that_changed():
     assert "New:" not in change["text"]
 
 
+def test_a_rule_that_reads_data_gavel_was_not_given_says_so_in_words():
+    source = (Path(__file__).parent / "corpus" / "agent_scopes.rego").read_text()
+    summary = summarize(source, "agent_scopes.rego")  # without the policy's test data
+    for record in all_rules(summary):
+        assert record["examples"] == []
+        assert record["example_note"].endswith(
+            "It reads data kept outside the policy (acme › scopes), and Gavel was given none for this version.")
+
+
 @pytest.mark.django_db
 class TestThePage:
     @pytest.fixture
