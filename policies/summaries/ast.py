@@ -2,7 +2,7 @@
 
 The tree comes from `opa parse --format json` (the source as written; the compiled AST
 the policy API returns is rewritten and reads worse) and the METADATA annotations from
-`opa inspect --annotations`. Every node keeps the exact source text OPA located it at,
+the same parse. Every node keeps the exact source text OPA located it at,
 so anything Gavel cannot phrase can be shown as written.
 """
 from __future__ import annotations
@@ -73,6 +73,13 @@ class Unsupported:
     inner: tuple = ()  # the terms inside (e.g. of a comprehension), so the fields it reads are known
 
 
+@dataclass(frozen=True)
+class Comprehension(Unsupported):
+    """`[x | some x in xs; ...]`: not evaluated locally (OPA does), but phrased."""
+    head: object = None   # the term collected (a (key, value) pair for objects)
+    body: tuple = field(default=(), compare=False)  # Exprs (unhashable, so left out of ==)
+
+
 # Expressions and rules -------------------------------------------------------------
 
 @dataclass
@@ -95,6 +102,8 @@ class Rule:
     text: str
     body: list
     key: object = None     # `deny contains <key>`
+    key_text: str = ""     # the key as written, so the rule can be re-stated for OPA (search.py)
+    args: tuple = ()       # a function's parameters: `hour_open(h)`
     value: object = None   # `x := <value>` / `allow if` (true)
     is_default: bool = False
     is_constant: bool = False  # no conditions and a constant value: a list or limit
@@ -128,10 +137,6 @@ def _run(args: list[str], source: str, filename: str) -> dict:
 
 def parse(source: str, filename: str) -> dict:
     return _run(["parse", "--format", "json", "--json-include", "locations"], source, filename)
-
-
-def inspect_annotations(source: str, filename: str) -> list[dict]:
-    return _run(["inspect", "--annotations", "--format", "json"], source, filename).get("annotations") or []
 
 
 # Converting OPA's JSON -------------------------------------------------------------
@@ -178,9 +183,10 @@ def convert_term(node: dict):
         return Collection("object", pairs)
     if kind and kind.endswith("comprehension"):
         parts = [value.get("term"), value.get("key"), value.get("value")]
-        inner = tuple(convert_term(p) for p in parts if p)
-        inner += tuple(t for e in value.get("body", []) for t in _terms_of(convert_expr(e)))
-        return Unsupported(kind, inner)
+        heads = tuple(convert_term(p) for p in parts if p)
+        body = tuple(convert_expr(e) for e in value.get("body", []))
+        inner = heads + tuple(t for e in body for t in _terms_of(e))
+        return Comprehension(kind, inner, heads[0] if len(heads) == 1 else heads, body)
     return Unsupported(kind or "unknown")
 
 
@@ -226,15 +232,19 @@ def convert_rule(node: dict) -> Rule:
         text=_text(node),
         body=[convert_expr(e) for e in node.get("body", []) if not e.get("generated")],
         key=convert_term(head["key"]) if head.get("key") else None,
+        key_text=_text(head["key"]) if head.get("key") else "",
         value=convert_term(head["value"]) if head.get("value") else None,
         is_default=bool(node.get("default")),
     )
     if head.get("args"):
-        rule.unsupported = "a function"
+        rule.unsupported = "a function"  # phrased (summary.py), but not evaluated locally
+        rule.args = tuple(convert_term(a) for a in head["args"])
     elif node.get("else"):
         rule.unsupported = "an `else` chain"
     elif len(head.get("ref", [])) > 1:
-        rule.unsupported = "a rule with a nested name"
+        rule.unsupported = "a rule with a nested name"  # `buckets[name] := change`: phrased with its key
+        if len(head["ref"]) == 2 and head["ref"][1].get("type") == "var" and rule.value is not None:
+            rule.args, rule.key = (convert_term(head["ref"][1]),), None
     rule.is_constant = not rule.body and not rule.is_default and isinstance(rule.value, Const) and rule.key is None
     return rule
 
@@ -249,12 +259,19 @@ def _resolve(term, rule_names: set, package: tuple, local: set):
             names = tuple(p.value if isinstance(p, Const) else None for p in path)
             if names[: len(package)] == package and len(names) > len(package) and names[len(package)] in rule_names:
                 head, path = RuleRef(names[len(package)]), path[len(package) + 1:]
-            else:
-                return Unsupported("data outside this policy")
+            else:  # data outside this policy (`data.acme.scopes`): read by OPA, phrased by name
+                return Ref(head, tuple(_resolve(p, rule_names, package, local) for p in path))
         path = tuple(_resolve(p, rule_names, package, local) for p in path)
         return Ref(head, path) if path else head
     if isinstance(term, Call):
         return Call(term.op, tuple(_resolve(a, rule_names, package, local) for a in term.args))
+    if isinstance(term, Comprehension):
+        inner_local = local | _comprehension_vars(term)
+        fix = lambda t: _resolve(t, rule_names, package, inner_local)  # noqa: E731
+        for expr in term.body:
+            _resolve_expr(expr, fix)
+        head = tuple(map(fix, term.head)) if isinstance(term.head, tuple) else fix(term.head)
+        return Comprehension(term.kind, tuple(map(fix, term.inner)), head, term.body)
     if isinstance(term, Collection):
         if term.kind == "object":
             items = tuple((_resolve(k, rule_names, package, local), _resolve(v, rule_names, package, local))
@@ -265,8 +282,18 @@ def _resolve(term, rule_names: set, package: tuple, local: set):
     return term
 
 
+def _resolve_expr(expr, fix) -> None:
+    expr.args = tuple(fix(a) for a in expr.args)
+    expr.term = fix(expr.term) if expr.term is not None else None
+    expr.domain = fix(expr.domain) if expr.domain is not None else None
+
+
+def _comprehension_vars(term) -> set:
+    return _local_vars(Rule(name="", row=0, text="", body=list(term.body)))
+
+
 def _local_vars(rule: Rule) -> set:
-    names = set()
+    names = {a.name for a in rule.args if isinstance(a, Var)}
     for expr in rule.body:
         if expr.kind == "call" and expr.op in ("assign", "eq") and isinstance(expr.args[0], Var):
             names.add(expr.args[0].name)
@@ -287,20 +314,19 @@ def load(source: str, filename: str) -> Module:
         rule.key = fix(rule.key) if rule.key is not None else None
         rule.value = fix(rule.value) if rule.value is not None else None
         for expr in rule.body:
-            expr.args = tuple(fix(a) for a in expr.args)
-            expr.term = fix(expr.term) if expr.term is not None else None
-            expr.domain = fix(expr.domain) if expr.domain is not None else None
-    by_row, package_annotations = {}, {}
-    for item in inspect_annotations(source, filename):
-        notes = item.get("annotations") or {}
-        if notes.get("scope") in ("package", "subpackages"):
-            package_annotations = notes
-        else:
-            by_row[(item.get("location") or {}).get("row")] = notes
-    for rule in rules:
-        rule.annotations = by_row.get(rule.row, {})
+            _resolve_expr(expr, fix)
+    # `opa parse` carries the METADATA annotations too, so one OPA process reads the policy.
+    package_annotations = next((_note(a) for a in parsed.get("annotations") or []
+                                if a.get("scope") in ("package", "subpackages")), {})
+    for rule, node in zip(rules, parsed.get("rules", [])):
+        rule.annotations = next((_note(a) for a in node.get("annotations") or []
+                                 if a.get("scope") not in ("package", "subpackages")), {})
     _attach_comments(rules, parsed.get("comments") or [])
     return Module(".".join(package), rules, package_annotations)
+
+
+def _note(annotation: dict) -> dict:
+    return {k: v for k, v in annotation.items() if k != "location"}
 
 
 def _attach_comments(rules: list, comments: list) -> None:

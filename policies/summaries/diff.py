@@ -1,4 +1,5 @@
-"""What changed between two versions, in words: "New: denies when ... 10,000 (was 50,000)"."""
+"""What changed between two versions, in words:
+"The rule “Token budget” now denies when ... 10,000 (was 50,000)"."""
 from __future__ import annotations
 
 import re
@@ -41,6 +42,11 @@ def _condition_change(old: dict, new: dict) -> str | None:
         else:
             words.append(part["s"])
     return "".join(words)
+
+
+def _title(record: dict) -> str:
+    """How the rule is named to a reader: its title, else its name in words ("the rule “Token budget”")."""
+    return f"the rule “{record.get('title') or record['label']}”"
 
 
 def _describe(record: dict) -> str:
@@ -106,18 +112,19 @@ def diff(old: dict, new: dict) -> dict:
     for key, record in after.items():
         if key not in before:
             rules.append({"kind": "added", "effect": record["effect"], "anchor": record["anchor"],
-                          "text": f"Added: {_describe(record)}."})
+                          "text": f"Added {_title(record)}: {_describe(record)}."})
             continue
         change = _rule_change(before[key], record)
         if change:
+            title = _title(record)
             rules.append({"kind": "changed", "effect": record["effect"], "anchor": record["anchor"],
-                          "text": f"New: {change}."})
+                          "text": f"{title[0].upper()}{title[1:]} now {change[0].lower()}{change[1:]}."})
         else:
             unchanged += 1
     for key, record in before.items():
         if key not in after:
             rules.append({"kind": "removed", "effect": record["effect"], "anchor": None,
-                          "text": f"Removed: no longer {_describe(record)}."})
+                          "text": f"Removed {_title(record)}: no longer {_describe(record)}."})
     old_defaults = {d["name"]: d["text"] for d in old["defaults"]}
     defaults = [f"{text} (was: {old_defaults.get(name, 'no default')})"
                 for name, text in ((d["name"], d["text"]) for d in new["defaults"]) if old_defaults.get(name) != text]

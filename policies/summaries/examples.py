@@ -1,5 +1,6 @@
 """Worked examples: for each deny/allow/approval rule, one input that triggers it and one that
-does not, all evaluated by the real OPA in a single `opa eval` per version, in Gavel's sandbox
+does not, all evaluated by the real OPA in a single `opa eval` per version (or for many versions
+at once: summarize_many), in Gavel's sandbox
 (core/opa/sandbox.py: no environment, no network builtins, time and memory limits).
 
 The example states what OPA answered ("This request is denied: ...") and whether that
@@ -14,11 +15,15 @@ import tempfile
 from pathlib import Path
 
 from core.opa import cli as opa_cli
-from policies.summaries.inputs import Builder, CannotBuild
+from policies.summaries.finder import probes, solver
+from policies.summaries.finder.probes import PROBE_KEY
+from policies.summaries.ast import Const, Ref, Var
+from policies.summaries.inputs import Builder, CannotBuild, placeholder, set_path
 from policies.summaries.localeval import Unknown
 from policies.summaries.phrasing import field_name, format_value
 
 MAX_ALTERNATIVES = 4
+BROKEN_FOR = 8  # candidates from the partial evaluation whose broken variants are evaluated too
 NO_TRIGGER = "Gavel could not build a request that makes this rule apply, so it shows no worked example."
 
 
@@ -47,26 +52,56 @@ def flatten(doc, path=()) -> list[dict]:
     return [{"field": field_name(path), "path": ".".join(map(str, path)), "value": shown}]
 
 
-def run_batch(source: str, filename: str, package: str, names: dict, docs: list) -> list[dict]:
-    """Evaluate every doc as input in ONE `opa eval`; per doc, each rule name's values (a list)."""
-    base = "data" + "".join(f"[{json.dumps(p)}]" for p in package.split("."))
-    lines = []
-    for i, doc in enumerate(docs):
-        fields = ", ".join(
-            f'{json.dumps(name)}: [x | x := {base}[{json.dumps(name)}]{"[_]" if partial else ""}]'
-            for name, partial in sorted(names.items()))
-        lines.append(f"e{i} := {{{fields}}} with input as {json.dumps(doc)}")
+def _merge(into: dict, extra: dict, path=()) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value, path + (key,))
+        elif key in into and into[key] != value:
+            raise ValueError(f"the policies' data disagree at {'.'.join(path + (key,))}")
+        else:
+            into[key] = value
+
+
+def run_many(pendings: list) -> list[list[dict]]:
+    """Every pending policy's requests evaluated in ONE `opa eval` (one file per policy, their data
+    merged): per policy, per request, each decision rule's values (a list) and, when it has
+    probes, their [rule position, message] pairs (finder/probes.py)."""
+    packages = [p.summary["package"] for p in pendings]
+    if len(set(packages)) != len(packages):
+        raise ValueError("two policies share a package")
+    data: dict = {}
+    for p in pendings:
+        _merge(data, p.data or {})
+    # The requests go in as data and one rule per policy evaluates them all, each `with input as`
+    # it: far cheaper for OPA to compile than a query with a `with` per request.
+    data["gavel_example_requests"] = {f"p{k}": p.docs for k, p in enumerate(pendings)}
+    rules = ["package gavel_example_run", ""]
+    for k, p in enumerate(pendings):
+        base = "data" + "".join(f"[{json.dumps(part)}]" for part in p.summary["package"].split("."))
+        wanted = {**p.names, PROBE_KEY: True} if p.probing else p.names
+        fields = ", ".join(f'{json.dumps(name)}: [x | x := {base}[{json.dumps(name)}]{"[_]" if partial else ""}]'
+                           for name, partial in sorted(wanted.items()))
+        rules.append(f"p{k} := [r | some doc in data.gavel_example_requests.p{k}; r := {{{fields}}} with input as doc]")
     with tempfile.TemporaryDirectory(prefix="gavel-examples-") as tmp:
-        path = Path(tmp) / (Path(filename).name or "policy.rego")
-        path.write_text(source, encoding="utf-8")
-        done = opa_cli.run("eval", "--format", "json", "--stdin", "-d", str(path), input="\n".join(lines), timeout=120)
+        args = []
+        for k, p in enumerate(pendings):
+            path = Path(tmp) / f"p{k}-{Path(p.filename).name or 'policy.rego'}"
+            path.write_text(p.probed, encoding="utf-8")
+            args += ["-d", str(path)]
+        (Path(tmp) / "gavel_example_run.rego").write_text("\n".join(rules) + "\n", encoding="utf-8")
+        (Path(tmp) / "data.json").write_text(json.dumps(data), encoding="utf-8")
+        args += ["-d", str(Path(tmp) / "gavel_example_run.rego"), "-d", str(Path(tmp) / "data.json")]
+        done = opa_cli.run("eval", "--format", "json", *args, "data.gavel_example_run", timeout=300)
     if done.returncode != 0:
         raise RuntimeError((done.stdout or done.stderr).strip()[:2000])
     result = json.loads(done.stdout).get("result") or []
     if not result:
         raise RuntimeError("OPA returned no result for the examples")
-    bindings = result[0]["bindings"]
-    return [bindings[f"e{i}"] for i in range(len(docs))]
+    value = result[0]["expressions"][0]["value"]
+    out = [value.get(f"p{k}") for k in range(len(pendings))]
+    if any(r is None or len(r) != len(p.docs) for r, p in zip(out, pendings)):
+        raise RuntimeError("OPA did not evaluate every example")
+    return out
 
 
 class Plan:
@@ -94,12 +129,36 @@ class Plan:
             messages = [_message_of(v) for v in values]
             return ("This request is denied: " + "; ".join(messages) + ".") if messages else \
                 "No deny rule applies to this request."
+        if effect == "approval" and self.rule.is_partial_set:
+            messages = [_message_of(v) for v in values]
+            return ("This request requires approval: " + "; ".join(messages) + ".") if messages else \
+                "This request does not require approval."
         on = values == [True]
         return {
             "deny": ("This request is denied." if on else "This request is not denied."),
             "allow": ("This request is allowed." if on else "This request is not allowed."),
             "approval": ("This request requires approval." if on else "This request does not require approval."),
         }[effect]
+
+
+def _with_message_fields(builder: Builder, rule, record: dict, doc):
+    """Give the fields the rule's message prints a value, so the example reads "agent agent-1 may
+    not call tool-1" rather than a policy's "?" default, when the rule still applies with them."""
+    paths = [tuple(p["path"].split(".")) for p in (record.get("message") or {}).get("parts") or []
+             if p.get("t") == "field" and p.get("path")]
+    for path in paths:
+        node = doc
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            continue
+        try:
+            filled = set_path(doc, path, placeholder(path))
+            if builder.ev(filled).fires(rule):
+                doc = filled
+        except (CannotBuild, Unknown):
+            continue
+    return doc
 
 
 def plan_for(builder: Builder, record: dict, rule, group_rules: list) -> Plan:
@@ -115,6 +174,7 @@ def plan_for(builder: Builder, record: dict, rule, group_rules: list) -> Plan:
             continue
         if builder.ev(quieter).fires(rule):
             trigger = quieter
+    trigger = _with_message_fields(builder, rule, record, trigger)
     ev = builder.ev(trigger)
     if not ev.fires(rule):
         raise CannotBuild("the built request does not satisfy the rule")
@@ -149,49 +209,196 @@ def _example(plan: Plan, kind: str, doc, observed: dict) -> dict:
         problem = "The summary says this rule applies to this request, but OPA's answer does not show it."
     else:
         problem = "The summary says this rule does not apply to this request, but OPA's answer shows it does."
+    observed = {k: v for k, v in observed.items() if k != PROBE_KEY}
     return {"kind": kind, "input": doc, "fields": flatten(doc), "opa": observed, "applies": applied,
             "agrees": agrees, "statement": plan.statement(observed), "problem": problem}
 
 
-def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: dict) -> None:
-    """Add `examples` (and `example_note` where none could be built) to every grouped rule."""
-    builder = Builder(module)
+def _searched_plans(hard: list, tried: list, observed, notes: dict) -> list[Plan]:
+    """Plans for the rules only OPA's partial evaluation could help with: the first candidate that
+    both the probe and the real rule say applies triggers it; its broken variants may not."""
     plans = []
-    for group in summary["groups"]:
-        group_rules = [rules_by_anchor[r["anchor"]] for r in group["rules"]]
-        for record in group["rules"]:
-            rule = rules_by_anchor[record["anchor"]]
-            try:
-                plans.append(plan_for(builder, record, rule, group_rules))
-            except (CannotBuild, Unknown, RecursionError) as exc:
-                record["example_note"] = f"{NO_TRIGGER} ({exc})"
-    names = {p.rule.name: p.rule.is_partial_set for p in plans}
-    docs = [doc for p in plans for doc in [p.trigger, *p.alternatives]]
-    status = {"checked": 0, "agree": 0, "disagree": 0, "without_example": 0, "error": None}
-    status["without_example"] = sum(1 for g in summary["groups"] for r in g["rules"] if r["example_note"])
-    summary["examples"] = status
-    if not docs:
-        return
+    for i, (record, rule) in enumerate(hard):
+        chosen = None
+        for doc, variants in tried[i]:
+            fired = [key for index, key in observed(doc).get(PROBE_KEY, []) if index == i]
+            if not fired:
+                continue
+            plan = Plan(record, rule, doc, variants, fired[0] if rule.is_partial_set else None)
+            if plan.applies(observed(doc))[0]:
+                chosen = plan
+                break
+        if chosen is None:
+            record["example_note"] = f"{NO_TRIGGER} " + (notes.get(i) or (
+                "None of the requests Gavel built from OPA's partial evaluation made this rule apply."))
+            continue
+        chosen.alternatives += [d for d, _ in tried[i] if d != chosen.trigger][:2]  # values OPA said miss
+        plans.append(chosen)
+    return plans
+
+
+def _data_read(rule) -> str:
+    """"acme › scopes" when the rule reads `data.acme.scopes` (data outside the policy), else ""."""
+    found = []
+
+    def walk(t):
+        if isinstance(t, Ref) and t.head == Var("data"):
+            names = []
+            for p in t.path:
+                if not (isinstance(p, Const) and isinstance(p.value, str)):
+                    break
+                names.append(p.value)
+            found.append(" › ".join(names))
+        for child in [*getattr(t, "args", ()), *getattr(t, "path", ()), getattr(t, "head", None)]:
+            if child is not None and not isinstance(child, (str, int, float, bool)):
+                walk(child)
+    for e in rule.body:
+        for t in (*e.args, e.term, e.domain):
+            if t is not None:
+                walk(t)
+    return ", ".join(dict.fromkeys(found))
+
+
+def _probe(hard: list, source: str, filename: str, package: str, data) -> tuple[str, list, dict]:
+    """The source with the probes, the candidates per hard rule [(doc, its broken variants)], notes."""
+    searchable = [rule for _, rule in hard if not rule.unsupported]
+    notes = {i: f"Gavel cannot evaluate {rule.unsupported} yet." for i, (_, rule) in enumerate(hard)
+             if rule.unsupported}
+    tried: list = [[] for _ in hard]
+    if not searchable:
+        return source, tried, notes
+    positions = [i for i, (_, rule) in enumerate(hard) if not rule.unsupported]
+    probed = probes.probe_source(source, [hard[i][1] for i in positions])
     try:
-        observed = run_batch(source, filename, summary["package"], names, docs)
+        ways = probes.residuals(probed, filename, package, data)
     except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        status["error"] = f"OPA could not evaluate the examples: {exc}"
-        return
-    position = 0
-    for plan in plans:
-        results = observed[position: position + 1 + len(plan.alternatives)]
-        position += 1 + len(plan.alternatives)
-        examples = [_example(plan, "triggers", plan.trigger, results[0])]
-        others = [_example(plan, "does_not_trigger", doc, seen) for doc, seen in zip(plan.alternatives, results[1:])]
-        if others:
-            # Another definition of the same rule may still apply to an alternative; show one OPA confirms.
-            # ...and prefer the one where the fewest other rules of the group fire, so it reads cleanly.
-            agreeing = [e for e in others if e["agrees"]]
-            examples.append(min(agreeing, key=lambda e: len(e["opa"].get(plan.rule.name, [])))
-                            if agreeing else others[0])
-        else:
-            plan.record["example_note"] = "Gavel could not build a request that stays clear of this rule."
-        plan.record["examples"] = examples
-        for example in examples:
-            status["checked"] += 1
-            status["agree" if example["agrees"] else "disagree"] += 1
+        notes.update({i: f"OPA could not evaluate it: {exc}" for i in positions})
+        return source, tried, notes
+    for probe_index, i in enumerate(positions):
+        if probe_index not in ways:
+            read = _data_read(hard[i][1])
+            notes[i] = (f"It reads data kept outside the policy ({read}), and Gavel was given none for this version."
+                        if read and not data else
+                        "OPA finds no request that makes this rule apply: its conditions cannot all hold at once.")
+            continue
+        found, why = solver.requests(ways[probe_index])
+        tried[i] = [(doc, (solver.breaks(doc, constraints) if n < BROKEN_FOR else []) + also)
+                    for doc, n, constraints, also in found]
+        if why:
+            notes[i] = why
+    return probed, tried, notes
+
+
+class Pending:
+    """One policy's worked examples, planned (the builder, then OPA's partial evaluation for the rules
+    it cannot do) and waiting for OPA to evaluate every candidate: `evaluate` does that for many
+    policies in ONE `opa eval`, then `finish` picks the examples OPA confirmed."""
+
+    def __init__(self, summary: dict, module, source: str, filename: str, rules_by_anchor: dict,
+                 data: dict | None = None):
+        self.summary, self.filename, self.data = summary, filename, data
+        builder = Builder(module)
+        self.plans, self.hard, self.names = [], [], {}
+        for group in summary["groups"]:
+            group_rules = [rules_by_anchor[r["anchor"]] for r in group["rules"]]
+            for record in group["rules"]:
+                rule = rules_by_anchor[record["anchor"]]
+                self.names[rule.name] = rule.is_partial_set
+                try:
+                    plan = plan_for(builder, record, rule, group_rules)
+                except (CannotBuild, Unknown, RecursionError):
+                    self.hard.append((record, rule))
+                    continue
+                if plan.alternatives:
+                    self.plans.append(plan)
+                else:  # no request that stays clear of it: let OPA's partial evaluation find one
+                    self.hard.append((record, rule))
+        self.status = {"checked": 0, "agree": 0, "disagree": 0, "without_example": 0, "error": None}
+        summary["examples"] = self.status
+        self.probed, self.tried, self.notes = _probe(self.hard, source, filename, summary["package"], data)
+        self.probing = self.probed != source
+        self.docs, self.seen = [], {}
+        for doc in [d for p in self.plans for d in [p.trigger, *p.alternatives]] + [
+                d for cands in self.tried for doc, variants in cands for d in [doc, *variants]]:
+            key = json.dumps(doc, sort_keys=True)
+            if key not in self.seen:
+                self.seen[key] = len(self.docs)
+                self.docs.append(doc)
+        self.results: list | None = None
+
+    def observed(self, doc) -> dict:
+        return self.results[self.seen[json.dumps(doc, sort_keys=True)]]
+
+    def finish(self) -> None:
+        plans, hard, status = list(self.plans), self.hard, self.status
+        if self.docs and self.results is None:
+            return  # status["error"] says why
+        # the probes are numbered by position among the searchable hard rules; index them the same way
+        searchable = [i for i, (_, rule) in enumerate(hard) if not rule.unsupported]
+        if self.docs:
+            plans += _searched_plans([hard[i] for i in searchable], [self.tried[i] for i in searchable],
+                                     self.observed, {n: self.notes[i] for n, i in enumerate(searchable)
+                                                     if i in self.notes})
+        for i, (record, rule) in enumerate(hard):
+            if rule.unsupported or (not self.docs and not record["example_note"]):
+                record["example_note"] = f"{NO_TRIGGER} " + (self.notes.get(i) or (
+                    "None of the requests Gavel built from OPA's partial evaluation made this rule apply."))
+        for plan in plans:
+            _examples_of(plan, self.docs, self.observed, self.names, status)
+        status["without_example"] = sum(1 for g in self.summary["groups"] for r in g["rules"] if r["example_note"])
+
+
+def evaluate(pendings: list) -> None:
+    """OPA's answers for every candidate of every pending policy: ONE `opa eval` for all of them
+    (their sources side by side, their data merged), or one per policy when they cannot share
+    (two versions of one package, data that disagree) or when one of them fails."""
+    todo = [p for p in pendings if p.docs]
+    if len(todo) > 1:
+        try:
+            for p, results in zip(todo, run_many(todo)):
+                p.results = results
+            return
+        except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired):
+            pass  # each on its own below, so one policy's failure is reported as its own
+    for p in todo:
+        try:
+            (p.results,) = run_many([p])
+        except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+            p.status["error"] = f"OPA could not evaluate the examples: {exc}"
+
+
+def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: dict, data: dict | None = None) -> None:
+    """Add `examples` (and `example_note` where none could be built) to every grouped rule.
+
+    Every candidate request (the builder's, and those from OPA's partial evaluation) is evaluated
+    in ONE `opa eval`, with the real rules and the probes side by side.
+    """
+    pending = Pending(summary, module, source, filename, rules_by_anchor, data)
+    evaluate([pending])
+    pending.finish()
+
+
+def _examples_of(plan: Plan, docs: list, observed, names: dict, status: dict) -> None:
+    examples = [_example(plan, "triggers", plan.trigger, observed(plan.trigger))]
+    own = [_example(plan, "does_not_trigger", doc, observed(doc)) for doc in plan.alternatives]
+    # Any other request OPA evaluated that the rule does not apply to will do as well...
+    borrowed = [_example(plan, "does_not_trigger", doc, observed(doc)) for doc in docs
+                if doc != plan.trigger and doc not in plan.alternatives]
+    agreeing = [(e, 0) for e in own if e["agrees"]] + [(e, 1) for e in borrowed if e["agrees"]]
+    if agreeing:
+        # ...and the one no other rule of the policy applies to reads best ("No deny rule applies"),
+        # not one denied by another rule; then the builder's own, then the smallest.
+        def noise(pair):
+            e, foreign = pair
+            return (len(e["opa"].get(plan.rule.name, [])),
+                    sum(len(v) if isinstance(v, list) and names.get(k) else 0 for k, v in e["opa"].items()),
+                    foreign, len(json.dumps(e["input"])))
+        examples.append(min(agreeing, key=noise)[0])
+    elif own:
+        examples.append(own[0])
+    else:
+        plan.record["example_note"] = "Gavel could not build a request that stays clear of this rule."
+    plan.record["examples"] = examples
+    for example in examples:
+        status["checked"] += 1
+        status["agree" if example["agrees"] else "disagree"] += 1

@@ -9,98 +9,28 @@ from __future__ import annotations
 
 import re
 
-from policies.summaries.ast import Call, Collection, Const, Expr, Ref, RSet, Rule, RuleRef, Var
+from policies.summaries import functions
+from policies.summaries.ast import Call, Collection, Comprehension, Const, Expr, Ref, RSet, Rule, RuleRef, Var
 from policies.summaries.localeval import hoisted_args
+from policies.summaries.words import (  # noqa: F401 (re-exported: the names other modules use)
+    ALLOW_NAMES,
+    APPROVAL_NAMES,
+    DENY_NAMES,
+    LIST_PREVIEW,
+    CannotPhrase,
+    Phrase,
+    effect_of,
+    field_name,
+    format_value,
+    humanize,
+    join,
+    link,
+    text,
+    value,
+    var,
+)
 
-DENY_NAMES = {"deny", "violation", "violations", "warn_deny"}
-ALLOW_NAMES = {"allow", "allowed"}
-APPROVAL_NAMES = {"require_approval", "requires_approval", "approval_required", "needs_approval"}
-LIST_PREVIEW = 8
-
-
-class CannotPhrase(Exception):
-    pass
-
-
-def effect_of(name: str) -> str | None:
-    if name in DENY_NAMES or name.startswith("deny_"):
-        return "deny"
-    if name in ALLOW_NAMES:
-        return "allow"
-    if name in APPROVAL_NAMES:
-        return "approval"
-    return None
-
-
-def humanize(name: str) -> str:
-    return re.sub(r"[_\s]+", " ", str(name)).strip()
-
-
-def field_name(path) -> str:
-    """('token_budget',) -> "the request's token budget"; () -> "the request"."""
-    if not path:
-        return "the request"
-    return "the request's " + " ".join(humanize(p) if isinstance(p, str) else f"item {p}" for p in path)
-
-
-def format_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,}" if not value.is_integer() else f"{int(value):,}"
-    if isinstance(value, str):
-        return f"“{value}”"
-    if isinstance(value, dict):
-        return "{" + "; ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
-    return ", ".join(format_value(v) for v in value) or "nothing"
-
-
-# Phrases ---------------------------------------------------------------------------
-
-class Phrase(list):
-    """Parts: {"t": "text"|"field"|"value"|"const"|"link"|"var"|"code", "s": words, ...}."""
-
-    def __add__(self, other):
-        if isinstance(other, str):
-            other = [{"t": "text", "s": other}]
-        return Phrase(list(self) + list(other))
-
-    def __radd__(self, other):
-        return Phrase([{"t": "text", "s": other}]) + self
-
-    @property
-    def text(self) -> str:
-        return "".join(part["s"] for part in self)
-
-    def meta(self, key: str) -> list:
-        return sorted({part[key] for part in self if key in part})
-
-
-def text(s: str) -> Phrase:
-    return Phrase([{"t": "text", "s": s}])
-
-
-def value(v) -> Phrase:
-    return Phrase([{"t": "value", "s": format_value(v)}])
-
-
-def var(name: str) -> Phrase:
-    return Phrase([{"t": "var", "s": f"‘{name}’"}])
-
-
-def link(words: str, anchor: str) -> Phrase:
-    return Phrase([{"t": "link", "s": words, "anchor": anchor}])
-
-
-def join(phrases, sep=", ") -> Phrase:
-    out = Phrase()
-    for i, p in enumerate(phrases):
-        out = out + (sep if i else "") + p
-    return out
+ITEM = "gavel.item"  # one item of a function's list value, bound by `[a, b] := f(x)`
 
 
 # Terms as noun phrases -------------------------------------------------------------
@@ -129,12 +59,28 @@ class RuleContext:
         for r in module.rules:
             self.rules.setdefault(r.name, []).append(r)
         self.assigned = {}
-        self.iterated = set()
-        for expr in rule.body:
+        self.iterated = {a.name for a in rule.args if isinstance(a, Var)}  # a function's parameters too
+        self.learn(rule.body)
+
+    def learn(self, body) -> None:
+        for expr in body:
             if expr.kind == "call" and expr.op in ("assign", "eq") and isinstance(expr.args[0], Var):
                 self.assigned.setdefault(expr.args[0].name, expr.args[1])
+            if expr.kind == "call" and expr.op in ("assign", "eq") and isinstance(expr.args[0], Collection) and \
+                    expr.args[0].kind == "array":  # [hour, _, _] := time.clock(t)
+                for i, item in enumerate(expr.args[0].items):
+                    if isinstance(item, Var) and not _is_wildcard(item):
+                        self.assigned.setdefault(item.name, Call(ITEM, (Const(i), expr.args[1])))
             if expr.kind == "some_in":
                 self.iterated.update(v.name for v in expr.some_vars if isinstance(v, Var))
+
+    def inner(self, body) -> "RuleContext":
+        """The same context with a comprehension's own variables known."""
+        other = object.__new__(RuleContext)
+        other.module, other.rules = self.module, self.rules
+        other.assigned, other.iterated = dict(self.assigned), set(self.iterated)
+        other.learn(body)
+        return other
 
     def constant(self, name: str):
         defs = self.rules.get(name, [])
@@ -175,12 +121,15 @@ def noun(term, ctx: RuleContext) -> Phrase:
         return ref_noun(term, ctx)
     if isinstance(term, Call):
         return call_noun(term, ctx)
+    if isinstance(term, Comprehension):
+        return comprehension_noun(term, ctx)
     if isinstance(term, Collection) and term.kind in ("array", "set"):
         return join([noun(i, ctx) for i in term.items])
     if isinstance(term, Collection) and term.kind == "object":
-        pairs = [(text(k.value) if isinstance(k, Const) and isinstance(k.value, str) else noun(k, ctx))
-                 + " = " + noun(v, ctx) for k, v in term.items]
-        return "an object with " + join(pairs, "; ")
+        # {"allow": allow, "reasons": reasons}: "made of allow, from “Allow”, and reasons, from “reasons”"
+        pairs = [(text(humanize(k.value)) if isinstance(k, Const) and isinstance(k.value, str) else noun(k, ctx))
+                 + ", from " + noun(v, ctx) for k, v in term.items]
+        return "made of " + (join(pairs[:-1], "; ") + "; and " + pairs[-1] if len(pairs) > 1 else join(pairs))
     raise CannotPhrase(getattr(term, "kind", type(term).__name__))
 
 
@@ -222,9 +171,56 @@ def ref_noun(ref: Ref, ctx: RuleContext) -> Phrase:
         prefix = Ref(ref.head, ref.path[:-1]).input_path
         if prefix is not None:  # input.items[_]: any one entry
             return "any entry of " + ref_noun(Ref(ref.head, ref.path[:-1]), ctx)
+    if ref.head == Var("data"):
+        return data_noun(ref, ctx)
+    if all(isinstance(p, Const) for p in ref.path) and (
+            isinstance(ref.head, (Call, Ref)) or (isinstance(ref.head, Var) and ref.head.name in ctx.assigned)):
+        return noun(ref.head, ctx) + "'s " + humanize(" ".join(str(p.value) for p in ref.path))
     if isinstance(ref.head, Var) and ref.head.name in ctx.iterated and all(isinstance(p, Const) for p in ref.path):
         return var(ref.head.name) + "'s " + humanize(" ".join(str(p.value) for p in ref.path))
+    if isinstance(ref.head, RuleRef) and ref.path and all(isinstance(p, Const) for p in ref.path[1:]):
+        # buckets[name].change.after: one entry of a rule's value, and a field inside it
+        entry = "the entry for " + noun(ref.path[0], ctx) + " in " + rule_noun(ref.head.name, ctx)
+        inside = humanize(" ".join(str(p.value) for p in ref.path[1:]))
+        return (inside + " of " + entry) if inside else entry
     raise CannotPhrase("a reference")
+
+
+def data_noun(ref: Ref, ctx: RuleContext) -> Phrase:
+    """data.acme.scopes[input.agent.scope]: "the entry for the request's agent scope in the data acme › scopes"."""
+    names, rest = [], list(ref.path)
+    while rest and isinstance(rest[0], Const) and isinstance(rest[0].value, str):
+        names.append(rest.pop(0).value)
+    where = Phrase([{"t": "data", "s": "the data " + " › ".join(names) + " (kept outside this policy)",
+                     "ref": "data." + ".".join(names)}])
+    if not rest:
+        return where
+    if len(rest) == 1:
+        return "the entry for " + noun(rest[0], ctx) + " in " + where
+    raise CannotPhrase("a reference into data")
+
+
+def comprehension_noun(term: Comprehension, ctx: RuleContext, counted: bool = False) -> Phrase:
+    """{c | some c in xs} reads "the entries of xs"; with conditions, "... where ..."."""
+    inner = ctx.inner(term.body)
+    body = list(term.body)
+    source = next((e for e in body if e.kind == "some_in" and not e.negated), None)
+    if source is None:
+        raise CannotPhrase("a comprehension")
+    key, val = source.some_vars
+    rest = [e for e in body if e is not source]
+    head = term.head
+    if isinstance(head, Var) and head == val and counted:
+        lead = var(val.name) + " in " + noun(source.domain, inner)
+    elif isinstance(head, Var) and head == val:
+        lead = "the entries of " + noun(source.domain, inner)
+    elif isinstance(head, Var) and head == key:
+        lead = "the names in " + noun(source.domain, inner)
+    else:
+        item = var(val.name) if isinstance(val, Var) else text("entry")
+        lead = "each " + noun(head, inner) + " for every " + item + " in " + noun(source.domain, inner)
+    conditions = [c for c in (_condition(e, inner) for e in rest) if c is not None]
+    return lead + ((" where " + join(conditions, " and ")) if conditions else "")
 
 
 def _is_wildcard(term) -> bool:
@@ -240,6 +236,8 @@ def call_noun(call: Call, ctx: RuleContext) -> Phrase:
     if op == "trim_space":
         return noun(args[0], ctx) + " without surrounding spaces"
     if op == "count":
+        if isinstance(args[0], Comprehension):  # "the number of ‘a’ in the request's attachments where ..."
+            return "the number of " + comprehension_noun(args[0], ctx, counted=True)
         if isinstance(args[0], RuleRef) and effect_of(args[0].name):
             return "the number of " + rule_noun(args[0].name, ctx)
         return "the number of entries in " + noun(args[0], ctx)
@@ -255,11 +253,31 @@ def call_noun(call: Call, ctx: RuleContext) -> Phrase:
         return noun(args[0], ctx) + word + noun(args[1], ctx)
     if op == "sprintf":
         return message_phrase(call, ctx)
+    if op == ITEM:
+        index, inner = args[0].value, args[1]
+        if isinstance(inner, Call) and inner.op in functions.ITEMS:
+            return template(functions.item_template(inner.op, index), inner.args, ctx)
+        return f"item {index + 1} of " + noun(inner, ctx)
+    if op in functions.NOUNS:
+        return template(functions.NOUNS[op], args, ctx)
+    if op in ctx.rules and any(r.args for r in ctx.rules[op]):  # a function the policy defines
+        return link(f"“{ctx.label(op)}”", ctx.anchor(op)) + " for " + join([noun(a, ctx) for a in args], " and ")
     raise CannotPhrase(f"the function {op}")
 
 
+def template(words: str, args, ctx: RuleContext) -> Phrase:
+    out = Phrase()
+    try:
+        pieces = functions.fill(words, list(args))
+    except IndexError:
+        raise CannotPhrase("a function with fewer arguments than expected") from None
+    for piece in pieces:
+        out = out + (noun(args[piece], ctx) if isinstance(piece, int) else text(piece))
+    return out
+
+
 def message_phrase(term, ctx: RuleContext) -> Phrase:
-    """A reason message with its placeholders named: “token budget {the request's token budget} …”."""
+    """A reason message with its blanks named: “token budget ‹token budget› exceeds …”."""
     if isinstance(term, Const) and isinstance(term.value, str):
         return text(term.value)
     if isinstance(term, Var) and term.name in ctx.assigned:
@@ -275,8 +293,11 @@ def message_phrase(term, ctx: RuleContext) -> Phrase:
         for piece in pieces:
             if re.fullmatch(r"%[-+# 0-9.]*[a-zA-Z]", piece) and i < len(args):
                 # brackets mark a placeholder in plain text; pages style it instead
-                inner = Phrase([dict(p, placeholder=True) for p in noun(args[i], ctx)])
-                out = out + Phrase([{"t": "open", "s": "["}]) + inner + Phrase([{"t": "close", "s": "]"}])
+                # "user ‹user id› is suspended": a field reads by its short name, marked as a blank
+                inner = Phrase([dict(p, placeholder=True, s=p["s"].removeprefix("the request's "))
+                                if p.get("t") == "field" and p.get("path") else dict(p, placeholder=True)
+                                for p in noun(args[i], ctx)])
+                out = out + Phrase([{"t": "open", "s": "‹"}]) + inner + Phrase([{"t": "close", "s": "›"}])
                 i += 1
             elif piece:
                 out = out + ("%" if piece == "%%" else piece)
@@ -346,6 +367,18 @@ def _condition(expr: Expr, ctx: RuleContext) -> Phrase | None:
     if op in ("assign", "eq") and isinstance(args[0], Var) and ctx.assigned.get(args[0].name) is args[1]:
         noun(args[1], ctx)  # raises for a value Gavel cannot phrase, so that line is shown as written
         return None
+    if op in ("assign", "eq") and isinstance(args[0], Collection) and args[0].kind == "array" and all(
+            isinstance(i, Var) for i in args[0].items):
+        noun(args[1], ctx)  # [hour, _, _] := time.clock(t): the parts are named where they are used
+        return None
+    if op in functions.CONDITIONS and not expr.negated:
+        return template(functions.CONDITIONS[op][0], args, ctx)
+    if op in functions.CONDITIONS:
+        return template(functions.CONDITIONS[op][1], args, ctx)
+    if op in ctx.rules and any(r.args for r in ctx.rules[op]):  # a function the policy defines, as a check
+        check = link(f"“{ctx.label(op)}”", ctx.anchor(op))
+        return check + (" does not hold for " if expr.negated else " holds for ") + join(
+            [noun(a, ctx) for a in args], " and ")
     if op in COMPARISONS:
         special = count_of_group(op, args, expr.negated, ctx)
         if special is not None:
@@ -400,6 +433,10 @@ def truthy(term, negated: bool, ctx: RuleContext) -> Phrase:
         check = link(f"“{ctx.label(term.name)}”", ctx.anchor(term.name))
         return "the check " + check + (" does not pass" if negated else " passes")
     if isinstance(term, Ref) and term.input_path is not None:
+        return noun(term, ctx) + (" is missing or false" if negated else " is present and not false")
+    if isinstance(term, Call) and term.op in functions.CONDITIONS:
+        return template(functions.CONDITIONS[term.op][1 if negated else 0], term.args, ctx)
+    if isinstance(term, (Ref, Call)):
         return noun(term, ctx) + (" is missing or false" if negated else " is present and not false")
     raise CannotPhrase("a bare value used as a condition")
 

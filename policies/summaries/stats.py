@@ -26,7 +26,7 @@ def recent_activity(policy, summary: dict | None = None, days: int = 7) -> dict:
     (when a summary is given) how many reasons match that rule's message.
 
     {"days", "total", "outcomes": {outcome: n}, "deny_rate": float | None, "deny_rate_text": "12.5%",
-     "top_reasons": [{"reason", "count"}], "by_rule": {anchor: n}}
+     "top_reasons": [{"reason", "count"}] (of denials), "by_rule": {anchor: n}}
     """
     from django.db.models import Count
 
@@ -34,9 +34,12 @@ def recent_activity(policy, summary: dict | None = None, days: int = 7) -> dict:
     decisions = Decision.objects.filter(policy=policy, timestamp__gte=since)
     outcomes = {row["outcome"]: row["n"] for row in decisions.values("outcome").annotate(n=Count("id"))}
     total = sum(outcomes.values())
-    reasons = Counter()
-    for row in decisions.exclude(reasons=[]).values_list("reasons", flat=True)[:SAMPLE_LIMIT]:
+    reasons, denials = Counter(), Counter()  # every reason (per rule hits), and the reasons of denials
+    rows = decisions.exclude(reasons=[]).values_list("reasons", "outcome")[:SAMPLE_LIMIT]
+    for row, outcome in rows:
         reasons.update(row)
+        if outcome == Outcome.DENY:
+            denials.update(row)
     by_rule = {}
     for record in all_rules(summary) if summary else []:
         pattern = _regex((record.get("message") or {}).get("template"))
@@ -46,7 +49,8 @@ def recent_activity(policy, summary: dict | None = None, days: int = 7) -> dict:
     return {
         "days": days, "total": total, "outcomes": outcomes, "deny_rate": rate,
         "deny_rate_text": f"{rate:.1%}" if rate is not None else "",
-        "top_reasons": [{"reason": r, "count": n} for r, n in reasons.most_common(5)],
+        # shown under "N % were denials": only denials' reasons, not approval holds
+        "top_reasons": [{"reason": r, "count": n} for r, n in denials.most_common(5)],
         "by_rule": by_rule,
     }
 

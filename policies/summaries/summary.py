@@ -21,8 +21,9 @@ GROUPS = [
     ("allow", "Allows when"),
 ]
 VERBS = {"deny": "deny", "approval": "require approval", "allow": "allow"}
+VERBS_ONE = {"deny": "denies", "approval": "requires approval", "allow": "allows"}  # "1 rule that allows"
 LEADS = {"deny": "Denies", "allow": "Allows", "approval": "Requires approval"}
-FALLBACK_NOTE = "Gavel cannot phrase {why} yet, so this is shown exactly as written in the policy."
+FALLBACK_NOTE = "Gavel cannot put {why} into words yet; “As written” shows the policy's own text."
 
 
 def term_inputs(term) -> set:
@@ -91,6 +92,8 @@ def _classify(rule: Rule) -> str:
         return "deny"
     if effect in ("allow", "approval") and not rule.is_partial_set and rule.value == Const(True):
         return effect
+    if effect == "approval" and rule.is_partial_set:  # require_approval contains "reason" if {...}
+        return effect
     if (rule.value == Const(True) and not rule.is_partial_set) or (rule.is_partial_set and rule.body):
         return "helper"
     return "value"
@@ -103,7 +106,7 @@ def _condition_record(expr, ctx: RuleContext, constants: set) -> dict | None:
         phrase = condition(expr, ctx)
     except CannotPhrase as exc:
         return {"text": expr.text, "parts": [{"t": "code", "s": expr.text}], "fallback": True, "snippet": expr.text,
-                "note": FALLBACK_NOTE.format(why=str(exc)), "fields": fields, "constants": consts}
+                "note": FALLBACK_NOTE.format(why=str(exc).replace("`", "")), "fields": fields, "constants": consts}
     if phrase is None:
         return None
     return {"text": phrase.text, "parts": list(phrase), "fallback": False, "snippet": None, "note": None,
@@ -139,9 +142,12 @@ def rule_record(rule: Rule, module: Module, anchor: str, constants: set) -> dict
         "title": rule.annotations.get("title"), "description": rule.annotations.get("description"),
         "severity": _severity(rule), "comment": rule.comment or None, "message": None, "conditions": [],
         "value": None, "snippet": None, "note": None, "examples": [], "example_note": None,
+        "rego": rule.text,  # shown only behind the "As written" toggle
     }
-    if rule.unsupported:
-        record.update(snippet=rule.text, note=FALLBACK_NOTE.format(why=rule.unsupported))
+    if rule.args:  # a function: its parameters read as names ("“hour open” holds for ‘h’ when ...")
+        record["params"] = [a.name if isinstance(a, Var) else "value" for a in rule.args]
+    if rule.unsupported and not rule.args:
+        record.update(snippet=rule.text, note=FALLBACK_NOTE.format(why=rule.unsupported.replace("`", "")))
         record.update(fields=sorted(_rule_inputs(rule)), constants=[], phrased=False, sentence=rule.text)
         return record
     record["message"] = _message(rule, ctx)
@@ -152,7 +158,7 @@ def rule_record(rule: Rule, module: Module, anchor: str, constants: set) -> dict
             phrase = noun(rule.value, ctx)
             record["value"] = {"text": phrase.text, "parts": list(phrase)}
         except CannotPhrase as exc:
-            record.update(snippet=rule.text, note=FALLBACK_NOTE.format(why=str(exc)))
+            record.update(snippet=rule.text, note=FALLBACK_NOTE.format(why=str(exc).replace("`", "")))
     fields = set(_rule_inputs(rule))
     consts = set(term_constants(rule.key, constants)) if rule.key is not None else set()
     for c in conditions:
@@ -173,9 +179,11 @@ def _rule_inputs(rule: Rule) -> set:
 
 def _sentence(record: dict) -> str:
     parts = [("[as written: " + c["snippet"] + "]") if c["fallback"] else c["text"] for c in record["conditions"]]
-    lead = LEADS.get(record["effect"], f"“{record['label']}” holds")
+    params = " and ".join(f"‘{p}’" for p in record.get("params") or [])
+    lead = LEADS.get(record["effect"], f"“{record['label']}” holds" + (f" for {params}" if params else ""))
     if record["effect"] == "value":
-        return f"{record['label']} is " + ((record["value"] or {}).get("text") or "computed as written")
+        return f"{record['label']}" + (f" for {params}" if params else "") + " is " + (
+            (record["value"] or {}).get("text") or "computed as written")
     return f"{lead} when " + (" and ".join(parts) if parts else "always")
 
 
@@ -247,6 +255,7 @@ def build(module: Module, index: dict | None = None) -> dict:
     for effect, heading in GROUPS:
         if grouped[effect]:
             summary["groups"].append({"effect": effect, "heading": heading, "anchor": f"group-{effect}", "verb": VERBS[effect],
+                                      "verb_one": VERBS_ONE[effect],
                                       "rules": grouped[effect]})
     summary["rules_total"] = sum(len(g["rules"]) for g in summary["groups"]) + len(summary["helpers"]) + len(
         summary["values"])

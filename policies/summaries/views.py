@@ -28,7 +28,10 @@ def _context(request, version):
     others = policy.versions.exclude(pk=version.pk).only("number").order_by("-number")
     return {
         "version": version, "policy": policy, "activity": activity,
-        "rollouts": [(env, canary.current_rollout(policy, env)) for env in Environment.objects.all()],
+        # Only where the policy runs: a policy published nowhere is enforced nowhere.
+        "rollouts": [(env, canary.current_rollout(policy, env)) for env in Environment.objects.filter(
+            active_versions__policy=policy).distinct().order_by("name")],
+        "environments_exist": Environment.objects.exists(),
         "exceptions": policy.exceptions.active().select_related("environment"),
         "summary": summaries.with_activity(summary, activity),
         "print_url": _url(request, "version_summary_print", name=policy.name, number=version.number),

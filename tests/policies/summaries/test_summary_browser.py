@@ -32,6 +32,12 @@ def test_compliance_officer_reads_the_gateway_summary(live_server, page, tmp_pat
     expect(budget).to_contain_text("This request is denied: token budget 8001 exceeds the limit of 8000.")
     expect(page.get_by_test_id("rollout")).to_contain_text("How it is enforced now")
     assert page.locator("pre.rego").count() == 0  # everything in the demo policy reads as English
+    # The Rego is there, but only behind each rule's "As written" toggle.
+    as_written = budget.get_by_test_id("as-written")
+    expect(as_written.locator("pre")).to_be_hidden()
+    as_written.get_by_text("As written").click()
+    expect(as_written.locator("pre")).to_be_visible()
+    expect(as_written.locator("pre")).to_contain_text("input.token_budget > max_token_budget")
     page.screenshot(path=str(tmp_path / "summary.png"), full_page=True)
 
     page.get_by_role("link", name="Print view").click()

@@ -12,7 +12,8 @@ def test_a_changed_threshold_reads_as_new_and_was():
                       with_examples=False)
     changes = diff(before, after)
     assert [c["text"] for c in changes["rules"]] == [
-        "New: denies when the request's token budget is more than 10,000 (was 50,000) (max tokens)."]
+        "The rule “Token budget” now denies when the request's token budget is more than 10,000 (was 50,000) "
+        "(max tokens)."]
     assert changes["lists"] == ["Max tokens is now 10,000 (was 50,000)."]
     assert changes["unchanged"] == 1
 
@@ -23,6 +24,8 @@ def test_added_and_removed_rules():
     after = summarize(extra, "token_budget.rego", with_examples=False)
     added = diff(before, after)["rules"]
     assert [c["kind"] for c in added] == ["added"]
-    assert added[0]["text"] == "Added: denies when the request's token budget is less than 10."
+    assert added[0]["text"] == ("Added the rule “Budget floor”: denies when the request's token budget is less "
+                                "than 10.")
     removed = diff(after, before)["rules"]
-    assert removed[0]["text"].startswith("Removed: no longer denies when the request's token budget is less than 10")
+    assert removed[0]["text"].startswith(
+        "Removed the rule “Budget floor”: no longer denies when the request's token budget is less than 10")

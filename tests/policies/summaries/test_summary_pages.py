@@ -103,6 +103,11 @@ def test_the_summary_shows_the_live_rollout_and_exceptions(client, make_user, ga
         reason_contains="token budget", justification="reports", ticket="SEC-7",
         expires_at=timezone.now() + timedelta(days=2), requested_by=make_user("policy_author"))
     policy_exceptions.approve_exception(exception, comment="Checked the ticket", approved_by=admin)
+    from policies.models import ActiveVersion
+
+    # The summary speaks of the environments that run the policy.
+    ActiveVersion.objects.create(policy=gateway, environment=environment, version=gateway.latest_version,
+                                 since=timezone.now())
     client.force_login(make_user("compliance_officer"))
     html = client.get("/policies/agent_gateway/v1/summary/").content.decode()
     assert "enforced for 30% of users; for the others, denials are only recorded (dry-run)." in html

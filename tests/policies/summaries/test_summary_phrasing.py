@@ -32,7 +32,7 @@ def test_sets_defined_in_the_policy_are_listed_by_value():
     blocked = rule(summary_of("blocked_users.rego"), "Blocked users")
     assert texts(blocked) == [
         "the request's user id is on the list blocked users: “blocked_user”, “suspended_account”, “u-107”"]
-    assert blocked["message"]["text"] == "user [the request's user id] is blocked"
+    assert blocked["message"]["text"] == "user ‹user id› is blocked"
 
 
 def test_limits_read_as_numbers_with_metadata():
