@@ -9,6 +9,6 @@ COPY requirements.lock pyproject.toml ./
 RUN pip install --no-cache-dir -r requirements.lock
 COPY . .
 RUN pip install --no-cache-dir --no-deps -e . \
- && DATABASE_URL=postgres://build/none SECRET_KEY=build GAVEL_OPA_TOKEN=build GAVEL_EXPORT_SIGNING_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= python manage.py collectstatic --noinput
+ && DATABASE_URL=postgres://build/none SECRET_KEY=build GAVEL_OPA_TOKEN=build GAVEL_EXPORT_SIGNING_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= GAVEL_BUNDLE_SIGNING_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= python manage.py collectstatic --noinput
 EXPOSE 8000
 CMD ["gunicorn", "console.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]

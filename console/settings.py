@@ -319,6 +319,22 @@ try:
 except ValueError:
     raise ImproperlyConfigured("GAVEL_EXPORT_SIGNING_KEY is not an Ed25519 private key: it must be 32 bytes in "
                                "base64 (44 characters ending in '=')") from None
+# The key that signs every OPA bundle Gavel builds (fleet/delivery/signing.py, ES256): 32 random bytes in
+# base64, from which the P-256 key is derived. Kept like GAVEL_EXPORT_SIGNING_KEY: required without
+# DEBUG, generated per local stack by scripts/stack.py, derived from SECRET_KEY in plain DEBUG. Its
+# public half and the OPA configuration that requires it are shown on the environments page.
+GAVEL_BUNDLE_SIGNING_KEY = os.environ.get("GAVEL_BUNDLE_SIGNING_KEY") or (
+    base64.b64encode(hashlib.sha256(f"gavel-bundle-signing:{SECRET_KEY}".encode()).digest()).decode()
+    if DEBUG else "")
+if not GAVEL_BUNDLE_SIGNING_KEY:
+    raise ImproperlyConfigured("GAVEL_BUNDLE_SIGNING_KEY must be set when DEBUG is off: the key that signs OPA "
+                               "bundles, 32 random bytes in base64 (openssl rand -base64 32)")
+try:
+    if len(base64.b64decode(GAVEL_BUNDLE_SIGNING_KEY, validate=True)) != 32:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured("GAVEL_BUNDLE_SIGNING_KEY is not a bundle signing key: it must be 32 bytes in "
+                               "base64 (44 characters ending in '=')") from None
 # Days a job export's file is kept (it holds decision inputs); then it is deleted and its record,
 # with the hash, stays marked expired (exports/retention.py). 0 keeps files forever.
 GAVEL_EXPORT_RETENTION_DAYS = int(os.environ.get("GAVEL_EXPORT_RETENTION_DAYS", "30"))

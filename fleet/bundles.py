@@ -5,6 +5,8 @@ download `GET /api/v1/opa/bundles/<environment>`, a tarball with the policies pu
 that environment, their generated entrypoints and the environment's runtime data
 (`gavel_config`, `gavel_approvals`). The manifest's revision names the versions
 ("agent_gateway@3,platform_changes@1"), so decision logs name the version that decided.
+Every bundle built here is signed (delivery/signing.py): an OPA configured with Gavel's key refuses one
+that was altered on its way.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from policies.services import confirm_version
 from rollout import runtime
 from rollout.entrypoint import entry_source
 
+from .delivery import signing
 from .models import Environment, OpaInstance
 
 log = logging.getLogger(__name__)
@@ -82,12 +85,13 @@ def build_bundle(environment: Environment) -> Bundle:
 
 
 def tarball(files: dict[str, Any], revision: str) -> Bundle:
-    """A bundle of these files (text, or JSON documents). The same files give the same bytes."""
+    """A signed bundle of these files (text, or JSON documents): `.signatures.json` first, then
+    the files. The same files give the same bytes."""
+    contents = {path: (content if isinstance(content, str) else json.dumps(content, sort_keys=True)).encode()
+                for path, content in files.items()}
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
-        for path, content in files.items():
-            data = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
-            data = data.encode()
+        for path, data in {signing.SIGNATURES_FILE: signing.signatures_file(contents), **contents}.items():
             info = tarfile.TarInfo(f"/{path}")
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             tar.addfile(info, io.BytesIO(data))
@@ -98,15 +102,38 @@ def tarball(files: dict[str, Any], revision: str) -> Bundle:
 # --- Status reports ----------------------------------------------------------------------
 
 
+# What OPA's verifier says when it refuses a bundle, and what that means, in words.
+REFUSALS = [
+    (("digest mismatch", "not included in bundle signature", "specified in bundle signatures but not found"),
+     "its content does not match its signature: it was altered after Gavel signed it"),
+    (("failed to verify jwt signature", "scope mismatch"), "its signature is not from Gavel's bundle signing key"),
+    (("missing .signatures.json",), "it is not signed"),
+    (("verification key not provided", "verification key corresponding to id", "verification key id is empty"),
+     "OPA has no key to check Gavel's signature with (configure keys.gavel; see the environments page)"),
+]
+
+
+def refusal_in_words(message: str) -> str:
+    """"OPA refused the bundle: <why>" for a signature failure OPA reported, else ""."""
+    lowered = message.lower()
+    for needles, meaning in REFUSALS:
+        if any(needle in lowered for needle in needles):
+            return f"OPA refused the bundle: {meaning}"
+    return ""
+
+
 def _health(report: dict[str, Any]) -> tuple[bool, str]:
     problems = []
+    for name, bundle in (report.get("bundles") or {}).items():
+        if isinstance(bundle, dict) and (bundle.get("code") or bundle.get("errors")):
+            said = " ".join(str(part) for part in [bundle.get("message", ""), *(bundle.get("errors") or [])] if part)
+            words = refusal_in_words(said)
+            problems.append(f"bundle {name}: " + (f"{words} ({said})" if words else
+                                                 f"{bundle.get('code', '')} {bundle.get('message', '')}".strip()))
     for name, plugin in (report.get("plugins") or {}).items():
         state = plugin.get("state") if isinstance(plugin, dict) else None
         if state and state != "OK":
             problems.append(f"plugin {name}: {state}" + (f" ({plugin.get('message')})" if plugin.get("message") else ""))
-    for name, bundle in (report.get("bundles") or {}).items():
-        if isinstance(bundle, dict) and (bundle.get("code") or bundle.get("errors")):
-            problems.append(f"bundle {name}: {bundle.get('code', '')} {bundle.get('message', '')}".strip())
     return not problems, "; ".join(problems)
 
 

@@ -26,6 +26,7 @@ from core import queue
 from core.digest import sha256_of
 from core.opa.client import OpaClient, OpaError, OpaRejected
 
+from .delivery import signing
 from .bundles import Bundle, tarball
 from .credentials import new_token
 from .instances import ensure_in_service
@@ -56,15 +57,19 @@ allow if {
 }
 """
 
-OPA_CONFIG = """\
+def opa_config() -> str:
+    """The block added to the OPA's configuration; `gavel` is the service with the instance's token
+    to Gavel. The bundle is signed like every bundle Gavel builds (delivery/signing.py): OPA requires it."""
+    return f"""\
 # Add to the OPA's configuration; `gavel` is the service with the instance's token to Gavel.
 bundles:
   gavel_authz:
     service: gavel
     resource: authz
     persist: true
-    polling: {min_delay_seconds: 10, max_delay_seconds: 20}
-"""
+    polling: {{min_delay_seconds: 10, max_delay_seconds: 20}}
+    signing: {{keyid: {signing.KEY_ID}}}
+""" + signing.keys_yaml()
 
 
 class RotationRefused(ValueError):
@@ -104,7 +109,7 @@ def bootstrap(instance: OpaInstance) -> dict[str, str]:
     instance.token_issued_at = timezone.now()
     instance.token_detail = ""
     instance.save()
-    return {"gavel-authz.rego": AUTHZ_POLICY, "gavel-authz-config.yaml": OPA_CONFIG}
+    return {"gavel-authz.rego": AUTHZ_POLICY, "gavel-authz-config.yaml": opa_config()}
 
 
 def start_rotation(instance: OpaInstance) -> OpaInstance:

@@ -1,5 +1,6 @@
 """The environments page: each environment's delivery, its OPA instances with their health
-and active bundle revision (from their status reports), their tokens, and drift alerts.
+and active bundle revision (from their status reports), their tokens, and drift alerts; the public
+key bundles are signed with, and for pull environments the OPA configuration that requires it.
 
 Security admins issue, rotate and revoke the instances' tokens here, and decommission an instance
 (fleet/instances.py) by typing its name. A new token is shown once, on the page that answers
@@ -13,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from . import credentials as opa_credentials
 from . import instances, opa_authz
+from .delivery import signing
 from .models import DriftAlert, Environment, OpaInstance
 
 MANAGE = "fleet.manage_opa_credentials"
@@ -21,17 +23,21 @@ MANAGE = "fleet.manage_opa_credentials"
 @permission_required("fleet.view_environment", raise_exception=True)
 def environments(request):
     Environment.objects.default()  # the configured OPA always has an environment to show
+    opa_api = request.build_absolute_uri("/api/v1/opa")
     rows = [
         {"environment": environment, "targets": environment.targets(),
          "decommissioned": environment.decommissioned_instances(),
          "running": environment.active_versions.select_related("policy", "version").order_by("policy__name"),
-         "alerts": environment.drift_alerts.select_related("policy", "instance", "repush")[:20]}
+         "alerts": environment.drift_alerts.select_related("policy", "instance", "repush")[:20],
+         "opa_config": signing.opa_config(environment.name, opa_api) if environment.is_pull else ""}
         for environment in Environment.objects.prefetch_related("instances__credentials",
                                                                 "instances__decommissioned_by")
     ]
     open_alerts = DriftAlert.objects.filter(resolved_at__isnull=True).select_related("policy", "environment")
     return render(request, "fleet/environments.html", {
-        "rows": rows, "open_alerts": open_alerts, "can_manage": request.user.has_perm(MANAGE)})
+        "rows": rows, "open_alerts": open_alerts, "can_manage": request.user.has_perm(MANAGE),
+        "signing": {"public_key": signing.public_key_pem(), "fingerprint": signing.fingerprint(),
+                    "algorithm": signing.ALGORITHM, "key_id": signing.KEY_ID}})
 
 
 def _instance(environment, instance):

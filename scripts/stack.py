@@ -100,7 +100,8 @@ def free_port() -> int:
 
 # --- secrets ---------------------------------------------------------------------------
 LOCAL_SECRETS = {"SECRET_KEY": lambda: secrets.token_urlsafe(48), "GAVEL_OPA_TOKEN": lambda: secrets.token_urlsafe(32),
-                 "GAVEL_EXPORT_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode()}
+                 "GAVEL_EXPORT_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+                 "GAVEL_BUNDLE_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode()}
 
 
 def local_secrets(profile: Profile) -> dict[str, str]:

@@ -12,6 +12,7 @@ from django.urls import reverse
 from approvals import opa_data
 from core.models import Decision, VersionSource
 from core.opa.client import opa_client
+from fleet.delivery import signing
 from fleet.models import Environment, OpaInstance
 from policies import services
 from policies.models import Publication
@@ -35,8 +36,10 @@ def bundle_config(live_server_url: str, environment: str) -> dict:
         "services": {"gavel_bundles": {"url": f"{live_server_url}/api/v1/opa",
                                        "credentials": {"bearer": {"token": TOKEN}}}},
         "bundles": {environment: {"service": "gavel_bundles", "resource": f"bundles/{environment}",
-                                  "polling": {"min_delay_seconds": 1, "max_delay_seconds": 2}}},
+                                  "polling": {"min_delay_seconds": 1, "max_delay_seconds": 2},
+                                  "signing": {"keyid": signing.KEY_ID}}},
         "status": {"service": "gavel_bundles"},
+        "keys": signing.keys_config(),
     }
 
 
@@ -96,6 +99,7 @@ def test_the_bundle_has_the_manifest_sources_and_data_and_honours_the_etag(opa, 
     assert response.status_code == 200 and response["Content-Type"] == "application/gzip"
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(response.content))) as tar:
         files = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
+    assert "/.signatures.json" in files  # signed: tests/fleet/test_signed_bundles.py
     manifest = json.loads(files["/.manifest"])
     assert manifest["revision"] == "budget@1"
     assert manifest["roots"] == ["gavel", "gavel_entry", "gavel_config", "gavel_approvals"]

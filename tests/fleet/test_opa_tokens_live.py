@@ -12,6 +12,7 @@ from core.models import Decision, LogBatch
 from core.opa.client import OpaClient, OpaRejected, OpaUnreachable, opa_client
 from fleet import credentials as opa_credentials
 from fleet import opa_authz
+from fleet.delivery import signing
 from fleet.models import GavelTokenState, OpaCredential, OpaInstance
 from tests.factories import EnvironmentFactory, OpaInstanceFactory
 from tests.fleet.support import opa_with_gavel_authz, opa_with_token_file
@@ -117,11 +118,13 @@ def test_rotating_an_instance_token_mid_traffic_loses_and_duplicates_nothing(liv
 
 
 def authz_config(gavel_url, opa_token):
-    """The OPA's configuration: its token to Gavel, and the gavel_authz bundle (opa_authz.OPA_CONFIG)."""
+    """The OPA's configuration: its token to Gavel, and the gavel_authz bundle, signed (opa_authz.opa_config)."""
     return {
         "services": {"gavel": {"url": f"{gavel_url}/api/v1/opa", "credentials": {"bearer": {"token": opa_token}}}},
         "bundles": {"gavel_authz": {"service": "gavel", "resource": "authz", "persist": True,
-                                    "polling": {"min_delay_seconds": 1, "max_delay_seconds": 2}}},
+                                    "polling": {"min_delay_seconds": 1, "max_delay_seconds": 2},
+                                    "signing": {"keyid": signing.KEY_ID}}},
+        "keys": signing.keys_config(),
     }
 
 
