@@ -11,6 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from core.display.times import utc_words
+
 from . import retention as export_retention
 from . import services as exports
 from . import signing
@@ -74,7 +76,9 @@ def export_detail(request, pk):
     """A job's progress and manifest; htmx polls the status partial until the job is over."""
     record = get_object_or_404(ExportRecord.objects.select_related("created_by", "expired_by"), pk=pk)
     template = "exports/_status.html" if request.htmx else "exports/export_detail.html"
-    return render(request, template, {"record": record, "manifest": exports.manifest(record),
+    manifest = exports.manifest(record)
+    window = {key: utc_words(value) for key, value in (manifest.get("window") or {}).items()}
+    return render(request, template, {"record": record, "manifest": manifest, "window": window,
                                       "public_key": signing.public_key(),
                                       "may_delete": export_retention.may_delete(request.user, record)})
 
