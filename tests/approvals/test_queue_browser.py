@@ -93,7 +93,7 @@ def test_bulk_approval_json_headline_and_live_cards(live_server, opa, browser, t
 
         # a search saved under a name comes back with one click, from the plain queue
         page.fill("#id_requester", "rhea")
-        page.get_by_role("button", name="Search").click()
+        page.get_by_role("button", name="Search", exact=True).click()
         expect(page.get_by_test_id("queue-count")).to_have_text("1–1 of 1")
         page.get_by_label("Name for this search").fill("Rhea's own <b>requests</b>")
         page.get_by_role("button", name="Save this search").click()
