@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import Group, User
 from django.db import models
 
+from core.display.times import is_iso_time, utc_words
 from rollout.models import CanarySetting, KillSwitchChange
 
 from .models import ActivityEntry
@@ -136,6 +137,8 @@ def _label_fields(row: Row, model) -> None:
 
 
 def _in_words(key: str, value):
+    if is_iso_time(value):  # how the log stores a time, read as "2026-11-30 06:30:47 UTC"
+        return utc_words(value)
     if key.endswith("percentage") and isinstance(value, int):
         return f"{value} %"
     if key == "engaged" and isinstance(value, bool):

@@ -96,3 +96,20 @@ class HeldActionEvent(models.Model):
         db_table = "audit_heldactionevent"  # the table keeps the name the audit app gave it
         ordering = ["created_at", "id"]
 
+
+
+class SavedFilter(models.Model):
+    """A search of the approval queue a person saved under a name, to apply again with one click.
+    Each person's own; `query` is the queue's URL query (tab and filters, never the page number)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="saved_filter_owner_name")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -12,8 +12,8 @@ from core.csv_stream import stream_csv
 from core.display.json_text import shown
 
 from . import services as approvals
-from .filters import HeldActionFilter
-from .models import HeldAction
+from .filters import HeldActionFilter, save_filter
+from .models import HeldAction, SavedFilter
 from .wording import describe, risk_explained
 
 QUEUE_PAGE = 25  # cards per page; the filters and the page number live in the URL
@@ -61,7 +61,30 @@ def queue(request):
         "filtered": any(value for key, value in request.GET.items() if key not in ("status", "page")),
         "timeout_minutes": settings.GAVEL_APPROVAL_TIMEOUT_MINUTES,
         "here": request.get_full_path(),
+        "saved": SavedFilter.objects.filter(owner=request.user),
     })
+
+
+@require_POST
+@permission_required("approvals.view_heldaction", raise_exception=True)
+def save_search(request):
+    """Save the queue's current search under a name (the person's own), then show it applied."""
+    try:
+        saved = save_filter(request.user, request.POST.get("name", ""), request.POST.get("query", ""))
+    except ValidationError as refused:
+        messages.error(request, " ".join(refused.messages))
+        return redirect(f"/approvals/?{request.POST.get('query', '')}" if request.POST.get("query") else "/approvals/")
+    messages.success(request, f"Search saved as \u201c{saved.name}\u201d.")
+    return redirect(f"/approvals/?{saved.query}")
+
+
+@require_POST
+@permission_required("approvals.view_heldaction", raise_exception=True)
+def delete_search(request, pk):
+    saved = get_object_or_404(SavedFilter, pk=pk, owner=request.user)  # someone else's is not found
+    saved.delete()
+    messages.success(request, f"Saved search \u201c{saved.name}\u201d deleted.")
+    return redirect("approvals:queue")
 
 
 @permission_required("approvals.view_heldaction", raise_exception=True)

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import plotly.graph_objects as go
 from django.core.exceptions import ValidationError
 from django.db.models import Aggregate, Count, F, FloatField, Func, Max, Min, Q, Sum
-from django.db.models.functions import TruncHour, TruncMinute
+from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 from django_filters.fields import IsoDateTimeField
 
 from core import rollups
@@ -125,7 +125,8 @@ class Percentile(Aggregate):
         super().__init__(expression, fraction=float(fraction), **extra)
 
 
-MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
+MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+TRUNC = {MINUTE: TruncMinute, HOUR: TruncHour, DAY: TruncDay}
 
 
 class RawRows:
@@ -137,7 +138,7 @@ class RawRows:
 
     @staticmethod
     def trunc(step):
-        return TruncMinute("timestamp") if step == MINUTE else TruncHour("timestamp")
+        return TRUNC[step]("timestamp")
 
     def total(self) -> int:
         return self.decisions.count()
@@ -174,11 +175,13 @@ class RolledUp:
         self.window = window
 
     def rows(self, model, step=HOUR):
-        """Hour rows when they answer exactly (an hourly step or none, bounds on whole hours), else minutes."""
-        hourly = step == HOUR and self.whole_hours
+        """Hour rows when they answer exactly (an hourly or daily step or none, bounds on whole hours), else
+        minutes; each row in the bucket of its step."""
+        hourly = step in (HOUR, DAY) and self.whole_hours
         granularity = DecisionRollup.Granularity.HOUR if hourly else DecisionRollup.Granularity.MINUTE
         rows = model.objects.filter(self.where, granularity=granularity)
-        return rows.annotate(bucket=F("period") if hourly or step == MINUTE else TruncHour("period"))
+        same = step == (HOUR if hourly else MINUTE)
+        return rows.annotate(bucket=F("period") if same else TRUNC[step]("period"))
 
     def total(self) -> int:
         return self.rows(DecisionRollup).aggregate(n=Sum("decisions"))["n"] or 0
@@ -238,15 +241,18 @@ def source_for(filterset):
 
 
 def _bucket(source):
-    """Minutes for a short range, hours otherwise, so a chart has a readable number of bars. The
-    range is the page's since/until where set, else the decisions' own first and last."""
+    """Minutes up to six hours, hours up to three days, days beyond (a week is 7 bars, 30 days 30, not
+    hundreds of hourly slivers), so a chart has a readable number of bars. The range is the page's
+    since/until where set, else the decisions' own first and last."""
     since, until = source.window
     if not (since and until):
         span = source.span()
         since, until = since or span["first"], until or span["last"]
     if since and until and until - since <= timedelta(hours=6):
         return MINUTE
-    return HOUR
+    if since and until and until - since <= timedelta(days=3):
+        return HOUR
+    return DAY
 
 
 def time_axis(figure: go.Figure, step: timedelta, buckets, window=(None, None)) -> go.Figure:
@@ -262,7 +268,10 @@ def time_axis(figure: go.Figure, step: timedelta, buckets, window=(None, None)) 
         first, last = min(buckets), max(buckets)
         if last - first < 6 * step:
             figure.update_xaxes(range=[first - step, last + step], dtick=step.total_seconds() * 1000)
-    return figure.update_xaxes(tickformat="%H:%M" if step == MINUTE else "%H:%M<br>%b %d", nticks=8)
+    # each bar and point is drawn across (at the middle of) its bucket, so a day sits over its own date
+    figure.update_traces(xperiod=step.total_seconds() * 1000, xperiodalignment="middle")
+    formats = {MINUTE: "%H:%M", HOUR: "%H:%M<br>%b %d", DAY: "%b %d"}
+    return figure.update_xaxes(tickformat=formats[step], nticks=8)
 
 
 def volume(source, base_query: dict) -> go.Figure:
@@ -393,7 +402,7 @@ CHARTS = (  # key, title ({per}: the time bucket), what to say when there is not
 def period(source) -> dict:
     """What the charts cover, for the page to say: first and last decision, and the time bucket."""
     span = source.span()
-    return {**span, "per": "minute" if _bucket(source) == MINUTE else "hour"}
+    return {**span, "per": {MINUTE: "minute", HOUR: "hour", DAY: "day"}[_bucket(source)]}
 
 
 def dashboard(source, base_query: dict) -> list[dict]:

@@ -4,23 +4,19 @@ the navigation. One function decides both, so the count and the list never disag
 Each kind is shown only to the roles that can act on it (by permission, as everywhere), and
 leaves out what the person may not act on themselves (their own publish request, a held action
 they asked for or already voted on). Every count is one indexed query (see the partial indexes
-on publish requests, held actions' status, open alerts and exports by their creator).
+on publish requests, held actions' status, open alerts and finished exports by their creator).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
-
 from django.urls import reverse
-from django.utils import timezone
 
 from alerts.models import Alert
 from approvals.models import HeldAction
-from exports.models import ExportRecord
+from exports import models as exports
 from policies.models import PublishRequest
 
 PREVIEW = 5  # items listed per kind on the home page; the count says how many in all
-RECENT_EXPORTS = timedelta(hours=24)
 
 
 @dataclass
@@ -54,8 +50,8 @@ def _open_alerts():
 
 
 def _finished_exports(user):
-    return ExportRecord.objects.filter(created_by=user, status=ExportRecord.Status.DONE,
-                                       finished_at__gte=timezone.now() - RECENT_EXPORTS)
+    """Their own exports that finished since they last opened the list of exports."""
+    return exports.ready_unseen(user)
 
 
 def waiting_for(user, with_items: bool = False) -> list[Waiting]:
@@ -95,8 +91,8 @@ def waiting_for(user, with_items: bool = False) -> list[Waiting]:
         found.append(entry)
     if user.has_perm("core.export_decision"):
         rows = _finished_exports(user)
-        entry = Waiting("exports", "export ready (last 24 hours)|exports ready (last 24 hours)", reverse("exports:list"), rows.count(),
-                        "exports ready")
+        entry = Waiting("exports", "export ready since you last looked|exports ready since you last looked",
+                        reverse("exports:list"), rows.count(), "exports ready")
         if with_items and entry.count:
             for record in rows[:PREVIEW]:
                 entry.items.append((f"Export {record.pk} ({record.get_format_display()}, {record.row_count} rows): "

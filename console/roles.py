@@ -240,6 +240,8 @@ ROUTE_PERMISSIONS: dict[str, dict[str, str]] = {
     "approvals:review": {"POST": _REVIEW},
     "approvals:state": {"GET": _HELD},
     "approvals:bulk_review": {"POST": _REVIEW},
+    "approvals:save_search": {"POST": _HELD},  # one's own saved searches of the queue
+    "approvals:delete_search": {"POST": _HELD},
     "approval-list": {"GET": _HELD, "POST": "approvals.add_heldaction"},
     "approval-detail": {"GET": _HELD},
     "approval-review": {"POST": _REVIEW},

@@ -1,6 +1,11 @@
 """Exports of a decision search, each with the manifest an auditor verifies the file against."""
+from datetime import datetime, timezone as dt_timezone
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 
 class ExportRecord(models.Model):
@@ -53,6 +58,10 @@ class ExportRecord(models.Model):
     class Meta:
         db_table = "audit_exportrecord"  # the table keeps the name the audit app gave it
         ordering = ["-created_at", "-id"]
+        indexes = [  # an auditor's finished exports not yet seen (the navigation's count, console/inbox.py)
+            models.Index(fields=["created_by", "finished_at"], name="export_ready_by_creator",
+                         condition=Q(status="done", expired_at__isnull=True)),
+        ]
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.format}, {self.status})"
@@ -89,3 +98,29 @@ class ExportRecord(models.Model):
         (decisions deleted by retention meanwhile, or stored in the same instant)."""
         return self.status == self.Status.DONE and self.row_count != self.expected_rows
 
+
+
+class ExportsSeen(models.Model):
+    """When a person last opened the list of exports: their exports finished after it are "ready"
+    (the inbox and the navigation count them; the list marks them new)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    seen_at = models.DateTimeField()
+
+
+NEVER = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+
+
+def ready_unseen(user):
+    """`user`'s own exports that finished, still have their file's record unexpired, and finished after
+    they last opened the list of exports (all of them if they never did): one indexed query."""
+    seen = ExportsSeen.objects.filter(user=user).values("seen_at")[:1]
+    return (ExportRecord.objects.filter(created_by=user, status=ExportRecord.Status.DONE, expired_at__isnull=True)
+            .filter(finished_at__gt=Coalesce(Subquery(seen), Value(NEVER))))
+
+
+def mark_seen(user):
+    """`user` has looked at the list of exports now; returns when they had looked before (None: never)."""
+    before = ExportsSeen.objects.filter(user=user).values_list("seen_at", flat=True).first()
+    ExportsSeen.objects.update_or_create(user=user, defaults={"seen_at": timezone.now()})
+    return before

@@ -11,10 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from core.display.times import utc_words
+
 from . import retention as export_retention
 from . import services as exports
 from . import signing
-from .models import ExportRecord
+from .models import ExportRecord, mark_seen
 
 VERIFIER = Path(__file__).resolve().parent / "verify_gavel_export.py"
 
@@ -60,6 +62,10 @@ def export_new(request):
 def export_list(request):
     records = ExportRecord.objects.select_related("created_by")
     page = Paginator(records, 50).get_page(request.GET.get("page"))
+    seen_before = mark_seen(request.user)  # the navigation's "exports ready" counts from now on
+    for record in page.object_list:
+        record.is_new = (record.created_by_id == request.user.pk and record.status == ExportRecord.Status.DONE
+                         and (seen_before is None or (record.finished_at and record.finished_at > seen_before)))
     return render(request, "exports/export_list.html",
                   {"page": page, "retention_days": settings.GAVEL_EXPORT_RETENTION_DAYS,
                    "public_key": signing.public_key(), "key_id": signing.key_id()})
@@ -70,7 +76,9 @@ def export_detail(request, pk):
     """A job's progress and manifest; htmx polls the status partial until the job is over."""
     record = get_object_or_404(ExportRecord.objects.select_related("created_by", "expired_by"), pk=pk)
     template = "exports/_status.html" if request.htmx else "exports/export_detail.html"
-    return render(request, template, {"record": record, "manifest": exports.manifest(record),
+    manifest = exports.manifest(record)
+    window = {key: utc_words(value) for key, value in (manifest.get("window") or {}).items()}
+    return render(request, template, {"record": record, "manifest": manifest, "window": window,
                                       "public_key": signing.public_key(),
                                       "may_delete": export_retention.may_delete(request.user, record)})
 

@@ -1,4 +1,5 @@
 """Helpers for tests that wait on real services, and for browser pages."""
+import os
 import re
 import sys
 import threading
@@ -63,3 +64,10 @@ def browser_page(browser, width: int, height: int):
     page.set_default_timeout(15000)
     yield page
     context.close()
+
+
+def shots(tmp_path) -> Path:
+    """Where a browser test's screenshots go: GAVEL_SHOTS_DIR when set (to look at them), else its tmp dir."""
+    folder = Path(os.environ.get("GAVEL_SHOTS_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -7,6 +7,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from activity import entries
 from fleet.models import Environment
 from rollout.models import KillSwitchChange
 from tests.factories import PolicyFactory
@@ -90,3 +91,13 @@ def test_the_api_lists_the_same_entries_with_the_same_filters(make_user, history
 def test_other_roles_cannot_read_the_log(client, make_user, history):
     client.force_login(make_user("policy_author"))
     assert client.get("/activity/").status_code == 403
+
+
+@pytest.mark.parametrize(("stored", "words"), [
+    ("2026-11-30T06:30:47.774038+00:00", "2026-11-30 06:30:47 UTC"),
+    ("2026-12-03T08:30:47+02:00", "2026-12-03 06:30:47 UTC"),
+    ("2026-11-30", "2026-11-30"),  # a date, or any other text, stays as it was
+    ("run at 2026-11-30T06:30:47+00:00", "run at 2026-11-30T06:30:47+00:00"),
+])
+def test_times_read_as_utc_to_the_second(stored, words):
+    assert entries.shown(stored, "expires_at") == words

@@ -1,6 +1,6 @@
 """The approval queue in Chromium at 1280 and 400 px: headlines that name actor, action and target,
-the request as escaped JSON, the risk in words, pages, a bulk approval with one comment, and a card
-that shows a decision made elsewhere without a reload."""
+the request as escaped JSON, the risk in words, pages, a bulk approval with one comment, a card
+that shows a decision made elsewhere without a reload, and a search saved under a name and applied again."""
 import re
 
 import pytest
@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from approvals import services as approvals
 from approvals.models import HeldAction
 from tests.factories import UserFactory
-from tests.support import browser_page
+from tests.support import browser_page, shots
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -32,7 +32,7 @@ def login(page, url, username):
     page.wait_for_url(re.compile(r"/approvals/"))
 
 
-def test_bulk_approval_json_headline_and_live_cards(live_server, opa, browser):
+def test_bulk_approval_json_headline_and_live_cards(live_server, opa, browser, tmp_path):
     for n in range(28):
         held(n)
     held(90, requester="rhea")  # her own request: the bulk review must refuse it and go on
@@ -52,7 +52,7 @@ def test_bulk_approval_json_headline_and_live_cards(live_server, opa, browser):
         assert '"ticket_id": "T-390' in json_text and '"note": "<script>alert(1)</script>"' in json_text
         assert "{'" not in json_text  # JSON, not a Python repr
         expect(page.get_by_test_id("queue-count")).to_have_text("1–25 of 29")
-        page.screenshot(path="/tmp/shots16a/queue-reviewer-1280.png", full_page=False)
+        page.screenshot(path=str(shots(tmp_path) / "queue-reviewer-1280.png"), full_page=False)
 
         # the second page keeps the search in the URL
         page.get_by_test_id("next-page").click()
@@ -67,7 +67,7 @@ def test_bulk_approval_json_headline_and_live_cards(live_server, opa, browser):
         bulk.get_by_role("button", name="Approve ticked").click()
         expect(page.locator(".flash-success")).to_contain_text("Approved 3 held actions")
         expect(page.locator(".flash-error")).to_contain_text("held-90: nobody approves their own request")
-        page.screenshot(path="/tmp/shots16a/queue-bulk-done-1280.png", full_page=True)
+        page.screenshot(path=str(shots(tmp_path) / "queue-bulk-done-1280.png"), full_page=True)
     approved = HeldAction.objects.filter(status="approved")
     assert approved.count() == 3 and HeldAction.objects.get(decision_id="held-90").status == "pending"
     for action in approved:  # each bound and recorded on its own
@@ -81,7 +81,7 @@ def test_bulk_approval_json_headline_and_live_cards(live_server, opa, browser):
         expect(card.get_by_test_id("held-status")).to_have_text("Waiting for review")
         expect(page.get_by_test_id("bulk-review")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= 400
-        page.screenshot(path="/tmp/shots16a/queue-reviewer-400.png", full_page=False)
+        page.screenshot(path=str(shots(tmp_path) / "queue-reviewer-400.png"), full_page=False)
         # decided by someone else: the card says so on its own, without a reload, and drops its controls
         decision_id = card.get_attribute("id")
         target = HeldAction.objects.get(pk=int(decision_id.removeprefix("held-")))
@@ -89,4 +89,19 @@ def test_bulk_approval_json_headline_and_live_cards(live_server, opa, browser):
         expect(card.get_by_test_id("held-status")).to_have_text("Rejected", timeout=25000)
         expect(card).to_contain_text("sam rejected: “not during the freeze”")
         expect(card.locator(".review-form")).to_be_hidden()
-        page.screenshot(path="/tmp/shots16a/queue-live-400.png", full_page=False)
+        page.screenshot(path=str(shots(tmp_path) / "queue-live-400.png"), full_page=False)
+
+        # a search saved under a name comes back with one click, from the plain queue
+        page.fill("#id_requester", "rhea")
+        page.get_by_role("button", name="Search", exact=True).click()
+        expect(page.get_by_test_id("queue-count")).to_have_text("1–1 of 1")
+        page.get_by_label("Name for this search").fill("Rhea's own <b>requests</b>")
+        page.get_by_role("button", name="Save this search").click()
+        expect(page.locator(".flash-success")).to_contain_text("Search saved as “Rhea's own <b>requests</b>”")
+        page.goto(f"{live_server.url}/approvals/")
+        expect(page.get_by_test_id("queue-count")).to_have_text("1–25 of 25")
+        page.get_by_test_id("saved-search").filter(has_text="Rhea's own <b>requests</b>").click()
+        expect(page).to_have_url(re.compile(r"status=pending&requester=rhea$"))
+        expect(page.get_by_test_id("queue-count")).to_have_text("1–1 of 1")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 400
+        page.screenshot(path=str(shots(tmp_path) / "queue-saved-search-400.png"), full_page=True)

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from audit import charts
-from core.models import Outcome
+from core.models import Decision, Outcome
 from policies import services
 from tests.factories import DecisionFactory, PolicyFactory
 
@@ -248,6 +248,9 @@ def test_presets_set_a_relative_range_and_mark_it(auditor, decisions):
     body = partial.content.decode()
     assert body.lstrip().startswith('<div id="dashboard-charts"') and "<html" not in body
     assert 'hx-trigger="every 60s"' in body and partial.context["total"] == 6
+    # the heading's link comes along out of band: its count and window are the refreshed charts' own
+    assert '<a class="button" id="see-decisions" data-testid="see-decisions"' in body and 'hx-swap-oob="true"' in body
+    assert ">See these 6 decisions</a>" in body and html.escape(partial.context["search_url"]) in body
 
     absolute = auditor.get("/audit/dashboard/", {k: v for k, v in stale.items() if k != "range"})
     assert absolute.context["total"] == 0 and absolute.context["refresh_query"] == ""
@@ -260,3 +263,39 @@ def test_day_long_presets_fall_on_whole_hours():
                                                               datetime(2024, 5, 1, 10, 18, tzinfo=UTC))
     assert charts.preset_window(timedelta(days=7), now) == (datetime(2024, 4, 24, 11, tzinfo=UTC),
                                                              datetime(2024, 5, 1, 11, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("source", ["RolledUp", "RawRows"])
+def test_a_week_or_a_month_is_counted_per_day(auditor, source):
+    """A week's chart has 7 bars, not 168 hourly slivers; each day's bar opens that day's decisions."""
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    for days, outcome in ((1, Outcome.ALLOW), (1, Outcome.DENY), (2, Outcome.ALLOW), (5, Outcome.DENY)):
+        DecisionFactory(timestamp=today - timedelta(days=days, hours=-3), outcome=outcome, latency_ns=1_000_000,
+                        reasons=["no"] if outcome == Outcome.DENY else [], input={"user": {"id": "dana"}})
+    extra = {"user": "dana"} if source == "RawRows" else {}  # a filter the rollups do not count by
+    for key, days in (("7d", 7), ("30d", 30)):
+        page = auditor.get("/audit/dashboard/", {"range": key, "since": "2020-01-01T00:00",
+                                                 "until": "2020-01-02T00:00", **extra})
+        assert page.context["source"] == source and page.context["period"]["per"] == "day"
+        assert "per day" in page.content.decode()
+        volume = figure(page, "volume")
+        bars = {t["name"]: t for t in volume["data"] if t["type"] == "bar"}
+        assert [datetime.fromisoformat(x) for x in bars["Allow"]["x"]] == [today - timedelta(days=2),
+                                                                             today - timedelta(days=1)]
+        assert bars["Allow"]["y"] == [1, 1] and bars["Allow"]["xperiodalignment"] == "middle"
+        rate = next(t for t in volume["data"] if t["name"] == "Deny rate %")
+        assert rate["y"] == [100, None, 0, 50]  # days 5, (gap), 2, 1
+        assert volume["layout"]["xaxis"]["tickformat"] == "%b %d"
+        day_link = bars["Allow"]["customdata"][1]
+        linked = dict(parse_qsl(day_link.split("?", 1)[1]))
+        since, until = (datetime.fromisoformat(linked[k]) for k in ("since", "until"))
+        assert until - since == timedelta(days=1) and search_count(auditor, day_link) == 1
+    assert len(figure(page, "latency")["data"][0]["x"]) == 4  # three days and one gap
+
+
+def test_bucket_sizes_fit_the_range():
+    def step(hours):
+        now = timezone.now()
+        return charts._bucket(charts.RawRows(Decision.objects.none(), (now - timedelta(hours=hours), now)))
+    assert [step(h) for h in (1, 6, 7, 24, 72, 73, 24 * 7, 24 * 30)] == [
+        charts.MINUTE, charts.MINUTE, charts.HOUR, charts.HOUR, charts.HOUR, charts.DAY, charts.DAY, charts.DAY]

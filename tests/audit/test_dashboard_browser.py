@@ -3,7 +3,6 @@ change what the charts count, the page does not scroll sideways, long deny reaso
 labels inside the chart, a relative range refreshes in place, and nothing breaks the CSP."""
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -11,11 +10,10 @@ from playwright.sync_api import expect
 
 from core.models import Outcome
 from tests.factories import DecisionFactory, PolicyFactory, UserFactory
-from tests.support import browser_page
+from tests.support import browser_page, shots
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SHOTS = Path("/tmp/shots16c")
 LONG_REASONS = [
     "the request's token budget is over the limit the platform team set for this agent",
     "agents may not query production databases outside the change window without a ticket",
@@ -87,8 +85,8 @@ def labels_inside(page, key):
 
 
 @pytest.mark.parametrize("width", [1280, 400])
-def test_presets_labels_and_refresh_at_each_width(live_server, browser, history, width):
-    SHOTS.mkdir(exist_ok=True)
+def test_presets_labels_and_refresh_at_each_width(live_server, browser, history, width, tmp_path):
+    shots_dir = shots(tmp_path)
     with browser_page(browser, width, 900) as page:
         messages = open_dashboard(page, live_server)
         drawn(page)
@@ -99,16 +97,17 @@ def test_presets_labels_and_refresh_at_each_width(live_server, browser, history,
         expect(page.get_by_test_id("chart-period")).to_contain_text("4 decisions")
         assert "since=" in page.url and "until=" in page.url
         expect(page.locator("#dashboard-charts")).to_have_attribute("hx-trigger", "every 60s")
-        page.screenshot(path=str(SHOTS / f"last-hour-{width}.png"), full_page=True)
-        page.get_by_test_id("chart-volume").screenshot(path=str(SHOTS / f"last-hour-volume-{width}.png"))
+        page.screenshot(path=str(shots_dir / f"last-hour-{width}.png"), full_page=True)
+        page.get_by_test_id("chart-volume").screenshot(path=str(shots_dir / f"last-hour-volume-{width}.png"))
 
         choose(page, "Last day", "24h")
         expect(page.get_by_test_id("chart-period")).to_contain_text("5 decisions")
         choose(page, "Last week", "7d")
         expect(page.get_by_test_id("chart-period")).to_contain_text("7 decisions")
-        page.screenshot(path=str(SHOTS / f"last-week-{width}.png"), full_page=True)
+        expect(page.get_by_test_id("chart-period")).to_contain_text("per day")  # 7 bars, not 168 slivers
+        page.screenshot(path=str(shots_dir / f"last-week-{width}.png"), full_page=True)
         for key in ("volume", "reasons", "latency"):
-            page.get_by_test_id(f"chart-{key}").screenshot(path=str(SHOTS / f"last-week-{key}-{width}.png"))
+            page.get_by_test_id(f"chart-{key}").screenshot(path=str(shots_dir / f"last-week-{key}-{width}.png"))
 
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         for key in ("reasons", "versions"):
@@ -120,6 +119,7 @@ def test_presets_labels_and_refresh_at_each_width(live_server, browser, history,
         page.evaluate("""() => { const block = document.getElementById("dashboard-charts");
             htmx.ajax("GET", block.getAttribute("hx-get"), {target: block, swap: "outerHTML"}); }""")
         expect(page.get_by_test_id("chart-period")).to_contain_text("8 decisions")
+        expect(page.get_by_test_id("see-decisions")).to_have_text("See these 8 decisions")  # refreshed with them
         drawn(page)
         expect(page.locator("#dashboard-charts")).to_have_attribute("hx-trigger", "every 60s")
 

@@ -14,7 +14,7 @@ from console import inbox
 from exports.models import ExportRecord
 from policies import review
 from tests.factories import PolicyFactory, UserFactory
-from tests.support import browser_page
+from tests.support import browser_page, shots
 
 PASSWORD = "correct horse battery staple"
 HELD_RESULT = {"allow": False, "require_approval": True, "reasons": ["deleting <b>tickets</b> needs a reviewer"]}
@@ -50,7 +50,7 @@ def test_each_role_counts_what_it_can_act_on():
     people = world()
     assert counts(people["admin"]) == {"publish_requests": 1, "held_actions": 1, "alerts": 1}
     assert counts(people["reviewer"]) == {"held_actions": 1}
-    assert counts(people["auditor"]) == {"exports": 1}  # the one finished in the last 24 hours
+    assert counts(people["auditor"]) == {"exports": 2}  # never opened the list of exports: both are new
     assert counts(people["compliance"]) == {}
     # nobody is asked to approve their own request, nor a held action they asked for or voted on
     assert counts(people["author"]) == {"publish_requests": 0}
@@ -75,11 +75,38 @@ def test_the_counts_use_indexes():
         assert not any("Seq Scan" in line for line in main), (kind, plan)
         assert "Index" in plan, (kind, plan)
     assert "publish_request_pending" in plans["publish_requests"]
+    assert "export_ready_by_creator" in plans["exports"]
+
+
+@pytest.mark.django_db
+def test_finished_exports_count_since_the_auditor_last_looked(client):
+    people = world()
+    auditor, other = people["auditor"], UserFactory(username="otto", role="auditor")
+    assert counts(auditor) == {"exports": 2}
+    client.force_login(auditor)
+    page = client.get("/audit/exports/").content.decode()
+    assert page.count('data-testid="export-new"') == 2  # marked new on the visit that sees them
+    assert counts(auditor) == {"exports": 0}
+    assert client.get("/audit/exports/").content.decode().count('data-testid="export-new"') == 0
+
+    def finished(by, **extra):
+        return ExportRecord.objects.create(format="jsonl", delivery="job", status="done", as_of=timezone.now(),
+                                           finished_at=timezone.now(), gavel_version="test", created_by=by, **extra)
+    finished(auditor)
+    finished(other)  # another auditor's export is theirs to be told about
+    ExportRecord.objects.create(format="csv", delivery="job", status="running", as_of=timezone.now(),
+                                gavel_version="test", created_by=auditor)  # not finished yet
+    finished(auditor, expired_at=timezone.now())  # its file is gone: nothing to fetch
+    assert counts(auditor) == {"exports": 1}
+    assert counts(other) == {"exports": 1}
+    client.get("/audit/exports/")
+    assert counts(auditor) == {"exports": 0}
+    assert counts(other) == {"exports": 1}  # each person's last look is their own
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_each_role_sees_its_inbox_at_1280_and_400(live_server, browser):
+def test_each_role_sees_its_inbox_at_1280_and_400(live_server, browser, tmp_path):
     people = world()
     expected = {  # role -> (inbox kinds shown, navigation counts shown)
         "admin": ({"publish_requests", "held_actions", "alerts"}, {"publish_requests", "held_actions"}),
@@ -111,4 +138,4 @@ def test_each_role_sees_its_inbox_at_1280_and_400(live_server, browser):
                     expect(page.get_by_test_id("nav-count-held_actions")).to_contain_text("1")
                 # nothing sticks out of a narrow window
                 assert page.evaluate("document.documentElement.scrollWidth") <= width
-                page.screenshot(path=f"/tmp/shots16a/inbox-{who}-{width}.png", full_page=True)
+                page.screenshot(path=str(shots(tmp_path) / f"inbox-{who}-{width}.png"), full_page=True)

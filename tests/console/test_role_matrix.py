@@ -248,6 +248,9 @@ MATRIX: dict[str, list[Case]] = {
     "approvals:state": [page("GET", "/approvals/held-1/state/")],
     "approvals:bulk_review": [
         page("POST", "/approvals/review/", {"held": ["held-1"], "verdict": "reject", "comment": "no"})],
+    "approvals:save_search": [page("POST", "/approvals/saved/", {"name": "mine", "query": "status=pending"})],
+    # one's own saved search only: anyone else's (here none) is not found, after the route's check
+    "approvals:delete_search": [page("POST", "/approvals/saved/999999/delete/", ok=(404,))],
     # --- the activity log (read-only: there is no route that changes it)
     "users:list": [page("GET", "/users/")],
     "users:create": [page("GET", "/users/new/"),
