@@ -134,7 +134,7 @@ def test_lint_warnings_show_on_the_version_page_and_in_the_api(client, make_user
     user = make_user("policy_author")
     client.force_login(user)
     page = client.get("/policies/open_door/v1/").content.decode()
-    assert "default-allow" in page and "`default allow` allows" in page
+    assert "default-allow" in page and "<code>default allow</code> allows" in page  # names as code, not backticks
     api_version = api_for(user).get("/api/v1/policies/open_door/versions/1/").json()
     assert {w["code"] for w in api_version["lint_warnings"]} == {"default-allow", "allow-over-deny"}
     assert api_version["lint_warnings"][0]["line"] == 3
