@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from core.models import Decision, Outcome
 from core.opa import evaluation
 from core.opa.client import OpaClient, OpaError
-from core.opa.fired import FiredRule, TraceLine, fired_rules, readable
+from core.opa.fired import FiredRule, TraceLine, explained, fired_rules
 from core.opa.local import LocalOpa
-from core.outcomes import derive_outcome
 from policies import services as policy_services
 
 MAX_TRACE_LINES = 2000
@@ -58,21 +57,14 @@ class Explanation:
 
 def evaluate(decision: Decision, client: OpaClient | LocalOpa) -> Explanation:
     version = decision.version
+    policy_package = version.policy.package
     try:
-        with evaluation.loaded(client, version.source, "explain") as scratch:
-            rows, trace = client.query_explained(f"verdict := data.{scratch.harness}.verdict", decision.input)
+        found = explained(client, version.source, policy_package, decision.input, "explain")
     except evaluation.CannotLoad as exc:
         raise ExplainUnavailable(f"the version's source could not be prepared for OPA: {exc}") from exc
     except OpaError as exc:
         raise ExplainUnavailable(f"OPA could not evaluate the version: {exc}") from exc
-
-    verdict = rows[0]["verdict"] if rows else None
-    outcome, reasons = derive_outcome() if verdict is None else derive_outcome(verdict)
-    policy_package = version.policy.package
-    # The harness first: its name starts with the policy's scratch name.
-    names = {f"data.{scratch.harness}": "data.gavel_verdict", f"data.{scratch.package}": f"data.{policy_package}"}
-    modules = {scratch.ids["policy"]: "policy", scratch.ids["verdict"]: "verdict"}
-    lines = readable(trace, names, modules)
+    verdict, outcome, reasons, lines = found.verdict, found.outcome, found.reasons, found.lines
     before = evaluation.recorded(decision)
     return Explanation(
         decision=decision, verdict=verdict, outcome=outcome, reasons=reasons,

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from ..outcomes import derive_outcome
+from . import evaluation
 from .cli import parse
 
 # OPA's pretty trace: `<module>:<row>  | | <Op> <text>`, one event a line.
@@ -44,6 +47,30 @@ class FiredRule:
     gives_reason: bool  # this rule decided: it gave the outcome (or one of its reasons)
     title: str = ""  # what people call it: its METADATA title, else its plain-language sentence
     sentence: str = ""  # the summary's sentence for it, when there is one
+
+
+@dataclass(frozen=True)
+class Explained:
+    """The policy's own verdict for one input, what it makes the outcome, and OPA's trace."""
+
+    verdict: Any
+    outcome: str
+    reasons: list[str]
+    lines: list[TraceLine]
+
+
+def explained(client, source: str, package: str, document: Any, scratch_name: str) -> Explained:
+    """Evaluate `document` against `source` (package `package`) under a scratch name with OPA's
+    full explanation on, the trace's names put back to the author's. `client` is Gavel's sandbox
+    (LocalOpa) for authors' Rego. Raises evaluation.CannotLoad or OpaError."""
+    with evaluation.loaded(client, source, scratch_name) as scratch:
+        rows, trace = client.query_explained(f"verdict := data.{scratch.harness}.verdict", document)
+    verdict = rows[0]["verdict"] if rows else None
+    outcome, reasons = derive_outcome() if verdict is None else derive_outcome(verdict)
+    # The harness first: its name starts with the policy's scratch name.
+    names = {f"data.{scratch.harness}": "data.gavel_verdict", f"data.{scratch.package}": f"data.{package}"}
+    modules = {scratch.ids["policy"]: "policy", scratch.ids["verdict"]: "verdict"}
+    return Explained(verdict, outcome, reasons, readable(trace, names, modules))
 
 
 def readable(lines: list[str], names: dict[str, str], modules: dict[str, str]) -> list[TraceLine]:

@@ -14,9 +14,8 @@ from typing import Any
 from core.models import Outcome
 from core.opa import evaluation
 from core.opa.client import OpaError
-from core.opa.fired import FiredRule, fired_rules, readable
+from core.opa.fired import FiredRule, explained, fired_rules
 from core.opa.local import LocalOpa
-from core.outcomes import derive_outcome
 from policies import services, summaries
 from policies.models import Policy, PolicyVersion
 from policies.rego.check import RegoCompileError, check_source
@@ -90,16 +89,13 @@ def evaluate(policy: Policy, source: str, input_text: str, *, version: PolicyVer
         raise PlaygroundError(f"OPA could not compile the draft: {where}") from exc
     own = client or LocalOpa()
     try:
-        with own, evaluation.loaded(own, source, "playground") as scratch:
-            rows, trace = own.query_explained(f"verdict := data.{scratch.harness}.verdict", document)
+        with own:
+            found = explained(own, source, package, document, "playground")
     except evaluation.CannotLoad as exc:
         raise PlaygroundError(f"The draft could not be prepared for OPA: {exc}") from exc
     except OpaError as exc:
         raise PlaygroundError(f"OPA could not evaluate it: {exc}") from exc
-    verdict = rows[0]["verdict"] if rows else None
-    outcome, reasons = derive_outcome() if verdict is None else derive_outcome(verdict)
-    names = {f"data.{scratch.harness}": "data.gavel_verdict", f"data.{scratch.package}": f"data.{package}"}
-    lines = readable(trace, names, {scratch.ids["policy"]: "policy", scratch.ids["verdict"]: "verdict"})
+    verdict, outcome, reasons, lines = found.verdict, found.outcome, found.reasons, found.lines
     summary = _summary(source, policy, version)
     return PlaygroundResult(
         outcome=str(outcome), reasons=reasons, verdict=verdict,
