@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from fleet.models import Environment
@@ -87,10 +88,21 @@ def runtime_config(environment: Environment) -> dict[str, Any]:
 def push_runtime_config(environment: Environment) -> dict[str, Any]:
     """PUT the environment's document to each of its OPA instances. Raises OpaUnreachable for
     the caller to retry. A pull environment gets it in its bundle instead: OPA refuses REST
-    writes under a bundle's roots, so nothing is written."""
-    document = runtime_config(environment)
-    if environment.is_pull:
-        return document
+    writes under a bundle's roots, so nothing is written.
+
+    Pushes to one environment take turns (its row locked while the document is read and written):
+    otherwise a push that read the settings before a change could land after the push of the
+    change, and OPA would run the older settings until the next push."""
+    with transaction.atomic():
+        environment = Environment.objects.select_for_update().get(pk=environment.pk)
+        document = runtime_config(environment)
+        if environment.is_pull:
+            return document
+        for instance in environment.targets():
+            with instance.client() as opa:
+                opa.put_data(DATA_PATH, document)
+            log.info("pushed runtime config to %s (%d policies)", instance.url, len(document["policies"]))
+    return document
     for instance in environment.targets():
         with instance.client() as opa:
             opa.put_data(DATA_PATH, document)
