@@ -91,7 +91,7 @@ def test_an_empty_approvals_queue_says_what_it_means(live_server, page):
     expect(page.get_by_test_id("read-only")).to_have_count(0)  # a reviewer decides
 
     page.fill("#id_requester", "nobody")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="Search", exact=True).click()  # not "Save this search"
     expect(empty).to_contain_text("No held action here matches this search.")
     empty.get_by_role("link", name="Clear the search").click()
     expect(page).to_have_url(re.compile(r"/approvals/\?status=pending$"))

@@ -47,7 +47,8 @@ def test_the_export_holds_the_decisions_the_page_counted_even_with_an_until_in_t
     assert manifest["filter"]["readable"] == (f"Until (UTC): {until} (later than the export's start); Outcome: Deny; "
                                               f"decisions Gavel had stored by {stored_by}")
     detail = auditor_client.get(f"/audit/exports/{record.pk}/").content.decode()
-    assert f"decisions Gavel had stored by {stored_by}, when the export started" in detail
+    # The page says the same time in words, to the second (the manifest keeps the exact ISO time).
+    assert f"decisions Gavel had stored by {record.as_of:%Y-%m-%d %H:%M:%S} UTC, when the export started" in detail
     assert "(later than the start)" in detail and "export-count-differs" not in detail
 
     # Without the page's moment (the API, or a later click), the export freezes at its own start: 17.
