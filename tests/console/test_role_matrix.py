@@ -29,6 +29,7 @@ import pytest
 from django.conf import settings
 from django.contrib.messages import ERROR, get_messages
 from django.db import transaction
+from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -477,7 +478,7 @@ class World:
         opa_authz.bootstrap(self.instance)
         approvals.hold(decision_id="held-1", path="gavel_entry/budget/decision",
                        request={"user": {"id": "dana"}, "action": "delete"}, result=HELD_RESULT, created_from="api")
-        # A finished export job, with its file under the test's GAVEL_EXPORT_DIR.
+        # A finished export job, with its file under the module's GAVEL_EXPORT_DIR.
         self.export = exports.run_job(exports.start_export(self.users["auditor"], "", "csv", as_job=True).pk)
 
 
@@ -547,14 +548,32 @@ def matrix_opa(tmp_path_factory):
     stack.stop_process(proc, "role-matrix OPA")
 
 
+@pytest.fixture(scope="module")
+def matrix_settings(matrix_opa, tmp_path_factory):
+    return {"OPA_URL": matrix_opa, "GAVEL_EXPORT_DIR": tmp_path_factory.mktemp("matrix-exports"),
+            "GAVEL_METRICS_TOKEN": METRICS_TOKEN,
+            "PASSWORD_HASHERS": ["django.contrib.auth.hashers.MD5PasswordHasher"]}  # thirteen users
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker, matrix_settings):
+    """Built once for the module inside a transaction rolled back at its end. Each cell's own
+    transaction nests in it as a savepoint, so every cell still meets this same world."""
+    with django_db_blocker.unblock(), override_settings(**matrix_settings), transaction.atomic():
+        built = World()
+        built.export_file = exports.export_path(built.export)
+        built.export_bytes = built.export_file.read_bytes()
+        yield built
+        transaction.set_rollback(True)
+
+
 @pytest.mark.parametrize("name, index", list(cells()))
-def test_role_matrix(client, matrix_opa, settings, tmp_path, name, index):
-    settings.OPA_URL = matrix_opa
-    settings.GAVEL_EXPORT_DIR = tmp_path
-    settings.GAVEL_METRICS_TOKEN = METRICS_TOKEN
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # thirteen users per cell
+def test_role_matrix(client, world, matrix_settings, settings, name, index):
+    for key, value in matrix_settings.items():
+        setattr(settings, key, value)
+    if not world.export_file.exists():  # an earlier cell deleted the export's file early
+        world.export_file.write_bytes(world.export_bytes)
     case = MATRIX[name][index]
-    world = World()
     principals = PRINCIPALS if case.kind in ("api", "opa", "metrics") else tuple(
         p for p in PRINCIPALS if p not in ("token:wrong", "metrics-bearer"))
     wrong = []
