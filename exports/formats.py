@@ -100,12 +100,15 @@ def _iso(col: str) -> str:
             f"replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || '+00:00' END")
 
 
-def _csv_cell(text: str) -> str:
-    """One CSV cell of a text value: formulas neutralised, quoted only when needed (Excel dialect)."""
+def _csv_cell(text: str, json: bool = False) -> str:
+    """One CSV cell of a text value: formulas neutralised, quoted only when needed (Excel dialect).
+    Postgres's JSON text escapes every control character, so a JSON cell (the largest ones) is not
+    scanned for CR and LF; a JSON number may still start with `-`."""
     starts = ", ".join(f"E'{c.encode('unicode_escape').decode()}'" for c in FORMULA_STARTS)
     neutral = f"CASE WHEN left({text}, 1) IN ({starts}) THEN '''' || {text} ELSE {text} END"
     # strpos, not a regular expression: four scans of a short text cost less than one regex match
-    special = " + ".join(f"strpos({text}, {c})" for c in ("','", "'\"'", "E'\\r'", "E'\\n'"))
+    specials = ("','", "'\"'") if json else ("','", "'\"'", "E'\\r'", "E'\\n'")
+    special = " + ".join(f"strpos({text}, {c})" for c in specials)
     return (f"CASE WHEN {text} IS NULL THEN '' WHEN {special} > 0 "
             f"THEN '\"' || replace({neutral}, '\"', '\"\"') || '\"' ELSE {neutral} END")
 
@@ -119,7 +122,7 @@ def _csv_line() -> str:
         elif name in NUMBERS:
             cells.append(f"coalesce({col}::text, '')")  # whole numbers of at least 0 (bigint)
         else:
-            cells.append(_csv_cell(col))
+            cells.append(_csv_cell(col, json=i >= len(SCALARS)))
     return "concat_ws(',', " + ", ".join(cells) + ") || E'\\r\\n'"
 
 

@@ -9,27 +9,30 @@ from django.utils import timezone
 def per_environment(apps, schema_editor):
     """The single active version becomes the default environment's; every other environment
     runs the version of its latest confirmed publication. Past steps name their environment."""
-    Policy, Environment, Publication = (apps.get_model("policies", m) for m in ("Policy", "Environment", "Publication"))
-    ActiveVersion, PublishEvent = apps.get_model("policies", "ActiveVersion"), apps.get_model("policies", "PublishEvent")
-    confirmed = Publication.objects.filter(status="ok").order_by("-confirmed_at", "-id")
-    if Policy.objects.filter(active_version__isnull=False).exists():
-        default, _ = Environment.objects.get_or_create(name=settings.GAVEL_ENVIRONMENT)
-        for policy in Policy.objects.filter(active_version__isnull=False):
+    db = schema_editor.connection.alias  # the database being migrated (tests migrate a scratch one)
+    Policy, Environment, Publication = (apps.get_model("policies", m)._default_manager.db_manager(db)
+                                        for m in ("Policy", "Environment", "Publication"))
+    ActiveVersion, PublishEvent = (apps.get_model("policies", m)._default_manager.db_manager(db)
+                                   for m in ("ActiveVersion", "PublishEvent"))
+    confirmed = Publication.filter(status="ok").order_by("-confirmed_at", "-id")
+    if Policy.filter(active_version__isnull=False).exists():
+        default, _ = Environment.get_or_create(name=settings.GAVEL_ENVIRONMENT)
+        for policy in Policy.filter(active_version__isnull=False):
             latest = confirmed.filter(version_id=policy.active_version_id).first()
-            ActiveVersion.objects.create(policy=policy, environment=default, version_id=policy.active_version_id,
-                                         publication=latest, since=latest.confirmed_at if latest else timezone.now())
+            ActiveVersion.create(policy=policy, environment=default, version_id=policy.active_version_id,
+                                 publication=latest, since=latest.confirmed_at if latest else timezone.now())
     for publication in confirmed.filter(environment__isnull=False, version__policy__retired_at__isnull=True):
-        ActiveVersion.objects.get_or_create(  # newest first: the first one per environment wins
+        ActiveVersion.get_or_create(  # newest first: the first one per environment wins
             policy_id=publication.version.policy_id, environment_id=publication.environment_id,
             defaults={"version_id": publication.version_id, "publication": publication,
                       "since": publication.confirmed_at})
-    for event in PublishEvent.objects.filter(publication__environment__isnull=False):
+    for event in PublishEvent.filter(publication__environment__isnull=False):
         event.environment_id = event.publication.environment_id
         event.save(update_fields=["environment"])
     # Earlier publications without an environment went to the configured OPA: the default one's.
-    legacy = PublishEvent.objects.filter(environment__isnull=True, action="published")
+    legacy = PublishEvent.filter(environment__isnull=True, action="published")
     if legacy.exists():
-        default, _ = Environment.objects.get_or_create(name=settings.GAVEL_ENVIRONMENT)
+        default, _ = Environment.get_or_create(name=settings.GAVEL_ENVIRONMENT)
         legacy.update(environment=default)
 
 
