@@ -31,6 +31,8 @@ def push_approvals() -> int:
     environments = list(Environment.objects.all())
     # Pull environments get the document in their bundle: OPA refuses REST writes there.
     targets = {(i.url or e.target_url, i.token) for e in environments if not e.is_pull for i in e.targets()}
+    for environment in environments:
+        environment.bundle_changed()  # those in object storage get it written to their bucket
     for url, token in sorted(targets if environments else {(settings.OPA_URL, "")}):
         with opa_client(url, token=token or None) as opa:
             opa.put_data(DATA_PATH, document)

@@ -335,6 +335,15 @@ try:
 except ValueError:
     raise ImproperlyConfigured("GAVEL_BUNDLE_SIGNING_KEY is not a bundle signing key: it must be 32 bytes in "
                                "base64 (44 characters ending in '=')") from None
+# Object storage for pull environments that deliver from a bucket (fleet/delivery/storage.py): an
+# S3-compatible endpoint (`make test` starts SeaweedFS: scripts/seaweed.py), the bucket, a key
+# that may write there (OPAs get a read-only one) and the object names' prefix.
+GAVEL_BUNDLE_S3_ENDPOINT = os.environ.get("GAVEL_BUNDLE_S3_ENDPOINT", "")
+GAVEL_BUNDLE_S3_BUCKET = os.environ.get("GAVEL_BUNDLE_S3_BUCKET", "gavel-bundles")
+GAVEL_BUNDLE_S3_REGION = os.environ.get("GAVEL_BUNDLE_S3_REGION", "us-east-1")
+GAVEL_BUNDLE_S3_ACCESS_KEY = os.environ.get("GAVEL_BUNDLE_S3_ACCESS_KEY", "")
+GAVEL_BUNDLE_S3_SECRET_KEY = os.environ.get("GAVEL_BUNDLE_S3_SECRET_KEY", "")
+GAVEL_BUNDLE_S3_PREFIX = os.environ.get("GAVEL_BUNDLE_S3_PREFIX", "bundles/")
 # Days a job export's file is kept (it holds decision inputs); then it is deleted and its record,
 # with the hash, stays marked expired (exports/retention.py). 0 keeps files forever.
 GAVEL_EXPORT_RETENTION_DAYS = int(os.environ.get("GAVEL_EXPORT_RETENTION_DAYS", "30"))

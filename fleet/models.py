@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from core import queue
 from core.digest import sha256_of
 from core.opa.client import opa_client
 
@@ -31,6 +32,18 @@ class Environment(models.Model):
     # SHA-256 of the bearer token OPA presents to fetch bundles and report status.
     bundle_token_hash = models.CharField(max_length=64, blank=True)
 
+    class BundleStore(models.TextChoices):
+        GAVEL = "gavel", "Gavel's bundle service"
+        OBJECT_STORAGE = "object_storage", "Object storage (an S3-compatible bucket)"
+
+    # Where a pull environment's OPAs download its bundle (fleet/delivery/storage.py); push ignores it.
+    bundle_store = models.CharField(max_length=20, choices=BundleStore.choices, default=BundleStore.GAVEL)
+    # What was last written to the bucket: the bundle's SHA-256, its revision, when; or why it failed.
+    published_etag = models.CharField(max_length=64, blank=True)
+    published_revision = models.TextField(blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    publish_detail = models.TextField(blank=True)
+
     objects = EnvironmentQuerySet.as_manager()
 
     class Meta:
@@ -47,6 +60,17 @@ class Environment(models.Model):
     @property
     def is_pull(self) -> bool:
         return self.delivery == self.Delivery.PULL
+
+    @property
+    def in_object_storage(self) -> bool:
+        return self.is_pull and self.bundle_store == self.BundleStore.OBJECT_STORAGE
+
+    def bundle_changed(self) -> None:
+        """Whatever may change the bundle calls this: an object-storage environment's bundle is
+        written to the bucket again once the change commits (fleet.tasks.publish_bundle; the
+        bundle service builds it on each download and needs nothing)."""
+        if self.in_object_storage:
+            queue.after_commit("fleet.tasks.publish_bundle", self.pk)
 
     def targets(self) -> list["OpaInstance"]:
         """The OPA instances Gavel pushes to: those in service. An environment that never had

@@ -4,6 +4,7 @@ from django.conf import settings
 from core.opa.client import OpaUnreachable
 
 from . import drift, opa_authz
+from .delivery import storage
 from .models import Environment, OpaInstance
 
 
@@ -40,3 +41,19 @@ def rotate_gavel_token(instance_id: int) -> str:
     """Roll Gavel's token to one OPA (opa_authz.py), waiting for OPA's bundle downloads; each
     step is safe to run again."""
     return opa_authz.rotate(instance_id).token_state
+
+
+@shared_task(autoretry_for=(storage.StorageUnavailable,), retry_backoff=settings.GAVEL_PUBLISH_RETRY_BACKOFF,
+             retry_backoff_max=60, retry_jitter=True, max_retries=8)
+def publish_bundle(environment_id: int) -> str:
+    """Write an object-storage environment's bundle to the bucket when it changed (delivery/storage.py).
+    Safe to run twice: the same bundle is the same bytes, and is not written again."""
+    environment = Environment.objects.filter(pk=environment_id).first()
+    if environment is None or not environment.in_object_storage:
+        return "not in object storage"
+    try:
+        published = storage.publish(environment_id)
+    except storage.StorageUnavailable as exc:
+        storage.record_failure(environment_id, str(exc))
+        raise
+    return f"{published.key} {'written' if published.written else 'unchanged'} ({published.revision})"

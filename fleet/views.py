@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from . import credentials as opa_credentials
 from . import instances, opa_authz
-from .delivery import signing
+from .delivery import signing, storage
 from .models import DriftAlert, Environment, OpaInstance
 
 MANAGE = "fleet.manage_opa_credentials"
@@ -29,7 +29,8 @@ def environments(request):
          "decommissioned": environment.decommissioned_instances(),
          "running": environment.active_versions.select_related("policy", "version").order_by("policy__name"),
          "alerts": environment.drift_alerts.select_related("policy", "instance", "repush")[:20],
-         "opa_config": signing.opa_config(environment.name, opa_api) if environment.is_pull else ""}
+         "opa_config": _opa_config(environment, opa_api),
+         "bucket_url": storage.object_url(environment)}
         for environment in Environment.objects.prefetch_related("instances__credentials",
                                                                 "instances__decommissioned_by")
     ]
@@ -38,6 +39,13 @@ def environments(request):
         "rows": rows, "open_alerts": open_alerts, "can_manage": request.user.has_perm(MANAGE),
         "signing": {"public_key": signing.public_key_pem(), "fingerprint": signing.fingerprint(),
                     "algorithm": signing.ALGORITHM, "key_id": signing.KEY_ID}})
+
+
+def _opa_config(environment, opa_api: str) -> str:
+    if not environment.is_pull:
+        return ""
+    bucket = storage.bucket_location(environment) if environment.in_object_storage else None
+    return signing.opa_config(environment.name, opa_api, bucket=bucket)
 
 
 def _instance(environment, instance):

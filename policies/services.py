@@ -190,10 +190,12 @@ def _queue_pull(version: PolicyVersion, requested_by, environment: Environment) 
     """No REST write: the environment's bundle serves the version from now on, and the first
     status report naming it in the bundle's active revision confirms the publication."""
     _supersede(Publication.objects.filter(version__policy_id=version.policy_id, environment=environment))
-    return Publication.objects.create(
+    publication = Publication.objects.create(
         version=version, requested_by=requested_by, target_url=bundle_target(environment), environment=environment,
         detail="Served in the environment's bundle; waiting for an OPA instance to report it active",
     )
+    environment.bundle_changed()  # object storage: the bucket gets the new bundle once this commits
+    return publication
 
 
 def opa_runs(version: PolicyVersion, target_url: str | None = None, token: str | None = None) -> bool:

@@ -88,7 +88,7 @@ def runtime_config(environment: Environment) -> dict[str, Any]:
 def push_runtime_config(environment: Environment) -> dict[str, Any]:
     """PUT the environment's document to each of its OPA instances. Raises OpaUnreachable for
     the caller to retry. A pull environment gets it in its bundle instead: OPA refuses REST
-    writes under a bundle's roots, so nothing is written.
+    writes under a bundle's roots, so nothing is written (a bucket's bundle is rewritten if it changed).
 
     Pushes to one environment take turns (its row locked while the document is read and written):
     otherwise a push that read the settings before a change could land after the push of the
@@ -97,14 +97,10 @@ def push_runtime_config(environment: Environment) -> dict[str, Any]:
         environment = Environment.objects.select_for_update().get(pk=environment.pk)
         document = runtime_config(environment)
         if environment.is_pull:
+            environment.bundle_changed()  # object storage: written to the bucket again if it changed
             return document
         for instance in environment.targets():
             with instance.client() as opa:
                 opa.put_data(DATA_PATH, document)
             log.info("pushed runtime config to %s (%d policies)", instance.url, len(document["policies"]))
-    return document
-    for instance in environment.targets():
-        with instance.client() as opa:
-            opa.put_data(DATA_PATH, document)
-        log.info("pushed runtime config to %s (%d policies)", instance.url, len(document["policies"]))
     return document

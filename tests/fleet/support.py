@@ -12,6 +12,8 @@ from django.conf import settings
 from core.opa.client import opa_client
 from tests.support import stack
 
+import seaweed  # noqa: E402,I001  (scripts/seaweed.py, on the path tests.support set up)
+
 
 @contextmanager
 def extra_opa(tmp_path, log_url: str, labels: dict, extra_config: dict | None = None):
@@ -59,6 +61,19 @@ def opa_with_gavel_authz(home, files: dict[str, str], config: dict, port: int | 
     finally:
         stack.stop_process(proc, "OPA with Gavel's authz")
         log.close()
+
+
+@contextmanager
+def seaweed_s3(home):
+    """A real SeaweedFS S3 server on free ports with fresh static keys (scripts/seaweed.py).
+    Yields (endpoint URL, credentials). Waits for weed's build when `make test` started it."""
+    ports = seaweed.Ports(*(stack.free_port() for _ in range(4)), grpc=tuple(stack.free_port() for _ in range(4)))
+    credentials = seaweed.new_credentials()
+    proc = seaweed.start_seaweed(home, ports, credentials)
+    try:
+        yield f"http://127.0.0.1:{ports.s3}", credentials
+    finally:
+        stack.stop_process(proc, "SeaweedFS")
 
 
 def forget_gavel_modules(url: str) -> None:

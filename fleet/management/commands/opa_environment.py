@@ -1,6 +1,7 @@
 """Set up an environment's delivery, OPA instances and bundle token.
 
     manage.py opa_environment prod --delivery pull --new-bundle-token
+    manage.py opa_environment prod --delivery pull --bundle-store object_storage   # OPAs pull from the bucket
     manage.py opa_environment staging --add-instance opa-a http://10.0.0.5:8181 --token-env OPA_A_TOKEN
     manage.py opa_environment staging --instance-token opa-a      # OPA's own token to Gavel, printed once
     manage.py opa_environment staging --instance-token opa-a --token-file /etc/opa/gavel-token
@@ -26,6 +27,7 @@ from django.db import transaction
 
 from fleet import credentials as opa_credentials
 from fleet import instances
+from fleet.delivery import storage
 from fleet.models import Environment, GavelTokenState, OpaInstance
 
 
@@ -36,6 +38,9 @@ class Command(BaseCommand):
         parser.add_argument("environment")
         parser.add_argument("--opa-url", help="The environment's default OPA URL (blank: the OPA_URL setting)")
         parser.add_argument("--delivery", choices=Environment.Delivery.values)
+        parser.add_argument("--bundle-store", choices=Environment.BundleStore.values,
+                            help="Where a pull environment's OPAs download its bundle: Gavel's bundle service "
+                                 "(gavel) or the S3-compatible bucket (object_storage, GAVEL_BUNDLE_S3_*)")
         parser.add_argument("--add-instance", nargs=2, metavar=("NAME", "URL"), action="append", default=[])
         parser.add_argument("--token-env", help="Variable holding the bearer token Gavel sends to the added instances")
         parser.add_argument("--remove-instance", metavar="NAME", action="append", default=[],
@@ -57,6 +62,11 @@ class Command(BaseCommand):
         if options["delivery"]:
             environment.delivery = options["delivery"]
         environment.save()
+        if options["bundle_store"]:
+            try:
+                storage.choose_store(environment, options["bundle_store"])
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
         token = ""
         if options["token_env"]:
             token = os.environ.get(options["token_env"], "")
