@@ -124,7 +124,7 @@ def start_seaweed(home: Path, ports: Ports, credentials: Credentials) -> subproc
                f"-master.port={ports.master}", f"-master.port.grpc={ports.grpc[0]}",
                f"-volume.port={ports.volume}", f"-volume.port.grpc={ports.grpc[1]}",
                f"-filer.port={ports.filer}", f"-filer.port.grpc={ports.grpc[2]}",
-               "-master.volumeSizeLimitMB=64", "-volume.max=8",
+               "-master.volumeSizeLimitMB=64", "-volume.max=8", "-volume.preStopSeconds=0",  # stops at once
                "-s3", f"-s3.port={ports.s3}", f"-s3.port.grpc={ports.grpc[3]}", f"-s3.config={config}",
                "-s3.port.iceberg=0", "-s3.port.lance=0"]  # the catalogs' default ports would clash (OPA's 8181)
     proc = subprocess.Popen(command, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -149,6 +149,7 @@ def wait_for_s3(port: int, proc: subprocess.Popen, log: Path, timeout: float = 9
 
 
 def main() -> int:
+    stack.stop_on_signals()  # Ctrl-C and `kill` both stop weed, also from a background job
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("weed-binary", help="print the path of weed, building it if needed")
