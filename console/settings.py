@@ -336,7 +336,7 @@ except ValueError:
     raise ImproperlyConfigured("GAVEL_BUNDLE_SIGNING_KEY is not a bundle signing key: it must be 32 bytes in "
                                "base64 (44 characters ending in '=')") from None
 # Object storage for pull environments that deliver from a bucket (fleet/delivery/storage.py): an
-# S3-compatible endpoint (`make test` starts SeaweedFS: scripts/seaweed.py), the bucket, a key
+# S3-compatible endpoint (`make test` starts versitygw: scripts/s3_server.py), the bucket, a key
 # that may write there (OPAs get a read-only one) and the object names' prefix.
 GAVEL_BUNDLE_S3_ENDPOINT = os.environ.get("GAVEL_BUNDLE_S3_ENDPOINT", "")
 GAVEL_BUNDLE_S3_BUCKET = os.environ.get("GAVEL_BUNDLE_S3_BUCKET", "gavel-bundles")

@@ -41,7 +41,7 @@ def deal(files: list[str], durations: dict[str, float], shards: int) -> list[lis
 def runs_last(name: str) -> tuple[int, str]:
     """The fault tests restart their shard's own Postgres and Redis: they go after everything else,
     so no other test meets a connection they broke. Before them, the CI checks, whose conftest
-    test waits for conftest's build on a fresh machine, and the object-storage tests, which wait for SeaweedFS's."""
+    test waits for conftest's build on a fresh machine, and the object-storage tests, which wait for the S3 server's."""
     waits_for_a_build = name.startswith("tests/checks/") or name == "tests/fleet/test_bundle_storage.py"
     return (2 if name.startswith("tests/faults/") else 1 if waits_for_a_build else 0), name
 
@@ -73,9 +73,9 @@ def main() -> int:
     # them; the test that needs it waits on the build's lock (scripts/go_tools.py).
     conftest = subprocess.Popen(["nice", "-n", "10", sys.executable, "scripts/stack.py", "conftest-binary"],
                                 cwd=ROOT, stdout=subprocess.DEVNULL)
-    # SeaweedFS (tests/fleet/test_bundle_storage.py) likewise, with its own lock (scripts/seaweed.py).
-    weed = subprocess.Popen(["nice", "-n", "10", sys.executable, "scripts/seaweed.py", "weed-binary"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL)
+    # The S3 server (tests/fleet/test_bundle_storage.py) likewise (scripts/s3_server.py).
+    s3 = subprocess.Popen(["nice", "-n", "10", sys.executable, "scripts/s3_server.py", "versitygw-binary"],
+                          cwd=ROOT, stdout=subprocess.DEVNULL)
     threads = [threading.Thread(target=run_shard, args=(n + 1, PROFILES[n], files, extra, results))
                for n, files in enumerate(shards)]
     for thread in threads:
@@ -83,7 +83,7 @@ def main() -> int:
     for thread in threads:
         thread.join()
     conftest.wait()
-    weed.wait()
+    s3.wait()
     for number, code in sorted(results.items()):
         print(f"[gavel] shard {number} ({len(shards[number - 1])} files): {'passed' if code == 0 else f'FAILED ({code})'}")
     return max(results.values(), default=1)

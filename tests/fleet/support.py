@@ -12,7 +12,7 @@ from django.conf import settings
 from core.opa.client import opa_client
 from tests.support import stack
 
-import seaweed  # noqa: E402,I001  (scripts/seaweed.py, on the path tests.support set up)
+import s3_server  # noqa: E402,I001  (scripts/s3_server.py, on the path tests.support set up)
 
 
 @contextmanager
@@ -64,16 +64,17 @@ def opa_with_gavel_authz(home, files: dict[str, str], config: dict, port: int | 
 
 
 @contextmanager
-def seaweed_s3(home):
-    """A real SeaweedFS S3 server on free ports with fresh static keys (scripts/seaweed.py).
-    Yields (endpoint URL, credentials). Waits for weed's build when `make test` started it."""
-    ports = seaweed.Ports(*(stack.free_port() for _ in range(4)), grpc=tuple(stack.free_port() for _ in range(4)))
-    credentials = seaweed.new_credentials()
-    proc = seaweed.start_seaweed(home, ports, credentials)
+def s3_bucket_server(home):
+    """A real S3 server (versitygw, scripts/s3_server.py) on free ports with fresh keys and the
+    bundles bucket OPA's key may read. Yields (endpoint URL, credentials). Waits for the server's
+    build when `make test` started it."""
+    ports = s3_server.Ports(s3=stack.free_port(), admin=stack.free_port())
+    credentials = s3_server.new_credentials()
+    proc = s3_server.start_s3(home, ports, credentials)
     try:
         yield f"http://127.0.0.1:{ports.s3}", credentials
     finally:
-        stack.stop_process(proc, "SeaweedFS")
+        stack.stop_process(proc, "versitygw")
 
 
 def forget_gavel_modules(url: str) -> None:

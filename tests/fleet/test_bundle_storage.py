@@ -1,5 +1,5 @@
 """Bundles in object storage: Gavel writes each object-storage environment's signed bundle to a real
-S3-compatible bucket (SeaweedFS) whenever it may have changed, and a real OPA with OPA's own S3
+S3-compatible bucket (versitygw) whenever it may have changed, and a real OPA with OPA's own S3
 signing pulls it from there and answers with the published version."""
 import configparser
 import gzip
@@ -24,7 +24,7 @@ from fleet.models import Environment
 from policies import services
 from policies.models import Publication
 from tests.factories import PolicyFactory
-from tests.fleet.support import extra_opa, seaweed_s3
+from tests.fleet.support import extra_opa, s3_bucket_server
 from tests.support import decisions_served, settle_decision_logs, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(scope="module")
 def s3_server(tmp_path_factory):
-    with seaweed_s3(tmp_path_factory.mktemp("seaweed")) as server:
+    with s3_bucket_server(tmp_path_factory.mktemp("s3")) as server:
         yield server
 
 
