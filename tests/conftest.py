@@ -14,10 +14,11 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection, connections
 from django.test import TransactionTestCase
-from django.test.utils import override_settings
+from django.test.utils import override_settings, setup_databases, teardown_databases
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from tests import schema_cache
 from tests.support import browser_page, decisions_served, settle_decision_logs, stack
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM is safe here.
@@ -104,6 +105,17 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     it; the flush after each transactional test truncates every table, so test sessions do."""
     options = settings.DATABASES["default"].setdefault("OPTIONS", {})
     options["options"] = f"{options.get('options', '')} -c gavel.activity_truncate=allow".strip()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker, django_db_modify_db_settings):
+    """pytest-django's, but the migrated schema is dumped once and restored after that
+    (tests/schema_cache.py); the test database is dropped at the end as usual."""
+    with django_db_blocker.unblock(), schema_cache.prepared(connection.creation._get_test_db_name()):
+        config = setup_databases(verbosity=0, interactive=False, keepdb=True, serialized_aliases=[])
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=0)
 
 
 @pytest.fixture(scope="session", autouse=True)
