@@ -303,38 +303,36 @@ GAVEL_EXPORT_STREAM_MAX_ROWS = int(os.environ.get("GAVEL_EXPORT_STREAM_MAX_ROWS"
 GAVEL_EXPORT_DIR = Path(os.environ.get("GAVEL_EXPORT_DIR", str(BASE_DIR / "var" / "exports")))
 # Rows fetched per round trip from the server-side cursor.
 GAVEL_EXPORT_FETCH_ROWS = int(os.environ.get("GAVEL_EXPORT_FETCH_ROWS", "2000"))
+
+
+def signing_key(name: str, purpose: str, what: str) -> str:
+    """32 random bytes in base64 from the environment; derived from SECRET_KEY in plain DEBUG.
+    Without DEBUG a missing or malformed key stops Gavel at start-up, saying which and why."""
+    key = os.environ.get(name) or (
+        base64.b64encode(hashlib.sha256(f"gavel-{purpose}:{SECRET_KEY}".encode()).digest()).decode() if DEBUG else "")
+    if not key:
+        raise ImproperlyConfigured(f"{name} must be set when DEBUG is off: {what}, 32 random bytes in base64 "
+                                   "(openssl rand -base64 32)")
+    try:
+        if len(base64.b64decode(key, validate=True)) != 32:
+            raise ValueError
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} is not usable as {what}: it must be 32 bytes in base64 "
+                                   "(44 characters ending in '=')") from None
+    return key
+
+
 # The Ed25519 private key that signs every export manifest (exports/signing.py): 32 random bytes,
 # base64 (`python -c "import base64,os; print(base64.b64encode(os.urandom(32)).decode())"`). Kept
 # like SECRET_KEY: required without DEBUG; scripts/stack.py generates one per local stack, and plain
 # DEBUG derives one from SECRET_KEY. Its public half is shown on the exports page.
-GAVEL_EXPORT_SIGNING_KEY = os.environ.get("GAVEL_EXPORT_SIGNING_KEY") or (
-    base64.b64encode(hashlib.sha256(f"gavel-export-signing:{SECRET_KEY}".encode()).digest()).decode()
-    if DEBUG else "")
-if not GAVEL_EXPORT_SIGNING_KEY:
-    raise ImproperlyConfigured("GAVEL_EXPORT_SIGNING_KEY must be set when DEBUG is off: the Ed25519 key that signs "
-                               "export manifests, 32 random bytes in base64")
-try:
-    if len(base64.b64decode(GAVEL_EXPORT_SIGNING_KEY, validate=True)) != 32:
-        raise ValueError
-except ValueError:
-    raise ImproperlyConfigured("GAVEL_EXPORT_SIGNING_KEY is not an Ed25519 private key: it must be 32 bytes in "
-                               "base64 (44 characters ending in '=')") from None
+GAVEL_EXPORT_SIGNING_KEY = signing_key("GAVEL_EXPORT_SIGNING_KEY", "export-signing",
+                                       "the Ed25519 key that signs export manifests")
 # The key that signs every OPA bundle Gavel builds (fleet/delivery/signing.py, ES256): 32 random bytes in
 # base64, from which the P-256 key is derived. Kept like GAVEL_EXPORT_SIGNING_KEY: required without
 # DEBUG, generated per local stack by scripts/stack.py, derived from SECRET_KEY in plain DEBUG. Its
 # public half and the OPA configuration that requires it are shown on the environments page.
-GAVEL_BUNDLE_SIGNING_KEY = os.environ.get("GAVEL_BUNDLE_SIGNING_KEY") or (
-    base64.b64encode(hashlib.sha256(f"gavel-bundle-signing:{SECRET_KEY}".encode()).digest()).decode()
-    if DEBUG else "")
-if not GAVEL_BUNDLE_SIGNING_KEY:
-    raise ImproperlyConfigured("GAVEL_BUNDLE_SIGNING_KEY must be set when DEBUG is off: the key that signs OPA "
-                               "bundles, 32 random bytes in base64 (openssl rand -base64 32)")
-try:
-    if len(base64.b64decode(GAVEL_BUNDLE_SIGNING_KEY, validate=True)) != 32:
-        raise ValueError
-except ValueError:
-    raise ImproperlyConfigured("GAVEL_BUNDLE_SIGNING_KEY is not a bundle signing key: it must be 32 bytes in "
-                               "base64 (44 characters ending in '=')") from None
+GAVEL_BUNDLE_SIGNING_KEY = signing_key("GAVEL_BUNDLE_SIGNING_KEY", "bundle-signing", "the key that signs OPA bundles")
 # Object storage for pull environments that deliver from a bucket (fleet/delivery/storage.py): an
 # S3-compatible endpoint (`make test` starts versitygw: scripts/s3_server.py), the bucket, a key
 # that may write there (OPAs get a read-only one) and the object names' prefix.

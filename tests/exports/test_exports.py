@@ -224,7 +224,7 @@ def test_without_debug_a_missing_or_malformed_signing_key_is_a_clear_error():
     env = {"PATH": "/usr/bin:/bin", "DEBUG": "0", "SECRET_KEY": "x" * 50, "GAVEL_OPA_TOKEN": "t" * 30,
            "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none"}
     for key, said in ((None, "GAVEL_EXPORT_SIGNING_KEY must be set when DEBUG is off"),
-                      ("not-a-key", "GAVEL_EXPORT_SIGNING_KEY is not an Ed25519 private key")):
+                      ("not-a-key", "GAVEL_EXPORT_SIGNING_KEY is not usable as the Ed25519 key")):
         run = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True,
                              env={**env, **({"GAVEL_EXPORT_SIGNING_KEY": key} if key else {})}, timeout=60)
         assert run.returncode != 0 and said in run.stderr

@@ -111,7 +111,7 @@ def test_without_debug_a_missing_or_malformed_bundle_signing_key_is_a_clear_erro
            "GAVEL_EXPORT_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
            "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none"}
     for key, said in ((None, "GAVEL_BUNDLE_SIGNING_KEY must be set when DEBUG is off"),
-                      ("c2hvcnQ=", "GAVEL_BUNDLE_SIGNING_KEY is not a bundle signing key")):
+                      ("c2hvcnQ=", "GAVEL_BUNDLE_SIGNING_KEY is not usable as the key that signs OPA bundles")):
         run = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True,
                              env={**env, **({"GAVEL_BUNDLE_SIGNING_KEY": key} if key else {})}, timeout=60)
         assert run.returncode != 0 and said in run.stderr
