@@ -25,6 +25,7 @@ from policies.summaries.phrasing import field_name, format_value
 MAX_ALTERNATIVES = 4
 BROKEN_FOR = 8  # candidates from the partial evaluation whose broken variants are evaluated too
 NO_TRIGGER = "Gavel could not build a request that makes this rule apply, so it shows no worked example."
+NO_DATA = "Gavel was given none for this version"
 
 
 def _template_regex(template: str | None):
@@ -259,7 +260,7 @@ def _data_read(rule) -> str:
     return ", ".join(dict.fromkeys(found))
 
 
-def _probe(hard: list, source: str, filename: str, package: str, data) -> tuple[str, list, dict]:
+def _probe(hard: list, source: str, filename: str, package: str, data, data_note: str = "") -> tuple[str, list, dict]:
     """The source with the probes, the candidates per hard rule [(doc, its broken variants)], notes."""
     searchable = [rule for _, rule in hard if not rule.unsupported]
     notes = {i: f"Gavel cannot evaluate {rule.unsupported} yet." for i, (_, rule) in enumerate(hard)
@@ -277,9 +278,10 @@ def _probe(hard: list, source: str, filename: str, package: str, data) -> tuple[
     for probe_index, i in enumerate(positions):
         if probe_index not in ways:
             read = _data_read(hard[i][1])
-            notes[i] = (f"It reads data kept outside the policy ({read}), and Gavel was given none for this version."
-                        if read and not data else
-                        "OPA finds no request that makes this rule apply: its conditions cannot all hold at once.")
+            if read and (data_note or not data):
+                notes[i] = f"It reads data kept outside the policy ({read}), and {data_note or NO_DATA}."
+            else:
+                notes[i] = "OPA finds no request that makes this rule apply: its conditions cannot all hold at once."
             continue
         found, why = solver.requests(ways[probe_index])
         tried[i] = [(doc, (solver.breaks(doc, constraints) if n < BROKEN_FOR else []) + also)
@@ -295,7 +297,7 @@ class Pending:
     policies in ONE `opa eval`, then `finish` picks the examples OPA confirmed."""
 
     def __init__(self, summary: dict, module, source: str, filename: str, rules_by_anchor: dict,
-                 data: dict | None = None):
+                 data: dict | None = None, data_note: str = ""):
         self.summary, self.filename, self.data = summary, filename, data
         builder = Builder(module)
         self.plans, self.hard, self.names = [], [], {}
@@ -315,7 +317,8 @@ class Pending:
                     self.hard.append((record, rule))
         self.status = {"checked": 0, "agree": 0, "disagree": 0, "without_example": 0, "error": None}
         summary["examples"] = self.status
-        self.probed, self.tried, self.notes = _probe(self.hard, source, filename, summary["package"], data)
+        self.probed, self.tried, self.notes = _probe(self.hard, source, filename, summary["package"], data,
+                                                        data_note)
         self.probing = self.probed != source
         self.docs, self.seen = [], {}
         for doc in [d for p in self.plans for d in [p.trigger, *p.alternatives]] + [
@@ -367,13 +370,14 @@ def evaluate(pendings: list) -> None:
             p.status["error"] = f"OPA could not evaluate the examples: {exc}"
 
 
-def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: dict, data: dict | None = None) -> None:
+def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: dict, data: dict | None = None,
+           data_note: str = "") -> None:
     """Add `examples` (and `example_note` where none could be built) to every grouped rule.
 
     Every candidate request (the builder's, and those from OPA's partial evaluation) is evaluated
     in ONE `opa eval`, with the real rules and the probes side by side.
     """
-    pending = Pending(summary, module, source, filename, rules_by_anchor, data)
+    pending = Pending(summary, module, source, filename, rules_by_anchor, data, data_note)
     evaluate([pending])
     pending.finish()
 

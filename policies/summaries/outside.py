@@ -1,0 +1,119 @@
+"""The data a policy reads outside itself (`data.acme.scopes[...]`), read from the OPA of the
+environment the version runs in (else the default environment), so that rules reading it get
+worked examples OPA confirms with what it really holds.
+
+Only the documents the policy refers to are read, in one query through core/opa's httpx client.
+Nothing here raises for an OPA that cannot be read: the result says why, in words, and the
+examples that need the data say so instead of appearing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from core.opa.client import OpaError, OpaRejected, OpaUnreachable, opa_client
+from fleet.models import Environment
+from policies.models import ActiveVersion
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT = 3.0  # seconds: a page waits at most this long for an OPA that does not answer
+
+
+@dataclass
+class DataRead:
+    """What Gavel read for one version: `data` holds every document found (None when nothing
+    could be read); `problem` says, in words, why some or all are missing ("" when none is)."""
+    paths: tuple
+    environment: str = ""
+    data: dict | None = None
+    problem: str = ""
+    missing: list = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.data, sort_keys=True).encode()).hexdigest() if self.data else ""
+
+    def record(self, now) -> dict:
+        """What the stored summary keeps of it (JSON): enough to tell when OPA's data changed, and to say
+        on the page what the examples were tried with."""
+        return {"paths": [list(p) for p in self.paths], "shown": ", ".join(" › ".join(p) for p in self.paths),
+                "environment": self.environment, "read": self.data is not None, "problem": self.problem,
+                "digest": self.digest, **checked(now)}
+
+
+def checked(now) -> dict:
+    return {"checked_at": now.isoformat(), "checked_text": now.strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def dotted(path) -> str:
+    return "data." + ".".join(path)
+
+
+def environment_of(version) -> Environment:
+    """Where the version runs (the default environment first when it runs there too), else the default."""
+    names = list(ActiveVersion.objects.filter(version=version).values_list("environment__name", flat=True))
+    if names:
+        name = settings.GAVEL_ENVIRONMENT if settings.GAVEL_ENVIRONMENT in names else sorted(names)[0]
+        return Environment.objects.get(name=name)
+    return Environment.objects.default()
+
+
+def _query(paths: tuple) -> str:
+    # Each document collected into a list, so one that is undefined leaves the rest readable.
+    parts = ", ".join(
+        f'"p{i}": [v | v := data{"".join(f"[{json.dumps(name)}]" for name in path)}]' for i, path in enumerate(paths))
+    return f"gavel_read := {{{parts}}}"
+
+
+def _set(into: dict, path: tuple, value) -> None:
+    for name in path[:-1]:
+        into = into.setdefault(name, {})
+    into[path[-1]] = value
+
+
+def read(version, paths: tuple) -> DataRead:
+    """The documents at `paths` as the OPA of the version's environment holds them."""
+    environment = environment_of(version)
+    result = DataRead(paths=tuple(paths), environment=environment.name)
+    # A pull environment's OPA is reached only at an address of its own (OPA_URL is another OPA's).
+    targets = [t for t in environment.targets() if t.url or not environment.is_pull]
+    where = f"the {environment.name} environment's OPA"
+    if not targets:
+        result.problem = f"the {environment.name} environment has no OPA instance Gavel can read it from"
+        return result
+    rows, last_problem = None, ""
+    for target in targets:
+        try:
+            with opa_client(target.url or environment.target_url, token=target.token or None,
+                            timeout=READ_TIMEOUT) as opa:
+                rows = opa.query(_query(result.paths))
+            break
+        except OpaUnreachable as exc:
+            log.warning("could not read %s for %s: %s", paths, version, exc)
+            last_problem = f"Gavel could not reach {where} to read it"
+        except OpaRejected as exc:
+            log.warning("OPA refused to read %s for %s: %s", paths, version, exc)
+            last_problem = f"{where} refused to let Gavel read it (HTTP {exc.status_code})"
+        except (OpaError, ValueError) as exc:
+            log.warning("could not read %s for %s: %s", paths, version, exc)
+            last_problem = f"{where} did not answer Gavel's read of it"
+    if rows is None:
+        result.problem = last_problem
+        return result
+    found = (rows[0].get("gavel_read") or {}) if rows else {}
+    data: dict = {}
+    for i, path in enumerate(result.paths):
+        values = found.get(f"p{i}") or []
+        if values:
+            _set(data, path, values[0])
+        else:
+            result.missing.append(path)
+    result.data = data
+    if result.missing:
+        result.problem = f"{where} holds nothing at " + ", ".join(dotted(p) for p in result.missing)
+    return result

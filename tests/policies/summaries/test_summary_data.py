@@ -1,0 +1,85 @@
+"""Rules that read data kept outside the policy get worked examples on the pages, with the data the
+environment's OPA holds (the session's real OPA); an OPA that cannot be read leaves the page up and
+says why in words."""
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from core.opa.client import opa_client
+from fleet.models import Environment
+from policies import services, summaries
+from policies.models import ActiveVersion, VersionSummary
+
+pytestmark = pytest.mark.django_db
+
+CORPUS = Path("tests/policies/summaries/corpus")
+SOURCE = (CORPUS / "agent_scopes.rego").read_text()
+SCOPES = {"support": ["kb.search", "ticket.read"], "ops": ["logs.search", "k8s.get"]}
+NOWHERE = "http://127.0.0.1:9"  # nothing listens on the discard port
+
+
+@pytest.fixture
+def scopes_in_opa(opa):
+    with opa_client(opa) as client:
+        client.put_data("acme", {"scopes": SCOPES, "unrelated": {"secret": "not read"}})
+    yield opa
+    with opa_client(opa) as client:
+        client.put_data("acme", {})
+
+
+def rule(summary, title):
+    return next(r for g in summary["groups"] for r in g["rules"] if r.get("title") == title)
+
+
+def test_the_page_tries_rules_with_the_data_of_the_environment_the_version_runs_in(
+        client, make_user, scopes_in_opa, settings):
+    settings.OPA_URL = NOWHERE  # the default environment's OPA is down...
+    staging = Environment.objects.create(name="staging", opa_url=scopes_in_opa)  # ...the version runs here
+    policy = services.create_policy(name="agent_scopes", title="Agent scopes", source=SOURCE,
+                                    author=make_user("policy_author"), message="First")
+    version = policy.latest_version
+    ActiveVersion.objects.create(policy=policy, environment=staging, version=version, since=timezone.now())
+    VersionSummary.objects.filter(version=version).delete()  # made at save, before it ran anywhere
+
+    client.force_login(make_user("compliance_officer"))
+    html = client.get("/policies/agent_scopes/v1/summary/").content.decode()
+    assert "were tried with the data the staging environment's OPA holds" in html
+    summary = summaries.summary_for_version(version)
+    assert summary["data_source"]["paths"] == [["acme", "scopes"]]  # only what the policy reads
+    for title, statement in (("Tool in scope", "This request is allowed."),
+                             ("Tool out of scope", "This request is denied: agent")):
+        record = rule(summary, title)
+        assert not record["example_note"], record["example_note"]
+        triggers, clear = record["examples"]
+        assert triggers["agrees"] and clear["agrees"]  # OPA, given the same data, confirmed both
+        assert triggers["statement"].startswith(statement)
+    allowed = rule(summary, "Tool in scope")["examples"][0]["input"]
+    assert allowed["action"]["tool"] in SCOPES[allowed["agent"]["scope"]]  # a real scope and one of its tools
+    assert "This request is allowed." in html
+
+
+def test_an_opa_that_cannot_be_read_leaves_the_page_up_and_says_why(client, make_user, scopes_in_opa,
+                                                                    settings, monkeypatch):
+    settings.OPA_URL = NOWHERE
+    policy = services.create_policy(name="agent_scopes", title="Agent scopes", source=SOURCE,
+                                    author=make_user("policy_author"), message="First")
+    client.force_login(make_user("compliance_officer"))
+    response = client.get("/policies/agent_scopes/v1/summary/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    why = "Gavel could not reach the dev environment&#x27;s OPA to read it"
+    assert f"have no worked example: {why}." in html
+    assert f"It reads data kept outside the policy (acme › scopes), and {why}." in html
+
+    # OPA answers again: the next look after DATA_RECHECK reads the data and makes the examples.
+    settings.OPA_URL = scopes_in_opa
+    assert summaries.summary_for_version(policy.latest_version)["data_source"]["read"] is False  # not yet due
+    monkeypatch.setattr(summaries, "DATA_RECHECK", timedelta(0))
+    summary = summaries.summary_for_version(policy.latest_version)
+    assert summary["data_source"]["read"] and not summary["data_source"]["problem"]
+    assert rule(summary, "Tool in scope")["examples"][0]["agrees"]
+    # Unchanged data is not summarised again.
+    stored = VersionSummary.objects.get(version=policy.latest_version)
+    assert summaries.summary_for_version(policy.latest_version)["examples"] == stored.data["examples"]
