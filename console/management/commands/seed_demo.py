@@ -33,6 +33,15 @@ USERNAMES = {
     "policy_author": "author",
 }
 
+# Their names, as print views and evidence show people.
+FULL_NAMES = {
+    "compliance": ("Carmen", "Ortiz"),
+    "secadmin": ("Sam", "Adeyemi"),
+    "reviewer": ("Riya", "Patel"),
+    "auditor": ("Alex", "Morgan"),
+    "author": ("Ana", "Souza"),
+}
+
 # The CI pipeline's account (`gavel check`, `conftest pull`): no password; a security admin gives it a token.
 DEMO_CI_USERNAME = "demo-ci"
 
@@ -44,6 +53,28 @@ DEMO_POLICIES = (
      "Checks programmatic configuration changes before they reach the contact-centre platform: queue SLAs "
      "and routing, corporate emails and ticketed admin grants, encrypted storage buckets."),
 )
+
+# Each demo policy's history, oldest first: the folder under POLICY_DIR holding that version's
+# `<name>.rego` and `<name>_test.rego`, and its message. The newest is the one published.
+HISTORY = {
+    "agent_gateway": (
+        ("v1", "Initial version"),
+        ("", "Deletes someone else already approved go ahead; token budget lowered to 8,000; "
+             "SQL comment injection refused"),
+    ),
+    "platform_changes": (
+        ("v1", "Initial version"),
+        ("", "Admin roles need a change ticket; every delete waits for a reviewer; ops.example.com is corporate"),
+    ),
+}
+
+
+def demo_files(name: str, folder: str) -> tuple[str, str]:
+    """The Rego and the Rego tests of one version of a demo policy."""
+    base = POLICY_DIR / folder if folder else POLICY_DIR
+    tests = base / f"{name}_test.rego"
+    return (base / f"{name}.rego").read_text(encoding="utf-8"), \
+        tests.read_text(encoding="utf-8") if tests.exists() else ""
 
 
 class Command(BaseCommand):
@@ -76,7 +107,9 @@ class Command(BaseCommand):
             user = User.objects.filter(username=username).first()
             if user is None:
                 password = secrets.token_urlsafe(9)
-                user = User.objects.create_user(username=username, password=password)
+                first_name, last_name = FULL_NAMES.get(username, ("", ""))
+                user = User.objects.create_user(username=username, password=password, first_name=first_name,
+                                                last_name=last_name)
                 created.append((username, role.label, password))
             user.groups.add(Group.objects.get_or_create(name=role.group)[0])
             users[role.group] = user
@@ -92,17 +125,19 @@ class Command(BaseCommand):
         return users, created
 
     def _policies(self, author):
+        """Each demo policy with its history of versions (HISTORY); one that exists is left as it is."""
         policies = []
         for name, title, description in DEMO_POLICIES:
             policy = Policy.objects.filter(name=name).first()
             if policy is None:
-                policy = services.create_policy(
-                    name=name, title=title, description=description, author=author, message="Initial version",
-                    source=(POLICY_DIR / f"{name}.rego").read_text(encoding="utf-8"),
-                    tests=tests.read_text(encoding="utf-8") if (tests := POLICY_DIR / f"{name}_test.rego").exists()
-                    else "",
-                )
-                self.stdout.write(f"Created policy {name} ({policy.package}).")
+                (first, message), *later = HISTORY[name]
+                source, tests = demo_files(name, first)
+                policy = services.create_policy(name=name, title=title, description=description, author=author,
+                                                message=message, source=source, tests=tests)
+                for folder, message in later:
+                    source, tests = demo_files(name, folder)
+                    services.save_version(policy, source=source, tests=tests, author=author, message=message)
+                self.stdout.write(f"Created policy {name} ({policy.package}) with {len(HISTORY[name])} versions.")
             policies.append(policy)
         return policies
 
