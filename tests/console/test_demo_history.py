@@ -20,7 +20,7 @@ ADDED = {"platform_changes": "Added the rule “Admin roles need a ticket”"}
 
 def test_seeded_demo_policies_have_tested_versions_and_a_diff_in_words(client):
     out = io.StringIO()
-    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", "--publish", stdout=out)  # in a test transaction: queued, never pushed
     assert "with 2 versions" in out.getvalue()
     compliance = get_user_model().objects.get(username="compliance")
     assert compliance.get_full_name() == "Carmen Ortiz"
@@ -41,6 +41,10 @@ def test_seeded_demo_policies_have_tested_versions_and_a_diff_in_words(client):
             assert ADDED[name] in html
         evidence = client.get(f"/policies/{name}/v{latest}/evidence/from-v{first}/").content.decode()
         assert sentence in evidence and "Ana Souza (author)" in evidence
+        # The published version went through the two-person review, so its evidence has a chain to show.
+        chain = client.get(f"/policies/{name}/v{latest}/evidence/").content.decode()
+        chain = chain[chain.index('data-testid="approval-chain"'):chain.index('data-testid="runs-in"')]
+        assert "Ana Souza (author)" in chain and "Approved by Sam Adeyemi (secadmin)" in chain
 
     call_command("seed_demo", stdout=io.StringIO())  # safe to run again: nothing is added twice
     assert Policy.objects.get(name="agent_gateway").versions.count() == 2

@@ -14,7 +14,7 @@ from console.demo.traffic import EXCEPTION_USER_ID
 from console.management.commands.demo_traffic import DEMO_PEP_USERNAME
 from console.roles import CI_PIPELINE, ENFORCEMENT_POINT, ROLES
 from fleet.models import Environment
-from policies import services
+from policies import review, services
 from policies.models import Policy
 from rollout import canary
 from rollout import exceptions as policy_exceptions
@@ -87,11 +87,13 @@ class Command(BaseCommand):
         # One transaction: publications are pushed by on_commit hooks, i.e. only once all of this is saved.
         with transaction.atomic():
             users, created = self._users()
-            policies = self._policies(users["policy_author"])
+            policies, new = self._policies(users["policy_author"])
             if publish:
                 for policy in policies:
-                    # OPA starts empty each time `make run` starts it: publish what it lacks.
-                    publication = services.publish_if_missing(policy, requested_by=users["security_admin"])
+                    if policy in new:  # published the way people publish: asked for, then approved
+                        publication = self._publish_reviewed(policy, users)
+                    else:  # OPA starts empty each time `make run` starts it: publish what it lacks.
+                        publication = services.publish_if_missing(policy, requested_by=users["security_admin"])
                     if publication:
                         self.stdout.write(f"Queued {publication.version} for publication to OPA.")
             self._rollout(policies[0], users)
@@ -125,8 +127,9 @@ class Command(BaseCommand):
         return users, created
 
     def _policies(self, author):
-        """Each demo policy with its history of versions (HISTORY); one that exists is left as it is."""
-        policies = []
+        """Each demo policy with its history of versions (HISTORY); one that exists is left as it is.
+        Returns them all, and those made now."""
+        policies, new = [], []
         for name, title, description in DEMO_POLICIES:
             policy = Policy.objects.filter(name=name).first()
             if policy is None:
@@ -138,8 +141,18 @@ class Command(BaseCommand):
                     source, tests = demo_files(name, folder)
                     services.save_version(policy, source=source, tests=tests, author=author, message=message)
                 self.stdout.write(f"Created policy {name} ({policy.package}) with {len(HISTORY[name])} versions.")
+                new.append(policy)
             policies.append(policy)
-        return policies
+        return policies, new
+
+    def _publish_reviewed(self, policy, users):
+        """The author asks for the newest version to be published, the security admin approves: the
+        version's evidence then shows a real approval chain."""
+        asked = review.request_publish(policy.latest_version, requested_by=users["policy_author"],
+                                       reason="Demo: its tests pass and the change from version 1 is reviewed")
+        approved = review.approve(asked, approved_by=users["security_admin"],
+                                  note="Read the change in words and the test results")
+        return approved.publication
 
     def _rollout(self, gateway, users):
         """The agent gateway half-way through a canary, with one granted exception and one the author asked
