@@ -54,13 +54,21 @@ def dotted(path) -> str:
     return "data." + ".".join(path)
 
 
-def environment_of(version) -> Environment:
-    """Where the version runs (the default environment first when it runs there too), else the default."""
+def environment_of(version) -> Environment | None:
+    """Where the version runs (the default environment first when it runs there too), else the
+    default environment; None when that was never made (then OPA_URL is its OPA)."""
     names = list(ActiveVersion.objects.filter(version=version).values_list("environment__name", flat=True))
-    if names:
-        name = settings.GAVEL_ENVIRONMENT if settings.GAVEL_ENVIRONMENT in names else sorted(names)[0]
-        return Environment.objects.get(name=name)
-    return Environment.objects.default()
+    name = settings.GAVEL_ENVIRONMENT if settings.GAVEL_ENVIRONMENT in names or not names else sorted(names)[0]
+    return Environment.objects.filter(name=name).first()
+
+
+def _targets(environment: Environment | None) -> list[tuple[str, str | None]]:
+    """The (URL, token) of each OPA the environment's data can be read from."""
+    if environment is None:
+        return [(settings.OPA_URL, None)]
+    # A pull environment's OPA is reached only at an address of its own (OPA_URL is another OPA's).
+    return [(t.url or environment.target_url, t.token or None) for t in environment.targets()
+            if t.url or not environment.is_pull]
 
 
 def _query(paths: tuple) -> str:
@@ -79,18 +87,17 @@ def _set(into: dict, path: tuple, value) -> None:
 def read(version, paths: tuple) -> DataRead:
     """The documents at `paths` as the OPA of the version's environment holds them."""
     environment = environment_of(version)
-    result = DataRead(paths=tuple(paths), environment=environment.name)
-    # A pull environment's OPA is reached only at an address of its own (OPA_URL is another OPA's).
-    targets = [t for t in environment.targets() if t.url or not environment.is_pull]
-    where = f"the {environment.name} environment's OPA"
+    name = environment.name if environment else settings.GAVEL_ENVIRONMENT
+    result = DataRead(paths=tuple(paths), environment=name)
+    targets = _targets(environment)
+    where = f"the {name} environment's OPA"
     if not targets:
-        result.problem = f"the {environment.name} environment has no OPA instance Gavel can read it from"
+        result.problem = f"the {name} environment has no OPA instance Gavel can read it from"
         return result
     rows, last_problem = None, ""
-    for target in targets:
+    for url, token in targets:
         try:
-            with opa_client(target.url or environment.target_url, token=target.token or None,
-                            timeout=READ_TIMEOUT) as opa:
+            with opa_client(url, token=token, timeout=READ_TIMEOUT) as opa:
                 rows = opa.query(_query(result.paths))
             break
         except OpaUnreachable as exc:
