@@ -23,13 +23,14 @@ DATA_RECHECK = timedelta(minutes=5)  # how often a page reads again the data a p
 
 
 def summarize(source: str, filename: str, *, with_examples: bool = True, data: dict | None = None,
-              data_note: str = "", module=None) -> dict:
+              data_note: str = "", data_from: str = "", module=None) -> dict:
     """The JSON-serialisable summary of one policy source (see summary.build for the shape).
 
     With examples, every deny/allow/approval rule gets worked examples that the real OPA
     evaluated, in one `opa eval` for the whole source. `data` is the document rules read
     outside the policy (`data.acme.scopes`): the environment's, or the policy's test data;
-    `data_note` says why some of it is missing ("the dev environment's OPA holds nothing at ...").
+    `data_note` says why there is none ("Gavel could not reach the dev environment's OPA to read it"),
+    `data_from` where it came from ("the dev environment's OPA"), to say so of a document it lacks.
     `module` is the source already parsed (ast.load), so it is not parsed twice.
     """
     module = module or ast.load(source, filename)
@@ -38,7 +39,8 @@ def summarize(source: str, filename: str, *, with_examples: bool = True, data: d
     result["format"] = SUMMARY_FORMAT
     result["filename"] = filename
     if with_examples:
-        examples.attach(result, module, source, filename, rules_by_anchor, data=data, data_note=data_note)
+        examples.attach(result, module, source, filename, rules_by_anchor, data=data, data_note=data_note,
+                        data_from=data_from)
     else:
         result["examples"] = None
     return result
@@ -95,7 +97,7 @@ def _store(version, module=None, read=None) -> dict:
     if read is None and module.data_paths:
         read = outside.read(version, module.data_paths)
     data = summarize(source, filename, module=module, data=read.data if read else None,
-                     data_note=read.problem if read else "")
+                     data_note=read.problem if read else "", data_from=read.where if read else "")
     data["data_source"] = read.record(timezone.now()) if read else None
     VersionSummary.objects.update_or_create(version=version, defaults={"format": SUMMARY_FORMAT, "data": data})
     return data

@@ -33,6 +33,7 @@ class DataRead:
     data: dict | None = None
     problem: str = ""
     missing: list = field(default_factory=list)
+    where: str = ""  # "the dev environment's OPA"
 
     @property
     def digest(self) -> str:
@@ -42,7 +43,7 @@ class DataRead:
         """What the stored summary keeps of it (JSON): enough to tell when OPA's data changed, and to say
         on the page what the examples were tried with."""
         return {"paths": [list(p) for p in self.paths], "shown": ", ".join(" › ".join(p) for p in self.paths),
-                "environment": self.environment, "read": self.data is not None, "problem": self.problem,
+                "environment": self.environment, "read": bool(self.data), "problem": self.problem,
                 "digest": self.digest, **checked(now)}
 
 
@@ -88,9 +89,9 @@ def read(version, paths: tuple) -> DataRead:
     """The documents at `paths` as the OPA of the version's environment holds them."""
     environment = environment_of(version)
     name = environment.name if environment else settings.GAVEL_ENVIRONMENT
-    result = DataRead(paths=tuple(paths), environment=name)
-    targets = _targets(environment)
     where = f"the {name} environment's OPA"
+    result = DataRead(paths=tuple(paths), environment=name, where=where)
+    targets = _targets(environment)
     if not targets:
         result.problem = f"the {name} environment has no OPA instance Gavel can read it from"
         return result

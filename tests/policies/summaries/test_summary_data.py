@@ -83,3 +83,24 @@ def test_an_opa_that_cannot_be_read_leaves_the_page_up_and_says_why(client, make
     # Unchanged data is not summarised again.
     stored = VersionSummary.objects.get(version=policy.latest_version)
     assert summaries.summary_for_version(policy.latest_version)["examples"] == stored.data["examples"]
+
+
+def test_data_the_environment_s_opa_lacks_is_named_for_the_rules_that_read_it(client, make_user, opa):
+    with opa_client(opa) as opa_api:
+        opa_api.put_data("acme", {"suspended": ["mallory"]})  # but no user_roles, no role_actions
+    try:
+        policy = services.create_policy(name="api_roles", title="API roles", source=(
+            CORPUS / "api_roles.rego").read_text(), author=make_user("policy_author"), message="First")
+        summary = summaries.summary_for_version(policy.latest_version)
+    finally:
+        with opa_client(opa) as opa_api:
+            opa_api.put_data("acme", {})
+    suspended = rule(summary, "Suspended account")
+    assert suspended["examples"][0]["agrees"] and suspended["examples"][0]["input"]["user"] == "mallory"
+    assert rule(summary, "Role grants the action")["example_note"].endswith(
+        "It reads data kept outside the policy (acme › user_roles, acme › role_actions), and the dev environment's "
+        "OPA holds nothing at data.acme.user_roles, data.acme.role_actions.")
+    client.force_login(make_user("compliance_officer"))
+    html = client.get("/policies/api_roles/v1/summary/").content.decode()
+    assert ("; the dev environment&#x27;s OPA holds nothing at data.acme.role_actions, data.acme.user_roles, so the "
+            "rules that read it have no worked example.") in html
