@@ -1,16 +1,21 @@
 """Rules that read data kept outside the policy get worked examples on the pages, with the data the
 environment's OPA holds (the session's real OPA); an OPA that cannot be read leaves the page up and
 says why in words."""
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from core.opa.client import opa_client
 from fleet.models import Environment
 from policies import services, summaries
 from policies.models import ActiveVersion, VersionSummary
+from policies.summaries import ast, outside
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +109,29 @@ def test_data_the_environment_s_opa_lacks_is_named_for_the_rules_that_read_it(cl
     html = client.get("/policies/api_roles/v1/summary/").content.decode()
     assert ("; the dev environment&#x27;s OPA holds nothing at data.acme.role_actions, data.acme.user_roles, so the "
             "rules that read it have no worked example.") in html
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=6)
+
+
+@hypothesis_settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=2, unique=True), value=JSON)
+def test_any_document_name_an_author_writes_is_read_back_exactly(opa, keys, value):
+    """Names come from the author's Rego and values from OPA: whatever they are, the policy's ref is
+    found, and Gavel's one query reads exactly the document OPA holds there (and nothing beside it)."""
+    ref = "".join(f"[{json.dumps(k)}]" for k in ["gavel_prop", *keys])
+    source = f"package t\n\nallow if data{ref}[input.x] == 1\n"
+    (path,) = ast.data_paths(ast.parse(source, "t.rego"), ("t",))
+    assert path == ("gavel_prop", *keys)
+    document = value
+    for key in reversed(keys):
+        document = {key: document}
+    with opa_client(opa) as client:
+        client.put_data("gavel_prop", {**document, "beside": "not read"} if keys[0] != "beside" else document)
+        try:
+            rows = client.query(outside._query((path,)))
+        finally:
+            client.put_data("gavel_prop", {})
+    assert rows[0]["gavel_read"]["p0"] == [value]
