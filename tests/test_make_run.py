@@ -80,7 +80,7 @@ def test_make_run_serves_demo_decisions_and_stops_everything_on_ctrl_c():
                 decisions = web.get("/api/v1/decisions/", params={"policy": "agent_gateway"}).json()["count"]
             assert decisions >= 10, f"only {decisions} demo decisions after 60 s"
             page = web.get("/audit/", params={"policy": "agent_gateway"})
-            assert "agent_gateway" in page.text and "v1" in page.text
+            assert "agent_gateway" in page.text and "v2" in page.text
             # DEBUG is off, as a newcomer should see it: the console's own pages, and its styles.
             missing = web.get("/no/such/page/")
             assert missing.status_code == 404 and 'data-testid="not-found"' in missing.text

@@ -44,7 +44,10 @@ def version_context(request, version) -> dict:
     return {
         "facts": facts, "version": version, "author": facts["author"], "policy": policy, "activity": activity,
         "summary": summaries.with_activity(summary, activity),
-        "rollouts": [(env, canary.current_rollout(policy, env)) for env in Environment.objects.all()],
+        # Only where the policy runs, as on the summary page: a policy published nowhere is enforced nowhere.
+        "rollouts": [(env, canary.current_rollout(policy, env)) for env in Environment.objects.filter(
+            active_versions__policy=policy).distinct().order_by("name")],
+        "environments_exist": Environment.objects.exists(),
         "exceptions": policy.exceptions.active().select_related("environment"),
         "printed_at": timezone.now(), "prepared_for": chain.person(request.user),
         "pdf_url": reverse("policies:version_evidence_pdf", args=[policy.name, version.number]),

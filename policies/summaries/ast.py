@@ -121,6 +121,8 @@ class Module:
     package: str
     rules: list
     package_annotations: dict
+    # The documents outside the policy it reads (`data.acme.scopes[...]` -> ("acme", "scopes")), shortest first.
+    data_paths: tuple = ()
 
 
 # Running OPA -----------------------------------------------------------------------
@@ -322,7 +324,37 @@ def load(source: str, filename: str) -> Module:
         rule.annotations = next((_note(a) for a in node.get("annotations") or []
                                  if a.get("scope") not in ("package", "subpackages")), {})
     _attach_comments(rules, parsed.get("comments") or [])
-    return Module(".".join(package), rules, package_annotations)
+    return Module(".".join(package), rules, package_annotations, data_paths(parsed, package))
+
+
+def data_paths(parsed: dict, package: tuple) -> tuple:
+    """The `data` documents a parsed policy reads outside its own package, each as the constant
+    names its refs start with (`data.acme.scopes[input.x]` -> ("acme", "scopes")); a path another
+    one already covers is left out. A bare `data[x]` is not a path: nothing that narrow to read."""
+    found: set = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            value = node.get("value")
+            if node.get("type") == "ref" and isinstance(value, list) and value and isinstance(value[0], dict) \
+                    and value[0].get("type") == "var" and value[0].get("value") == "data":
+                names = []
+                for part in value[1:]:
+                    if part.get("type") != "string":
+                        break
+                    names.append(part["value"])
+                shared = min(len(names), len(package))
+                if names and tuple(names[:shared]) != tuple(package[:shared]):  # not the policy's own rules
+                    found.add(tuple(names))
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+    walk(parsed.get("rules") or [])
+    walk(parsed.get("imports") or [])
+    ordered = sorted(found, key=lambda p: (len(p), p))
+    return tuple(p for i, p in enumerate(ordered) if not any(p[:len(q)] == q for q in ordered[:i]))
 
 
 def _note(annotation: dict) -> dict:

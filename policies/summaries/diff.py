@@ -67,7 +67,9 @@ def _rule_change(old: dict, new: dict) -> str | None:
         if changed:
             notes.append(f"{LEADS.get(new['effect'], 'holds')} when " + " and ".join(changed))
     else:
-        notes.append(_describe(new) + f" (was: {old['sentence']})")
+        before = old["sentence"]
+        notes.append(_describe(new) + (f" (was: when {before.split(' when ', 1)[1]})" if " when " in before
+                                       else f" (was: {before})"))
     old_msg, new_msg = (old.get("message") or {}).get("text"), (new.get("message") or {}).get("text")
     same_template = (old.get("message") or {}).get("template") == (new.get("message") or {}).get("template")
     if old_msg != new_msg and not (same_template and (old.get("message") or {}).get("template")):

@@ -25,6 +25,7 @@ from policies.summaries.phrasing import field_name, format_value
 MAX_ALTERNATIVES = 4
 BROKEN_FOR = 8  # candidates from the partial evaluation whose broken variants are evaluated too
 NO_TRIGGER = "Gavel could not build a request that makes this rule apply, so it shows no worked example."
+NO_DATA = "Gavel was given none for this version"
 
 
 def _template_regex(template: str | None):
@@ -237,8 +238,9 @@ def _searched_plans(hard: list, tried: list, observed, notes: dict) -> list[Plan
     return plans
 
 
-def _data_read(rule) -> str:
-    """"acme › scopes" when the rule reads `data.acme.scopes` (data outside the policy), else ""."""
+def _data_read(rule) -> tuple[str, list]:
+    """("acme › scopes", [("acme", "scopes")]) when the rule reads `data.acme.scopes` (data outside
+    the policy), else ("", [])."""
     found = []
 
     def walk(t):
@@ -248,7 +250,8 @@ def _data_read(rule) -> str:
                 if not (isinstance(p, Const) and isinstance(p.value, str)):
                     break
                 names.append(p.value)
-            found.append(" › ".join(names))
+            if names:
+                found.append(tuple(names))
         for child in [*getattr(t, "args", ()), *getattr(t, "path", ()), getattr(t, "head", None)]:
             if child is not None and not isinstance(child, (str, int, float, bool)):
                 walk(child)
@@ -256,10 +259,33 @@ def _data_read(rule) -> str:
         for t in (*e.args, e.term, e.domain):
             if t is not None:
                 walk(t)
-    return ", ".join(dict.fromkeys(found))
+    found = list(dict.fromkeys(found))
+    return ", ".join(" › ".join(names) for names in found), found
 
 
-def _probe(hard: list, source: str, filename: str, package: str, data) -> tuple[str, list, dict]:
+def _holds(data, path: tuple) -> bool:
+    for name in path:
+        if not isinstance(data, dict) or name not in data:
+            return False
+        data = data[name]
+    return True
+
+
+def _without_example(read: tuple, data, data_note: str, data_from: str) -> str:
+    """Why a rule OPA finds no request for has none, in words: the data it reads, when that is missing."""
+    text, paths = read
+    missing = [p for p in paths if not _holds(data, p)]
+    if text and (data is None or (not data and not data_from)):
+        return f"It reads data kept outside the policy ({text}), and {data_note or NO_DATA}."
+    if text and missing:
+        where = data_from or "the data Gavel was given"
+        return (f"It reads data kept outside the policy ({text}), and {where} holds nothing at "
+                + ", ".join("data." + ".".join(p) for p in missing) + ".")
+    return "OPA finds no request that makes this rule apply: its conditions cannot all hold at once."
+
+
+def _probe(hard: list, source: str, filename: str, package: str, data, data_note: str = "",
+           data_from: str = "") -> tuple[str, list, dict]:
     """The source with the probes, the candidates per hard rule [(doc, its broken variants)], notes."""
     searchable = [rule for _, rule in hard if not rule.unsupported]
     notes = {i: f"Gavel cannot evaluate {rule.unsupported} yet." for i, (_, rule) in enumerate(hard)
@@ -276,10 +302,7 @@ def _probe(hard: list, source: str, filename: str, package: str, data) -> tuple[
         return source, tried, notes
     for probe_index, i in enumerate(positions):
         if probe_index not in ways:
-            read = _data_read(hard[i][1])
-            notes[i] = (f"It reads data kept outside the policy ({read}), and Gavel was given none for this version."
-                        if read and not data else
-                        "OPA finds no request that makes this rule apply: its conditions cannot all hold at once.")
+            notes[i] = _without_example(_data_read(hard[i][1]), data, data_note, data_from)
             continue
         found, why = solver.requests(ways[probe_index])
         tried[i] = [(doc, (solver.breaks(doc, constraints) if n < BROKEN_FOR else []) + also)
@@ -295,7 +318,7 @@ class Pending:
     policies in ONE `opa eval`, then `finish` picks the examples OPA confirmed."""
 
     def __init__(self, summary: dict, module, source: str, filename: str, rules_by_anchor: dict,
-                 data: dict | None = None):
+                 data: dict | None = None, data_note: str = "", data_from: str = ""):
         self.summary, self.filename, self.data = summary, filename, data
         builder = Builder(module)
         self.plans, self.hard, self.names = [], [], {}
@@ -315,7 +338,8 @@ class Pending:
                     self.hard.append((record, rule))
         self.status = {"checked": 0, "agree": 0, "disagree": 0, "without_example": 0, "error": None}
         summary["examples"] = self.status
-        self.probed, self.tried, self.notes = _probe(self.hard, source, filename, summary["package"], data)
+        self.probed, self.tried, self.notes = _probe(self.hard, source, filename, summary["package"], data,
+                                                        data_note, data_from)
         self.probing = self.probed != source
         self.docs, self.seen = [], {}
         for doc in [d for p in self.plans for d in [p.trigger, *p.alternatives]] + [
@@ -367,13 +391,14 @@ def evaluate(pendings: list) -> None:
             p.status["error"] = f"OPA could not evaluate the examples: {exc}"
 
 
-def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: dict, data: dict | None = None) -> None:
+def attach(summary: dict, module, source: str, filename: str, rules_by_anchor: dict, data: dict | None = None,
+           data_note: str = "", data_from: str = "") -> None:
     """Add `examples` (and `example_note` where none could be built) to every grouped rule.
 
     Every candidate request (the builder's, and those from OPA's partial evaluation) is evaluated
     in ONE `opa eval`, with the real rules and the probes side by side.
     """
-    pending = Pending(summary, module, source, filename, rules_by_anchor, data)
+    pending = Pending(summary, module, source, filename, rules_by_anchor, data, data_note, data_from)
     evaluate([pending])
     pending.finish()
 

@@ -19,6 +19,12 @@ def source_lines(source: str) -> list[str]:
 
 
 @register.filter
+def lines_from(source: str, first_row) -> list[tuple[int, str]]:
+    """A piece of a source (one rule) as (row, line) pairs, its rows counted from `first_row`."""
+    return [(int(first_row or 1) + i, line) for i, line in enumerate(source_lines(source))]
+
+
+@register.filter
 def ticks(message) -> str:
     """`message` escaped, with each `quoted` name as <code>."""
     return mark_safe(TICKS.sub(lambda m: f"<code>{m.group(1)}</code>", escape(str(message))))

@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from fleet.models import Environment
 from policies import review, services
 from policies.evidence import views as evidence
 from policies.models import Publication
@@ -59,6 +60,14 @@ def test_the_version_evidence_names_the_approval_chain_and_appends_the_numbered_
     assert body.count('<li id="source-L') == len(SOURCE.rstrip("\n").split("\n"))
     assert "Appendix A: the Rego source of version 1" in body
     assert 'data-testid="prepared-for">Prepared by Gavel on' in body and "for Carla Compliance (carla)." in body
+
+
+def test_the_evidence_of_a_policy_published_nowhere_says_nothing_enforces_it(make_user, officer):
+    PolicyFactory(name="draft_only", author=make_user("policy_author"), source=SOURCE.format(name="draft_only"))
+    Environment.objects.default()  # the environment exists; the policy never ran in it
+    body = officer.get("/policies/draft_only/v1/evidence/").content.decode()
+    assert "Not published in any environment yet, so nothing enforces it." in body
+    assert "enforced for everyone" not in body and "no environment runs this version now" in body
 
 
 def test_the_pdf_is_paged_and_carries_the_same_evidence(published, officer, tmp_path):

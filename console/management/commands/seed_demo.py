@@ -14,7 +14,7 @@ from console.demo.traffic import EXCEPTION_USER_ID
 from console.management.commands.demo_traffic import DEMO_PEP_USERNAME
 from console.roles import CI_PIPELINE, ENFORCEMENT_POINT, ROLES
 from fleet.models import Environment
-from policies import services
+from policies import review, services
 from policies.models import Policy
 from rollout import canary
 from rollout import exceptions as policy_exceptions
@@ -33,6 +33,15 @@ USERNAMES = {
     "policy_author": "author",
 }
 
+# Their names, as print views and evidence show people.
+FULL_NAMES = {
+    "compliance": ("Carmen", "Ortiz"),
+    "secadmin": ("Sam", "Adeyemi"),
+    "reviewer": ("Riya", "Patel"),
+    "auditor": ("Alex", "Morgan"),
+    "author": ("Ana", "Souza"),
+}
+
 # The CI pipeline's account (`gavel check`, `conftest pull`): no password; a security admin gives it a token.
 DEMO_CI_USERNAME = "demo-ci"
 
@@ -45,6 +54,28 @@ DEMO_POLICIES = (
      "and routing, corporate emails and ticketed admin grants, encrypted storage buckets."),
 )
 
+# Each demo policy's history, oldest first: the folder under POLICY_DIR holding that version's
+# `<name>.rego` and `<name>_test.rego`, and its message. The newest is the one published.
+HISTORY = {
+    "agent_gateway": (
+        ("v1", "Initial version"),
+        ("", "Deletes someone else already approved go ahead; token budget lowered to 8,000; "
+             "SQL comment injection refused"),
+    ),
+    "platform_changes": (
+        ("v1", "Initial version"),
+        ("", "Admin roles need a change ticket; every delete waits for a reviewer; ops.example.com is corporate"),
+    ),
+}
+
+
+def demo_files(name: str, folder: str) -> tuple[str, str]:
+    """The Rego and the Rego tests of one version of a demo policy."""
+    base = POLICY_DIR / folder if folder else POLICY_DIR
+    tests = base / f"{name}_test.rego"
+    return (base / f"{name}.rego").read_text(encoding="utf-8"), \
+        tests.read_text(encoding="utf-8") if tests.exists() else ""
+
 
 class Command(BaseCommand):
     help = "Create one demo user per role and the demo policies; --publish also queues them for OPA."
@@ -56,11 +87,13 @@ class Command(BaseCommand):
         # One transaction: publications are pushed by on_commit hooks, i.e. only once all of this is saved.
         with transaction.atomic():
             users, created = self._users()
-            policies = self._policies(users["policy_author"])
+            policies, new = self._policies(users["policy_author"])
             if publish:
                 for policy in policies:
-                    # OPA starts empty each time `make run` starts it: publish what it lacks.
-                    publication = services.publish_if_missing(policy, requested_by=users["security_admin"])
+                    if policy in new:  # published the way people publish: asked for, then approved
+                        publication = self._publish_reviewed(policy, users)
+                    else:  # OPA starts empty each time `make run` starts it: publish what it lacks.
+                        publication = services.publish_if_missing(policy, requested_by=users["security_admin"])
                     if publication:
                         self.stdout.write(f"Queued {publication.version} for publication to OPA.")
             self._rollout(policies[0], users)
@@ -76,7 +109,9 @@ class Command(BaseCommand):
             user = User.objects.filter(username=username).first()
             if user is None:
                 password = secrets.token_urlsafe(9)
-                user = User.objects.create_user(username=username, password=password)
+                first_name, last_name = FULL_NAMES.get(username, ("", ""))
+                user = User.objects.create_user(username=username, password=password, first_name=first_name,
+                                                last_name=last_name)
                 created.append((username, role.label, password))
             user.groups.add(Group.objects.get_or_create(name=role.group)[0])
             users[role.group] = user
@@ -92,19 +127,32 @@ class Command(BaseCommand):
         return users, created
 
     def _policies(self, author):
-        policies = []
+        """Each demo policy with its history of versions (HISTORY); one that exists is left as it is.
+        Returns them all, and those made now."""
+        policies, new = [], []
         for name, title, description in DEMO_POLICIES:
             policy = Policy.objects.filter(name=name).first()
             if policy is None:
-                policy = services.create_policy(
-                    name=name, title=title, description=description, author=author, message="Initial version",
-                    source=(POLICY_DIR / f"{name}.rego").read_text(encoding="utf-8"),
-                    tests=tests.read_text(encoding="utf-8") if (tests := POLICY_DIR / f"{name}_test.rego").exists()
-                    else "",
-                )
-                self.stdout.write(f"Created policy {name} ({policy.package}).")
+                (first, message), *later = HISTORY[name]
+                source, tests = demo_files(name, first)
+                policy = services.create_policy(name=name, title=title, description=description, author=author,
+                                                message=message, source=source, tests=tests)
+                for folder, message in later:
+                    source, tests = demo_files(name, folder)
+                    services.save_version(policy, source=source, tests=tests, author=author, message=message)
+                self.stdout.write(f"Created policy {name} ({policy.package}) with {len(HISTORY[name])} versions.")
+                new.append(policy)
             policies.append(policy)
-        return policies
+        return policies, new
+
+    def _publish_reviewed(self, policy, users):
+        """The author asks for the newest version to be published, the security admin approves: the
+        version's evidence then shows a real approval chain."""
+        asked = review.request_publish(policy.latest_version, requested_by=users["policy_author"],
+                                       reason="Demo: its tests pass and the change from version 1 is reviewed")
+        approved = review.approve(asked, approved_by=users["security_admin"],
+                                  note="Read the change in words and the test results")
+        return approved.publication
 
     def _rollout(self, gateway, users):
         """The agent gateway half-way through a canary, with one granted exception and one the author asked

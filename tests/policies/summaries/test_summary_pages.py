@@ -21,7 +21,8 @@ deny contains "<script>alert(1)</script>" if input.tool == "<b>drop</b>"
 @pytest.fixture
 def gateway(make_user):
     return services.create_policy(name="agent_gateway", title="AI agent gateway", source=DEMO,
-                                  author=make_user("policy_author"), message="Initial version")
+                                  author=make_user("policy_author", first_name="Ann", last_name="Author"),
+                                  message="Initial version")
 
 
 def test_compliance_officer_reads_the_demo_policy(client, make_user, gateway):
@@ -43,13 +44,17 @@ def test_compliance_officer_reads_the_demo_policy(client, make_user, gateway):
 
 
 def test_print_view_is_a_standalone_page(client, make_user, gateway):
-    client.force_login(make_user("compliance_officer"))
+    client.force_login(make_user("compliance_officer", username="carla", first_name="Carla", last_name="Compliance"))
     response = client.get("/policies/agent_gateway/v1/summary/print/")
     html = response.content.decode()
     assert response.status_code == 200
     assert "Policy summary: AI agent gateway" in html
     assert 'class="topbar"' not in html
     assert "Denies when…" in html and gateway.latest_version.sha256 in html
+    # People by their names, as on the evidence views, never by the login alone.
+    author = gateway.latest_version.author
+    assert f"UTC by {author.get_full_name()} ({author.username})" in html
+    assert "UTC for Carla Compliance (carla)." in html
 
 
 def test_diff_view_names_the_changed_limit(client, make_user, gateway):
