@@ -17,6 +17,8 @@ from core.opa.client import OpaError
 from core.opa.fired import FiredRule, explained, fired_rules
 from core.opa.local import LocalOpa
 from policies import services, summaries
+from policies.summaries import ast as rego_ast
+from policies.summaries import outside
 from policies.models import Policy, PolicyVersion
 from policies.rego.check import RegoCompileError, check_source
 
@@ -34,6 +36,7 @@ class PlaygroundResult:
     verdict: Any
     fired: list[FiredRule] = field(default_factory=list)
     defaults: list[str] = field(default_factory=list)  # the summary's default statements
+    data_note: str = ""  # which outside data it was evaluated with, or why without some of it
 
     @property
     def deciding(self) -> list[FiredRule]:
@@ -78,6 +81,28 @@ def _summary(source: str, policy: Policy, version: PolicyVersion | None) -> dict
         return {}
 
 
+def outside_data(policy: Policy, source: str, version: PolicyVersion | None) -> outside.DataRead | None:
+    """The data the source reads outside itself, as the environment's OPA holds it (as its summary
+    reads it), so the playground decides as that environment would; None when it reads none."""
+    try:
+        paths = rego_ast.load(source, f"{policy.name}.rego").data_paths
+    except Exception:  # noqa: BLE001 - compile errors are reported by the evaluation itself
+        return None
+    if not paths:
+        return None
+    return outside.read(version or policy.latest_version, paths)
+
+
+def _data_note(read: outside.DataRead | None) -> str:
+    if read is None:
+        return ""
+    if read.data is None:
+        return f"Evaluated without the data it reads outside itself: {read.problem}."
+    used = f"Evaluated with {', '.join(outside.dotted(p) for p in read.paths if p not in read.missing)} " \
+           f"as {read.where} holds it" if len(read.missing) < len(read.paths) else ""
+    return "; ".join(filter(None, (used, read.problem))) + "."
+
+
 def evaluate(policy: Policy, source: str, input_text: str, *, version: PolicyVersion | None = None,
              client: LocalOpa | None = None) -> PlaygroundResult:
     """Evaluate `input_text` (JSON) against `source`, a draft of `policy` or the source of `version`."""
@@ -87,9 +112,12 @@ def evaluate(policy: Policy, source: str, input_text: str, *, version: PolicyVer
     except RegoCompileError as exc:
         where = "; ".join(f"line {e.row}: {e.message}" if e.row else e.message for e in exc.errors)
         raise PlaygroundError(f"OPA could not compile the draft: {where}") from exc
+    read = outside_data(policy, source, version)
     own = client or LocalOpa()
     try:
         with own:
+            for name, held in ((read.data or {}) if read else {}).items():
+                own.put_data(name, held)
             found = explained(own, source, package, document, "playground")
     except evaluation.CannotLoad as exc:
         raise PlaygroundError(f"The draft could not be prepared for OPA: {exc}") from exc
@@ -101,4 +129,5 @@ def evaluate(policy: Policy, source: str, input_text: str, *, version: PolicyVer
         outcome=str(outcome), reasons=reasons, verdict=verdict,
         fired=fired_rules(lines, package, source, reasons, str(outcome), services.rules_by_row(summary)),
         defaults=[d.get("text", "") for d in summary.get("defaults", []) if d.get("text")],
+        data_note=_data_note(read),
     )

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from core.opa.client import opa_client
 from fleet.models import Environment
 from policies import services, summaries
+from policies.authoring import playground
 from policies.models import ActiveVersion, VersionSummary
 from policies.summaries import ast, outside
 
@@ -135,3 +136,22 @@ def test_any_document_name_an_author_writes_is_read_back_exactly(opa, keys, valu
         finally:
             client.put_data("gavel_prop", {})
     assert rows[0]["gavel_read"]["p0"] == [value]
+
+
+def test_the_playground_decides_with_the_data_the_environment_s_opa_holds(make_user, scopes_in_opa, settings):
+    settings.OPA_URL = scopes_in_opa
+    policy = services.create_policy(name="agent_scopes", title="Agent scopes", source=SOURCE,
+                                    author=make_user("policy_author"), message="First")
+
+    def decide(tool):
+        return playground.evaluate(policy, SOURCE, json.dumps({"agent": {"id": "helper", "scope": "support"},
+                                                               "action": {"tool": tool}}))
+
+    allowed, refused = decide("ticket.read"), decide("k8s.get")  # in OPA's support scope, and not
+    assert (allowed.outcome, refused.outcome) == ("allow", "deny")
+    assert refused.reasons == ["agent helper may not call k8s.get"]
+    assert "Evaluated with data.acme.scopes as the dev environment's OPA holds it." == refused.data_note
+
+    settings.OPA_URL = NOWHERE  # without the data the rule cannot tell: the page says why
+    assert decide("k8s.get").data_note == ("Evaluated without the data it reads outside itself: Gavel could not "
+                                           "reach the dev environment's OPA to read it.")
