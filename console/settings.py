@@ -121,6 +121,15 @@ TEMPLATES = [
 # The default is the Postgres that `make run` starts (scripts/stack.py, dev profile).
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://gavel@127.0.0.1:54329/gavel")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# A streaming replica of it (scripts/stack.py cluster): searches, charts and exports read there while it is
+# at most GAVEL_REPLICA_MAX_LAG_SECONDS behind, measured at most every GAVEL_REPLICA_CHECK_SECONDS (core/replica.py).
+if GAVEL_REPLICA_DATABASE_URL := os.environ.get("GAVEL_REPLICA_DATABASE_URL"):
+    DATABASES["replica"] = dj_database_url.parse(GAVEL_REPLICA_DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    DATABASES["replica"]["OPTIONS"] = {"connect_timeout": 2, **DATABASES["replica"].get("OPTIONS", {})}
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # tests read the test database through it
+DATABASE_ROUTERS = ["core.replica.PrimaryForWrites"]
+GAVEL_REPLICA_MAX_LAG_SECONDS = float(os.environ.get("GAVEL_REPLICA_MAX_LAG_SECONDS", "5"))
+GAVEL_REPLICA_CHECK_SECONDS = float(os.environ.get("GAVEL_REPLICA_CHECK_SECONDS", "3"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:63799/0")
