@@ -6,6 +6,7 @@ profile's Postgres). It only sees committed rows, so the tests are transactional
 from __future__ import annotations
 
 import copy
+import logging
 
 import pytest
 from django.conf import settings
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from core import replica
 from core.models import Decision
+from exports import services as exports
 from tests.factories import DecisionFactory
 from tests.faults.pipeline import stack_profile
 from tests.support import stack, wait_until
@@ -141,16 +143,25 @@ def test_a_stopped_replica_falls_back_to_the_primary_and_a_restarted_one_is_read
     assert {d.pk for d in page.context["page"].object_list} == {decision.pk, later.pk}
 
 
-def test_an_export_pinned_to_a_moment_the_replica_has_not_replayed_reads_the_primary(standby, settings):
+def test_an_export_job_reads_the_replica_once_it_holds_the_exports_moment_else_the_primary(standby, make_user,
+                                                                                          caplog):
+    auditor = make_user("auditor")
     DecisionFactory()
     wait_until(caught_up, timeout=10, message="the replica to catch up")
-    chosen = replica.reads(as_of=replica.reads().measured_at)
-    assert chosen.from_replica
     replica_sql("SELECT pg_wal_replay_pause()")
     try:
-        DecisionFactory()
-        wait_until(lambda: replica.reads(as_of=timezone.now()).alias == "default", timeout=10,
-                   message="the paused replica to fall behind the export's moment")
+        DecisionFactory()  # on the primary only
+        behind = exports.start_export(auditor, "", "jsonl", as_job=True)
+        with caplog.at_level(logging.INFO, logger="exports.services"):
+            assert exports.run_job(behind.pk).row_count == 2
+        assert f"export {behind.pk} reads the default database" in caplog.text
     finally:
         replica_sql("SELECT pg_wal_replay_resume()")
 
+    ahead = exports.start_export(auditor, "", "jsonl", as_job=True)
+    wait_until(lambda: replica.reads(as_of=ahead.as_of).from_replica, timeout=10,
+               message="the replica to replay past the export's moment")
+    with caplog.at_level(logging.INFO, logger="exports.services"):
+        done = exports.run_job(ahead.pk)
+    assert f"export {ahead.pk} reads the replica database" in caplog.text
+    assert done.status == done.Status.DONE and done.row_count == 2
