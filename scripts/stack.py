@@ -250,11 +250,13 @@ def start_replica(profile: Profile, fresh: bool = True) -> str:
         datadir.chmod(0o700)
         if user:
             shutil.chown(datadir, user)
-        subprocess.run(
+        copied = subprocess.run(  # it warns of the primary's socket in its folder: shown only on failure
             as_user(user, [str(bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(profile.postgres_port),
                            "-U", "gavel", "-D", str(datadir), "-R", "-X", "stream", "-c", "fast"]),
-            check=True, stdout=subprocess.DEVNULL,
+            capture_output=True, text=True,
         )
+        if copied.returncode:
+            raise SystemExit(f"pg_basebackup failed:\n{copied.stderr}")
     options = (f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c hot_standby=on "
                "-c hot_standby_feedback=on")
     subprocess.run(
