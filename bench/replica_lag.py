@@ -40,14 +40,14 @@ RESULTS = ROOT / "bench" / "results" / "replica_lag.md"
 TABLE = "bench_replica_decision"
 WRITE = f"""
 INSERT INTO {TABLE} (decision_id, ts, input, result, outcome)
-SELECT md5(random()::text || i), now() - (i % 3600) * interval '1 second',
-    jsonb_build_object('user', jsonb_build_object('id', 'u-' || (i % 400), 'role', 'analyst'),
-        'agent', jsonb_build_object('id', 'agent-' || (i % 12), 'model', 'gpt-x'), 'tool', 'search.web',
+SELECT md5(random()::text || i), now() - (i %% 3600) * interval '1 second',
+    jsonb_build_object('user', jsonb_build_object('id', 'u-' || (i %% 400), 'role', 'analyst'),
+        'agent', jsonb_build_object('id', 'agent-' || (i %% 12), 'model', 'gpt-x'), 'tool', 'search.web',
         'args', jsonb_build_object('query', 'sha256:' || md5(i::text) || md5((i + 1)::text)),
-        'token_budget', 1000 + (i * 37) % 9000, 'environment', 'prod'),
-    jsonb_build_object('allow', i % 5 <> 0, 'effective_mode', 'enforce', 'policy_version', 3,
-        'reasons', CASE WHEN i % 5 = 0 THEN jsonb_build_array('token budget exceeded') ELSE '[]'::jsonb END),
-    CASE WHEN i % 5 = 0 THEN 'deny' ELSE 'allow' END
+        'token_budget', 1000 + (i * 37) %% 9000, 'environment', 'prod'),
+    jsonb_build_object('allow', i %% 5 <> 0, 'effective_mode', 'enforce', 'policy_version', 3,
+        'reasons', CASE WHEN i %% 5 = 0 THEN jsonb_build_array('token budget exceeded') ELSE '[]'::jsonb END),
+    CASE WHEN i %% 5 = 0 THEN 'deny' ELSE 'allow' END
 FROM generate_series(1, %s) AS i
 """
 READ = f"SELECT outcome, count(*) FROM {TABLE} WHERE ts > now() - interval '1 hour' GROUP BY outcome"
@@ -105,7 +105,9 @@ def read_ms(conn, repeat: int = 15) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--profile", default="test5", choices=stack.PROFILES)
+    here = next((name for name, profile in stack.PROFILES.items()
+                 if str(profile.home) == os.environ.get("GAVEL_STACK_HOME")), "bench")
+    parser.add_argument("--profile", default=here, choices=stack.PROFILES, help="the stack it runs in (its replica's port)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()

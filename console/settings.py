@@ -143,11 +143,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # another worker after this many seconds. Keep it at least Celery's longest retry countdown
 # (retry_backoff_max, 600 s by default), or a retry waiting in a worker is delivered twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("GAVEL_BROKER_VISIBILITY_TIMEOUT", "600"))}
-# One beat, however many are started (console/beat.py): RedBeat keeps the schedule in Redis and beat sends only while
+# One beat, however many are started (console/celery.py): RedBeat keeps the schedule in Redis and beat sends only while
 # it holds a lock there, renewed every loop (at most every GAVEL_BEAT_LOCK_SECONDS / 6). A second
 # beat waits for the lock and schedules nothing; it takes over when the first stops, or within
 # GAVEL_BEAT_LOCK_SECONDS of the first dying without releasing it.
-CELERY_BEAT_SCHEDULER = "console.beat:SingleBeat"
+CELERY_BEAT_SCHEDULER = "console.celery:SingleBeat"
 CELERY_REDBEAT_REDIS_URL = REDIS_URL
 CELERY_REDBEAT_LOCK_TIMEOUT = int(os.environ.get("GAVEL_BEAT_LOCK_SECONDS", "30"))
 CELERY_BEAT_MAX_LOOP_INTERVAL = max(1, CELERY_REDBEAT_LOCK_TIMEOUT // 6)

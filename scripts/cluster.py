@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Gavel as several machines would run it, on one: two web processes (gunicorn) behind haproxy,
-two Celery workers, one beat (a second one started by mistake sends nothing: console/beat.py),
+two Celery workers, one beat (a second one started by mistake sends nothing: console/celery.py),
 Redis, and a Postgres primary with a streaming replica that searches, charts and exports read
 (core/replica.py). Ctrl-C stops everything it started.
 

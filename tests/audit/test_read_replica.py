@@ -89,6 +89,10 @@ def test_under_the_bound_searches_and_charts_read_the_replica_and_say_how_fresh(
     assert "from the read replica" in page.content.decode()
     assert "Data as of less than a second ago" in page.content.decode() or " s ago" in page.content.decode()
 
+    api = auditor.get("/api/v1/decisions/")
+    assert api.status_code == 200 and [d["decision_id"] for d in api.json()["results"]] == [decision.decision_id]
+    assert api["X-Gavel-Read-From"].startswith("replica; as-of=")
+
     charts = auditor.get("/audit/dashboard/")
     assert charts.status_code == 200 and charts.context["reads"].from_replica and charts.context["total"] == 1
     assert "from the read replica" in charts.content.decode()
@@ -110,6 +114,8 @@ def test_over_the_bound_searches_read_the_primary_and_the_page_says_so(standby, 
         assert {d.pk for d in page.context["page"].object_list} == {first.pk, later.pk}
         assert "from the primary database: the read replica is" in page.content.decode()
         assert "behind (more than 1 s)" in page.content.decode()
+        api = auditor.get("/api/v1/decisions/")
+        assert len(api.json()["results"]) == 2 and api["X-Gavel-Read-From"].startswith("primary; reason=the read replica is")
     finally:
         replica_sql("SELECT pg_wal_replay_resume()")
     wait_until(caught_up, timeout=10, message="the replica to catch up after its replay resumed")
