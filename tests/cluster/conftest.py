@@ -3,7 +3,6 @@ haproxy, two Celery workers, one beat, on the test database with a streaming rep
 Redis database of their own; one OPA shipping its decision logs through the proxy."""
 from __future__ import annotations
 
-import copy
 import os
 import signal
 
@@ -12,10 +11,9 @@ import redis
 from django.conf import settings
 from django.db import connections
 
-from core import replica
 from core.opa.client import opa_client
 from tests.faults.pipeline import FAST_SWEEP, POLICY, ROOT, stack_profile
-from tests.support import stack
+from tests.support import read_replica, stack
 
 import cluster as cluster_script  # noqa: E402  (scripts/cluster.py, on the path through tests.support)
 
@@ -28,23 +26,8 @@ def standby(django_db_setup, django_db_blocker):
     profile = stack_profile()
     if profile is None:
         pytest.skip("Postgres and Redis were not started by scripts/stack.py for this run")
-    stack.start_replica(profile, fresh=True)
-    primary = connections["default"].settings_dict
-    settings.DATABASES["replica"] = connections.settings["replica"] = {
-        **copy.deepcopy(primary), "PORT": str(stack.replica_port(profile)),
-        "OPTIONS": {**primary.get("OPTIONS", {}), "connect_timeout": 2},
-        "TEST": {**primary.get("TEST", {}), "MIRROR": "default"},
-    }
-    replica.forget()
-    try:
+    with read_replica(profile):
         yield profile
-    finally:
-        connections["replica"].close()
-        del connections["replica"]
-        connections.settings.pop("replica", None)
-        settings.DATABASES.pop("replica", None)
-        replica.forget()
-        stack.stop_replica(profile)
 
 
 @pytest.fixture
