@@ -4,10 +4,15 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench deps opa editor lock clean
+.PHONY: run cluster test bench deps opa editor lock clean
 
 run: deps opa editor
 	$(VENV)/bin/python scripts/run_console.py
+
+# Gavel as several machines run it (scripts/cluster.py): two web processes behind haproxy, two
+# workers, one beat, Redis, a Postgres primary and its streaming replica. Needs haproxy.
+cluster: deps editor
+	$(VENV)/bin/python scripts/cluster.py
 
 # The whole suite runs in TEST_SHARDS processes side by side (scripts/test_shards.py), each
 # with its own services; PYTEST_ARGS="tests/audit -x" runs just those, in one process.

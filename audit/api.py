@@ -11,6 +11,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from core import replica
 from core.display import decision_ids
 from core.models import Decision
 from fleet.credentials import authenticate
@@ -40,6 +41,23 @@ class DecisionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = DecisionFilter
     lookup_field = "decision_id"
     lookup_value_regex = "[^/]+"
+    read_from = "default"
+
+    def get_queryset(self):
+        return super().get_queryset().using(self.read_from)
+
+    def list(self, request, *args, **kwargs):
+        """A search: on the read replica while it keeps up (core/replica.py), which the
+        `X-Gavel-Read-From` header names with how fresh it is when a replica is configured."""
+        def search(reads):
+            self.read_from = reads.alias
+            return super(DecisionViewSet, self).list(request, *args, **kwargs)  # evaluated here, page and count
+
+        reads, response = replica.read(search)
+        if replica.configured():
+            response["X-Gavel-Read-From"] = (f"replica; as-of={reads.as_of.isoformat()}" if reads.from_replica
+                                             else f"primary; reason={reads.reason}")
+        return response
 
     def retrieve(self, request, *args, **kwargs):
         """The newest decision with this id (as stored, or in the `~` form pages link with); when the

@@ -169,17 +169,18 @@ class RolledUp:
     """The same chart data, summed from the rollups (filters: see ROLLUP_FILTERS). Hour rows
     serve hourly charts and, when the time filters fall on whole hours, totals too."""
 
-    def __init__(self, where: Q, whole_hours: bool, window=(None, None)):
+    def __init__(self, where: Q, whole_hours: bool, window=(None, None), using: str = "default"):
         self.where = where
         self.whole_hours = whole_hours
         self.window = window
+        self.using = using
 
     def rows(self, model, step=HOUR):
         """Hour rows when they answer exactly (an hourly or daily step or none, bounds on whole hours), else
         minutes; each row in the bucket of its step."""
         hourly = step in (HOUR, DAY) and self.whole_hours
         granularity = DecisionRollup.Granularity.HOUR if hourly else DecisionRollup.Granularity.MINUTE
-        rows = model.objects.filter(self.where, granularity=granularity)
+        rows = model.objects.using(self.using).filter(self.where, granularity=granularity)
         same = step == (HOUR if hourly else MINUTE)
         return rows.annotate(bucket=F("period") if same else TRUNC[step]("period"))
 
@@ -220,8 +221,9 @@ ROLLUP_FILTERS = {"since": "period__gte", "until": "period__lt", "outcome": "out
                   "version": "version__number", "environment": "environment", "effective_mode": "effective_mode"}
 
 
-def source_for(filterset):
-    """Rollups when every active filter is one they are counted by (times on whole minutes), else raw rows."""
+def source_for(filterset, using: str = "default"):
+    """Rollups when every active filter is one they are counted by (times on whole minutes), else raw rows
+    (the filterset's own, on its database). `using`: the database the rollups are read from."""
     lookups, whole_hours = {}, True
     window = (filterset.form.cleaned_data.get("since"), filterset.form.cleaned_data.get("until"))
     for name, value in filterset.form.cleaned_data.items():
@@ -237,7 +239,7 @@ def source_for(filterset):
             lookups["outcome__in"] = DENIED
         else:
             lookups[ROLLUP_FILTERS[name]] = value
-    return RolledUp(Q(**lookups), whole_hours, window)
+    return RolledUp(Q(**lookups), whole_hours, window, using)
 
 
 def _bucket(source):

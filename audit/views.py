@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from django.shortcuts import render
 from django.utils import timezone
 
-from core import facts
+from core import facts, replica
 from core.display import json_text
 from core.models import Decision, LogBatch
 
@@ -23,15 +23,22 @@ PAGE_SIZE = 50
 
 @permission_required("core.view_decision", raise_exception=True)
 def decision_list(request):
-    # Taken before the count: an export from this page holds the decisions stored by then, the ones counted.
-    as_of = timezone.now()
-    filterset = DecisionFilter(request.GET, queryset=Decision.objects.select_related("policy", "version"))
-    decisions = filterset.qs if filterset.is_valid() else Decision.objects.none()
-    page = CappedPaginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
+    def search(reads):
+        # Taken before the count: an export from this page holds the decisions stored by then, the ones
+        # counted (on a lagging replica, the moment it has replayed up to).
+        as_of = reads.as_of
+        queryset = Decision.objects.using(reads.alias).select_related("policy", "version")
+        filterset = DecisionFilter(request.GET, queryset=queryset)
+        decisions = filterset.qs if filterset.is_valid() else queryset.none()
+        page = CappedPaginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
+        page.object_list = list(page.object_list)  # read here, where a failing replica falls back
+        return filterset, page, as_of
+
+    reads, (filterset, page, as_of) = replica.read(search)
     query = request.GET.copy()
     query.pop("page", None)
     context = {"filter": filterset, "page": page, "query": query.urlencode(), "count_limit": COUNT_LIMIT,
-               "as_of": as_of.isoformat()}
+               "as_of": as_of.isoformat(), "reads": reads}
     # htmx asks only for the results, so filtering refreshes the table in place.
     template = "audit/_results.html" if request.htmx and not request.htmx.boosted else "audit/decision_list.html"
     return render(request, template, context)
@@ -93,14 +100,20 @@ def dashboard(request):
     relative time range (a preset) htmx refreshes the charts in place, ending at the new now."""
     now = timezone.now()
     query, preset = charts.time_range({k: v for k, v in request.GET.items() if v}, now)
-    filterset = DecisionFilter(query, queryset=Decision.objects.all())
-    source = charts.source_for(filterset) if filterset.is_valid() else charts.RawRows(Decision.objects.none())
     base_query = {k: v for k, v in query.items() if k != "range"}
+
+    def draw(reads):
+        decisions = Decision.objects.using(reads.alias)
+        filterset = DecisionFilter(query, queryset=decisions.all())
+        source = (charts.source_for(filterset, using=reads.alias) if filterset.is_valid()
+                  else charts.RawRows(decisions.none()))
+        return {"filter": filterset, "charts": charts.dashboard(source, base_query), "total": source.total(),
+                "period": charts.period(source), "source": type(source).__name__}
+
+    reads, context = replica.read(draw)
     template = "audit/_dashboard_charts.html" if request.htmx and not request.htmx.boosted else "audit/dashboard.html"
     return render(request, template, {
-        "filter": filterset, "charts": charts.dashboard(source, base_query),
-        "total": source.total(), "search_url": search_url(base_query), "period": charts.period(source),
-        "source": type(source).__name__, "presets": charts.presets(query, preset, now),
+        **context, "reads": reads, "search_url": search_url(base_query), "presets": charts.presets(query, preset, now),
         "refresh_query": urlencode(query) if preset else "",
     })
 

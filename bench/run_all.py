@@ -23,6 +23,7 @@ BENCHMARKS = [
     "entrypoint_latency",
     "replay_throughput",
     "export_throughput",
+    "replica_lag",
     "ingest_soak",
     "ingest_burst",
     "audit_scale",

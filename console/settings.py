@@ -121,6 +121,15 @@ TEMPLATES = [
 # The default is the Postgres that `make run` starts (scripts/stack.py, dev profile).
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://gavel@127.0.0.1:54329/gavel")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# A streaming replica of it (scripts/stack.py cluster): searches, charts and exports read there while it is
+# at most GAVEL_REPLICA_MAX_LAG_SECONDS behind, measured at most every GAVEL_REPLICA_CHECK_SECONDS (core/replica.py).
+if GAVEL_REPLICA_DATABASE_URL := os.environ.get("GAVEL_REPLICA_DATABASE_URL"):
+    DATABASES["replica"] = dj_database_url.parse(GAVEL_REPLICA_DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    DATABASES["replica"]["OPTIONS"] = {"connect_timeout": 2, **DATABASES["replica"].get("OPTIONS", {})}
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # tests read the test database through it
+DATABASE_ROUTERS = ["core.replica.PrimaryForWrites"]
+GAVEL_REPLICA_MAX_LAG_SECONDS = float(os.environ.get("GAVEL_REPLICA_MAX_LAG_SECONDS", "5"))
+GAVEL_REPLICA_CHECK_SECONDS = float(os.environ.get("GAVEL_REPLICA_CHECK_SECONDS", "3"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:63799/0")
@@ -134,6 +143,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # another worker after this many seconds. Keep it at least Celery's longest retry countdown
 # (retry_backoff_max, 600 s by default), or a retry waiting in a worker is delivered twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("GAVEL_BROKER_VISIBILITY_TIMEOUT", "600"))}
+# One beat, however many are started (console/celery.py): RedBeat keeps the schedule in Redis and beat sends only while
+# it holds a lock there, renewed every loop (at most every GAVEL_BEAT_LOCK_SECONDS / 6). A second
+# beat waits for the lock and schedules nothing; it takes over when the first stops, or within
+# GAVEL_BEAT_LOCK_SECONDS of the first dying without releasing it.
+CELERY_BEAT_SCHEDULER = "console.celery:SingleBeat"
+CELERY_REDBEAT_REDIS_URL = REDIS_URL
+CELERY_REDBEAT_LOCK_TIMEOUT = int(os.environ.get("GAVEL_BEAT_LOCK_SECONDS", "30"))
+CELERY_BEAT_MAX_LOOP_INTERVAL = max(1, CELERY_REDBEAT_LOCK_TIMEOUT // 6)
 CELERY_BEAT_SCHEDULE = {
     "expire-and-escalate-held-actions": {
         "task": "approvals.tasks.sweep_held_actions",

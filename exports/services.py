@@ -34,13 +34,13 @@ from pathlib import Path
 import psycopg
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from audit.filters import DecisionFilter
-from core import queue
+from core import queue, replica
 from core.models import Decision
 
 from . import archive, signing
@@ -195,12 +195,15 @@ class _Tally:
 
 def _chunks(record: ExportRecord, tally: _Tally) -> Iterator[bytes]:
     """The file's bytes in ~64 KiB chunks: Postgres's lines out of COPY, hashed and written by tally."""
-    rows = select_rows(_decisions(record).order_by("timestamp", "id"))
+    # The read replica when it has replayed everything stored by the export's moment (core/replica.py).
+    alias = replica.reads(as_of=record.as_of).alias
+    log.info("export %s reads the %s database", record.pk, alias)
+    rows = select_rows(_decisions(record).using(alias).order_by("timestamp", "id"))
     sql, params = copy_sql(record.format, rows)
     first = FIRST_LINE[record.format]
     parts, size, frames = ([first] if first else []), len(first), CopyFrames()
     # psycopg's own cursor: Django's DEBUG wrapper has a copy() that takes no parameters.
-    with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
+    with connections[alias].cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
         for block in copy:
             if frames.whole(block):  # the usual case, kept short: this runs once per decision
                 line = block[6:-12]

@@ -155,10 +155,10 @@ def as_user(user: str | None, argv: list[str]) -> list[str]:
     return argv if user is None else ["runuser", "-u", user, "--", *argv]
 
 
-def postgres_datadir(profile: Profile, user: str | None) -> Path:
-    """.gavel/<profile>/pg, or a private folder linked from there when the checkout
+def postgres_datadir(profile: Profile, user: str | None, name: str = "pg") -> Path:
+    """.gavel/<profile>/<name>, or a private folder linked from there when the checkout
     is not reachable by the unprivileged account (a clone under /root, say)."""
-    wanted = profile.home / "pg"
+    wanted = profile.home / name
     if user is None:
         return wanted
     reachable = subprocess.run(as_user(user, ["test", "-w", str(profile.home)]), capture_output=True).returncode == 0
@@ -166,7 +166,7 @@ def postgres_datadir(profile: Profile, user: str | None) -> Path:
         return wanted
     if wanted.is_symlink():
         return wanted.resolve()
-    target = Path(tempfile.mkdtemp(prefix=f"gavel-{profile.name}-pg-", dir="/var/tmp"))
+    target = Path(tempfile.mkdtemp(prefix=f"gavel-{profile.name}-{name}-", dir="/var/tmp"))
     shutil.chown(target, user)
     wanted.symlink_to(target)
     return target
@@ -225,6 +225,56 @@ def stop_postgres(profile: Profile) -> None:
         stdout=subprocess.DEVNULL,
     )
     say("Postgres stopped")
+
+
+def replica_port(profile: Profile) -> int:
+    return profile.postgres_port + 1
+
+
+def start_replica(profile: Profile, fresh: bool = True) -> str:
+    """A streaming replica of the profile's Postgres (which must be up), as a hot standby on the
+    next port: `pg_basebackup -R` copies the primary and writes the standby's connection to it.
+    `fresh` copies it again (a replica down for long may miss WAL the primary has recycled);
+    otherwise a stopped replica restarts from its own folder and catches up. Returns its URL.
+    initdb's defaults already allow it: wal_level replica, 10 WAL senders, and trust for
+    replication connections from 127.0.0.1 in pg_hba.conf."""
+    bindir, user, port = postgres_bindir(), postgres_os_user(), replica_port(profile)
+    url = f"postgres://gavel@127.0.0.1:{port}/gavel"
+    if port_is_open(port):
+        return url
+    datadir = postgres_datadir(profile, user, "pg-replica")
+    if fresh or not (datadir / "PG_VERSION").exists():
+        for child in datadir.iterdir() if datadir.is_dir() else ():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        datadir.mkdir(parents=True, exist_ok=True)
+        datadir.chmod(0o700)
+        if user:
+            shutil.chown(datadir, user)
+        copied = subprocess.run(  # it warns of the primary's socket in its folder: shown only on failure
+            as_user(user, [str(bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(profile.postgres_port),
+                           "-U", "gavel", "-D", str(datadir), "-R", "-X", "stream", "-c", "fast"]),
+            capture_output=True, text=True,
+        )
+        if copied.returncode:
+            raise SystemExit(f"pg_basebackup failed:\n{copied.stderr}")
+    options = (f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c hot_standby=on "
+               "-c hot_standby_feedback=on")
+    subprocess.run(
+        as_user(user, [str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(datadir / "server.log"),
+                       "-o", options, "-w", "start"]),
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    wait_for_port(port, "the Postgres replica")
+    say(f"Postgres replica up on 127.0.0.1:{port}, streaming from {profile.postgres_port}")
+    return url
+
+
+def stop_replica(profile: Profile) -> None:
+    datadir = profile.home / "pg-replica"
+    if (datadir / "postmaster.pid").exists():
+        subprocess.run(as_user(postgres_os_user(), [str(postgres_bindir() / "pg_ctl"), "-D", str(datadir.resolve()),
+                                                    "-m", "fast", "-w", "stop"]), stdout=subprocess.DEVNULL)
+        say("Postgres replica stopped")
 
 
 # --- Redis -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Helpers for tests that wait on real services, and for browser pages."""
+import copy
 import os
 import re
 import sys
@@ -71,3 +72,31 @@ def shots(tmp_path) -> Path:
     folder = Path(os.environ.get("GAVEL_SHOTS_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@contextmanager
+def read_replica(profile):
+    """A streaming replica of the profile's Postgres (scripts/stack.py), configured as the `replica`
+    database on the test database for as long as the block runs, then stopped."""
+    from django.conf import settings  # noqa: PLC0415
+    from django.db import connections  # noqa: PLC0415
+
+    from core import replica  # noqa: PLC0415
+
+    stack.start_replica(profile, fresh=True)
+    primary = connections["default"].settings_dict
+    settings.DATABASES["replica"] = connections.settings["replica"] = {
+        **copy.deepcopy(primary), "PORT": str(stack.replica_port(profile)),
+        "OPTIONS": {**primary.get("OPTIONS", {}), "connect_timeout": 2},
+        "TEST": {**primary.get("TEST", {}), "MIRROR": "default"},  # not flushed after each test: it is read-only
+    }
+    replica.forget()
+    try:
+        yield profile
+    finally:
+        connections["replica"].close()
+        del connections["replica"]
+        connections.settings.pop("replica", None)
+        settings.DATABASES.pop("replica", None)
+        replica.forget()
+        stack.stop_replica(profile)

@@ -1,0 +1,66 @@
+"""The cluster the drills break (scripts/cluster.py's Cluster): two gunicorn web processes behind
+haproxy, two Celery workers, one beat, on the test database with a streaming replica of it and a
+Redis database of their own; one OPA shipping its decision logs through the proxy."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connections
+
+from core.opa.client import opa_client
+from tests.faults.pipeline import FAST_SWEEP, POLICY, ROOT, stack_profile
+from tests.support import read_replica, stack
+
+import cluster as cluster_script  # noqa: E402  (scripts/cluster.py, on the path through tests.support)
+
+REDIS_DB = 5
+
+
+@pytest.fixture(scope="module")
+def standby(django_db_setup, django_db_blocker):
+    """The profile's Postgres with a streaming replica, configured here as the `replica` database too."""
+    profile = stack_profile()
+    if profile is None:
+        pytest.skip("Postgres and Redis were not started by scripts/stack.py for this run")
+    with read_replica(profile):
+        yield profile
+
+
+@pytest.fixture
+def cluster(standby, transactional_db, tmp_path):
+    db = settings.DATABASES["default"]
+    redis_url = settings.REDIS_URL.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    redis.Redis.from_url(redis_url).flushdb()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "GAVEL_REPLICA_DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{stack.replica_port(standby)}/{db['NAME']}",
+        "GAVEL_REPLICA_CHECK_SECONDS": "1",
+        "REDIS_URL": redis_url,
+        "GAVEL_OPA_TOKEN": settings.GAVEL_OPA_TOKEN,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "GAVEL_BROKER_VISIBILITY_TIMEOUT": "5",  # a worker lost whole: its task goes to the other within 5 s
+        "GAVEL_BEAT_LOCK_SECONDS": "6",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+        **FAST_SWEEP,
+    }
+    running = cluster_script.Cluster(home=tmp_path, env=env)
+    try:
+        running.up()
+        opa_port = stack.free_port()
+        running.procs["opa"] = stack.start_opa(tmp_path / "opa", opa_port, f"{running.url}/api/v1/opa",
+                                               settings.GAVEL_OPA_TOKEN, {"environment": "test", "instance": "faults"})
+        running.opa_url = f"http://127.0.0.1:{opa_port}"
+        with opa_client(running.opa_url) as client:
+            client.put_policy("faults/ingest", POLICY)
+        yield running
+    finally:
+        running.stop("opa")  # gracefully: it uploads what it holds
+        for name in list(running.procs):
+            running.stop(name, signal.SIGKILL)
+        connections.close_all()
