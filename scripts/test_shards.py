@@ -40,8 +40,9 @@ def deal(files: list[str], durations: dict[str, float], shards: int) -> list[lis
 
 def runs_last(name: str) -> tuple[int, str]:
     """The fault tests restart their shard's own Postgres and Redis (the cluster drills, a replica):
-    they go after everything else, so no other test meets a connection they broke. Before them, the CI checks, whose conftest
-    test waits for conftest's build on a fresh machine, and the object-storage tests, which wait for the S3 server's."""
+    they go after everything else, so no other test meets a connection they broke. Before them,
+    the tests that wait for a build on a fresh machine: the CI checks (conftest) and the
+    object-storage tests (the S3 server)."""
     waits_for_a_build = name.startswith("tests/checks/") or name == "tests/fleet/test_bundle_storage.py"
     return (2 if name.startswith(("tests/faults/", "tests/cluster/")) else 1 if waits_for_a_build else 0), name
 
