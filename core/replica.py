@@ -139,13 +139,16 @@ def read(build: Callable[[Reads], T], as_of: datetime | None = None) -> tuple[Re
 
 class PrimaryForWrites:
     """The database router (DATABASE_ROUTERS): every write goes to the primary, even of a row read
-    from the replica; rows from either may be related; migrations run on the primary only."""
+    from the replica; rows from either may be related; migrations never run on the replica."""
 
     def db_for_write(self, model, **hints):
-        return DEFAULT_DB_ALIAS
+        instance = hints.get("instance")
+        db = instance._state.db if instance is not None else None
+        return db if db not in (None, REPLICA) else DEFAULT_DB_ALIAS  # a row of a scratch database stays there
 
     def allow_relation(self, obj1, obj2, **hints):
-        return {obj1._state.db, obj2._state.db} <= {DEFAULT_DB_ALIAS, REPLICA, None}
+        # No opinion on other databases (a test's scratch one): Django then relates rows of one database.
+        return True if {obj1._state.db, obj2._state.db} <= {DEFAULT_DB_ALIAS, REPLICA, None} else None
 
     def allow_migrate(self, db, app_label, **hints):
-        return db == DEFAULT_DB_ALIAS
+        return db != REPLICA  # a standby is read-only; any other database (a test's scratch one) migrates
