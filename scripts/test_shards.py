@@ -70,21 +70,21 @@ def main() -> int:
     durations = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
     shards = deal(test_files(), durations, args.shards)
     results: dict[int, int] = {}
-    # conftest (tests/checks only) builds beside the shards, at low priority, instead of before
-    # them; the test that needs it waits on the build's lock (scripts/go_tools.py).
-    conftest = subprocess.Popen(["nice", "-n", "10", sys.executable, "scripts/stack.py", "conftest-binary"],
-                                cwd=ROOT, stdout=subprocess.DEVNULL)
-    # The S3 server (tests/fleet/test_bundle_storage.py) likewise (scripts/s3_server.py).
-    s3 = subprocess.Popen(["nice", "-n", "10", sys.executable, "scripts/s3_server.py", "versitygw-binary"],
-                          cwd=ROOT, stdout=subprocess.DEVNULL)
+    # conftest (tests/checks only) and the S3 server (tests/fleet/test_bundle_storage.py) build beside
+    # the shards instead of before them; the tests that need them run late in their shard and wait
+    # on the build's lock (scripts/go_tools.py). At normal priority: starved by three shards, a
+    # build finished last and held its shard's end by minutes.
+    builds = [subprocess.Popen([sys.executable, script, command], cwd=ROOT, stdout=subprocess.DEVNULL)
+              for script, command in (("scripts/stack.py", "conftest-binary"),
+                                      ("scripts/s3_server.py", "versitygw-binary"))]
     threads = [threading.Thread(target=run_shard, args=(n + 1, PROFILES[n], files, extra, results))
                for n, files in enumerate(shards)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    conftest.wait()
-    s3.wait()
+    for build in builds:
+        build.wait()
     for number, code in sorted(results.items()):
         print(f"[gavel] shard {number} ({len(shards[number - 1])} files): {'passed' if code == 0 else f'FAILED ({code})'}")
     return max(results.values(), default=1)
