@@ -4,8 +4,8 @@ Versity's S3 gateway, versitygw (Apache-2.0), serving a directory, with two keys
 may write (the gateway's root account), and OPA's, which may only read the bundles bucket (an
 account with no rights of its own, granted s3:GetObject there by a bucket policy).
 
-    python scripts/s3_server.py versitygw-binary              # find or build it, print its path
-    python scripts/s3_server.py up --profile dev              # run one on the profile's ports until Ctrl-C
+    python scripts/s3_server.py up --profile dev     # run one on the profile's ports until Ctrl-C
+    python scripts/stack.py versitygw-binary         # find or build versitygw (pinned there), print its path
 
 Why not SeaweedFS, which issue 18 first named: from an empty Go cache its `weed` had used 18.7
 CPU-minutes and was still compiling, where versitygw builds with a plain `go install` in 5.1
@@ -29,16 +29,10 @@ import boto3
 from botocore.config import Config
 
 import stack  # scripts/stack.py: the profiles, stop_process, stop_on_signals
-from go_tools import go_tool, say
+from go_tools import say
 
-VERSITYGW_VERSION = "v1.8.0"  # the one place the S3 server is pinned
-VERSITYGW_MODULE = "github.com/versity/versitygw/cmd/versitygw"
 BUCKET = "gavel-bundles"
 REGION = "us-east-1"
-
-
-def versitygw_binary() -> Path:
-    return go_tool("versitygw", VERSITYGW_MODULE, VERSITYGW_VERSION)
 
 
 @dataclass(frozen=True)
@@ -86,7 +80,7 @@ def read_only_policy(reader_key: str, bucket: str = BUCKET) -> dict:
 def start_s3(home: Path, ports: Ports, credentials: Credentials) -> subprocess.Popen:
     """versitygw on loopback serving `home`/data; the bundles bucket exists and OPA's key may read
     it when this returns."""
-    binary = versitygw_binary()
+    binary = stack.versitygw_binary()
     for part in ("data", "iam"):
         (home / part).mkdir(parents=True, exist_ok=True)
     log = open(home / "versitygw.log", "ab")
@@ -139,13 +133,9 @@ def main() -> int:
     stack.stop_on_signals()  # Ctrl-C and `kill` both stop the gateway, also from a background job
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("versitygw-binary", help="print the path of versitygw, building it if needed")
     up = sub.add_parser("up", help="run the S3 server on the profile's ports until interrupted")
     up.add_argument("--profile", default="dev")
     args = parser.parse_args()
-    if args.command == "versitygw-binary":
-        print(versitygw_binary())
-        return 0
     profile = stack.PROFILES[args.profile]
     home = profile.home / "s3"
     credentials = profile_credentials(home)

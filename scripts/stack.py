@@ -40,6 +40,8 @@ VEGETA_VERSION = "v12.13.0"  # benchmarks only (bench/ingest_burst.py)
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 CONFTEST_VERSION = "v0.71.1"  # tests only: `conftest pull` of Gavel's published policies (tests/checks/)
 CONFTEST_MODULE = "github.com/open-policy-agent/conftest"
+VERSITYGW_VERSION = "v1.8.0"  # the S3 server bundles are published to in tests and beside make run (s3_server.py)
+VERSITYGW_MODULE = "github.com/versity/versitygw/cmd/versitygw"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
@@ -334,6 +336,10 @@ def vegeta_binary() -> Path:
     return go_tool("vegeta", VEGETA_MODULE, VEGETA_VERSION)
 
 
+def versitygw_binary() -> Path:
+    return go_tool("versitygw", VERSITYGW_MODULE, VERSITYGW_VERSION)
+
+
 def conftest_binary() -> Path:  # built once with `go install` like OPA; `make test` asks for it first
     return go_tool("conftest", CONFTEST_MODULE, CONFTEST_VERSION)
 
@@ -442,7 +448,7 @@ def main() -> int:
     p_exec = sub.add_parser("exec", help="start services, run a command with their URLs, stop them")
     p_exec.add_argument("--profile", choices=PROFILES, default="test")
     p_exec.add_argument("argv", nargs=argparse.REMAINDER)
-    tools = {"opa-binary": opa_binary, "conftest-binary": conftest_binary}
+    tools = {"opa-binary": opa_binary, "conftest-binary": conftest_binary, "versitygw-binary": versitygw_binary}
     for command, tool in tools.items():
         sub.add_parser(command, help=f"print the path of the {command[:-7]} binary, building it if needed")
     args = parser.parse_args()

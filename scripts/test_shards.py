@@ -76,7 +76,7 @@ def main() -> int:
     # build finished last and held its shard's end by minutes.
     builds = [subprocess.Popen([sys.executable, script, command], cwd=ROOT, stdout=subprocess.DEVNULL)
               for script, command in (("scripts/stack.py", "conftest-binary"),
-                                      ("scripts/s3_server.py", "versitygw-binary"))]
+                                      ("scripts/stack.py", "versitygw-binary"))]
     threads = [threading.Thread(target=run_shard, args=(n + 1, PROFILES[n], files, extra, results))
                for n, files in enumerate(shards)]
     for thread in threads:
