@@ -85,9 +85,11 @@ def test_a_second_beat_schedules_nothing_until_the_first_dies_then_takes_over(be
                message="the second beat to send the every-second task")
     second.kill(signal.SIGTERM)
 
-    # Every task either beat says it sent is on the queue once, and the every-second task never
-    # went out twice within its second, across both beats.
-    assert beats.queued() == len(first.sent()) + len(second.sent())
+    # Every task the second beat says it sent is on the queue once; so is every one the first says it
+    # sent but perhaps its last, which SIGKILL may cut between the log line and Redis. And the
+    # every-second task never went out twice within its second, across both beats.
+    from_first = beats.queued() - len(second.sent())
+    assert len(first.sent()) - 1 <= from_first <= len(first.sent())
     moments = sorted(first.sent("requeue-stalled-log-batches") + second.sent("requeue-stalled-log-batches"))
     gaps = [(b - a).total_seconds() for a, b in zip(moments, moments[1:])]
     assert min(gaps) >= 0.8, gaps
