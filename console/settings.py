@@ -246,6 +246,9 @@ OPA_BINARY = os.environ.get("OPA_BINARY", "opa")
 # sandboxed (core/opa/sandbox.py): no environment, no network builtins, and these limits.
 GAVEL_SANDBOX_MEMORY_MB = int(os.environ.get("GAVEL_SANDBOX_MEMORY_MB", "1536"))  # address space; Go reserves ~800
 GAVEL_SANDBOX_CPU_SECONDS = int(os.environ.get("GAVEL_SANDBOX_CPU_SECONDS", "120"))
+# Worked examples are found while the author waits for the save: OPA gets this long per policy
+# for each of its two steps (partial evaluation, then the candidates); past it, the rule's note says so.
+GAVEL_EXAMPLES_SECONDS = float(os.environ.get("GAVEL_EXAMPLES_SECONDS", "15"))
 # Publishing retries while OPA is unreachable: exponential backoff from this base.
 GAVEL_PUBLISH_RETRY_BACKOFF = int(os.environ.get("GAVEL_PUBLISH_RETRY_BACKOFF", "5"))
 GAVEL_PUBLISH_MAX_RETRIES = int(os.environ.get("GAVEL_PUBLISH_MAX_RETRIES", "10"))

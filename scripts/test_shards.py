@@ -47,13 +47,16 @@ def runs_last(name: str) -> tuple[int, str]:
     return (2 if name.startswith(("tests/faults/", "tests/cluster/")) else 1 if waits_for_a_build else 0), name
 
 
-def run_shard(number: int, profile: str, files: list[str], extra: list[str], results: dict) -> None:
+def run_shard(number: int, profile: str, files: list[str], extra: list[str], results: dict,
+              failures: list[str]) -> None:
     command = [sys.executable, "scripts/stack.py", "exec", "--profile", profile, "--",
                str(Path(sys.executable).parent / "pytest"), "-p", "no:cacheprovider", *extra, *files]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in process.stdout:
         sys.stdout.write(f"[{number}] {line}")
         sys.stdout.flush()
+        if line.startswith(("FAILED ", "ERROR ")):  # pytest's short summary (-ra)
+            failures.append(f"[{number}] {line.rstrip()}")
     code = process.wait()
     results[number] = 0 if code == NO_TESTS_SELECTED else code  # a -k that leaves a shard nothing to run
 
@@ -70,6 +73,7 @@ def main() -> int:
     durations = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
     shards = deal(test_files(), durations, args.shards)
     results: dict[int, int] = {}
+    failures: list[str] = []
     # conftest (tests/checks only) and the S3 server (tests/fleet/test_bundle_storage.py) build beside
     # the shards instead of before them; the tests that need them run late in their shard and wait
     # on the build's lock (scripts/go_tools.py). At normal priority: starved by three shards, a
@@ -77,7 +81,7 @@ def main() -> int:
     builds = [subprocess.Popen([sys.executable, script, command], cwd=ROOT, stdout=subprocess.DEVNULL)
               for script, command in (("scripts/stack.py", "conftest-binary"),
                                       ("scripts/stack.py", "versitygw-binary"))]
-    threads = [threading.Thread(target=run_shard, args=(n + 1, PROFILES[n], files, extra, results))
+    threads = [threading.Thread(target=run_shard, args=(n + 1, PROFILES[n], files, extra, results, failures))
                for n, files in enumerate(shards)]
     for thread in threads:
         thread.start()
@@ -85,6 +89,9 @@ def main() -> int:
         thread.join()
     for build in builds:
         build.wait()
+    # Repeated last: a CI log is often read from its tail, where the shards' summaries are long gone.
+    for line in failures:
+        print(line)
     for number, code in sorted(results.items()):
         print(f"[gavel] shard {number} ({len(shards[number - 1])} files): {'passed' if code == 0 else f'FAILED ({code})'}")
     return max(results.values(), default=1)

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from tests import schema_cache
-from tests.support import browser_page, decisions_served, settle_decision_logs, stack
+from tests.faults.pipeline import stack_profile
+from tests.support import browser_page, decisions_served, read_replica, settle_decision_logs, stack
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM is safe here.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -33,6 +34,25 @@ def _fast_password_hashing():
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher",
                                              "django.contrib.auth.hashers.PBKDF2PasswordHasher"]):
         yield
+
+
+@pytest.fixture(scope="session")
+def stack_services() -> stack.Profile:
+    """The scripts/stack.py profile whose Postgres and Redis this run uses, for tests that stop,
+    restart or replicate them. Outside `scripts/stack.py exec` those tests fail and say why: a
+    skip would hide a broken set-up in CI."""
+    profile = stack_profile()
+    if profile is None:
+        pytest.fail("Postgres and Redis were not started by scripts/stack.py for this run; "
+                    "run the tests with `make test` or `scripts/stack.py exec --profile test -- pytest`")
+    return profile
+
+
+@pytest.fixture(scope="module")
+def standby(stack_services, django_db_setup, django_db_blocker):
+    """The profile's Postgres with a streaming replica, configured as the `replica` database."""
+    with read_replica(stack_services):
+        yield stack_services
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from django.conf import settings
+
 from core.opa import cli as opa_cli
 from policies.summaries.finder import probes, solver
 from policies.summaries.finder.probes import PROBE_KEY
@@ -92,7 +94,8 @@ def run_many(pendings: list) -> list[list[dict]]:
         (Path(tmp) / "gavel_example_run.rego").write_text("\n".join(rules) + "\n", encoding="utf-8")
         (Path(tmp) / "data.json").write_text(json.dumps(data), encoding="utf-8")
         args += ["-d", str(Path(tmp) / "gavel_example_run.rego"), "-d", str(Path(tmp) / "data.json")]
-        done = opa_cli.run("eval", "--format", "json", *args, "data.gavel_example_run", timeout=300)
+        done = opa_cli.run("eval", "--format", "json", *args, "data.gavel_example_run",
+                           timeout=settings.GAVEL_EXAMPLES_SECONDS * len(pendings))
     if done.returncode != 0:
         raise RuntimeError((done.stdout or done.stderr).strip()[:2000])
     result = json.loads(done.stdout).get("result") or []

@@ -10,26 +10,14 @@ import logging
 import pytest
 from django.conf import settings
 from django.db import DatabaseError, connections
-from django.utils import timezone
 
 from core import replica
 from core.models import Decision
 from exports import services as exports
 from tests.factories import DecisionFactory
-from tests.faults.pipeline import stack_profile
-from tests.support import read_replica, stack, wait_until
+from tests.support import stack, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "replica"])
-
-
-@pytest.fixture(scope="module")
-def standby(django_db_setup, django_db_blocker):
-    """The profile's Postgres with a streaming replica, configured as the `replica` database."""
-    profile = stack_profile()
-    if profile is None:
-        pytest.skip("Postgres was not started by scripts/stack.py for this run")
-    with read_replica(profile):
-        yield profile
 
 
 @pytest.fixture

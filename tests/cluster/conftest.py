@@ -12,22 +12,12 @@ from django.conf import settings
 from django.db import connections
 
 from core.opa.client import opa_client
-from tests.faults.pipeline import FAST_SWEEP, POLICY, ROOT, stack_profile
-from tests.support import read_replica, stack
+from tests.faults.pipeline import FAST_SWEEP, POLICY, ROOT
+from tests.support import stack
 
 import cluster as cluster_script  # noqa: E402  (scripts/cluster.py, on the path through tests.support)
 
 REDIS_DB = 5
-
-
-@pytest.fixture(scope="module")
-def standby(django_db_setup, django_db_blocker):
-    """The profile's Postgres with a streaming replica, configured here as the `replica` database too."""
-    profile = stack_profile()
-    if profile is None:
-        pytest.skip("Postgres and Redis were not started by scripts/stack.py for this run")
-    with read_replica(profile):
-        yield profile
 
 
 @pytest.fixture

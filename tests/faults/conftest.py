@@ -11,7 +11,7 @@ import redis
 from django.conf import settings
 from django.db import connections
 
-from tests.faults.pipeline import FAST_SWEEP, ROOT, IngestStack, stack_profile
+from tests.faults.pipeline import FAST_SWEEP, ROOT, IngestStack
 from tests.support import stack
 
 
@@ -47,12 +47,10 @@ def ingest(transactional_db, tmp_path):
 
 
 @pytest.fixture
-def restartable():
+def restartable(stack_services):
     """Restart the profile's own Postgres or Redis. This process's connections die with them,
     so they are closed before and after; the next query opens a new one."""
-    profile = stack_profile()
-    if profile is None:
-        pytest.skip("Postgres and Redis were not started by scripts/stack.py for this run")
+    profile = stack_services
 
     class Services:
         @staticmethod

@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from django.conf import settings
+
 from core.opa import cli as opa_cli
 from policies.summaries.ast import Collection, Const, Var, convert_expr
 
@@ -40,7 +42,7 @@ def _opa(args: list, source: str, filename: str, data: dict | None) -> dict:
         if data:
             (Path(tmp) / "data.json").write_text(json.dumps(data), encoding="utf-8")
             extra += ["-d", str(Path(tmp) / "data.json")]
-        done = opa_cli.run("eval", "--format", "json", *extra, *args, timeout=120)
+        done = opa_cli.run("eval", "--format", "json", *extra, *args, timeout=settings.GAVEL_EXAMPLES_SECONDS)
     if done.returncode != 0:
         raise RuntimeError((done.stdout or done.stderr).strip()[:2000])
     return json.loads(done.stdout)

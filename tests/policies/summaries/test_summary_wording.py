@@ -109,3 +109,25 @@ class TestThePage:
         assert "25.0%</strong> of 4 decisions were denials." in html
         table = html.split("Top reasons for denials", 1)[1].split("</table>", 1)[0]
         assert "user u-107 is suspended" in table and "needs a reviewer" not in table
+
+
+SLOW_DENY = """package slow_rules
+
+# Nine million pairs, for nothing: OPA needs many seconds for this rule whatever the request.
+deny contains "the tool is refused after a long count" if {
+	input.tool == "export"
+	count({[a, b] | some a in numbers.range(1, 3000); some b in numbers.range(1, 3000); a * b == 7}) > 5
+}
+
+deny contains "the tool is not known" if not input.tool in {"export", "search"}
+"""
+
+
+def test_examples_opa_cannot_check_in_time_are_left_out_and_the_summary_says_why(settings):
+    settings.GAVEL_EXAMPLES_SECONDS = 2  # the author waits for the save: a slow rule must not hold it
+    summary = summarize(SLOW_DENY, "slow_rules.rego")
+    assert summary["examples"]["error"] == (
+        "OPA could not evaluate the examples: OPA took longer than 2 seconds on this Rego, the limit Gavel "
+        "sets for evaluating authors' Rego")
+    assert [r["examples"] for r in all_rules(summary)] == [[], []]
+    assert [r["phrased"] for r in all_rules(summary)] == [True, True]  # the prose does not wait on OPA
