@@ -7,6 +7,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,7 +17,7 @@ def say(message: str) -> None:
     print(f"[gavel] {message}", flush=True)
 
 
-def go_tool(name: str, module: str, version: str, hint: str = "") -> Path:
+def go_tool(name: str, module: str, version: str, hint: str = "", built_with: tuple[str, ...] = ()) -> Path:
     """`name` at .gavel/bin, else on PATH, else built once there with `go install module@version`.
     A lock file makes a second caller wait for a build in progress (make test starts conftest's
     in the background) instead of starting its own."""
@@ -36,6 +37,21 @@ def go_tool(name: str, module: str, version: str, hint: str = "") -> Path:
                 f"or put a `{name}` {version} binary on PATH or at {local}{', ' + hint if hint else ''}."
             )
         say(f"building {name} {version} with go install (once; a few minutes)")
-        subprocess.run([go, "install", f"{module}@{version}"], check=True,
-                       env={**os.environ, "GOBIN": str(local.parent), "CGO_ENABLED": "0"})
+        env = {**os.environ, "GOBIN": str(local.parent), "CGO_ENABLED": "0"}
+        if not built_with:
+            subprocess.run([go, "install", f"{module}@{version}"], check=True, env=env)
+        else:
+            _build_with(go, module, version, built_with, local, env)
     return local
+
+
+def _build_with(go: str, module: str, version: str, requirements: tuple[str, ...], binary: Path, env: dict) -> None:
+    """`go install module@version`, but with some of its dependencies at the versions given
+    (`path@version`): in a throwaway module that requires both, so Go's usual version selection
+    decides the rest."""
+    with tempfile.TemporaryDirectory(prefix="gavel-go-") as tmp:
+        for argv in ([go, "mod", "init", "gavel.invalid/tools"], [go, "get", f"{module}@{version}", *requirements],
+                     [go, "build", "-o", str(binary), module]):
+            done = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True)  # `go get` lists ~100 modules
+            if done.returncode != 0:
+                raise SystemExit(f"{' '.join(argv[:2])} failed:\n{done.stderr[-3000:]}")

@@ -64,6 +64,16 @@ def run_shard(number: int, profile: str, files: list[str], extra: list[str], res
 NO_TESTS_SELECTED = 5  # pytest's exit code
 
 
+def prepare() -> None:
+    """OPA (which CI starts building before pip runs) and the test database's schema, side by side:
+    the schema is migrated and dumped once here (tests/schema_cache.py) and every shard restores it."""
+    opa = subprocess.Popen([sys.executable, "scripts/stack.py", "opa-binary"], cwd=ROOT, stdout=subprocess.DEVNULL)
+    schema = subprocess.run([sys.executable, "scripts/stack.py", "exec", "--profile", PROFILES[0], "--",
+                             sys.executable, "-m", "tests.schema_cache"], cwd=ROOT)
+    if opa.wait() != 0 or schema.returncode != 0:
+        sys.exit("[gavel] could not build OPA or the test database's schema (above)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shards", type=int, default=2, choices=range(1, len(PROFILES) + 1))
@@ -72,6 +82,7 @@ def main() -> int:
     extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
     durations = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
     shards = deal(test_files(), durations, args.shards)
+    prepare()
     results: dict[int, int] = {}
     failures: list[str] = []
     # conftest (tests/checks only) and the S3 server (tests/fleet/test_bundle_storage.py) build beside
