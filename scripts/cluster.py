@@ -73,6 +73,9 @@ class Cluster:
     port: int = field(default_factory=free_port)
     web_ports: dict[str, int] = field(default_factory=lambda: {"web1": free_port(), "web2": free_port()})
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # Logs are appended to: where each process's own part begins, and where the current drill's does.
+    spawned_at: dict[str, int] = field(default_factory=dict)
+    log_starts: dict[str, int] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -81,14 +84,42 @@ class Cluster:
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / f"{name}.log", "ab") as log:
+            self.spawned_at[name] = self.log_starts[name] = log.tell()
             proc = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         self.procs[name] = proc
         return proc
 
-    def log(self, name: str) -> str:
+    def log(self, name: str, since_spawn: bool = False) -> str:
+        """What the process of that name has written since mark_logs() (or since it started)."""
         path = self.home / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        if not path.exists():
+            return ""
+        with open(path, "rb") as log:
+            log.seek((self.spawned_at if since_spawn else self.log_starts).get(name, 0))
+            return log.read().decode(errors="replace")
+
+    def mark_logs(self) -> None:
+        """From now on, log() reads only what comes after this moment."""
+        for name in self.procs:
+            path = self.home / f"{name}.log"
+            self.log_starts[name] = path.stat().st_size if path.exists() else 0
+
+    def restore(self) -> None:
+        """Every process of the cluster up again, as up() started it, and no other beat."""
+        for name in [n for n in self.procs if n.startswith("beat") and n != "beat"]:
+            self.stop(name)
+        for name in self.web_ports:
+            if self.lost(name):
+                self.start_web(name)
+        for name in ("worker1", "worker2"):
+            if self.lost(name):
+                self.start_worker(name)
+        if self.lost("beat"):
+            self.start_beat()
+
+    def lost(self, name: str) -> bool:
+        return name not in self.procs or self.procs[name].poll() is not None
 
     def logs(self, lines: int = 40) -> str:
         return "\n".join(f"--- {name} ---\n" + "\n".join(self.log(name).splitlines()[-lines:])

@@ -20,8 +20,11 @@ import cluster as cluster_script  # noqa: E402  (scripts/cluster.py, on the path
 REDIS_DB = 5
 
 
-@pytest.fixture
-def cluster(standby, transactional_db, tmp_path):
+@pytest.fixture(scope="module")
+def running_cluster(standby, tmp_path_factory):
+    """Started once for the module's drills: eleven Django processes take a while to start, and
+    each drill gets the cluster whole again from `cluster` below."""
+    home = tmp_path_factory.mktemp("cluster")
     db = settings.DATABASES["default"]
     redis_url = settings.REDIS_URL.rsplit("/", 1)[0] + f"/{REDIS_DB}"
     redis.Redis.from_url(redis_url).flushdb()
@@ -39,11 +42,11 @@ def cluster(standby, transactional_db, tmp_path):
         "PYTHONPATH": str(ROOT),
         **FAST_SWEEP,
     }
-    running = cluster_script.Cluster(home=tmp_path, env=env)
+    running = cluster_script.Cluster(home=home, env=env)
     try:
         running.up()
         opa_port = stack.free_port()
-        running.procs["opa"] = stack.start_opa(tmp_path / "opa", opa_port, f"{running.url}/api/v1/opa",
+        running.procs["opa"] = stack.start_opa(home / "opa", opa_port, f"{running.url}/api/v1/opa",
                                                settings.GAVEL_OPA_TOKEN, {"environment": "test", "instance": "faults"})
         running.opa_url = f"http://127.0.0.1:{opa_port}"
         with opa_client(running.opa_url) as client:
@@ -54,3 +57,13 @@ def cluster(standby, transactional_db, tmp_path):
         for name in list(running.procs):
             running.stop(name, signal.SIGKILL)
         connections.close_all()
+
+
+@pytest.fixture
+def cluster(running_cluster, transactional_db):
+    """The module's cluster as each drill expects it: every process up (the drill before may have
+    killed one), no second beat, and logs read from the drill's start. Every decision of a drill
+    is stored by its end, so the next one starts from the empty tables the flush leaves."""
+    running_cluster.restore()
+    running_cluster.mark_logs()
+    yield running_cluster

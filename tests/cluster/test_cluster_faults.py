@@ -100,7 +100,8 @@ def sends(log: str, entry: str) -> list[datetime]:
 
 
 def test_a_second_beat_started_by_mistake_sends_nothing(cluster):
-    wait_until(lambda: "beat: Acquired lock" in cluster.log("beat"), timeout=60, message="the beat to hold its lock")
+    wait_until(lambda: "beat: Acquired lock" in cluster.log("beat", since_spawn=True), timeout=60,
+               message="the beat to hold its lock")
     cluster.start_beat("beat2")
     with Traffic(cluster.opa_url, rate=RATE) as traffic:
         wait_until(lambda: "beat: Starting..." in cluster.log("beat2"), timeout=60, message="the second beat to start")
