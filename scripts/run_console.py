@@ -81,7 +81,7 @@ def cmd_run(profile: Profile) -> int:
                 f"as {environment}/{DEV_INSTANCE}, with its own token in {token_file.relative_to(ROOT)}")
         worker = subprocess.Popen(
             [str(VENV_PYTHON), "-m", "celery", "-A", "console", "worker", "--beat", "--loglevel", "WARNING",
-             "--concurrency", "2", "--schedule", str(profile.home / "celerybeat-schedule")],
+             "--concurrency", "2"],
             env=env, cwd=ROOT, start_new_session=True,
         )
         processes.append((worker, "Celery worker"))

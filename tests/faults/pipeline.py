@@ -93,8 +93,7 @@ class IngestStack:
 
     def start_beat(self) -> None:
         """Beat apart from the worker (as in production), so the worker's only child runs tasks."""
-        self._spawn("beat", [str(PYTHON), "-m", "celery", "-A", "console", "beat", "--loglevel", "INFO",
-                             "--schedule", str(self.home / "celerybeat-schedule")])
+        self._spawn("beat", [str(PYTHON), "-m", "celery", "-A", "console", "beat", "--loglevel", "INFO"])
 
     def start_opa(self) -> None:
         self.procs["opa"] = stack.start_opa(self.home / "opa", self.opa_port, f"{self.web_url}/api/v1/opa",
