@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection, connections
 from django.test import TransactionTestCase
-from django.test.utils import override_settings, setup_databases, teardown_databases
+from django.test.utils import override_settings, teardown_databases
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
@@ -131,8 +131,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 def django_db_setup(django_test_environment, django_db_blocker, django_db_modify_db_settings):
     """pytest-django's, but the migrated schema is dumped once and restored after that
     (tests/schema_cache.py); the test database is dropped at the end as usual."""
-    with django_db_blocker.unblock(), schema_cache.prepared(connection.creation._get_test_db_name()):
-        config = setup_databases(verbosity=0, interactive=False, keepdb=True, serialized_aliases=[])
+    with django_db_blocker.unblock():
+        config = schema_cache.set_up_test_database()
     yield
     with django_db_blocker.unblock():
         teardown_databases(config, verbosity=0)

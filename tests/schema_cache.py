@@ -74,16 +74,22 @@ def prepared(test_db_name: str):
                 stale.unlink()
 
 
+def set_up_test_database():
+    """The test database, restored from the dump or migrated and dumped; setup_databases' config."""
+    from django.test.utils import setup_databases  # noqa: PLC0415
+
+    with prepared(connection.creation._get_test_db_name()):
+        return setup_databases(verbosity=0, interactive=False, keepdb=True, serialized_aliases=[])
+
+
 def main() -> None:
     """Migrate and dump the test schema ahead of the shards (scripts/test_shards.py runs this while
     OPA builds), so that every shard restores it instead of the first one migrating while the rest wait."""
     import django  # noqa: PLC0415
-    from django.test.utils import setup_databases  # noqa: PLC0415
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     django.setup()
-    with prepared(connection.creation._get_test_db_name()):
-        setup_databases(verbosity=0, interactive=False, keepdb=True, serialized_aliases=[])
+    set_up_test_database()
 
 
 if __name__ == "__main__":

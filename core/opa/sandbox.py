@@ -96,7 +96,7 @@ def _spawn(argv: list[str], *, cwd: str | None, timeout: float, input: str | Non
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, input=input,
                               env={}, preexec_fn=_limits())
     except subprocess.TimeoutExpired:
-        raise SandboxRefused(f"OPA took longer than {timeout:g} seconds on this Rego, the limit Gavel sets "
+        raise SandboxRefused(f"OPA took longer than {timeout:g} second{'' if timeout == 1 else 's'} on this Rego, the limit Gavel sets "
                              f"for evaluating authors' Rego") from None
 
 

@@ -191,7 +191,7 @@ class SandboxServer:
             return work(self.client)
         except OpaUnreachable as exc:
             if isinstance(exc.__cause__, httpx.TimeoutException):
-                self._stop(f"OPA took longer than {self.timeout:g} seconds on this Rego, the limit Gavel sets "
+                self._stop(f"OPA took longer than {self.timeout:g} second{'' if self.timeout == 1 else 's'} on this Rego, the limit Gavel sets "
                            f"for evaluating authors' Rego")
             else:
                 self._stop(self._why_it_died())
