@@ -10,18 +10,21 @@ from __future__ import annotations
 import html
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 from django.core.exceptions import ValidationError
 from django.db.models import Aggregate, Count, F, FloatField, Func, Max, Min, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
+from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 
 from core import rollups
 from core.models import DENIED_OUTCOMES as DENIED
 from core.models import DecisionRollup, LatencyRollup, Outcome, ReasonRollup
+
+Granularity = DecisionRollup.Granularity
 
 from .filters import DENIED as DENIED_FILTER
 from .filters import search_url
@@ -166,8 +169,9 @@ class RawRows:
 
 
 class RolledUp:
-    """The same chart data, summed from the rollups (filters: see ROLLUP_FILTERS). Hour rows
-    serve hourly charts and, when the time filters fall on whole hours, totals too."""
+    """The same chart data, summed from the rollups (filters: see ROLLUP_FILTERS). When the time filters
+    fall on whole hours, day rows serve daily charts and totals (hour rows the window's cut days), hour
+    rows hourly charts; minute rows serve the rest."""
 
     def __init__(self, where: Q, whole_hours: bool, window=(None, None), using: str = "default"):
         self.where = where
@@ -175,20 +179,34 @@ class RolledUp:
         self.window = window
         self.using = using
 
-    def rows(self, model, step=HOUR):
-        """Hour rows when they answer exactly (an hourly or daily step or none, bounds on whole hours), else
-        minutes; each row in the bucket of its step."""
-        hourly = step in (HOUR, DAY) and self.whole_hours
-        granularity = DecisionRollup.Granularity.HOUR if hourly else DecisionRollup.Granularity.MINUTE
-        rows = model.objects.using(self.using).filter(self.where, granularity=granularity)
-        same = step == (HOUR if hourly else MINUTE)
-        return rows.annotate(bucket=F("period") if same else TRUNC[step]("period"))
+    def rows(self, model, step=DAY):
+        """The fewest rollup rows that answer exactly, each in the bucket of its step."""
+        rows = model.objects.using(self.using).filter(self.where)
+        if step == MINUTE or not self.whole_hours:
+            rows, counted = rows.filter(granularity=Granularity.MINUTE), MINUTE
+        elif step == HOUR or timezone.get_current_timezone_name() != "UTC":  # day rows count UTC days
+            rows, counted = rows.filter(granularity=Granularity.HOUR), HOUR
+        else:
+            rows, counted = rows.filter(self.days_and_cut_hours()), None  # days and hours: each truncated
+        return rows.annotate(bucket=F("period") if step == counted else TRUNC[step]("period"))
+
+    def days_and_cut_hours(self) -> Q:
+        """Day rows for the window's whole days, hour rows for the hours before the first and after the last."""
+        since, until = (bound and bound.astimezone(UTC) for bound in self.window)
+        first = since and since.replace(hour=0) + (DAY if since.hour else timedelta(0))
+        last = until and until.replace(hour=0)
+        if first and last and first >= last:
+            return Q(granularity=Granularity.HOUR)
+        whole_days = Q(**{k: v for k, v in (("period__gte", first), ("period__lt", last)) if v})
+        if not whole_days:
+            return Q(granularity=Granularity.DAY)
+        return Q(whole_days, granularity=Granularity.DAY) | (~whole_days & Q(granularity=Granularity.HOUR))
 
     def total(self) -> int:
         return self.rows(DecisionRollup).aggregate(n=Sum("decisions"))["n"] or 0
 
     def span(self):
-        minutes = self.rows(DecisionRollup, MINUTE)
+        minutes = self.rows(DecisionRollup, MINUTE)  # to the minute, as the page says it
         return {"first": minutes.order_by("period").values_list("period", flat=True).first(),
                 "last": minutes.order_by("-period").values_list("period", flat=True).first()}
 

@@ -181,13 +181,15 @@ class Decision(models.Model):
 class RollupDimensions(models.Model):
     """What every rollup is counted by: the filters the charts can answer from rollups.
 
-    Each decision is counted twice: in its minute (for charts of a few hours) and in its hour
-    (for charts of days and months, which would otherwise sum millions of minute rows).
+    Each decision is counted three times: in its minute (for charts of a few hours), its hour
+    (for charts of a few days) and its UTC day (for weeks and months, whose hourly latency
+    histograms alone run to a million rows at ten million decisions).
     """
 
     class Granularity(models.IntegerChoices):
         MINUTE = 1, "Minute"
         HOUR = 60, "Hour"
+        DAY = 1440, "Day"
 
     period = models.DateTimeField(help_text="Start of the minute or hour counted.")
     granularity = models.PositiveSmallIntegerField(choices=Granularity.choices)

@@ -1,4 +1,4 @@
-"""Per-minute and per-hour rollups of stored decisions, which the dashboard's charts read instead of raw rows.
+"""Per-minute, per-hour and per-day rollups of stored decisions, which the dashboard's charts read instead of raw rows.
 
 Ingest adds each batch's fresh decisions to the rollups in the same transaction that stores
 them, so the counts are exact: a redelivered batch adds nothing, a failed one nothing either.
@@ -19,7 +19,8 @@ from .models import DecisionRollup, LatencyRollup, ReasonRollup
 BUCKETS_PER_DOUBLING = 8
 DIMENSIONS = ["granularity", "period", "environment", "policy_id", "version_id", "outcome", "effective_mode"]
 SQL_TYPES = ["smallint", "timestamptz", "text", "bigint", "bigint", "text", "text"]
-MINUTE, HOUR = DecisionRollup.Granularity.MINUTE, DecisionRollup.Granularity.HOUR
+MINUTE, HOUR, DAY = (DecisionRollup.Granularity.MINUTE, DecisionRollup.Granularity.HOUR,
+                     DecisionRollup.Granularity.DAY)
 
 
 def latency_bucket(nanoseconds: int) -> int:
@@ -30,10 +31,11 @@ def bucket_nanoseconds(bucket: int) -> float:
     return 2 ** (bucket / BUCKETS_PER_DOUBLING)
 
 
-def _keys(decision) -> tuple[tuple, tuple]:
+def _keys(decision) -> tuple[tuple, tuple, tuple]:
     minute = decision.timestamp.astimezone(UTC).replace(second=0, microsecond=0)
     rest = (decision.environment, decision.policy_id, decision.version_id, decision.outcome, decision.effective_mode)
-    return (int(MINUTE), minute, *rest), (int(HOUR), minute.replace(minute=0), *rest)
+    return ((int(MINUTE), minute, *rest), (int(HOUR), minute.replace(minute=0), *rest),
+            (int(DAY), minute.replace(hour=0, minute=0), *rest))
 
 
 def add(decisions: Iterable) -> None:
@@ -78,8 +80,8 @@ def rebuild(since: datetime | None = None) -> None:
         for model in (DecisionRollup, ReasonRollup, LatencyRollup):
             cursor.execute(f"DELETE FROM {model._meta.db_table} " + ("WHERE period >= %(since)s" if since else ""),
                            {"since": since})
-        for granularity, unit in ((MINUTE, "minute"), (HOUR, "hour")):
-            dims = (f"{int(granularity)}, date_trunc('{unit}', timestamp), environment, policy_id, version_id, "
+        for granularity, unit in ((MINUTE, "minute"), (HOUR, "hour"), (DAY, "day")):
+            dims = (f"{int(granularity)}, date_trunc('{unit}', timestamp, 'UTC'), environment, policy_id, version_id, "
                     f"outcome, effective_mode")
             group = f"GROUP BY {dims.split(', ', 1)[1]}"
             cursor.execute(f"INSERT INTO {DecisionRollup._meta.db_table} ({cols}, decisions) "

@@ -6,10 +6,17 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from django.db.models import Count, Sum
+from django.http import QueryDict
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from audit import charts
-from core.models import Decision, Outcome
+from audit.filters import DecisionFilter
+from core import store
+from core.models import Decision, DecisionRollup, LatencyRollup, Outcome, ReasonRollup
 from policies import services
 from tests.factories import DecisionFactory, PolicyFactory
 
@@ -291,6 +298,45 @@ def test_a_week_or_a_month_is_counted_per_day(auditor, source):
         since, until = (datetime.fromisoformat(linked[k]) for k in ("since", "until"))
         assert until - since == timedelta(days=1) and search_count(auditor, day_link) == 1
     assert len(figure(page, "latency")["data"][0]["x"]) == 4  # three days and one gap
+
+
+def test_daily_charts_from_day_rows_and_the_hours_a_window_cuts_count_what_the_rows_hold():
+    """A week's or a month's chart reads one row per day (and per latency bucket), not 24: the days
+    a window cuts through come from their hours. Whatever the window on whole hours, every
+    daily bucket holds what a count over the decisions themselves finds."""
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    hours = st.one_of(st.none(), st.integers(-24, 24 * 11))
+    decision = st.tuples(st.integers(0, 10 * 24 * 60 - 1), st.sampled_from([Outcome.ALLOW, Outcome.DENY,
+                                                                              Outcome.WOULD_DENY]),
+                         st.sampled_from(["prod", "dev"]), st.sampled_from(["over budget", "no ticket"]))
+
+    @hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(decision, min_size=1, max_size=30), hours, hours)
+    def check(plan, since_hour, until_hour):
+        for model in (Decision, DecisionRollup, ReasonRollup, LatencyRollup):
+            model.objects.all().delete()
+        store.insert([DecisionFactory.build(timestamp=start + timedelta(minutes=minute), outcome=outcome,
+                                            environment=environment, latency_ns=1_000_000,
+                                            reasons=[] if outcome == Outcome.ALLOW else [reason])
+                      for minute, outcome, environment, reason in plan])
+        query = QueryDict(mutable=True)
+        for name, hour in (("since", since_hour), ("until", until_hour)):
+            if hour is not None:
+                query[name] = (start + timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M")
+        filterset = DecisionFilter(query, queryset=Decision.objects.all())
+        assert filterset.is_valid(), filterset.errors
+        rolled = charts.source_for(filterset)
+        raw = charts.RawRows(filterset.qs, rolled.window)
+        assert isinstance(rolled, charts.RolledUp)
+
+        assert rolled.total() == raw.total()
+        assert sorted(map(dict.items, rolled.counts(charts.DAY))) == sorted(map(dict.items, raw.counts(charts.DAY)))
+        assert rolled.reasons(charts.DENIED) == raw.reasons(charts.DENIED)
+        latency_counts = rolled.rows(LatencyRollup, charts.DAY).values("bucket").annotate(n=Sum("decisions"))
+        raw_days = raw.decisions.annotate(bucket=raw.trunc(charts.DAY)).values("bucket").annotate(n=Count("id"))
+        assert sorted(map(dict.items, latency_counts)) == sorted(map(dict.items, raw_days))
+
+    check()
 
 
 def test_bucket_sizes_fit_the_range():

@@ -1,11 +1,13 @@
-"""Per-minute and per-hour rollups: what the charts read. Written with the decisions they count, so they
+"""Per-minute, per-hour and per-day rollups: what the charts read. Written with the decisions they count, so they
 always equal a count over the stored rows, however often OPA delivers a batch."""
 import gzip
+import importlib
 import json
 from collections import Counter
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 from django.db.models import Sum
 
 from audit.ingest import store_batch
@@ -49,7 +51,8 @@ def test_rollups_equal_the_stored_rows_after_redelivery(client, granularity):
     assert dict(reasons.values_list("reason").annotate(n=Sum("decisions"))) == raw_reasons
     assert LatencyRollup.objects.filter(granularity=granularity).aggregate(n=Sum("decisions"))["n"] == 50
     periods = DecisionRollup.objects.filter(granularity=granularity).values_list("period", flat=True)
-    assert all(p.second == 0 and (granularity == 1 or p.minute == 0) for p in periods)
+    assert all(p.second == 0 and (granularity == 1 or p.minute == 0) and (granularity < 1440 or p.hour == 0)
+               for p in periods)
 
 
 def test_rebuild_recounts_the_same_rollups(client):
@@ -63,6 +66,26 @@ def test_rebuild_recounts_the_same_rollups(client):
     assert sorted(DecisionRollup.objects.values_list("granularity", "period", "environment", "outcome", "decisions")) == before
     assert sorted(ReasonRollup.objects.values_list("granularity", "period", "reason", "decisions")) == reasons
     assert sorted(LatencyRollup.objects.values_list("granularity", "period", "latency_bucket", "decisions")) == latency
+
+
+def test_the_upgrade_to_day_rows_sums_them_from_the_hour_rows(client):
+    """Migration core.0005 gives decisions stored before it their day rows without reading them."""
+    upload(client, list(events(40)))
+    upload(client, [{**event, "timestamp": "2026-11-28T23:59:00Z"} for event in events(10, start=100)])
+    tables = (DecisionRollup, ReasonRollup, LatencyRollup)
+    counted = [sorted(model.objects.filter(granularity=1440).values_list()) for model in tables]
+    for model in tables:
+        model.objects.filter(granularity=1440).delete()
+    upgrade = importlib.import_module("core.migrations.0005_day_rollups").day_rows_from_hour_rows()
+    with connection.cursor() as cursor:
+        for statement in upgrade.sql:
+            cursor.execute(statement)
+
+    summed = [sorted(model.objects.filter(granularity=1440).values_list()) for model in tables]
+    without_ids = [[[row[1:] for row in rows] for rows in tables] for tables in (summed, counted)]
+    assert without_ids[0] == without_ids[1] and all(counted)
+    assert {p.date().isoformat() for p in DecisionRollup.objects.filter(granularity=1440)
+            .values_list("period", flat=True)} == {"2026-11-27", "2026-11-28"}
 
 
 def test_percentiles_from_a_histogram_are_within_a_bucket_of_the_truth():
