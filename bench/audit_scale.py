@@ -12,11 +12,17 @@ For each size it
   2. ingest: a sample of decision events goes through Gavel's pipeline (gzip batches of 500
      as OPA uploads them -> stage_batch -> store_batch: parse, resolve versions, mask, COPY +
      ON CONFLICT, rollups) in one process, against a raw COPY of the same rows into the same
-     table (then removed again): the ratio is what the pipeline costs over the floor;
+     table (then removed again), and into a lean table (primary key and a BRIN on time only,
+     the physical limit). Twice: as live traffic (the newest minutes, in the order a fleet
+     uploads them) and as a backfill (times spread over the 30 days, every partition touched).
+     During the live run, the index study: the pages each index of the table touched, and
+     how many of them came from outside Postgres's buffers;
   3. search: p50/p95 of the common searches through `audit.filters.DecisionFilter` as the
-     page runs them (first page of 50, newest first) and the count the page shows (capped);
-  4. charts: each chart's aggregate from the per-minute rollups against the same aggregate
-     over the raw rows, for all 30 days and for the last day;
+     page runs them (first page of 50, newest first) and the count the page shows (capped),
+     and which indexes each search read (the index study's other half);
+  4. charts: each chart's aggregate from the rollups against the same aggregate over the raw
+     rows, for all 30 days and for the last day, per bucket as the dashboard draws them
+     (a day for 30 days, an hour for the last day: charts._bucket);
   5. export: the last two days' decisions (about 1/15 of the table) exported as CSV by
      Gavel's export job (exports.services.run_job: server-side cursor, file, SHA-256, manifest)
      against `COPY (SELECT the same columns ...) TO STDOUT` of the same rows, and the job's
@@ -81,7 +87,8 @@ DENY_REASONS = [
 SECONDARY_INDEXES: list[tuple[str, str]] = []
 
 
-def event(rng: random.Random, n: int) -> dict:
+def event(rng: random.Random, n: int, when: datetime | None = None) -> dict:
+    """One decision event as OPA logs it; at `when`, else at a random time in the 30 days."""
     path, document = random_request(rng)
     roll = rng.random()
     if roll < 0.72:
@@ -96,7 +103,7 @@ def event(rng: random.Random, n: int) -> dict:
     environment = rng.choice(ENVIRONMENTS)
     return {
         "decision_id": str(uuid.UUID(int=rng.getrandbits(128))),
-        "timestamp": (NOW - timedelta(seconds=rng.random() * DAYS * 86400)).isoformat(),
+        "timestamp": (when or NOW - timedelta(seconds=rng.random() * DAYS * 86400)).isoformat(),
         "path": path.strip("/").removeprefix("v1/data/"),
         "input": document,
         "result": {"allow": allow, "reasons": reasons, "effective_mode": mode, **extra},
@@ -113,13 +120,55 @@ def as_decisions(events: list[dict]) -> list[Decision]:
     return [decision_from_event(e, resolver, None) for e in events]
 
 
-def raw_copy(decisions: list[Decision]) -> float:
-    """COPY the rows straight into audit_decision; seconds taken."""
+def raw_copy(decisions: list[Decision], table: str = "audit_decision") -> float:
+    """COPY the rows straight into `table`; seconds taken."""
     started = time.perf_counter()
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY audit_decision ({COPY_COLUMNS}) FROM STDIN") as copy:
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({COPY_COLUMNS}) FROM STDIN") as copy:
         for decision in decisions:
             copy.write_row(copy_row(decision))
     return time.perf_counter() - started
+
+
+def lean_copy(decisions: list[Decision]) -> float:
+    """The physical limit: COPY of the same rows into a table with the same columns (the full-text
+    column generated as in audit_decision) but only a primary key and a BRIN index on time."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_lean_decision")
+        cursor.execute("CREATE TABLE bench_lean_decision (LIKE audit_decision INCLUDING DEFAULTS INCLUDING GENERATED)")
+        cursor.execute("ALTER TABLE bench_lean_decision ADD PRIMARY KEY (id)")
+        cursor.execute("CREATE INDEX ON bench_lean_decision USING brin (timestamp)")
+    try:
+        return raw_copy(decisions, "bench_lean_decision")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE bench_lean_decision")
+
+
+# Each index of audit_decision, summed over its copies in the leaf partitions (environment, then week).
+INDEX_STATS = """
+SELECT parent.relname, sum(io.idx_blks_read), sum(io.idx_blks_hit), sum(uses.idx_scan)
+FROM pg_class parent
+JOIN pg_index pi ON pi.indexrelid = parent.oid AND pi.indrelid = 'audit_decision'::regclass
+CROSS JOIN LATERAL pg_partition_tree(parent.oid) AS tree
+JOIN pg_statio_user_indexes io ON io.indexrelid = tree.relid
+JOIN pg_stat_user_indexes uses ON uses.indexrelid = tree.relid
+WHERE tree.isleaf
+GROUP BY parent.relname
+"""
+
+
+def index_stats() -> dict[str, tuple[int, int, int]]:
+    """{index: (blocks read from outside shared buffers, blocks found in them, scans)} so far."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")  # this session's counts, now, not within a second
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(INDEX_STATS)
+        return {name: tuple(int(v or 0) for v in values) for name, *values in cursor.fetchall()}
+
+
+def index_delta(before: dict, after: dict) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(a - b for a, b in zip(after[name], before.get(name, (0, 0, 0)))) for name in after}
 
 
 FILL_SQL = """
@@ -207,25 +256,33 @@ def restore_indexes() -> None:
     SECONDARY_INDEXES.clear()
 
 
-def ingest(sample: int, seed: int) -> dict:
-    """The same events through Gavel's pipeline and by raw COPY; rows per second of each."""
+def ingest(sample: int, seed: int, live: bool) -> dict:
+    """The same events through Gavel's pipeline, by raw COPY into the same table and into a lean one;
+    rows per second of each. Live: the newest minutes, in order (a fleet of OPAs uploading every
+    few seconds); else a backfill, times spread over the 30 days."""
     rng = random.Random(seed)
-    events = [event(rng, n) for n in range(sample)]
+    events = [event(rng, n, NOW - timedelta(milliseconds=sample - n) if live else None) for n in range(sample)]
     decisions = as_decisions(events)
     first_id = _next_id()
     copy_s = raw_copy(decisions)
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM audit_decision WHERE id >= %s", [first_id])
+    lean_s = lean_copy(decisions)
     bodies = [gzip.compress(json.dumps(events[i:i + 500]).encode()) for i in range(0, sample, 500)]
+    before = index_stats()
     started = time.perf_counter()
     stored = 0
     for body in bodies:
         batch = stage_batch(body, json.loads(gzip.decompress(body)), "127.0.0.1")
         stored += store_batch(batch.pk).stored_count
     pipeline_s = time.perf_counter() - started
+    touched = index_delta(before, index_stats())
     assert stored == sample, (stored, sample)
     LogBatch.objects.all().delete()
-    return {"sample": sample, "copy_rate": sample / copy_s, "pipeline_rate": sample / pipeline_s}
+    with connection.cursor() as cursor:  # the next run (and the searches) meet the table as filled
+        cursor.execute("DELETE FROM audit_decision WHERE id >= %s", [first_id])
+    return {"sample": sample, "copy_rate": sample / copy_s, "lean_rate": sample / lean_s,
+            "pipeline_rate": sample / pipeline_s, "indexes": touched}
 
 
 def _next_id() -> int:
@@ -266,31 +323,37 @@ def measure_search(repeat: int) -> list[tuple]:
     for label, query in searches().items():
         filterset = DecisionFilter(QueryDict(query), queryset=Decision.objects.all())
         if not filterset.is_valid():
-            rows.append((label, query, None, None, None, None, f"invalid: {filterset.errors.as_text()}"))
+            rows.append((label, query, None, None, None, None, f"invalid: {filterset.errors.as_text()}", {}))
             continue
         unknown = set(QueryDict(query)) - set(filterset.filters)
         decisions = filterset.qs.select_related("policy", "version")  # as the page runs it
+        before = index_stats()
         page = timed(lambda: list(CappedPaginator(decisions, 50).page(1).object_list), repeat)
         count = timed(lambda: CappedPaginator(decisions, 50).count, max(3, repeat // 4))
-        rows.append((label, query, *page, *count, f"not a filter here: {', '.join(unknown)}" if unknown else ""))
+        scans = {name: delta[2] for name, delta in index_delta(before, index_stats()).items() if delta[2]}
+        rows.append((label, query, *page, *count, f"not a filter here: {', '.join(unknown)}" if unknown else "",
+                     scans))
     return rows
 
 
 def measure_charts(repeat: int) -> list[tuple]:
+    """Each chart as the dashboard draws it: its step is the page's own (charts._bucket)."""
     rows = []
     for label, query in (("30 days", ""), ("last day", f"since={(NOW - timedelta(days=1)):%Y-%m-%dT%H:%M}")):
         filterset = DecisionFilter(QueryDict(query), queryset=Decision.objects.all())
         assert filterset.is_valid()
-        rolled, raw = charts.source_for(filterset), charts.RawRows(filterset.qs)
+        rolled, raw = charts.source_for(filterset), charts.RawRows(filterset.qs, (filterset.form.cleaned_data.get("since"), None))
         assert isinstance(rolled, charts.RolledUp)
+        step = charts._bucket(rolled)
+        per = {charts.MINUTE: "minute", charts.HOUR: "hour", charts.DAY: "day"}[step]
         for chart, run in (
-            ("volume by outcome", lambda s: s.counts(charts.HOUR)),
+            ("volume by outcome", lambda s: s.counts(step)),
             ("top deny reasons", lambda s: s.reasons(charts.DENIED, limit=10)),
-            ("latency p50/95/99", lambda s: s.latency(charts.HOUR)),
+            ("latency p50/95/99", lambda s: s.latency(step)),
         ):
             assert len(run(rolled)) == len(run(raw)), chart
             rollup_ms, raw_ms = timed(lambda: run(rolled), repeat)[0], timed(lambda: run(raw), max(2, repeat // 5))[0]
-            rows.append((label, chart, rollup_ms, raw_ms))
+            rows.append((label, f"{chart}, per {per}" if chart != "top deny reasons" else chart, rollup_ms, raw_ms))
     return rows
 
 
@@ -336,7 +399,8 @@ def main() -> None:
         print(f"size {size:,}: filling", flush=True)
         filled = fill(size, seed=size)
         print(f"size {size:,}: ingest", flush=True)
-        rates = ingest(args.sample, seed=size + 1)
+        rates = {"live": ingest(args.sample, seed=size + 1, live=True),
+                 "backfill": ingest(args.sample, seed=size + 2, live=False)}
         print(f"size {size:,}: search and charts", flush=True)
         searched, charted = measure_search(args.repeat), measure_charts(args.repeat)
         print(f"size {size:,}: export", flush=True)
@@ -361,17 +425,36 @@ def write(report, args) -> None:
             f"## {size:,} decisions", "",
             f"Filled by raw COPY: {filled['rows']:,} rows in {filled['load_s']:.0f} s, indexes built in "
             f"{filled['index_s']:.0f} s, rollups rebuilt in {filled['rollup_s']:.0f} s.", "",
-            f"**Ingest** ({rates['sample']:,} events, one process): Gavel's pipeline "
-            f"{rates['pipeline_rate']:,.0f} decisions/s, raw COPY of the same rows {rates['copy_rate']:,.0f} rows/s: "
-            f"**{rates['copy_rate'] / rates['pipeline_rate']:.1f}x** the floor.", "",
-            f"**Search** (first page of 50, newest first; and the count the page shows, which stops at "
+            f"**Ingest** ({rates['live']['sample']:,} events, one process, gzip batches of 500), decisions/s:", "",
+            "| traffic | Gavel's pipeline | raw COPY, same table | raw COPY, lean table | "
+            "same table / pipeline | lean / pipeline |", "|---|---|---|---|---|---|",
+        ]
+        for kind, text in (("live", "live (the newest minutes, in order)"), ("backfill", "backfill (over 30 days)")):
+            r = rates[kind]
+            lines.append(f"| {text} | {r['pipeline_rate']:,.0f} | {r['copy_rate']:,.0f} | {r['lean_rate']:,.0f} | "
+                         f"{r['copy_rate'] / r['pipeline_rate']:.1f}x | {r['lean_rate'] / r['pipeline_rate']:.1f}x |")
+        used_by: dict[str, list[str]] = {}
+        for row in search_rows:
+            for name in row[7]:
+                used_by.setdefault(name, []).append(row[0])
+        per_thousand = 1000 / rates["live"]["sample"]
+        lines += ["", "**Index study** (live ingest): pages of each index touched per 1,000 decisions stored, "
+                  "how many came from outside Postgres's shared buffers (the OS cache or the disk), and the "
+                  "searches below that read it:", "",
+                  "| index | pages touched | from outside | searches that read it |", "|---|---|---|---|"]
+        for name, (read, hit, _) in sorted(rates["live"]["indexes"].items(), key=lambda item: -sum(item[1][:2])):
+            lines.append(f"| `{name}` | {(read + hit) * per_thousand:,.0f} | {read * per_thousand:,.0f} | "
+                         f"{', '.join(used_by.get(name, [])) or '—'} |")
+        lines += [
+            "", f"**Search** (first page of 50, newest first; and the count the page shows, which stops at "
             f"{COUNT_LIMIT:,}), ms:", "",
             "| search | query | page p50 | page p95 | count p50 | count p95 | note |", "|---|---|---|---|---|---|---|",
         ]
-        for label, query, p50, p95, c50, c95, note in search_rows:
+        for label, query, p50, p95, c50, c95, note, _ in search_rows:
             cells = " | ".join("" if v is None else f"{v:.1f}" for v in (p50, p95, c50, c95))
             lines.append(f"| {label} | `{query}` | {cells} | {note} |")
-        lines += ["", "**Charts**, median ms (rollups vs the same aggregate over raw rows):", "",
+        lines += ["", "**Charts**, median ms, each per the bucket the dashboard draws (rollups vs the same "
+                      "aggregate over raw rows):", "",
                   "| range | chart | rollups | raw rows | raw / rollups |", "|---|---|---|---|---|"]
         for label, chart, rolled, raw in chart_rows:
             lines.append(f"| {label} | {chart} | {rolled:.1f} | {raw:.1f} | {raw / rolled:.0f}x |")
