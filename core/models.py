@@ -132,9 +132,10 @@ class Decision(models.Model):
             models.UniqueConstraint(fields=["decision_id", "environment", "timestamp"], name="decision_once"),
         ]
         # Each filter paired with the page order (newest first, then id), so a page reads an index in order.
+        # A decision id is found through decision_once's index, which leads with it (ingest's duplicate
+        # check and the search by id): a second index on the id alone cost every insert and served nothing.
         indexes = [
             models.Index(fields=["timestamp", "id"], name="decision_time"),
-            models.Index(fields=["decision_id"], name="decision_id_lookup"),
             models.Index(fields=["outcome", "timestamp", "id"], name="decision_outcome_time"),
             models.Index(fields=["policy", "timestamp", "id"], name="decision_policy_time"),
             models.Index(fields=["version", "timestamp", "id"], name="decision_version_time"),

@@ -28,12 +28,17 @@ COPY_FIELDS = [f for f in Decision._meta.concrete_fields if f.name != "id" and n
 COPY_COLUMNS = ", ".join(f'"{f.column}"' for f in COPY_FIELDS)
 
 
+# (attribute, kept as JSON text, set when stored) of each column, worked out once, not per row.
+_COPIED = [(f.attname, f.get_internal_type() == "JSONField", f.name == "received_at") for f in COPY_FIELDS]
+_RECEIVED_AT = Decision._meta.get_field("received_at")
+
+
 def copy_row(decision: Decision) -> tuple:
     """The decision's values in COPY_COLUMNS order, as COPY takes them."""
     values = []
-    for field in COPY_FIELDS:
-        value = field.pre_save(decision, add=True) if field.name == "received_at" else getattr(decision, field.attname)
-        if value is not None and field.get_internal_type() == "JSONField":
+    for attname, is_json, stamped in _COPIED:
+        value = _RECEIVED_AT.pre_save(decision, add=True) if stamped else getattr(decision, attname)
+        if is_json and value is not None:
             value = json.dumps(value)
         values.append(value)
     return tuple(values)
