@@ -2,7 +2,7 @@
 from them, and their per-minute and per-hour rollups. Every feature reads decisions from here;
 they are written only through core/store.py."""
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 
@@ -177,6 +177,23 @@ class Decision(models.Model):
     @property
     def latency_ms(self) -> float | None:
         return None if self.latency_ns is None else self.latency_ns / 1_000_000
+
+
+class StoredDecisionId(models.Model):
+    """Each decision id stored, with the environment and time of its row: what ingest's duplicate
+    check reads. The decisions table cannot hold an id unique across its partitions (environment,
+    then week), and asking every partition's index for every new decision cost more than storing it."""
+
+    decision_id = models.CharField(max_length=100, primary_key=True)
+    environment = models.CharField(max_length=100, blank=True)
+    timestamp = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_decision_id"
+        indexes = [BrinIndex(fields=["timestamp"], name="decision_id_time")]  # retention drops by week
+
+    def __str__(self) -> str:
+        return self.decision_id
 
 
 class RollupDimensions(models.Model):

@@ -154,3 +154,6 @@ def drop(partition: WeekPartition) -> None:
             sql.SQL("UPDATE audit_heldaction SET logged_decision_id = NULL "
                     "WHERE logged_decision_id IN (SELECT id FROM {})").format(sql.Identifier(partition.table)), cursor))
         cursor.execute(as_text(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.table)), cursor))
+        # Their ids are free again: a decision sent after its week was dropped is stored, as before.
+        cursor.execute("DELETE FROM audit_decision_id WHERE environment = %s AND timestamp >= %s AND timestamp < %s",
+                       [partition.environment, partition.start, partition.end])

@@ -1,13 +1,14 @@
 """The one way decisions are written: ingest, the factories and benches all come here.
 
 Partitions first (creating one locks the parent table, so it happens before the long
-transaction), then each decision once: COPY into a temporary table and one INSERT ... ON
-CONFLICT DO NOTHING RETURNING, so a decision OPA delivers twice (a retried batch, two workers
-racing) is stored once and we learn exactly which ones were new. A decision id is stored in one
-environment only: the same id uploaded again under another environment's token (or labels) is
-a copy, not a second decision, and is left out. In the same transaction the
-new ones are counted into the rollups and `decisions_stored` is sent, which is how features
-act on new decisions (approvals holds what needs a person) without the core knowing them.
+transaction), then each decision once: COPY into a temporary table, then one statement that
+claims each id in the registry of stored ids and inserts the claimed rows, RETURNING them, so a
+decision OPA delivers twice (a retried batch, two workers racing) is stored once and we learn
+exactly which ones were new. A decision id is stored in one environment only: the same id
+uploaded again under another environment's token (or labels) is a copy, not a second decision,
+and is left out. In the same transaction the new ones are counted into the rollups and
+`decisions_stored` is sent, which is how features act on new decisions (approvals holds what
+needs a person) without the core knowing them.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import django.dispatch
 from django.db import connection, transaction
 
 from . import partitions, rollups
-from .models import Decision
+from .models import Decision, StoredDecisionId
 
 # Sent inside the storing transaction with `decisions`: the new ones, with their ids.
 decisions_stored = django.dispatch.Signal()
@@ -60,11 +61,18 @@ def insert(decisions: list[Decision]) -> list[Decision]:
         with cursor.cursor.copy(f"COPY incoming_decision ({COPY_COLUMNS}) FROM STDIN") as copy:
             for decision in decisions:
                 copy.write_row(copy_row(decision))
+        # Each id is claimed in the registry of stored ids first (one index, whichever partition holds
+        # the id), then only the claimed rows are stored. A worker racing on the same id waits for
+        # the other's commit, then claims nothing. The earliest of a batch's copies wins.
         cursor.execute(
+            f"WITH claimed AS ("
+            f" INSERT INTO {StoredDecisionId._meta.db_table} (decision_id, environment, timestamp)"
+            f" SELECT DISTINCT ON (decision_id) decision_id, environment, timestamp FROM incoming_decision"
+            f" ORDER BY decision_id, timestamp"
+            f" ON CONFLICT (decision_id) DO NOTHING RETURNING decision_id, environment, timestamp) "
             f"INSERT INTO {Decision._meta.db_table} ({COPY_COLUMNS}) "
-            f"SELECT DISTINCT ON (decision_id) {COPY_COLUMNS} FROM incoming_decision AS i "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {Decision._meta.db_table} AS d WHERE d.decision_id = i.decision_id) "
-            f"ORDER BY decision_id, timestamp "
+            f"SELECT {', '.join(f'i.{column}' for column in COPY_COLUMNS.split(', '))} FROM incoming_decision AS i "
+            f"JOIN claimed USING (decision_id, environment, timestamp) "
             f"ON CONFLICT (decision_id, environment, timestamp) DO NOTHING "
             f"RETURNING id, decision_id, environment, timestamp")
         ids = {(decision_id, environment, timestamp): pk for pk, decision_id, environment, timestamp in cursor.fetchall()}

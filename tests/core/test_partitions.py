@@ -1,6 +1,7 @@
 """Decisions live in weekly partitions per environment; retention drops whole weeks, and a
 decision OPA delivers twice is stored once."""
 import gzip
+import importlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -12,8 +13,8 @@ from django.db.models import Sum
 
 from approvals.models import HeldAction
 from audit.ingest import store_batch
-from core import partitions
-from core.models import Decision, DecisionRollup, LogBatch
+from core import partitions, store
+from core.models import Decision, DecisionRollup, LogBatch, StoredDecisionId
 from core.tasks import drop_expired_decisions
 from tests.factories import DecisionFactory
 
@@ -84,6 +85,32 @@ def test_retention_drops_whole_weeks_of_that_environment_only(settings):
     held.refresh_from_db()
     assert held.logged_decision_id is None  # the held action stays, pointing at nothing
     assert drop_expired_decisions() == []  # nothing left to drop: running again is harmless
+    # Its id is free again, the others still taken: the old decision sent once more is stored again.
+    assert set(StoredDecisionId.objects.values_list("pk", flat=True)) == {recent.decision_id,
+                                                                          kept_elsewhere.decision_id}
+    store.insert([DecisionFactory.build(decision_id=old.decision_id, environment="prod", timestamp=old.timestamp),
+                  DecisionFactory.build(decision_id=recent.decision_id, environment="dev", timestamp=now)])
+    assert sorted(Decision.objects.values_list("decision_id", "environment")) == sorted([
+        (old.decision_id, "prod"), (recent.decision_id, "prod"), (kept_elsewhere.decision_id, "dev")])
+
+
+def test_stored_ids_before_the_registry_are_registered_by_the_upgrade(client):
+    """Migration core.0007 registers the ids already stored; an id stored twice before ids were
+    kept once is registered with its earliest row."""
+    upload(client, [event("d-1", "2026-11-24T10:00:00Z"), event("d-2", "2026-11-25T10:00:00Z", "staging")])
+    partitions.ensure([("dev", datetime(2026, 11, 25, 10, tzinfo=UTC))])
+    columns = ", ".join(f'"{f.column}"' for f in store.COPY_FIELDS if f.column not in ("environment", "timestamp"))
+    with connection.cursor() as cursor:  # a copy from before: the same id, a day later, in another environment
+        cursor.execute(f"INSERT INTO audit_decision ({columns}, environment, timestamp) SELECT {columns}, 'dev', "
+                       f"timestamp + interval '1 day' FROM audit_decision WHERE decision_id = 'd-1'")
+    StoredDecisionId.objects.all().delete()
+    upgrade = importlib.import_module("core.migrations.0007_stored_decision_ids")
+    with connection.cursor() as cursor:
+        cursor.execute(upgrade.REGISTER_STORED)
+
+    assert sorted(StoredDecisionId.objects.values_list("decision_id", "environment", "timestamp")) == [
+        ("d-1", "prod", datetime(2026, 11, 24, 10, tzinfo=UTC)), ("d-2", "staging", datetime(2026, 11, 25, 10, tzinfo=UTC))]
+    assert upload(client, [event("d-1", "2026-11-30T10:00:00Z", "dev")]).stored_count == 0
 
 
 def test_a_bad_retention_setting_is_a_clear_configuration_error(settings):

@@ -1,0 +1,57 @@
+"""core.store.insert, the one way decisions are written: each decision id is stored once, in the
+environment that reported it first, however the copies arrive."""
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connections, transaction
+
+from core import partitions, store
+from core.models import Decision, StoredDecisionId
+from tests.factories import DecisionFactory
+
+WHEN = datetime(2026, 11, 24, 10, tzinfo=UTC)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_on_one_id_store_it_once():
+    """Two workers store the same decision under two environments at once. Before the registry of
+    stored ids, neither saw the other's uncommitted row and both kept it; now the second waits
+    for the first's commit and stores nothing."""
+    partitions.ensure([("prod", WHEN), ("staging", WHEN)])  # partitions are created before, as ingest does
+    claimed, release, stored = threading.Event(), threading.Event(), {}
+
+    def worker(environment: str, first: bool) -> None:
+        try:
+            with transaction.atomic():
+                decision = DecisionFactory.build(decision_id="raced", environment=environment, timestamp=WHEN)
+                stored[environment] = store.insert([decision])
+                if first:
+                    claimed.set()
+                    release.wait(30)  # still uncommitted while the other worker tries
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=worker, args=("prod", True))
+    first.start()
+    assert claimed.wait(30)
+    second = threading.Thread(target=worker, args=("staging", False))
+    second.start()
+    second.join(0.5)
+    release.set()
+    first.join(30)
+    second.join(30)
+
+    assert [d.environment for d in stored["prod"]] == ["prod"] and stored["staging"] == []
+    assert list(Decision.objects.filter(decision_id="raced").values_list("environment", flat=True)) == ["prod"]
+    assert list(StoredDecisionId.objects.values_list("decision_id", "environment")) == [("raced", "prod")]
+
+
+@pytest.mark.django_db
+def test_the_earliest_copy_in_a_batch_is_the_one_stored():
+    later = WHEN.replace(hour=11)
+    fresh = store.insert([DecisionFactory.build(decision_id="twice", environment="staging", timestamp=later),
+                          DecisionFactory.build(decision_id="twice", environment="prod", timestamp=WHEN)])
+
+    assert [(d.environment, d.timestamp) for d in fresh] == [("prod", WHEN)]
+    assert store.insert([DecisionFactory.build(decision_id="twice", environment="prod", timestamp=WHEN)]) == []
