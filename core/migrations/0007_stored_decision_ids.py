@@ -1,14 +1,6 @@
 import django.contrib.postgres.indexes
 from django.db import migrations, models
 
-# Django gives a varchar primary key a second, LIKE-ready index; nothing searches these ids by
-# prefix, and each index is paid on every insert.
-DROP_LIKE_INDEX = """
-DO $$ DECLARE name text; BEGIN
-  FOR name IN SELECT indexname FROM pg_indexes WHERE tablename = 'audit_decision_id' AND indexname LIKE '%\\_like'
-  LOOP EXECUTE format('DROP INDEX %I', name); END LOOP;
-END $$
-"""
 # The ids stored so far; where one id was stored more than once (before ids were kept once) the
 # earliest row is the one ingest would have kept.
 REGISTER_STORED = """
@@ -37,6 +29,5 @@ class Migration(migrations.Migration):
                 'indexes': [django.contrib.postgres.indexes.BrinIndex(fields=['timestamp'], name='decision_id_time')],
             },
         ),
-        migrations.RunSQL(DROP_LIKE_INDEX, migrations.RunSQL.noop),
         migrations.RunSQL(REGISTER_STORED, "DELETE FROM audit_decision_id"),
     ]

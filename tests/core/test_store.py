@@ -4,7 +4,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 
 from core import partitions, store
 from core.models import Decision, StoredDecisionId
@@ -55,3 +55,11 @@ def test_the_earliest_copy_in_a_batch_is_the_one_stored():
 
     assert [(d.environment, d.timestamp) for d in fresh] == [("prod", WHEN)]
     assert store.insert([DecisionFactory.build(decision_id="twice", environment="prod", timestamp=WHEN)]) == []
+
+
+@pytest.mark.django_db
+def test_the_registry_keeps_one_index_on_the_id():
+    """Its primary key only: Django's extra LIKE index on a varchar key is dropped (core.0008)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'audit_decision_id' ORDER BY 1")
+        assert [name for (name,) in cursor.fetchall()] == ["audit_decision_id_pkey", "decision_id_time"]
