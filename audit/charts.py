@@ -24,10 +24,10 @@ from core import rollups
 from core.models import DENIED_OUTCOMES as DENIED
 from core.models import DecisionRollup, LatencyRollup, Outcome, ReasonRollup
 
-Granularity = DecisionRollup.Granularity
-
 from .filters import DENIED as DENIED_FILTER
 from .filters import search_url
+
+Granularity = DecisionRollup.Granularity
 
 # Reason labels on a bar chart's axis: short enough that a 400px screen keeps room for the bars.
 # The whole reason is in the bar's hover text.

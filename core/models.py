@@ -1,5 +1,5 @@
 """The decision core's tables: decision-log batches as OPA delivered them, the decisions stored
-from them, and their per-minute and per-hour rollups. Every feature reads decisions from here;
+from them, and their per-minute, per-hour and per-day rollups. Every feature reads decisions from here;
 they are written only through core/store.py."""
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex, GinIndex
