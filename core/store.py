@@ -27,6 +27,7 @@ decisions_stored = django.dispatch.Signal()
 # Every stored column but the generated ones (`id` from its sequence, `search` from the text).
 COPY_FIELDS = [f for f in Decision._meta.concrete_fields if f.name != "id" and not f.generated]
 COPY_COLUMNS = ", ".join(f'"{f.column}"' for f in COPY_FIELDS)
+INCOMING_COLUMNS = ", ".join(f'i."{f.column}"' for f in COPY_FIELDS)  # the same, read from the staged rows
 
 
 # (attribute, kept as JSON text, set when stored) of each column, worked out once, not per row.
@@ -71,7 +72,7 @@ def insert(decisions: list[Decision]) -> list[Decision]:
             f" ORDER BY decision_id, timestamp"
             f" ON CONFLICT (decision_id) DO NOTHING RETURNING decision_id, environment, timestamp) "
             f"INSERT INTO {Decision._meta.db_table} ({COPY_COLUMNS}) "
-            f"SELECT {', '.join(f'i.{column}' for column in COPY_COLUMNS.split(', '))} FROM incoming_decision AS i "
+            f"SELECT {INCOMING_COLUMNS} FROM incoming_decision AS i "
             f"JOIN claimed USING (decision_id, environment, timestamp) "
             f"ON CONFLICT (decision_id, environment, timestamp) DO NOTHING "
             f"RETURNING id, decision_id, environment, timestamp")
