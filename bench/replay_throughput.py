@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 os.environ.setdefault("DEBUG", "1")
-BASE_URL = os.environ.get("DATABASE_URL", "postgres://gavel@127.0.0.1:54429/gavel")
+BASE_URL = os.environ.get("DATABASE_URL", "postgres://gavel@127.0.0.1:30429/gavel")
 os.environ["DATABASE_URL"] = BASE_URL.rsplit("/", 1)[0] + "/gavel_bench_replay"
 
 import psycopg  # noqa: E402

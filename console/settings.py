@@ -119,7 +119,7 @@ TEMPLATES = [
 ]
 
 # The default is the Postgres that `make run` starts (scripts/stack.py, dev profile).
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://gavel@127.0.0.1:54329/gavel")
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://gavel@127.0.0.1:30329/gavel")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 # A streaming replica of it (scripts/stack.py cluster): searches, charts and exports read there while it is
 # at most GAVEL_REPLICA_MAX_LAG_SECONDS behind, measured at most every GAVEL_REPLICA_CHECK_SECONDS (core/replica.py).

@@ -44,7 +44,7 @@ class Ports:
 def profile_ports(postgres_port: int) -> Ports:
     """Fixed ports per stack profile (scripts/stack.py), below Linux's ephemeral range: dev 31003
     and 31004, each further profile 10 higher, as their Postgres ports are."""
-    base = 31000 + (postgres_port - 54329)
+    base = 31000 + (postgres_port - 30329)
     return Ports(s3=base + 3, admin=base + 4)
 
 

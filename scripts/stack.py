@@ -58,16 +58,19 @@ class Profile:
         return ROOT / ".gavel" / self.name
 
 
+# Postgres listens on fixed ports below Linux's ephemeral range (32768-60999; Redis's are above
+# it): a port in that range may already be held by an outgoing connection or a free_port() server,
+# and a replica or restarted Postgres started late in a test run would then fail to bind it.
 PROFILES = {
-    "dev": Profile("dev", postgres_port=54329, redis_port=63799, opa_port=8181, web_port=8000),
-    "test": Profile("test", postgres_port=54339, redis_port=63809, opa_port=0, web_port=0),
+    "dev": Profile("dev", postgres_port=30329, redis_port=63799, opa_port=8181, web_port=8000),
+    "test": Profile("test", postgres_port=30339, redis_port=63809, opa_port=0, web_port=0),
     # More test stacks, so suites can run side by side (e.g. two people, one machine): test2 to test8.
-    **{f"test{n}": Profile(f"test{n}", postgres_port=54339 + 10 * n, redis_port=63809 + 10 * n, opa_port=0, web_port=0)
+    **{f"test{n}": Profile(f"test{n}", postgres_port=30339 + 10 * n, redis_port=63809 + 10 * n, opa_port=0, web_port=0)
        for n in range(2, 9)},
     # Benchmarks, so their millions of rows stay out of the dev and test databases.
-    "bench": Profile("bench", postgres_port=54429, redis_port=63899, opa_port=0, web_port=0),
+    "bench": Profile("bench", postgres_port=30429, redis_port=63899, opa_port=0, web_port=0),
     # `make run` exercised by the test suite, on ports of its own.
-    "smoke": Profile("smoke", postgres_port=54349, redis_port=63819, opa_port=8191, web_port=8010),
+    "smoke": Profile("smoke", postgres_port=30349, redis_port=63819, opa_port=8191, web_port=8010),
 }
 
 
@@ -174,6 +177,20 @@ def postgres_datadir(profile: Profile, user: str | None, name: str = "pg") -> Pa
     return target
 
 
+def pg_ctl_start(user: str | None, datadir: Path, options: str) -> None:
+    """Start the server in `datadir` and wait until it accepts connections; when it does not,
+    fail with the end of its log, which says why (a port taken, a bad setting, a timeout)."""
+    log = datadir / "server.log"
+    started = subprocess.run(
+        as_user(user, [str(postgres_bindir() / "pg_ctl"), "-D", str(datadir), "-l", str(log), "-o", options,
+                       "-w", "start"]),
+        capture_output=True, text=True, check=False,
+    )
+    if started.returncode:
+        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:]) if log.exists() else ""
+        raise SystemExit(f"Postgres in {datadir} did not start:\n{started.stdout}{started.stderr}{tail}")
+
+
 def start_postgres(profile: Profile) -> tuple[dict[str, str], bool]:
     """Postgres for the profile; the flag says whether this call started it (and should stop it)."""
     bindir = postgres_bindir()
@@ -196,12 +213,7 @@ def start_postgres(profile: Profile) -> tuple[dict[str, str], bool]:
                            "--encoding=UTF8", "--no-instructions"]),
             check=True, stdout=subprocess.DEVNULL,
         )
-    options = f"-p {profile.postgres_port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=on"
-    subprocess.run(
-        as_user(user, [str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(datadir / "server.log"),
-                       "-o", options, "-w", "start"]),
-        check=True, stdout=subprocess.DEVNULL,
-    )
+    pg_ctl_start(user, datadir, f"-p {profile.postgres_port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=on")
     wait_for_port(profile.postgres_port, "Postgres")
     exists = subprocess.run(
         [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(profile.postgres_port), "-U", "gavel", "-d", "postgres",
@@ -259,13 +271,8 @@ def start_replica(profile: Profile, fresh: bool = True) -> str:
         )
         if copied.returncode:
             raise SystemExit(f"pg_basebackup failed:\n{copied.stderr}")
-    options = (f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c hot_standby=on "
-               "-c hot_standby_feedback=on")
-    subprocess.run(
-        as_user(user, [str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(datadir / "server.log"),
-                       "-o", options, "-w", "start"]),
-        check=True, stdout=subprocess.DEVNULL,
-    )
+    pg_ctl_start(user, datadir, f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c hot_standby=on "
+                                "-c hot_standby_feedback=on")
     wait_for_port(port, "the Postgres replica")
     say(f"Postgres replica up on 127.0.0.1:{port}, streaming from {profile.postgres_port}")
     return url
