@@ -250,6 +250,8 @@ GAVEL_SANDBOX_CPU_SECONDS = int(os.environ.get("GAVEL_SANDBOX_CPU_SECONDS", "120
 # for each of its two steps (partial evaluation, then the candidates); past it, the rule's note says so.
 GAVEL_EXAMPLES_SECONDS = float(os.environ.get("GAVEL_EXAMPLES_SECONDS", "15"))
 # Publishing retries while OPA is unreachable: exponential backoff from this base.
+# After a token rotation switches, OPA keeps accepting the old token this long (fleet/opa_authz.py).
+GAVEL_TOKEN_ROTATION_GRACE_SECONDS = float(os.environ.get("GAVEL_TOKEN_ROTATION_GRACE_SECONDS", "30"))
 GAVEL_PUBLISH_RETRY_BACKOFF = int(os.environ.get("GAVEL_PUBLISH_RETRY_BACKOFF", "5"))
 GAVEL_PUBLISH_MAX_RETRIES = int(os.environ.get("GAVEL_PUBLISH_MAX_RETRIES", "10"))
 # A policy may be retired only after this many days without a decision.

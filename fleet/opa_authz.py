@@ -11,7 +11,9 @@ A rotation is two waits for OPA's next bundle download, each state saved before 
 
 1. ADDING: the bundle lists the current and the new token; once OPA accepts the new one,
    Gavel switches to it;
-2. REMOVING: the bundle lists only the new one; once OPA refuses the old one, done (ACTIVE).
+2. REMOVING: for a grace period after the switch the bundle still lists both (a Gavel process
+   may have read the old token just before it and send it a moment later); then only the new
+   one, and once OPA refuses the old one, done (ACTIVE).
 
 At every moment the token Gavel holds is one OPA accepts. Interrupted (OPA unreachable, Gavel
 restarted), the rotation resumes where it stopped. The token stays stored (Gavel must send
@@ -19,6 +21,9 @@ it) but is never rendered or returned.
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,9 +31,9 @@ from core import queue
 from core.digest import sha256_of
 from core.opa.client import OpaClient, OpaError, OpaRejected
 
-from .delivery import signing
 from .bundles import Bundle, tarball
 from .credentials import new_token
+from .delivery import signing
 from .instances import ensure_in_service
 from .models import GavelTokenState, OpaInstance
 
@@ -80,12 +85,20 @@ class NotYetApplied(Exception):
     """OPA has not downloaded the changed token list yet; try again shortly."""
 
 
+def old_token_kept_until(instance: OpaInstance) -> datetime | None:
+    """During REMOVING, when the old token leaves the bundle: a grace period after the switch."""
+    if instance.token_state != GavelTokenState.REMOVING or instance.token_issued_at is None:
+        return None
+    return instance.token_issued_at + timedelta(seconds=settings.GAVEL_TOKEN_ROTATION_GRACE_SECONDS)
+
+
 def accepted_tokens(instance: OpaInstance) -> list[str]:
-    """The tokens OPA should accept now: during ADDING the new one too."""
+    """The tokens OPA should accept now: during ADDING and the grace period after it, the other one too."""
     if instance.token_state == GavelTokenState.UNMANAGED or not instance.token:
         return []
-    extra = [instance.other_token] if instance.token_state == GavelTokenState.ADDING and instance.other_token else []
-    return [instance.token] + extra
+    kept_until = old_token_kept_until(instance)
+    keeps_other = instance.token_state == GavelTokenState.ADDING or bool(kept_until and timezone.now() < kept_until)
+    return [instance.token] + ([instance.other_token] if keeps_other and instance.other_token else [])
 
 
 def authz_bundle(instance: OpaInstance) -> Bundle:
@@ -156,6 +169,10 @@ def rotate(instance_id: int) -> OpaInstance:
             instance.token_issued_at = timezone.now()
             instance.save(update_fields=["token", "other_token", "token_state", "token_issued_at"])
         if instance.token_state == GavelTokenState.REMOVING:
+            kept_until = old_token_kept_until(instance)
+            if kept_until and timezone.now() < kept_until:
+                raise NotYetApplied(f"{instance} keeps the old token until {kept_until:%H:%M:%S} UTC, "
+                                    "for Gavel's calls already under way")
             if opa_accepts(instance, instance.other_token):
                 raise NotYetApplied(f"{instance} still accepts the old token")
             instance.other_token = ""

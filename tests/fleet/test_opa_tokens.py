@@ -342,13 +342,23 @@ def test_opa_authz_writes_the_policy_and_config_never_the_token(tmp_path, client
     assert client.get(reverse("opa-authz"), **bearer(settings.GAVEL_OPA_TOKEN)).status_code == 401
 
 
-def test_during_a_rotation_opa_is_sent_both_hashes_then_only_the_new_one():
+def test_during_a_rotation_opa_is_sent_both_hashes_then_only_the_new_one(settings):
+    settings.GAVEL_TOKEN_ROTATION_GRACE_SECONDS = 30
     instance = OpaInstanceFactory(url="http://10.0.0.5:8181")
     opa_authz.bootstrap(instance)
     instance = opa_authz.start_rotation(instance)
     assert instance.token_state == GavelTokenState.ADDING
     assert opa_authz.accepted_tokens(instance) == [instance.token, instance.other_token]
-    instance.token_state = GavelTokenState.REMOVING  # what rotate() saves once OPA took the new one
+    # What rotate() saves once OPA took the new one: for the grace period the old one stays
+    # listed, since a Gavel process may have read it just before the switch.
+    instance.token, instance.other_token = instance.other_token, instance.token
+    instance.token_state = GavelTokenState.REMOVING
+    instance.token_issued_at = timezone.now() - timedelta(seconds=29)
+    assert opa_authz.accepted_tokens(instance) == [instance.token, instance.other_token]
+    instance.save()
+    with pytest.raises(opa_authz.NotYetApplied, match="keeps the old token until"):
+        opa_authz.rotate(instance.pk)  # not even asking OPA yet
+    instance.token_issued_at = timezone.now() - timedelta(seconds=31)
     assert opa_authz.accepted_tokens(instance) == [instance.token]
 
 
