@@ -46,10 +46,8 @@ def week_table(environment: str, start: datetime) -> str:
 
 def ensure(keys: Iterable[tuple[str, datetime]]) -> int:
     """Create the partitions these (environment, timestamp) pairs need; returns how many were made."""
-    wanted: dict[str, tuple[str, datetime]] = {}
-    for environment, moment in keys:
-        start = week_start(moment)
-        wanted.setdefault(week_table(environment, start), (environment, start))
+    weeks = {(environment, week_start(moment)) for environment, moment in keys}  # a batch spans few
+    wanted = {week_table(environment, start): (environment, start) for environment, start in weeks}
     if not wanted:
         return 0
     with connection.cursor() as cursor:
