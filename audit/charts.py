@@ -261,9 +261,10 @@ def source_for(filterset, using: str = "default"):
         if name not in ROLLUP_FILTERS:
             return RawRows(filterset.qs, window)
         if name in ("since", "until"):
-            if value.second or value.microsecond:
+            utc = value.astimezone(UTC)  # rollups are periods of UTC: 10:00+05:30 is half past an hour
+            if utc.second or utc.microsecond:
                 return RawRows(filterset.qs, window)
-            whole_hours = whole_hours and value.minute == 0
+            whole_hours = whole_hours and utc.minute == 0
         if name == "outcome" and value == DENIED_FILTER:
             lookups["outcome__in"] = DENIED
         else:

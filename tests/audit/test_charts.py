@@ -265,6 +265,14 @@ def test_presets_set_a_relative_range_and_mark_it(auditor, decisions):
     assert b"hx-trigger" not in absolute.content
 
 
+def test_a_window_on_whole_local_hours_but_not_whole_utc_hours_counts_only_what_it_holds(auditor):
+    """10:00 at +05:30 is 04:30 UTC: the hour rollups would also count 04:00 to 04:30."""
+    for minute in (15, 45):
+        DecisionFactory(timestamp=datetime(2026, 11, 27, 4, minute, tzinfo=UTC))
+    page = auditor.get("/audit/dashboard/", {"since": "2026-11-27T10:00:00+05:30", "until": "2026-11-27T12:00:00+05:30"})
+    assert page.context["total"] == 1 and page.context["source"] == "RolledUp"
+
+
 def test_day_long_presets_fall_on_whole_hours():
     now = datetime(2024, 5, 1, 10, 17, 42, tzinfo=UTC)
     assert charts.preset_window(timedelta(hours=1), now) == (datetime(2024, 5, 1, 9, 18, tzinfo=UTC),
