@@ -7,15 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from audit.ingest import store_batch
-from core import partitions
 from core.display import decision_ids
 from core.models import Decision, LogBatch
-from core.store import COPY_FIELDS
+from tests.factories import copy_kept_before_ids_were_unique
 
 pytestmark = pytest.mark.django_db
 ODD_IDS = ["a/b", "../x", "..", "~abc", "q?x=1#frag", "100%", "spa ce", "é/ü", "explain", "a/explain"]
@@ -65,22 +63,12 @@ def test_ids_with_slashes_and_odd_characters_open_on_every_page(client, make_use
         Token.objects.all().delete()
 
 
-def kept_before_ids_were_unique(decision: Decision, environment: str, timestamp: datetime) -> None:
-    """A copy of `decision` in another environment or at another time, as Gavel stored them before
-    an id was kept once (core/store.py): pages must still show such rows."""
-    partitions.ensure([(environment, timestamp)])
-    columns = ", ".join(f'"{f.column}"' for f in COPY_FIELDS if f.column not in ("environment", "timestamp"))
-    with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO audit_decision ({columns}, environment, timestamp) "
-                       f"SELECT {columns}, %s, %s FROM audit_decision WHERE id = %s", [environment, timestamp, decision.pk])
-
-
 def test_one_id_in_two_environments_and_at_two_times_shows_them_all(client, make_user):
     store(client, [event("twice", environment="prod"), event("twice", environment="staging"),
                    event("twice", stamp="2026-11-28T08:00:00Z", environment="prod")])
     first = Decision.objects.get(decision_id="twice")  # an id is stored once, in one environment
-    kept_before_ids_were_unique(first, "staging", first.timestamp)
-    kept_before_ids_were_unique(first, "prod", datetime(2026, 11, 28, 8, tzinfo=UTC))
+    copy_kept_before_ids_were_unique(first, "staging", first.timestamp)
+    copy_kept_before_ids_were_unique(first, "prod", datetime(2026, 11, 28, 8, tzinfo=UTC))
     assert Decision.objects.filter(decision_id="twice").count() == 3
     client.force_login(make_user("auditor"))
     page = client.get("/audit/twice/")

@@ -16,7 +16,7 @@ from audit.ingest import store_batch
 from core import partitions, store
 from core.models import Decision, DecisionRollup, LogBatch, StoredDecisionId
 from core.tasks import drop_expired_decisions
-from tests.factories import DecisionFactory
+from tests.factories import DecisionFactory, copy_kept_before_ids_were_unique
 
 pytestmark = pytest.mark.django_db
 
@@ -98,11 +98,8 @@ def test_stored_ids_before_the_registry_are_registered_by_the_upgrade(client):
     """Migration core.0007 registers the ids already stored; an id stored twice before ids were
     kept once is registered with its earliest row."""
     upload(client, [event("d-1", "2026-11-24T10:00:00Z"), event("d-2", "2026-11-25T10:00:00Z", "staging")])
-    partitions.ensure([("dev", datetime(2026, 11, 25, 10, tzinfo=UTC))])
-    columns = ", ".join(f'"{f.column}"' for f in store.COPY_FIELDS if f.column not in ("environment", "timestamp"))
-    with connection.cursor() as cursor:  # a copy from before: the same id, a day later, in another environment
-        cursor.execute(f"INSERT INTO audit_decision ({columns}, environment, timestamp) SELECT {columns}, 'dev', "
-                       f"timestamp + interval '1 day' FROM audit_decision WHERE decision_id = 'd-1'")
+    # a copy from before: the same id, a day later, in another environment
+    copy_kept_before_ids_were_unique(Decision.objects.get(decision_id="d-1"), "dev", datetime(2026, 11, 25, 10, tzinfo=UTC))
     StoredDecisionId.objects.all().delete()
     upgrade = importlib.import_module("core.migrations.0007_stored_decision_ids")
     with connection.cursor() as cursor:
