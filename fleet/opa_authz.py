@@ -93,7 +93,7 @@ def old_token_kept_until(instance: OpaInstance) -> datetime | None:
 
 
 def accepted_tokens(instance: OpaInstance) -> list[str]:
-    """The tokens OPA should accept now: during ADDING and the grace period after it, the other one too."""
+    """The tokens OPA should accept now: during ADDING and for a grace period after the switch, both."""
     if instance.token_state == GavelTokenState.UNMANAGED or not instance.token:
         return []
     kept_until = old_token_kept_until(instance)
