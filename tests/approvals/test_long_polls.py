@@ -9,6 +9,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from approvals import services as approvals
+from approvals import waiting
+from tests.support import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,13 +81,15 @@ def test_the_wait_holds_no_database_connection(settings, make_user):
 
 
 def test_past_the_per_user_cap_a_wait_is_answered_429(settings, make_user):
-    settings.GAVEL_APPROVAL_HOLD_SECONDS = 3
+    settings.GAVEL_APPROVAL_HOLD_SECONDS = 5
     settings.GAVEL_APPROVAL_MAX_WAITS_PER_USER = 2
     action = held("d-capped")
-    busy, other = api_as(make_user("enforcement_point")), api_as(make_user("enforcement_point"))
+    busy_account = make_user("enforcement_point")
+    busy, other = api_as(busy_account), api_as(make_user("enforcement_point"))
     answers = []
     threads = [poll_in_thread(busy, action.decision_id, 30, answers) for _ in range(2)]
-    time.sleep(1)
+    open_waits = waiting.WAITS_KEY.format(busy_account.pk)  # a loaded machine may start the threads late
+    wait_until(lambda: int(waiting._redis().get(open_waits) or 0) == 2, timeout=10, message="both polls waiting")
     refused = busy.get(f"/api/v1/approvals/{action.decision_id}", {"wait": 30})
     assert refused.status_code == 429 and refused["Retry-After"] == "1"
     assert busy.get(f"/api/v1/approvals/{action.decision_id}").status_code == 200  # no wait: no cap
