@@ -87,7 +87,8 @@ def copy_kept_before_ids_were_unique(decision: Decision, environment: str, times
     columns = ", ".join(f'"{f.column}"' for f in store.COPY_FIELDS if f.column not in ("environment", "timestamp"))
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO audit_decision ({columns}, environment, timestamp) "
-                       f"SELECT {columns}, %s, %s FROM audit_decision WHERE id = %s", [environment, timestamp, decision.pk])
+                       f"SELECT {columns}, %s, %s FROM audit_decision WHERE id = %s",
+                       [environment, timestamp, decision.pk])
 
 
 class EnvironmentFactory(factory.django.DjangoModelFactory):

@@ -269,7 +269,8 @@ def test_a_window_on_whole_local_hours_but_not_whole_utc_hours_counts_only_what_
     """10:00 at +05:30 is 04:30 UTC: the hour rollups would also count 04:00 to 04:30."""
     for minute in (15, 45):
         DecisionFactory(timestamp=datetime(2026, 11, 27, 4, minute, tzinfo=UTC))
-    page = auditor.get("/audit/dashboard/", {"since": "2026-11-27T10:00:00+05:30", "until": "2026-11-27T12:00:00+05:30"})
+    page = auditor.get("/audit/dashboard/",
+                       {"since": "2026-11-27T10:00:00+05:30", "until": "2026-11-27T12:00:00+05:30"})
     assert page.context["total"] == 1 and page.context["source"] == "RolledUp"
 
 

@@ -99,7 +99,8 @@ def test_stored_ids_before_the_registry_are_registered_by_the_upgrade(client):
     kept once is registered with its earliest row."""
     upload(client, [event("d-1", "2026-11-24T10:00:00Z"), event("d-2", "2026-11-25T10:00:00Z", "staging")])
     # a copy from before: the same id, a day later, in another environment
-    copy_kept_before_ids_were_unique(Decision.objects.get(decision_id="d-1"), "dev", datetime(2026, 11, 25, 10, tzinfo=UTC))
+    copy_kept_before_ids_were_unique(Decision.objects.get(decision_id="d-1"), "dev",
+                                     datetime(2026, 11, 25, 10, tzinfo=UTC))
     StoredDecisionId.objects.all().delete()
     upgrade = importlib.import_module("core.migrations.0007_stored_decision_ids")
     with connection.cursor() as cursor:

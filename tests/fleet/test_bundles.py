@@ -65,8 +65,9 @@ def test_an_opa_pulling_the_bundle_serves_the_published_version_and_logs_name_it
         instance = OpaInstance.objects.get(environment=edge, name="edge-1")
         assert instance.active_revision == "budget@1"
         # A plugin may report a passing hiccup (a log upload slow on a loaded machine): the next report clears it.
+        first_said = OpaInstance.objects.get(pk=instance.pk).status_detail
         wait_until(lambda: OpaInstance.objects.get(pk=instance.pk).healthy, timeout=30,
-                   message=f"edge-1 reporting healthy (at first it said: {OpaInstance.objects.get(pk=instance.pk).status_detail})")
+                   message=f"edge-1 reporting healthy (at first it said: {first_said})")
 
         served = decisions_served(edge_url)
         with opa_client(edge_url) as edge_opa:
