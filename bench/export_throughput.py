@@ -208,9 +208,10 @@ def write(args, copy_time, copy_bytes, results, memory, maxrss) -> None:
         "produced and hashed, then discarded. The baseline is Postgres's "
         "`COPY (SELECT <the same 23 columns> ... ORDER BY timestamp, id) TO STDOUT WITH (FORMAT csv, HEADER)` "
         "read through psycopg in the same run, best of two. Gavel's export is itself one `COPY (SELECT ...) TO "
-        "STDOUT (FORMAT binary)` whose SELECT writes each finished CSV record or JSON line (formulas "
-        "neutralised and JSON built by Postgres); Python only takes the lines out of COPY's framing, hashes, "
-        "writes and streams them. Target (issue 17): at least 0.5x COPY for CSV and JSON Lines.", "",
+        "STDOUT (FORMAT csv)` whose SELECT gives each decision's CSV cells, formulas neutralised (COPY's own "
+        "writer quotes them), or its JSON line built by Postgres; Python only ends each CSV record with CRLF, "
+        "hashes, writes and streams the bytes. Target (issue 17): at least 0.5x COPY for CSV and JSON Lines.",
+        "",
         "| export | seconds | rows / second | MB | Gavel / COPY (target 0.5) |",
         "| --- | --- | --- | --- | --- |",
         f"| COPY ... TO STDOUT (csv) | {copy_time:.2f} | {copy_rate:,.0f} | {copy_bytes / 1e6:.1f} | 1.00 |",

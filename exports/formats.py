@@ -1,10 +1,10 @@
 """What an exported decision looks like in CSV and JSON Lines, and how a file's rows are counted back.
 
 Postgres writes every line itself. The search (DecisionFilter's queryset, ordered by timestamp and id)
-is wrapped in one SELECT that formats each decision as its finished CSV record or JSON line, and
-that SELECT runs as `COPY (...) TO STDOUT (FORMAT binary)`: Python only takes the lines out of
-COPY's framing, hashes them and passes them on (exports/services.py), so an export runs close to
-Postgres's own speed and in constant memory.
+is wrapped in one SELECT that gives each decision's CSV cells (formulas neutralised) or its finished
+JSON line, and that SELECT runs as `COPY (...) TO STDOUT (FORMAT csv)`, so COPY's own writer quotes
+the cells. Python only swaps COPY's LF after a CSV record for CRLF, hashes the bytes and passes them
+on (exports/services.py), so an export runs close to Postgres's own speed and in constant memory.
 
 The format is the one Gavel always wrote (pinned against a Python reference by
 tests/exports/test_export_format_property.py):
@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 from django.db.models import F, Func, JSONField, TextField, Value
 from django.db.models.functions import Cast, Coalesce
@@ -82,7 +82,7 @@ def select_rows(decisions):
     return decisions.annotate(**aliases).values_list(*[field for _, field in SCALARS], *aliases, "id")
 
 
-# --- the SQL that writes the lines ----------------------------------------------------------
+# --- the SQL that writes the records ---------------------------------------------------------
 # The columns of select_rows are c0..c23 (c23 the id). The inner query keeps its ORDER BY, which
 # also keeps Postgres from pulling it up into the outer one: each column is computed once and the
 # outer expressions below may name it several times at no cost. No `%` anywhere: psycopg binds the
@@ -100,30 +100,23 @@ def _iso(col: str) -> str:
             f"replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || '+00:00' END")
 
 
-def _csv_cell(text: str, json: bool = False) -> str:
-    """One CSV cell of a text value: formulas neutralised, quoted only when needed (Excel dialect).
-    Postgres's JSON text escapes every control character, so a JSON cell (the largest ones) is not
-    scanned for CR and LF; a JSON number may still start with `-`."""
+def _neutral(text: str) -> str:
+    """A text cell: one a spreadsheet would run as a formula gets a leading `'`; NULL is empty."""
     starts = ", ".join(f"E'{c.encode('unicode_escape').decode()}'" for c in FORMULA_STARTS)
-    neutral = f"CASE WHEN left({text}, 1) IN ({starts}) THEN '''' || {text} ELSE {text} END"
-    # strpos, not a regular expression: four scans of a short text cost less than one regex match
-    specials = ("','", "'\"'") if json else ("','", "'\"'", "E'\\r'", "E'\\n'")
-    special = " + ".join(f"strpos({text}, {c})" for c in specials)
-    return (f"CASE WHEN {text} IS NULL THEN '' WHEN {special} > 0 "
-            f"THEN '\"' || replace({neutral}, '\"', '\"\"') || '\"' ELSE {neutral} END")
+    return f"CASE WHEN left({text}, 1) IN ({starts}) THEN '''' || {text} ELSE coalesce({text}, '') END"
 
 
-def _csv_line() -> str:
+def _csv_cells() -> str:
     cells = []
     for i, name in enumerate(HEADER):
         col = _col(i)
         if name in DATETIMES:
-            cells.append(f"coalesce({_iso(col)}, '')")  # digits first: never a formula, never quoted
+            cells.append(f"coalesce({_iso(col)}, '')")  # digits first: never a formula
         elif name in NUMBERS:
             cells.append(f"coalesce({col}::text, '')")  # whole numbers of at least 0 (bigint)
         else:
-            cells.append(_csv_cell(col, json=i >= len(SCALARS)))
-    return "concat_ws(',', " + ", ".join(cells) + ") || E'\\r\\n'"
+            cells.append(_neutral(col))
+    return ", ".join(cells)
 
 
 def _jsonl_line() -> str:
@@ -141,69 +134,35 @@ def _jsonl_line() -> str:
         parts.append(f"'{',' if i else '{'}\"{name}\":' || coalesce({value}, 'null')")
     line = " || ".join(parts) + " || '}'"
     # JSON escapes LF and CR; U+2028/2029 are line breaks to many readers (Python's splitlines too).
-    return f"replace(replace({line}, chr(8232), '\\u2028'), chr(8233), '\\u2029') || E'\\n'"
+    return f"replace(replace({line}, chr(8232), '\\u2028'), chr(8233), '\\u2029')"
 
 
-LINES = {"csv": _csv_line(), "jsonl": _jsonl_line()}
+# COPY's own CSV writer quotes a cell exactly when Excel's dialect does (it holds `,` `"` CR or LF)
+# and, besides, when it equals COPY's NULL text. No cell here is NULL, and none can be `=`
+# (formulas are neutralised, times and numbers start with a digit), so that never happens.
+# A JSON line is one cell, between a quote and a delimiter character that JSON text never holds
+# unescaped (U+0001, U+0002), so COPY writes it as it is. Either way each row ends with LF.
+COPY_OPTIONS = {"csv": "FORMAT csv, NULL '='", "jsonl": "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'"}
+SELECTS = {"csv": _csv_cells(), "jsonl": _jsonl_line()}
 FIRST_LINE = {"csv": CSV_HEADER, "jsonl": b""}
+RECORD_END = {"csv": b"\r\n", "jsonl": b"\n"}
 
 
 def copy_sql(fmt: str, rows_query) -> tuple[str, tuple]:
-    """`COPY (SELECT line, timestamp ...) TO STDOUT (FORMAT binary)` for a select_rows queryset."""
+    """`COPY (SELECT <the file's cells or line> ...) TO STDOUT (FORMAT csv, ...)` for a select_rows
+    queryset: each row COPY sends is one record of the file, ending with LF instead of RECORD_END."""
     inner, params = rows_query.query.sql_with_params()
     columns = ", ".join(f"c{i}" for i in range(len(HEADER) + 1))
-    sql = (f"COPY (SELECT {LINES[fmt]}, r.c{TIMESTAMP} FROM ({inner}) AS r({columns}) "
-           f"ORDER BY r.c{TIMESTAMP}, r.c{len(HEADER)}) TO STDOUT (FORMAT binary)")
+    sql = (f"COPY (SELECT {SELECTS[fmt]} FROM ({inner}) AS r({columns}) "
+           f"ORDER BY r.c{TIMESTAMP}, r.c{len(HEADER)}) TO STDOUT ({COPY_OPTIONS[fmt]})")
     return sql, params
 
 
-class CopyFrames:
-    """The (line, timestamp) tuples out of COPY's binary stream, whatever the blocks' boundaries.
-
-    Postgres sends one block per row in practice; this does not rely on it. Each tuple is two
-    fields: the line (UTF-8 text, never NULL) and the decision's timestamp (int64 microseconds
-    since 2000-01-01 UTC), which only the first and last rows need decoded.
-    """
-
-    SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-
-    def __init__(self):
-        self._buffer = b""
-        self._header = False
-        self.ended = False
-
-    def whole(self, block) -> bool:
-        """Whether `block` is exactly one tuple, as Postgres sends them: its line is block[6:-12]."""
-        size = len(block)
-        return (self._header and not self._buffer and size >= 18 and block[0] == 0 and block[1] == 2
-                and int.from_bytes(block[2:6], "big") == size - 18)
-
-    def feed(self, block: bytes) -> Iterator[tuple[bytes, bytes]]:
-        data = self._buffer + block if self._buffer else bytes(block)
-        pos, end = 0, len(data)
-        if not self._header:
-            if end < 19:
-                self._buffer = data
-                return
-            if data[:11] != self.SIGNATURE:
-                raise ValueError("not a binary COPY stream")
-            pos = 19 + int.from_bytes(data[15:19], "big")
-            self._header = True
-        while pos + 2 <= end:
-            if data[pos:pos + 2] == b"\xff\xff":
-                self.ended = True
-                pos += 2
-                break
-            # two fields: 2-byte count, then each field as a 4-byte length and its bytes
-            if pos + 6 > end:
-                break
-            size = int.from_bytes(data[pos + 2:pos + 6], "big")
-            after_line = pos + 6 + size
-            if after_line + 4 + 8 > end:
-                break
-            yield data[pos + 6:after_line], data[after_line + 4:after_line + 12]
-            pos = after_line + 12
-        self._buffer = data[pos:]
+def timestamp_of(fmt: str, record: bytes) -> datetime:
+    """The decision's time, read back from one record of the file (only the first and last are)."""
+    text = bytes(record).decode("utf-8")
+    value = next(csv.reader([text]))[TIMESTAMP] if fmt == "csv" else json.loads(text)["timestamp"]
+    return datetime.fromisoformat(value)
 
 
 def count_rows(fmt: str, binary: io.BufferedIOBase) -> int:
@@ -228,7 +187,3 @@ def count_rows(fmt: str, binary: io.BufferedIOBase) -> int:
     except UnicodeDecodeError as exc:
         raise ValueError(f"the file is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     raise ValueError(f"unknown export format {fmt!r}")
-
-
-def lines_of(frames: Iterable[tuple[bytes, bytes]]) -> Iterator[bytes]:
-    return (line for line, _ in frames)

@@ -44,14 +44,13 @@ from core import queue, replica
 from core.models import Decision
 
 from . import archive, signing
-from .formats import FIRST_LINE, CopyFrames, copy_sql, select_rows
+from .formats import FIRST_LINE, RECORD_END, copy_sql, select_rows, timestamp_of
 from .models import ExportRecord
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 64 * 1024
 PROGRESS_EVERY_SECONDS = 0.5
 MANIFEST_VERSION = 2  # 2: signed, with the frozen time window; 1 (unsigned) still reads
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 
 
 def gavel_version() -> str:
@@ -164,7 +163,7 @@ def start_export(user, query: str, fmt: str, as_job: bool = False, as_of=None) -
 
 
 class _Tally:
-    """Count, time range and hash of what has been produced so far, written to `out` as it goes."""
+    """Count, first and last record and hash of what has been produced so far, written to `out`."""
 
     def __init__(self, out):
         self.sha = hashlib.sha256()
@@ -172,58 +171,49 @@ class _Tally:
         self.rows = self.size = 0
         self.first = self.last = None
 
-    def chunk(self, parts: list[bytes]) -> bytes:
+    def chunk(self, parts: list) -> bytes:
         data = b"".join(parts)
         self.sha.update(data)
         self.size += len(data)
         self.out.write(data)
         return data
 
-    @staticmethod
-    def _moment(value: bytes | None):
-        return PG_EPOCH + timedelta(microseconds=int.from_bytes(value, "big", signed=True)) if value else None
-
     def finish(self, record: ExportRecord, status: str) -> None:
         done = status == ExportRecord.Status.DONE
-        values = {"status": status, "row_count": self.rows, "first_timestamp": self._moment(self.first),
-                  "last_timestamp": self._moment(self.last), "size_bytes": self.size,
-                  "finished_at": timezone.now(), "sha256": self.sha.hexdigest() if done else ""}
+        first, last = (timestamp_of(record.format, line) if line else None for line in (self.first, self.last))
+        values = {"status": status, "row_count": self.rows, "first_timestamp": first, "last_timestamp": last,
+                  "size_bytes": self.size, "finished_at": timezone.now(),
+                  "sha256": self.sha.hexdigest() if done else ""}
         ExportRecord.objects.filter(pk=record.pk).update(**values)
         for name, value in values.items():
             setattr(record, name, value)
 
 
 def _chunks(record: ExportRecord, tally: _Tally) -> Iterator[bytes]:
-    """The file's bytes in ~64 KiB chunks: Postgres's lines out of COPY, hashed and written by tally."""
+    """The file's bytes in ~64 KiB chunks: Postgres's records out of COPY, hashed and written by tally."""
     # The read replica when it has replayed everything stored by the export's moment (core/replica.py).
     alias = replica.reads(as_of=record.as_of).alias
     log.info("export %s reads the %s database", record.pk, alias)
     rows = select_rows(_decisions(record).using(alias).order_by("timestamp", "id"))
     sql, params = copy_sql(record.format, rows)
-    first = FIRST_LINE[record.format]
-    parts, size, frames = ([first] if first else []), len(first), CopyFrames()
+    first, end = FIRST_LINE[record.format], RECORD_END[record.format]
+    parts, size = ([first] if first else []), len(first)
     # psycopg's own cursor: Django's DEBUG wrapper has a copy() that takes no parameters.
     with connections[alias].cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
-        for block in copy:
-            if frames.whole(block):  # the usual case, kept short: this runs once per decision
-                line = block[6:-12]
-                tally.last = block[-8:]
-                tally.first = tally.first or tally.last
-                tally.rows += 1
-                parts.append(line)
-                size += len(line)
-            else:
-                for line, moment in frames.feed(block):
-                    tally.rows += 1
-                    tally.first = tally.first or moment
-                    tally.last = moment
-                    parts.append(line)
-                    size += len(line)
+        # libpq hands COPY's data over one whole row at a time, and each row ends with LF.
+        for row in copy:
+            if row[-1] != 10:
+                raise OperationalError("COPY sent a row that does not end with a line feed")
+            record_bytes = row[:-1]
+            parts += (record_bytes, end)
+            size += len(row) - 1 + len(end)
+            tally.rows += 1
+            if tally.first is None:
+                tally.first = record_bytes
+            tally.last = record_bytes
             if size >= CHUNK_BYTES:
                 yield tally.chunk(parts)
                 parts, size = [], 0
-    if not frames.ended:
-        raise OperationalError("the COPY of the export's rows ended early")
     if parts or tally.size == 0:
         yield tally.chunk(parts)
 
