@@ -44,7 +44,7 @@ from core import queue, replica
 from core.models import Decision
 
 from . import archive, signing
-from .formats import FIRST_LINE, RECORD_END, copy_sql, select_rows, timestamp_of
+from .formats import FINISH_CHUNK, FIRST_LINE, RECORD_END, copy_sql, select_rows, timestamp_of
 from .models import ExportRecord
 
 log = logging.getLogger(__name__)
@@ -171,8 +171,7 @@ class _Tally:
         self.rows = self.size = 0
         self.first = self.last = None
 
-    def chunk(self, parts: list) -> bytes:
-        data = b"".join(parts)
+    def chunk(self, data: bytes) -> bytes:
         self.sha.update(data)
         self.size += len(data)
         self.out.write(data)
@@ -196,7 +195,7 @@ def _chunks(record: ExportRecord, tally: _Tally) -> Iterator[bytes]:
     log.info("export %s reads the %s database", record.pk, alias)
     rows = select_rows(_decisions(record).using(alias).order_by("timestamp", "id"))
     sql, params = copy_sql(record.format, rows)
-    first, end = FIRST_LINE[record.format], RECORD_END[record.format]
+    first, end, finish = FIRST_LINE[record.format], RECORD_END[record.format], FINISH_CHUNK[record.format]
     parts, size = ([first] if first else []), len(first)
     # psycopg's own cursor: Django's DEBUG wrapper has a copy() that takes no parameters.
     with connections[alias].cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
@@ -212,10 +211,10 @@ def _chunks(record: ExportRecord, tally: _Tally) -> Iterator[bytes]:
                 tally.first = record_bytes
             tally.last = record_bytes
             if size >= CHUNK_BYTES:
-                yield tally.chunk(parts)
+                yield tally.chunk(finish(b"".join(parts)))
                 parts, size = [], 0
     if parts or tally.size == 0:
-        yield tally.chunk(parts)
+        yield tally.chunk(finish(b"".join(parts)))
 
 
 def export_path(record: ExportRecord) -> Path:
