@@ -13,6 +13,7 @@ the target of issue 17 (at most 1.5x the bare policy's evaluation time at p50 an
 """
 import argparse
 import logging
+import math
 import os
 import platform
 import random
@@ -47,7 +48,7 @@ TARGET = 1.5  # issue 17: the entrypoint at most 1.5x the bare policy's evaluati
 
 def percentile(values, p):
     values = sorted(values)
-    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+    return values[math.ceil(p / 100 * len(values)) - 1]  # nearest rank
 
 
 def main() -> None:
