@@ -9,7 +9,7 @@ search `path=gavel/bench_export` through exports.services exactly as the console
   file (written to a scratch GAVEL_EXPORT_DIR meanwhile, as it is kept for downloading again) and the
   signed manifest; the archive's bytes are discarded;
 - job: run_job, which writes the file under the scratch GAVEL_EXPORT_DIR like the Celery task does;
-- data only: the file's bytes as exports.services produces them (COPY, framing, SHA-256), to /dev/null;
+- data only: the file's bytes as exports.services produces them (COPY, record ends, SHA-256), to /dev/null;
 
 each as CSV and JSON Lines, against `COPY (SELECT <the same columns> ... ORDER BY timestamp, id)
 TO STDOUT WITH (FORMAT csv, HEADER)` read through psycopg. Peak Python memory (tracemalloc, in a
