@@ -29,6 +29,9 @@ SUCCESSIVE = {CanarySetting: ("policy_id", "environment_id"), KillSwitchChange: 
 # Kept on each row but not a change of state: who (the entry's actor) and when.
 NOT_STATE = {"id", "created_at", "changed_by_id"}
 ENFORCEMENT_POINT_GROUP = "enforcement_point"  # console/roles.py ENFORCEMENT_POINT
+# Each role's label by its group's name ("security_admin": "Security admin"). The role table is the
+# console's (console/roles.py), a layer above this package, so the console fills this when it starts.
+ROLE_LABELS: dict[str, str] = {}
 
 
 @dataclass
@@ -212,7 +215,7 @@ def _automation(context) -> str:
 
 
 def _name_foreign_keys(result: list[Row]) -> None:
-    """approved_by_id 7 -> "dana (#7)": two queries for a whole page."""
+    """approved_by_id 7 -> "dana (#7)", group_id 3 -> "Reviewer (#3)": two queries for a whole page."""
     wanted = {}
     for row in result:
         for change in row.changes:
@@ -222,7 +225,8 @@ def _name_foreign_keys(result: list[Row]) -> None:
     names = {}
     for model, ids in wanted.items():
         for obj in model.objects.filter(pk__in=ids):
-            names[(model, obj.pk)] = f"{obj} (#{obj.pk})"
+            name = ROLE_LABELS.get(obj.name, obj.name) if model is Group else obj
+            names[(model, obj.pk)] = f"{name} (#{obj.pk})"
     for row in result:
         for change in row.changes:
             model = NAMED.get(change.field)

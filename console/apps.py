@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
-from .roles import sync_role_groups
+from .roles import ROLES, sync_role_groups
 
 
 def _sync_roles(sender, **kwargs):
@@ -18,3 +18,7 @@ class ConsoleConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(_sync_roles, sender=self)
+        # The activity log names a role by its label; it sits below the console and cannot read it here.
+        from activity import entries
+
+        entries.ROLE_LABELS.update({role.group: role.label for role in ROLES})

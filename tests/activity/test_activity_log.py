@@ -83,9 +83,9 @@ def test_a_role_change_is_logged_as_a_link_added_and_removed(make_user):
 
     rows = entries.rows(entries.log().across(UserRoleEvent).filter(pgh_data__user_id=user.pk))
     assert [row.action for row in rows] == ["remove", "add"]  # newest first
-    assert changed(rows[1])["group_id"] == (None, f"reviewer (#{reviewer.pk})")
+    assert changed(rows[1])["group_id"] == (None, f"Reviewer (#{reviewer.pk})")  # the role's label
     assert changed(rows[1])["user_id"] == (None, f"gina (#{user.pk})")
-    assert changed(rows[0])["group_id"] == (f"reviewer (#{reviewer.pk})", None)
+    assert changed(rows[0])["group_id"] == (f"Reviewer (#{reviewer.pk})", None)
 
 
 def test_a_change_a_worker_makes_names_the_task():
