@@ -18,7 +18,8 @@ class ConsoleConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(_sync_roles, sender=self)
-        # The activity log names a role by its label; it sits below the console and cannot read it here.
+        # The activity log names a role by its label, but sits below the console in the import contract,
+        # so the console hands it the labels.
         from activity import entries
 
         entries.ROLE_LABELS.update({role.group: role.label for role in ROLES})
