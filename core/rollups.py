@@ -1,24 +1,22 @@
 """Per-minute, per-hour and per-day rollups of stored decisions, which the dashboard's charts read instead of raw rows.
 
-Ingest adds each batch's fresh decisions to the rollups in the same transaction that stores
-them, so the counts are exact: a redelivered batch adds nothing, a failed one nothing either.
+Ingest adds each batch's fresh decisions to the rollups in the statement that stores them
+(counted by Postgres: core/store.py), so the counts are exact: a redelivered batch adds nothing, a failed one nothing either.
 Latency is kept as a histogram (log-spaced buckets, 8 per doubling, so within ~4.5 % of the
 true value) because percentiles of minutes cannot be combined, but histograms can.
 """
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import connection
 
 from .models import DecisionRollup, LatencyRollup, ReasonRollup
 
 BUCKETS_PER_DOUBLING = 8
-DIMENSIONS = ["granularity", "period", "environment", "policy_id", "version_id", "outcome", "effective_mode"]
-SQL_TYPES = ["smallint", "timestamptz", "text", "bigint", "bigint", "text", "text"]
+COLUMNS = ["granularity", "period", "environment", "policy_id", "version_id", "outcome", "effective_mode"]
 MINUTE, HOUR, DAY = (DecisionRollup.Granularity.MINUTE, DecisionRollup.Granularity.HOUR,
                      DecisionRollup.Granularity.DAY)
 
@@ -31,70 +29,46 @@ def bucket_nanoseconds(bucket: int) -> float:
     return 2 ** (bucket / BUCKETS_PER_DOUBLING)
 
 
-def _keys(decision) -> tuple[tuple, tuple, tuple]:
-    minute = decision.timestamp.astimezone(UTC).replace(second=0, microsecond=0)
-    rest = (decision.environment, decision.policy_id, decision.version_id, decision.outcome, decision.effective_mode)
-    return ((int(MINUTE), minute, *rest), (int(HOUR), minute.replace(minute=0), *rest),
-            (int(DAY), minute.replace(hour=0, minute=0), *rest))
+GRANULARITIES = ((MINUTE, "minute"), (HOUR, "hour"), (DAY, "day"))
+# The same rounding as latency_bucket(), in SQL.
+LATENCY_BUCKET = f"floor(ln(greatest(d.latency_ns, 1)::float8) / ln(2) * {BUCKETS_PER_DOUBLING} + 0.5)::smallint"
 
 
-def add(decisions: Iterable) -> None:
-    """Count freshly stored decisions into the rollups (call inside the storing transaction)."""
-    counts, reasons, latencies = Counter(), Counter(), Counter()
-    for decision in decisions:
-        for key in _keys(decision):
-            counts[key] += 1
-            for reason in set(decision.reasons):
-                reasons[(*key, reason)] += 1
-            if decision.latency_ns is not None:
-                latencies[(*key, latency_bucket(decision.latency_ns))] += 1
-    _upsert(DecisionRollup._meta.db_table, [], [], counts)
-    _upsert(ReasonRollup._meta.db_table, ["reason"], ["text"], reasons)
-    _upsert(LatencyRollup._meta.db_table, ["latency_bucket"], ["smallint"], latencies)
+def counting_statements(source: str) -> list[str]:
+    """The INSERTs that count the decisions of `source` (a table, subquery or WITH name with
+    Decision's columns) into the three rollups, each decision in its minute, hour and UTC day.
 
-
-def _upsert(table: str, extra: list[str], extra_types: list[str], counts: Counter) -> None:
-    if not counts:
-        return
-    columns = DIMENSIONS + extra
-    # Sorted, so concurrent workers lock rows in the same order and cannot deadlock.
-    rows = sorted(counts.items(), key=lambda item: tuple("" if v is None else str(v) for v in item[0]))
-    arrays = [list(values) for values in zip(*(key for key, _ in rows))] + [[n for _, n in rows]]
-    unnest = ", ".join(f"%s::{kind}[]" for kind in SQL_TYPES + extra_types + ["bigint"])
-    names = ", ".join(f'"{c}"' for c in columns)
-    conflict = ", ".join(f'"{c}"' for c in columns)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({names}, decisions) SELECT * FROM unnest({unnest}) "
-            f"ON CONFLICT ({conflict}) DO UPDATE SET decisions = {table}.decisions + EXCLUDED.decisions",
-            arrays,
-        )
+    Counts add to what is there. Rows are upserted in key order, so workers storing at the same
+    time lock them in the same order and cannot deadlock."""
+    periods = ", ".join(f"({int(granularity)}, '{unit}')" for granularity, unit in GRANULARITIES)
+    dims = ("g.granularity, date_trunc(g.unit, d.timestamp, 'UTC'), d.environment, d.policy_id, d.version_id, "
+            "d.outcome, d.effective_mode")
+    statements = []
+    for model, extra, joined, where in (
+            (DecisionRollup, None, "", ""),
+            (ReasonRollup, ("reason", "r.reason"), "CROSS JOIN LATERAL (SELECT DISTINCT unnest(d.reasons) AS reason) AS r", ""),
+            (LatencyRollup, ("latency_bucket", LATENCY_BUCKET), "", "WHERE d.latency_ns IS NOT NULL")):
+        table = model._meta.db_table
+        columns = ", ".join(f'"{column}"' for column in COLUMNS + ([extra[0]] if extra else []))
+        selected = dims + (f", {extra[1]}" if extra else "")
+        keys = ", ".join(str(n) for n in range(1, len(COLUMNS) + (2 if extra else 1)))
+        statements.append(
+            f"INSERT INTO {table} ({columns}, decisions) "
+            f"SELECT {selected}, count(*) FROM {source} AS d CROSS JOIN (VALUES {periods}) AS g(granularity, unit) "
+            f"{joined} {where} GROUP BY {keys} ORDER BY {keys} "
+            f"ON CONFLICT ({columns}) DO UPDATE SET decisions = {table}.decisions + EXCLUDED.decisions")
+    return statements
 
 
 def rebuild(since: datetime | None = None) -> None:
     """Recount the rollups from stored decisions (from `since`, else all): for upgrades and repairs."""
-    where = "WHERE timestamp >= %(since)s" if since else ""
-    cols = "granularity, period, environment, policy_id, version_id, outcome, effective_mode"
-    bucket = f"floor(ln(greatest(latency_ns, 1)::float8) / ln(2) * {BUCKETS_PER_DOUBLING} + 0.5)::smallint"
+    source = "(SELECT * FROM audit_decision WHERE timestamp >= %(since)s)" if since else "audit_decision"
     with connection.cursor() as cursor:
         for model in (DecisionRollup, ReasonRollup, LatencyRollup):
             cursor.execute(f"DELETE FROM {model._meta.db_table} " + ("WHERE period >= %(since)s" if since else ""),
                            {"since": since})
-        for granularity, unit in ((MINUTE, "minute"), (HOUR, "hour"), (DAY, "day")):
-            dims = (f"{int(granularity)}, date_trunc('{unit}', timestamp, 'UTC'), environment, policy_id, version_id, "
-                    f"outcome, effective_mode")
-            group = f"GROUP BY {dims.split(', ', 1)[1]}"
-            cursor.execute(f"INSERT INTO {DecisionRollup._meta.db_table} ({cols}, decisions) "
-                           f"SELECT {dims}, count(*) FROM audit_decision {where} {group}", {"since": since})
-            cursor.execute(
-                f"INSERT INTO {ReasonRollup._meta.db_table} ({cols}, reason, decisions) "
-                f"SELECT {dims}, reason, count(*) FROM audit_decision "
-                f"CROSS JOIN LATERAL (SELECT DISTINCT unnest(reasons) AS reason) r {where} {group}, reason",
-                {"since": since})
-            latency_where = f"{where} {'AND' if where else 'WHERE'} latency_ns IS NOT NULL"
-            cursor.execute(f"INSERT INTO {LatencyRollup._meta.db_table} ({cols}, latency_bucket, decisions) "
-                           f"SELECT {dims}, {bucket}, count(*) FROM audit_decision {latency_where} "
-                           f"{group}, {bucket}", {"since": since})
+        for statement in counting_statements(source):
+            cursor.execute(statement, {"since": since})
 
 
 def percentiles(histogram: dict[int, int], fractions: Iterable[float]) -> dict[float, float]:

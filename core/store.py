@@ -2,12 +2,11 @@
 
 Partitions first (creating one locks the parent table, so it happens before the long
 transaction), then each decision once: COPY into a temporary table, then one statement that
-claims each id in the registry of stored ids and inserts the claimed rows, RETURNING them, so a
-decision OPA delivers twice (a retried batch, two workers racing) is stored once and we learn
-exactly which ones were new. A decision id is stored in one environment only: the same id
-uploaded again under another environment's token (or labels) is a copy, not a second decision,
-and is left out. In the same transaction the new ones are counted into the rollups and
-`decisions_stored` is sent, which is how features act on new decisions (approvals holds what
+claims each id in the registry of stored ids, inserts the claimed rows and counts them into the
+rollups, RETURNING them, so a decision OPA delivers twice (a retried batch, two workers racing) is
+stored and counted once and we learn exactly which ones were new. A decision id is stored in one
+environment only: the same id uploaded again under another environment's token (or labels) is a
+copy, not a second decision, and is left out. In the same transaction `decisions_stored` is sent, which is how features act on new decisions (approvals holds what
 needs a person) without the core knowing them.
 """
 from __future__ import annotations
@@ -33,6 +32,24 @@ INCOMING_COLUMNS = ", ".join(f'i."{f.column}"' for f in COPY_FIELDS)  # the same
 # (attribute, kept as JSON text, set when stored) of each column, worked out once, not per row.
 _COPIED = [(f.attname, f.get_internal_type() == "JSONField", f.name == "received_at") for f in COPY_FIELDS]
 _RECEIVED_AT = Decision._meta.get_field("received_at")
+
+
+# Each id is claimed in the registry of stored ids first (one index, whichever partition holds the
+# id), then only the claimed rows are stored and counted into the rollups, all in one statement. A
+# worker racing on the same id waits for the other's commit, then claims nothing. The earliest of a
+# batch's copies wins.
+STORE_CLAIMED = (
+    f"WITH claimed AS ("
+    f" INSERT INTO {StoredDecisionId._meta.db_table} (decision_id, environment, timestamp)"
+    f" SELECT DISTINCT ON (decision_id) decision_id, environment, timestamp FROM incoming_decision"
+    f" ORDER BY decision_id, timestamp"
+    f" ON CONFLICT (decision_id) DO NOTHING RETURNING decision_id, environment, timestamp), "
+    f"stored AS ("
+    f" INSERT INTO {Decision._meta.db_table} ({COPY_COLUMNS})"
+    f" SELECT {INCOMING_COLUMNS} FROM incoming_decision AS i JOIN claimed USING (decision_id, environment, timestamp)"
+    f" ON CONFLICT (decision_id, environment, timestamp) DO NOTHING RETURNING *), "
+    + ", ".join(f"counted_{n} AS ({statement})" for n, statement in enumerate(rollups.counting_statements("stored")))
+    + " SELECT id, decision_id, environment, timestamp FROM stored")
 
 
 def copy_row(decision: Decision) -> tuple:
@@ -62,20 +79,7 @@ def insert(decisions: list[Decision]) -> list[Decision]:
         with cursor.cursor.copy(f"COPY incoming_decision ({COPY_COLUMNS}) FROM STDIN") as copy:
             for decision in decisions:
                 copy.write_row(copy_row(decision))
-        # Each id is claimed in the registry of stored ids first (one index, whichever partition holds
-        # the id), then only the claimed rows are stored. A worker racing on the same id waits for
-        # the other's commit, then claims nothing. The earliest of a batch's copies wins.
-        cursor.execute(
-            f"WITH claimed AS ("
-            f" INSERT INTO {StoredDecisionId._meta.db_table} (decision_id, environment, timestamp)"
-            f" SELECT DISTINCT ON (decision_id) decision_id, environment, timestamp FROM incoming_decision"
-            f" ORDER BY decision_id, timestamp"
-            f" ON CONFLICT (decision_id) DO NOTHING RETURNING decision_id, environment, timestamp) "
-            f"INSERT INTO {Decision._meta.db_table} ({COPY_COLUMNS}) "
-            f"SELECT {INCOMING_COLUMNS} FROM incoming_decision AS i "
-            f"JOIN claimed USING (decision_id, environment, timestamp) "
-            f"ON CONFLICT (decision_id, environment, timestamp) DO NOTHING "
-            f"RETURNING id, decision_id, environment, timestamp")
+        cursor.execute(STORE_CLAIMED)
         ids = {(decision_id, environment, timestamp): pk for pk, decision_id, environment, timestamp in cursor.fetchall()}
         cursor.execute("TRUNCATE incoming_decision")
         fresh = []
@@ -84,6 +88,5 @@ def insert(decisions: list[Decision]) -> list[Decision]:
             if pk is not None:
                 decision.pk, decision._state.adding, decision._state.db = pk, False, "default"
                 fresh.append(decision)
-        rollups.add(fresh)
         decisions_stored.send(sender=Decision, decisions=fresh)
     return fresh
