@@ -39,6 +39,8 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def text(value: str) -> str:
+    if value.isascii() and "\x00" not in value:  # most text: no regex needed (a surrogate is not ASCII)
+        return value
     return UNSTORABLE.sub("\ufffd", value)
 
 
@@ -102,9 +104,15 @@ def storable(value: Any, depth: int = 0) -> Any:
         return value
     if depth >= MAX_DEPTH:
         return text(compact_json(value))
+    # Leaves are most of a document: the common ones are kept or cleaned here, without a call each.
     if isinstance(value, dict):
-        return {text(str(key)): storable(child, depth + 1) for key, child in value.items()}
-    return [storable(child, depth + 1) for child in value]
+        return {text(str(key)): child if type(child) in KEPT else text(child) if type(child) is str
+                else storable(child, depth + 1) for key, child in value.items()}
+    return [child if type(child) in KEPT else text(child) if type(child) is str
+            else storable(child, depth + 1) for child in value]
+
+
+KEPT = frozenset({int, bool, type(None)})  # stored as they are (floats are checked, strings cleaned)
 
 
 def decision_id_of(event: dict) -> str:

@@ -132,8 +132,9 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
         result=result,
         outcome=outcome,
         reasons=reasons,
-        policy=policy,
-        version=version,
+        # By id: assigning the objects costs more than the rest of the row (Django's descriptors).
+        policy_id=policy.pk if policy else None,
+        version_id=version.pk if version else None,
         version_source=version_source,
         effective_mode=contract.short_text(entry.get("effective_mode"), 10),
         exception_ids=contract.exception_ids_of(entry),
@@ -142,7 +143,7 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
         bundles=bundles if isinstance(bundles, dict) else {},
         latency_ns=contract.latency_of(event),
         requested_by=contract.short_text(event.get("requested_by"), 200),
-        batch=batch,
+        batch_id=batch.pk if batch else None,
     )
 
 
