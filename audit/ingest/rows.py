@@ -132,9 +132,8 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
         result=result,
         outcome=outcome,
         reasons=reasons,
-        # By id: assigning the objects costs more than the rest of the row (Django's descriptors).
-        policy_id=policy.pk if policy else None,
-        version_id=version.pk if version else None,
+        policy=policy,  # the object: approvals reads it for every held action
+        version_id=version.pk if version else None,  # by id, skipping the related-object checks
         version_source=version_source,
         effective_mode=contract.short_text(entry.get("effective_mode"), 10),
         exception_ids=contract.exception_ids_of(entry),
@@ -179,11 +178,13 @@ def store_batch(batch_id: int) -> LogBatch:
         if batch.status == LogBatch.Status.STORED:
             return batch  # another worker stored it while we were reading
         fresh = store.insert(list(rows.values()))
+        changed = ["status", "stored_at", "stored_count", "duplicate_count"]
         if mask_rules:
             batch.body_gz = b""  # the staged copy holds the unmasked inputs: it goes once stored
+            changed.append("body_gz")  # only then: saving it unchanged sends the whole body back
         batch.status = LogBatch.Status.STORED
         batch.stored_at = timezone.now()
         batch.stored_count = len(fresh)
         batch.duplicate_count = len(events) - len(fresh)
-        batch.save(update_fields=["status", "stored_at", "stored_count", "duplicate_count", "body_gz"])
+        batch.save(update_fields=changed)
     return batch
