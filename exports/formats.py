@@ -125,7 +125,7 @@ def _jsonl_line() -> str:
     for i, name in enumerate(HEADER):
         col = _col(i)
         if name in DATETIMES:
-            value = f"to_json({_iso(col)})::text"
+            value = f"'\"' || {_iso(col)} || '\"'"  # digits, T, : . + and -: nothing to escape
         elif i >= len(SCALARS):
             value = col  # already JSON text, never NULL
         elif name in NUMBERS:
