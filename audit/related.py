@@ -24,7 +24,7 @@ def same_user(decision: Decision, limit: int = RELATED_LIMIT) -> list[Decision]:
     if not decision.user:
         return []
     others = Decision.objects.filter(user=decision.user).exclude(pk=decision.pk)
-    return list(others.select_related("policy", "version")[:limit])
+    return list(others.for_rows()[:limit])
 
 
 def same_session(decision: Decision, limit: int = RELATED_LIMIT) -> list[Decision]:
@@ -45,5 +45,5 @@ def same_session(decision: Decision, limit: int = RELATED_LIMIT) -> list[Decisio
         contained = {key: contained}
     others = (Decision.objects.filter(timestamp__gte=decision.timestamp - window,
                                       timestamp__lte=decision.timestamp + window, input__contains=contained)
-              .exclude(pk=decision.pk).select_related("policy", "version"))
+              .exclude(pk=decision.pk).for_rows())
     return list(others[:limit])

@@ -27,7 +27,7 @@ def decision_list(request):
         # Taken before the count: an export from this page holds the decisions stored by then, the ones
         # counted (on a lagging replica, the moment it has replayed up to).
         as_of = reads.as_of
-        queryset = Decision.objects.using(reads.alias).select_related("policy", "version")
+        queryset = Decision.objects.using(reads.alias).for_rows()
         filterset = DecisionFilter(request.GET, queryset=queryset)
         decisions = filterset.qs if filterset.is_valid() else queryset.none()
         page = CappedPaginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))

@@ -28,5 +28,5 @@ def home(request):
         context["outcome_counts"] = counts
         context["decisions_24h"] = sum(counts.values())
         context["since_24h"] = since.strftime("%Y-%m-%dT%H:%M")
-        context["recent_decisions"] = Decision.objects.select_related("policy")[:8]
+        context["recent_decisions"] = Decision.objects.for_rows()[:8]
     return render(request, "console/home.html", context)

@@ -72,6 +72,12 @@ class DecisionQuerySet(models.QuerySet):
     def bulk_create(self, objs, *args, **kwargs):
         raise TypeError("decisions are written through core.store.insert (partitions, rollups, each once)")
 
+    def for_rows(self):
+        """Decisions as a list shows them (time, outcome, policy and version, path, who, reasons),
+        without the documents: an input can run to megabytes, and a page of 50 reads none of them."""
+        return self.select_related("policy", "version").defer(
+            "input", "result", "labels", "bundles", "masked", "exception_ids", "search_text", "search")
+
 
 class Decision(models.Model):
     """One decision OPA made, as its decision log reported it. Never changed once stored.

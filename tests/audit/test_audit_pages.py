@@ -3,10 +3,12 @@ from datetime import datetime, timedelta
 from datetime import timezone as tz
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.models import Outcome
-from tests.factories import DecisionFactory
+from tests.factories import DecisionFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +80,26 @@ def test_an_invalid_filter_says_so_instead_of_showing_everything(auditor_client)
     page = auditor_client.get("/audit/", {"since": "not a date"})
     assert page.context["page"].paginator.count == 0
     assert "Enter a valid date/time." in page.content.decode()
+
+
+def queries_of(client, url: str) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return [query["sql"] for query in captured.captured_queries]
+
+
+@pytest.mark.parametrize("url", ["/audit/", "/"])
+def test_lists_of_decisions_leave_the_documents_in_postgres_and_cost_no_query_a_row(auditor_client, url):
+    """A list shows when, the outcome, the policy and version, who and why. A client may send an
+    input of megabytes: the list reads no input or result, and ten rows cost what one does."""
+    policy = PolicyFactory(name="listed")
+    DecisionFactory(policy=policy, version=policy.latest_version, input={"user": {"id": "u-1"}, "blob": "x" * 200_000})
+    one = queries_of(auditor_client, url)
+    for _ in range(9):
+        DecisionFactory(policy=policy, version=policy.latest_version)
+    ten = queries_of(auditor_client, url)
+
+    assert len(ten) == len(one)
+    listed = [sql for sql in ten if 'FROM "audit_decision"' in sql and '"policies_policyversion"' in sql]
+    assert listed
+    assert not any(f'"audit_decision"."{column}"' in sql for sql in listed for column in ("input", "result", "search"))
