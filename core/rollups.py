@@ -1,7 +1,8 @@
 """Per-minute, per-hour and per-day rollups of stored decisions, which the dashboard's charts read instead of raw rows.
 
 Ingest adds each batch's fresh decisions to the rollups in the statement that stores them
-(counted by Postgres: core/store.py), so the counts are exact: a redelivered batch adds nothing, a failed one nothing either.
+(Postgres counts them: core/store.py), so the counts are exact: a redelivered batch adds
+nothing, a failed one nothing either.
 Latency is kept as a histogram (log-spaced buckets, 8 per doubling, so within ~4.5 % of the
 true value) because percentiles of minutes cannot be combined, but histograms can.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import connection
 
@@ -61,7 +62,10 @@ def counting_statements(source: str) -> list[str]:
 
 
 def rebuild(since: datetime | None = None) -> None:
-    """Recount the rollups from stored decisions (from `since`, else all): for upgrades and repairs."""
+    """Recount the rollups from stored decisions (from the start of `since`'s UTC day, else all):
+    for upgrades and repairs. From a day's start, so its day rows are recounted whole."""
+    if since:
+        since = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     source = "(SELECT * FROM audit_decision WHERE timestamp >= %(since)s)" if since else "audit_decision"
     with connection.cursor() as cursor:
         for model in (DecisionRollup, ReasonRollup, LatencyRollup):

@@ -6,8 +6,9 @@ claims each id in the registry of stored ids, inserts the claimed rows and count
 rollups, RETURNING them, so a decision OPA delivers twice (a retried batch, two workers racing) is
 stored and counted once and we learn exactly which ones were new. A decision id is stored in one
 environment only: the same id uploaded again under another environment's token (or labels) is a
-copy, not a second decision, and is left out. In the same transaction `decisions_stored` is sent, which is how features act on new decisions (approvals holds what
-needs a person) without the core knowing them.
+copy, not a second decision, and is left out. In the same transaction `decisions_stored` is sent,
+which is how features act on new decisions (approvals holds what needs a person) without the
+core knowing them.
 """
 from __future__ import annotations
 

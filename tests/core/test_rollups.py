@@ -4,6 +4,7 @@ import gzip
 import importlib
 import json
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings as django_settings
@@ -66,6 +67,18 @@ def test_rebuild_recounts_the_same_rollups(client):
     assert sorted(DecisionRollup.objects.values_list("granularity", "period", "environment", "outcome", "decisions")) == before
     assert sorted(ReasonRollup.objects.values_list("granularity", "period", "reason", "decisions")) == reasons
     assert sorted(LatencyRollup.objects.values_list("granularity", "period", "latency_bucket", "decisions")) == latency
+
+
+def test_a_rebuild_from_midday_recounts_that_whole_day(client):
+    """Day rows count a whole UTC day: a rebuild from 10:02 starts at midnight, or the day row
+    would keep only the decisions after 10:02 while the minute rows before it were still there."""
+    upload(client, list(events(40)))
+    tables = (DecisionRollup, ReasonRollup, LatencyRollup)
+    before = [sorted(row[1:] for row in model.objects.values_list()) for model in tables]
+
+    rollups.rebuild(since=datetime(2026, 11, 27, 10, 2, tzinfo=UTC))
+
+    assert [sorted(row[1:] for row in model.objects.values_list()) for model in tables] == before
 
 
 def test_the_upgrade_to_day_rows_sums_them_from_the_hour_rows(client):
