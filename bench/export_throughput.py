@@ -149,7 +149,7 @@ def peak_memory(user, fmt: str, query: str) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--profile", default="test5", help="the stack profile it ran on, for the results file")
+    parser.add_argument("--profile", default="bench", help="the stack profile it ran on (make bench: bench), for the results file")
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
