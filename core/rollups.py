@@ -31,13 +31,15 @@ def bucket_nanoseconds(bucket: int) -> float:
 
 
 GRANULARITIES = ((MINUTE, "minute"), (HOUR, "hour"), (DAY, "day"))
+# A decision's key and the columns the counting reads: all the storing statement returns of a new row.
+COUNTED_COLUMNS = "decision_id, environment, timestamp, policy_id, version_id, outcome, effective_mode, reasons, latency_ns"
 # The same rounding as latency_bucket(), in SQL.
 LATENCY_BUCKET = f"floor(ln(greatest(d.latency_ns, 1)::float8) / ln(2) * {BUCKETS_PER_DOUBLING} + 0.5)::smallint"
 
 
 def counting_statements(source: str) -> list[str]:
-    """The INSERTs that count the decisions of `source` (a table, subquery or WITH name with
-    Decision's columns) into the three rollups, each decision in its minute, hour and UTC day.
+    """The INSERTs that count the decisions of `source` (a table, subquery or WITH name with at
+    least COUNTED_COLUMNS) into the three rollups, each decision in its minute, hour and UTC day.
 
     Counts add to what is there. Rows are upserted in key order, so workers storing at the same
     time lock them in the same order and cannot deadlock."""

@@ -48,7 +48,7 @@ STORE_CLAIMED = (
     f"stored AS ("
     f" INSERT INTO {Decision._meta.db_table} ({COPY_COLUMNS})"
     f" SELECT {INCOMING_COLUMNS} FROM incoming_decision AS i JOIN claimed USING (decision_id, environment, timestamp)"
-    f" ON CONFLICT (decision_id, environment, timestamp) DO NOTHING RETURNING *), "
+    f" ON CONFLICT (decision_id, environment, timestamp) DO NOTHING RETURNING id, {rollups.COUNTED_COLUMNS}), "
     + ", ".join(f"counted_{n} AS ({statement})" for n, statement in enumerate(rollups.counting_statements("stored")))
     + " SELECT id, decision_id, environment, timestamp FROM stored")
 
