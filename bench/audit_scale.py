@@ -7,8 +7,9 @@ Run inside a stack (it uses the stack's Postgres, in a database of its own, `gav
 
 For each size it
   1. fills the table to that size with generated decisions shaped like the demo traffic
-     (3 environments, 30 days, 20 % denied with realistic reasons, log-normal latency), by
-     raw COPY (indexes built after the bulk of it, as a restore would) and rebuilds the rollups;
+     (3 environments, 30 days, 20 % denied with realistic reasons, log-normal latency), in time
+     order as a fleet writes them (each size's new rows spread over the 30 days), by raw COPY
+     (indexes built after the bulk of it, as a restore would) and rebuilds the rollups;
   2. ingest: a sample of decision events goes through Gavel's pipeline (gzip batches of 500
      as OPA uploads them -> stage_batch -> store_batch: parse, resolve versions, mask, COPY +
      ON CONFLICT, rollups) in one process, against a raw COPY of the same rows into the same
@@ -194,7 +195,7 @@ FROM generate_series(%(first)s, %(last)s) g
 CROSS JOIN LATERAL (SELECT random() + g * 0 AS r1, random() + g * 0 AS r2, random() + g * 0 AS r3,
                            random() + g * 0 AS r4, random() + g * 0 AS r5, random() + g * 0 AS r6) r
 CROSS JOIN LATERAL (SELECT
-    %(now)s::timestamptz - r6 * %(days)s * interval '1 day' AS ts,
+    %(now)s::timestamptz - (1 - (g - %(start)s + r6) / %(span)s) * %(days)s * interval '1 day' AS ts,
     (ARRAY['prod', 'prod', 'prod', 'staging', 'dev'])[1 + (r2 * 5)::int %% 5] AS env,
     'u-' || (r3 * 500)::int AS usr,
     (ARRAY['research-bot', 'data-analyst', 'support-agent', 'deploy-bot'])[1 + (r5 * 4)::int %% 4] AS agt,
@@ -229,7 +230,8 @@ def fill(target: int, seed: int) -> dict:
         chunk = min(1_000_000, target - have - made)
         with connection.cursor() as cursor:
             cursor.execute(FILL_SQL.replace("%(policies)s", values), {"seed": seed, "first": have + made, "last": have + made + chunk - 1,
-                                      "now": NOW, "days": DAYS, "reasons": DENY_REASONS,
+                                      "now": NOW, "days": DAYS, "start": have, "span": target - have,
+                                      "reasons": DENY_REASONS,
                                       "reason_count": len(DENY_REASONS),
                                       "first_policy": policies[0][0]})
         made += chunk
