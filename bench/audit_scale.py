@@ -451,15 +451,17 @@ def main() -> None:
 def write(report, args) -> None:
     cores, memory = os.cpu_count(), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server = cursor.fetchone()[0]
+        cursor.execute("SELECT current_setting('server_version'), current_setting('shared_buffers'), "
+                       "current_setting('max_wal_size')")
+        server, buffers, wal = cursor.fetchone()
     lines = [
         "# Audit trail at scale", "",
         f"`.venv/bin/python scripts/stack.py exec --profile bench -- .venv/bin/python bench/audit_scale.py "
         f"--sizes {' '.join(map(str, args.sizes))} --sample {args.sample} --repeat {args.repeat} "
         f"--search-repeat {args.search_repeat}`", "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {cores} cores, {memory:.0f} GiB, "
-        f"Linux {platform.release()}, Postgres {server}. The machine is shared: compare ratios, not absolutes.", "",
+        f"Linux {platform.release()}, Postgres {server} (shared_buffers {buffers}, max_wal_size {wal}: "
+        f"scripts/stack.py sizes them for the machine). The machine is shared: compare ratios, not absolutes.", "",
     ]
     for size, filled, rates, search_rows, chart_rows, exported in report:
         lines += [
