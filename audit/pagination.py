@@ -4,7 +4,9 @@ Two habits keep a broad search cheap. It counts at most COUNT_LIMIT matches and 
 than" beyond that (the export gives the exact number). And because the list is newest first,
 it looks in the newest day, then week, then month before the whole table: a search that
 matches many decisions fills its page (and passes the count limit) within the first window
-and never reads the rest, while a rare match costs little in every window.
+and never reads the rest, while a rare match costs little in every window. Counting ignores the
+order: Postgres may stop at the limit in whatever order its index hands the matches over, where
+"the newest 10,001" would make it find and sort every match in the window first.
 """
 from datetime import timedelta
 from functools import cached_property
@@ -24,10 +26,14 @@ class CappedPaginator(Paginator):
             return self.object_list
         return self.object_list.filter(timestamp__gte=timezone.now() - window)
 
+    def counted(self, window, limit: int) -> int:
+        """How many of the window's matches there are, up to `limit`, in no particular order."""
+        return self.windowed(window).order_by()[:limit].count()
+
     @cached_property
     def count(self) -> int:
         for window in WINDOWS:
-            found = self.windowed(window)[: COUNT_LIMIT + 1].count()
+            found = self.counted(window, COUNT_LIMIT + 1)
             if found > COUNT_LIMIT or window is None:
                 return found
         raise AssertionError("the last window is the whole search")
@@ -43,6 +49,6 @@ class CappedPaginator(Paginator):
         top = min(bottom + self.per_page, self.count)
         for window in WINDOWS:  # the newest window that holds this page holds it in the same order
             rows = self.windowed(window)
-            if window is None or rows[:top].count() >= top:
+            if window is None or self.counted(window, top) >= top:
                 return self._get_page(rows[bottom:top], number, self)
         raise AssertionError("the last window is the whole search")
