@@ -77,7 +77,9 @@ from console.demo.traffic import random_request  # noqa: E402
 from baselines import export_copy  # noqa: E402  (bench/, beside this file)
 
 RESULTS = ROOT / "bench" / "results" / "audit_scale.md"
-NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+# The generated history ends when the run starts: the search page's windows (the newest day, week
+# and month) and the charts' ranges count back from the real clock, as they would over live data.
+NOW = datetime.now(UTC).replace(microsecond=0)
 DAYS = 30
 ENVIRONMENTS = ["prod", "prod", "prod", "staging", "dev"]
 DENY_REASONS = [
