@@ -75,7 +75,12 @@ PROFILES = {
 
 
 def say(message: str) -> None:
-    print(f"[gavel] {message}", flush=True)
+    """A line of progress. A reader that went away (`... | head`) must not stop the cleanup: the
+    services started would be left running."""
+    try:
+        print(f"[gavel] {message}", flush=True)
+    except BrokenPipeError:  # what is left goes nowhere (Python's docs, "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def wait_for_port(port: int, what: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
