@@ -80,6 +80,41 @@ def test_api_first_then_log_links_the_same_action(client, pep):
     assert held.created_from == "api" and held.logged_decision is not None
 
 
+def test_a_batch_holds_each_of_its_actions_once_together(client, pep, django_assert_max_num_queries):
+    """A batch's held actions are created together; one an enforcement point submitted first is
+    linked, not held twice. Holding ten costs no more queries than holding one."""
+    first, *others = [str(uuid.uuid4()) for _ in range(10)]
+    assert hold_via_api(pep, first).status_code == 201
+    ship(client, [held_event(first, "erin"), *(held_event(d, f"user-{n}") for n, d in enumerate(others))])
+    assert HeldAction.objects.count() == 10
+    api_first = HeldAction.objects.get(decision_id=first)
+    assert api_first.created_from == "api" and api_first.logged_decision.decision_id == first
+    for held in HeldAction.objects.exclude(decision_id=first):
+        assert held.created_from == "decision log" and held.logged_decision.decision_id == held.decision_id
+        assert held.requester.startswith("user-") and held.reasons == ["deletes in prod need a reviewer"]
+        assert list(held.events.values_list("kind", "detail")) == [("created", "from the decision log")]
+
+    def queries_to_hold(count):
+        events = [held_event(str(uuid.uuid4())) for _ in range(count)]
+        with django_assert_max_num_queries(1000) as captured:
+            ship(client, events)
+        return len(captured.captured_queries)
+
+    assert queries_to_hold(10) == queries_to_hold(1)
+
+
+def test_an_action_submitted_while_its_batch_is_stored_is_held_once(client, pep, monkeypatch):
+    """The enforcement point submits between the batch's look for held actions and its INSERT:
+    the INSERT fails as a whole and each action is held on its own, the submitted one linked."""
+    submitted, logged = str(uuid.uuid4()), str(uuid.uuid4())
+    assert hold_via_api(pep, submitted).status_code == 201
+    monkeypatch.setattr(approvals, "already_held", lambda ids: set())  # as if looked before it arrived
+    ship(client, [held_event(submitted), held_event(logged)])
+    assert HeldAction.objects.get(decision_id=submitted).created_from == "api"
+    assert HeldAction.objects.get(decision_id=submitted).logged_decision.decision_id == submitted
+    assert HeldAction.objects.get(decision_id=logged).events.count() == 1
+
+
 def test_the_api_refuses_a_decision_that_needs_no_approval(pep):
     response = pep.post("/api/v1/approvals", {"decision_id": "x", "path": "p", "input": {},
                                               "result": {"allow": True}}, format="json")
