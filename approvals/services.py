@@ -186,7 +186,7 @@ def why_not_consumed_by(held: HeldAction, decision: Decision) -> str:
 
 def record_decisions(decisions: list[Decision], **_) -> None:
     """New decisions (core.store's `decisions_stored`): hold what needs approval, consume retries."""
-    to_hold = []
+    to_hold, retries = [], []
     for decision in decisions:
         if decision.from_ci:
             continue  # a CI check holds nothing: no enforcement point waits to retry it
@@ -195,8 +195,12 @@ def record_decisions(decisions: list[Decision], **_) -> None:
         if decision.outcome == "require_approval" and not is_retry:
             to_hold.append(decision)
         if decision.approval_ref:
-            consume(decision.approval_ref, decision)
+            retries.append(decision)
+    # Holds first: a retry consumes its approval only once the held action's own decision log is
+    # linked, and that log may arrive in the same batch.
     hold_logged(to_hold)
+    for decision in retries:
+        consume(decision.approval_ref, decision)
 
 
 def already_held(decision_ids: list[str]) -> set[str]:

@@ -19,7 +19,9 @@ from approvals import services as approvals
 from approvals.models import HeldAction
 from approvals.wording import describe
 from audit.ingest import store_batch
-from core.models import LogBatch
+from core import store
+from core.models import LogBatch, Outcome
+from tests.factories import DecisionFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -113,6 +115,24 @@ def test_an_action_submitted_while_its_batch_is_stored_is_held_once(client, pep,
     assert HeldAction.objects.get(decision_id=submitted).created_from == "api"
     assert HeldAction.objects.get(decision_id=submitted).logged_decision.decision_id == submitted
     assert HeldAction.objects.get(decision_id=logged).events.count() == 1
+
+
+def test_a_retry_in_the_same_batch_as_its_held_decision_consumes_the_approval(make_user):
+    """The enforcement point submitted the action, a reviewer approved it, and OPA uploads the held
+    decision's log and the allowed retry together: the log is linked before the retry is checked
+    against it."""
+    policy, decision_id = PolicyFactory(name="budget"), str(uuid.uuid4())
+    request = held_event(decision_id)["input"]
+    held, _ = approvals.hold(decision_id=decision_id, path="gavel_entry/budget/decision", request=request,
+                             result=HELD_RESULT, created_from="api", policy=policy)
+    approvals.review(held, reviewer=make_user("reviewer"), approve=True, comment="a copy of the table")
+    logged = DecisionFactory.build(decision_id=decision_id, policy=policy, input=request, environment="test",
+                                   outcome=Outcome.REQUIRE_APPROVAL, result=HELD_RESULT)
+    retry = DecisionFactory.build(policy=policy, input=request | {"gavel_approval": decision_id},
+                                  environment="test", approval_ref=decision_id, timestamp=timezone.now())
+    store.insert([logged, retry])
+    held.refresh_from_db()
+    assert held.logged_decision.decision_id == decision_id and held.consumed_by_decision == retry.decision_id
 
 
 def test_the_api_refuses_a_decision_that_needs_no_approval(pep):
