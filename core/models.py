@@ -138,19 +138,21 @@ class Decision(models.Model):
             models.UniqueConstraint(fields=["decision_id", "environment", "timestamp"], name="decision_once"),
         ]
         # Each filter paired with the page order (newest first, then id), so a page reads an index in order.
+        # Each also carries the outcome, the filter most often added to another: the page's capped count of
+        # "this agent's denials" then reads the index alone (10M rows: 100 ms reading the rows, 10 ms without).
         # A decision id is found through decision_once's index, which leads with it (ingest's duplicate
         # check and the search by id): a second index on the id alone cost every insert and served nothing.
         indexes = [
             models.Index(fields=["timestamp", "id"], name="decision_time"),
             models.Index(fields=["outcome", "timestamp", "id"], name="decision_outcome_time"),
-            models.Index(fields=["policy", "timestamp", "id"], name="decision_policy_time"),
-            models.Index(fields=["version", "timestamp", "id"], name="decision_version_time"),
-            models.Index(fields=["effective_mode", "timestamp", "id"], name="decision_mode_time"),
-            models.Index(fields=["instance", "timestamp", "id"], name="decision_instance_time"),
-            models.Index(fields=["user", "timestamp", "id"], name="decision_user_time"),
-            models.Index(fields=["agent", "timestamp", "id"], name="decision_agent_time"),
-            models.Index(fields=["action", "timestamp", "id"], name="decision_action_time"),
-            models.Index(fields=["resource", "timestamp", "id"], name="decision_resource_time"),
+            models.Index(fields=["policy", "timestamp", "id"], name="decision_policy_time", include=["outcome"]),
+            models.Index(fields=["version", "timestamp", "id"], name="decision_version_time", include=["outcome"]),
+            models.Index(fields=["effective_mode", "timestamp", "id"], name="decision_mode_time", include=["outcome"]),
+            models.Index(fields=["instance", "timestamp", "id"], name="decision_instance_time", include=["outcome"]),
+            models.Index(fields=["user", "timestamp", "id"], name="decision_user_time", include=["outcome"]),
+            models.Index(fields=["agent", "timestamp", "id"], name="decision_agent_time", include=["outcome"]),
+            models.Index(fields=["action", "timestamp", "id"], name="decision_action_time", include=["outcome"]),
+            models.Index(fields=["resource", "timestamp", "id"], name="decision_resource_time", include=["outcome"]),
             models.Index(fields=["path"], name="decision_path_prefix", opclasses=["varchar_pattern_ops"]),
             models.Index(fields=["approval_ref"], name="decision_approval_ref", condition=~models.Q(approval_ref="")),
             GinIndex(fields=["exception_ids"], name="decision_exception_ids"),

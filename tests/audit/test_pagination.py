@@ -1,14 +1,19 @@
 """The audit list's pages: newest first, read from the newest day, week or month before the
 whole table, and counted up to a limit. The pages are the same as a plain slice of the search."""
+import json
+import re
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit import pagination
-from core.models import Decision
+from audit.filters import DecisionFilter
+from core import store
+from core.models import Decision, Outcome
 from tests.factories import DecisionFactory
 
 pytestmark = pytest.mark.django_db
@@ -53,3 +58,25 @@ def test_counting_leaves_the_order_to_postgres(decisions):
         assert list(paginator.page(2).object_list) == list(decisions)[4:8]  # the page itself keeps the order
     counts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT COUNT(*)")]
     assert counts and not any("ORDER BY" in sql for sql in counts)
+
+
+@pytest.mark.parametrize("facet", ["user", "agent", "action", "resource", "instance"])
+def test_one_facets_denials_are_counted_from_its_index_alone(facet):
+    """"This agent's denials" is the search people narrow most: its count must not read every
+    row of the window to check the outcome (at 10M rows, 100 ms doing so, 10 ms without)."""
+    crowd = DecisionFactory.build_batch(120, outcome=Outcome.DENY, reasons=["over budget"])
+    for decision in crowd[:3]:
+        setattr(decision, facet, "rare-one")
+    store.insert(crowd)
+    search = DecisionFilter(QueryDict(f"{facet}=rare-one&outcome=deny"), queryset=Decision.objects.for_rows())
+    counted = pagination.CappedPaginator(search.qs, 50).windowed(None).order_by()[:10_001]
+    assert counted.count() == 3
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE audit_decision")
+        cursor.execute("SET LOCAL enable_seqscan = off")  # so tiny tables are read as large ones are
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        sql, params = counted.values("pk").query.sql_with_params()
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = json.dumps(cursor.fetchone()[0])
+    scans = re.findall(r'"Node Type": "([^"]*Scan)"', plan)
+    assert scans and set(scans) == {"Index Only Scan"}, plan
