@@ -11,7 +11,6 @@ import html
 import json
 import math
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 from django.core.exceptions import ValidationError
@@ -138,6 +137,23 @@ class UtcDay(Func):
 
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 TRUNC = {MINUTE: TruncMinute, HOUR: TruncHour, DAY: TruncDay}
+GRANULARITY = {MINUTE: Granularity.MINUTE, HOUR: Granularity.HOUR, DAY: Granularity.DAY}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def floor_to(moment: datetime, step: timedelta) -> datetime:
+    """The start of the UTC minute, hour or day `moment` falls in."""
+    return moment - (moment - EPOCH) % step
+
+
+def ceil_to(moment: datetime, step: timedelta) -> datetime:
+    floor = floor_to(moment, step)
+    return floor if floor == moment else floor + step
+
+
+def between(first, last) -> Q:
+    """Periods from `first` up to `last`; None leaves that side open."""
+    return Q(**{lookup: bound for lookup, bound in (("period__gte", first), ("period__lt", last)) if bound})
 
 
 class RawRows:
@@ -177,41 +193,49 @@ class RawRows:
 
 
 class RolledUp:
-    """The same chart data, summed from the rollups (filters: see ROLLUP_FILTERS). When the time filters
-    fall on whole hours, day rows serve daily charts and totals (hour rows the window's cut days), hour
-    rows hourly charts; minute rows serve the rest."""
+    """The same chart data, summed from the rollups (filters: see ROLLUP_FILTERS). A chart per day reads
+    day rows for the window's whole days, a chart per hour hour rows for its whole hours; finer rows
+    fill in only the parts of a day or hour the window cuts (rows())."""
 
-    def __init__(self, where: Q, whole_hours: bool, window=(None, None), using: str = "default"):
+    def __init__(self, where: Q, window=(None, None), using: str = "default"):
         self.where = where
-        self.whole_hours = whole_hours
         self.window = window
         self.using = using
 
     def rows(self, model, step=DAY):
-        """The fewest rollup rows that answer exactly, each in the bucket of its step."""
+        """The fewest rollup rows that answer exactly, each in the bucket of its step: rows of the step
+        for the whole periods inside the window, finer rows for the parts of a period it cuts (from
+        06:13, per hour: the minutes to 07:00, then hour rows)."""
+        coarsest = step
+        if step == DAY and timezone.get_current_timezone_name() != "UTC":  # day rows count UTC days
+            coarsest = HOUR
         rows = model.objects.using(self.using).filter(self.where)
-        if step == MINUTE or not self.whole_hours:
-            rows, counted = rows.filter(granularity=Granularity.MINUTE), MINUTE
-        elif step == HOUR or timezone.get_current_timezone_name() != "UTC":  # day rows count UTC days
-            rows, counted = rows.filter(granularity=Granularity.HOUR), HOUR
-        else:
-            days = self.days_and_cut_hours()
-            if days == Q(granularity=Granularity.DAY):
-                return rows.filter(days).annotate(bucket=F("period"))
-            return rows.filter(days).annotate(bucket=UtcDay("period"))  # the cut days' hours with their day
-        return rows.annotate(bucket=F("period") if step == counted else TRUNC[step]("period"))
+        tiers = self.tiers(coarsest)
+        if len(tiers) == 1 and tiers[0][0] == step:
+            return rows.filter(tiers[0][1]).annotate(bucket=F("period"))
+        either = Q()
+        for _, periods in tiers:
+            either |= periods
+        bucket = UtcDay("period") if coarsest == DAY else TRUNC[step]("period")
+        return rows.filter(either).annotate(bucket=bucket)
 
-    def days_and_cut_hours(self) -> Q:
-        """Day rows for the window's whole days, hour rows for the hours before the first and after the last."""
-        since, until = (bound and bound.astimezone(UTC) for bound in self.window)
-        first = since and since.replace(hour=0) + (DAY if since.hour else timedelta(0))
-        last = until and until.replace(hour=0)
-        if first and last and first >= last:
-            return Q(granularity=Granularity.HOUR)
-        whole_days = Q(**{k: v for k, v in (("period__gte", first), ("period__lt", last)) if v})
-        if not whole_days:
-            return Q(granularity=Granularity.DAY)
-        return Q(whole_days, granularity=Granularity.DAY) | (~whole_days & Q(granularity=Granularity.HOUR))
+    def tiers(self, coarsest) -> list[tuple[timedelta, Q]]:
+        """(granularity, a range of its rows), coarsest first: the window's whole periods of the
+        coarsest size, then of each finer size the parts before and after them (at most five ranges)."""
+        tiers, gaps = [], [tuple(bound and bound.astimezone(UTC) for bound in self.window)]
+        for granularity in (DAY, HOUR, MINUTE):
+            if granularity > coarsest:
+                continue
+            left = []  # the parts of the window this size's whole periods do not cover
+            for since, until in gaps:
+                first, last = since and ceil_to(since, granularity), until and floor_to(until, granularity)
+                if first and last and first >= last:
+                    left.append((since, until))  # no whole period of this size inside
+                    continue
+                tiers.append((granularity, Q(between(first, last), granularity=GRANULARITY[granularity])))
+                left += [gap for gap in ((since, first), (last, until)) if gap[0] and gap[0] != gap[1]]
+            gaps = left
+        return tiers
 
     def total(self) -> int:
         return self.rows(DecisionRollup).aggregate(n=Sum("decisions"))["n"] or 0
@@ -253,7 +277,7 @@ ROLLUP_FILTERS = {"since": "period__gte", "until": "period__lt", "outcome": "out
 def source_for(filterset, using: str = "default"):
     """Rollups when every active filter is one they are counted by (times on whole minutes), else raw rows
     (the filterset's own, on its database). `using`: the database the rollups are read from."""
-    lookups, whole_hours = {}, True
+    lookups = {}
     window = (filterset.form.cleaned_data.get("since"), filterset.form.cleaned_data.get("until"))
     for name, value in filterset.form.cleaned_data.items():
         if value in (None, "", [], ()):
@@ -264,12 +288,11 @@ def source_for(filterset, using: str = "default"):
             utc = value.astimezone(UTC)  # rollups are periods of UTC: 10:00+05:30 is half past an hour
             if utc.second or utc.microsecond:
                 return RawRows(filterset.qs, window)
-            whole_hours = whole_hours and utc.minute == 0
         if name == "outcome" and value == DENIED_FILTER:
             lookups["outcome__in"] = DENIED
         else:
             lookups[ROLLUP_FILTERS[name]] = value
-    return RolledUp(Q(**lookups), whole_hours, window, using)
+    return RolledUp(Q(**lookups), window, using)
 
 
 def _bucket(source):
@@ -450,42 +473,3 @@ def dashboard(source, base_query: dict) -> list[dict]:
         charts.append({"key": key, "title": title.format(per=per), "figure": figure,
                        "figure_json": json.dumps(figure), "empty": None if drawn else empty})
     return charts
-
-
-# Time-range presets: (key, label, length). A preset is relative: `range=<key>` in the URL moves
-# since/until with the clock each time the page (or its auto-refresh) asks.
-PRESETS = (("1h", "Last hour", timedelta(hours=1)), ("24h", "Last day", timedelta(days=1)),
-           ("7d", "Last week", timedelta(days=7)), ("30d", "Last 30 days", timedelta(days=30)))
-MINUTE_FORMAT = "%Y-%m-%dT%H:%M"  # what the form's datetime-local fields show
-
-
-def preset_window(length: timedelta, now: datetime) -> tuple[datetime, datetime]:
-    """(since, until) for a preset: until the end of the current minute (an hour or less) or hour
-    (longer), so the bounds fall on the rollups' own minutes or hours."""
-    unit = MINUTE if length <= HOUR else HOUR
-    floor = now.replace(second=0, microsecond=0) if unit == MINUTE else now.replace(minute=0, second=0, microsecond=0)
-    until = floor + unit
-    return until - length, until
-
-
-def time_range(query: dict, now: datetime) -> tuple[dict, str | None]:
-    """(the page's query, the preset in force or None). A preset applies when the URL names it
-    with both since and until (a link below sets all three); it then replaces them with the
-    window ending now. Anything else (times typed in the form, a bound removed) is absolute."""
-    key = query.get("range")
-    length = dict((k, length) for k, _, length in PRESETS).get(key)
-    if not (length and query.get("since") and query.get("until")):
-        return {k: v for k, v in query.items() if k != "range"}, None
-    since, until = preset_window(length, now)
-    return {**query, "since": since.strftime(MINUTE_FORMAT), "until": until.strftime(MINUTE_FORMAT)}, key
-
-
-def presets(query: dict, current: str | None, now: datetime) -> list[dict]:
-    """A link per preset, keeping the page's other filters; the one in force is marked."""
-    rest = {k: v for k, v in query.items() if k not in ("since", "until", "range", "page") and v}
-    found = []
-    for key, text, length in PRESETS:
-        since, until = preset_window(length, now)
-        link = {**rest, "range": key, "since": since.strftime(MINUTE_FORMAT), "until": until.strftime(MINUTE_FORMAT)}
-        found.append({"key": key, "label": text, "query": urlencode(link), "current": key == current})
-    return found

@@ -13,7 +13,7 @@ from core import facts, replica
 from core.display import json_text
 from core.models import Decision, LogBatch
 
-from . import charts, explain, ingest_health, related
+from . import charts, explain, ingest_health, related, time_ranges
 from .ingest import failures
 from .filters import DecisionFilter, search_url
 from .pagination import COUNT_LIMIT, CappedPaginator
@@ -99,7 +99,7 @@ def dashboard(request):
     """Charts of the decisions the filters select; every point links back to its search. Under a
     relative time range (a preset) htmx refreshes the charts in place, ending at the new now."""
     now = timezone.now()
-    query, preset = charts.time_range({k: v for k, v in request.GET.items() if v}, now)
+    query, preset = time_ranges.time_range({k: v for k, v in request.GET.items() if v}, now)
     base_query = {k: v for k, v in query.items() if k != "range"}
 
     def draw(reads):
@@ -113,8 +113,8 @@ def dashboard(request):
     reads, context = replica.read(draw)
     template = "audit/_dashboard_charts.html" if request.htmx and not request.htmx.boosted else "audit/dashboard.html"
     return render(request, template, {
-        **context, "reads": reads, "search_url": search_url(base_query), "presets": charts.presets(query, preset, now),
-        "refresh_query": urlencode(query) if preset else "",
+        **context, "reads": reads, "search_url": search_url(base_query),
+        "presets": time_ranges.presets(query, preset, now), "refresh_query": urlencode(query) if preset else "",
     })
 
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from audit import charts
+from audit import charts, time_ranges
 from audit.filters import DecisionFilter
 from core import store
 from core.models import Decision, DecisionRollup, LatencyRollup, Outcome, ReasonRollup
@@ -276,9 +276,9 @@ def test_a_window_on_whole_local_hours_but_not_whole_utc_hours_counts_only_what_
 
 def test_day_long_presets_fall_on_whole_hours():
     now = datetime(2024, 5, 1, 10, 17, 42, tzinfo=UTC)
-    assert charts.preset_window(timedelta(hours=1), now) == (datetime(2024, 5, 1, 9, 18, tzinfo=UTC),
+    assert time_ranges.preset_window(timedelta(hours=1), now) == (datetime(2024, 5, 1, 9, 18, tzinfo=UTC),
                                                               datetime(2024, 5, 1, 10, 18, tzinfo=UTC))
-    assert charts.preset_window(timedelta(days=7), now) == (datetime(2024, 4, 24, 11, tzinfo=UTC),
+    assert time_ranges.preset_window(timedelta(days=7), now) == (datetime(2024, 4, 24, 11, tzinfo=UTC),
                                                              datetime(2024, 5, 1, 11, tzinfo=UTC))
 
 
@@ -310,19 +310,20 @@ def test_a_week_or_a_month_is_counted_per_day(auditor, source):
     assert len(figure(page, "latency")["data"][0]["x"]) == 4  # three days and one gap
 
 
-def test_daily_charts_from_day_rows_and_the_hours_a_window_cuts_count_what_the_rows_hold():
-    """A week's or a month's chart reads one row per day (and per latency bucket), not 24: the days
-    a window cuts through come from their hours. Whatever the window on whole hours, every
-    daily bucket holds what a count over the decisions themselves finds."""
+def test_charts_read_the_coarsest_rollups_that_fit_and_count_what_the_decisions_hold():
+    """A chart per day reads one row per day (and per latency bucket), a chart per hour one per hour;
+    the days or hours a window cuts through come from finer rows. Whatever the window (on whole
+    minutes, as the page's rollups need), every bucket holds what a count over the decisions finds,
+    and minute rows are read only for the hours the window cuts."""
     start = datetime(2026, 3, 1, tzinfo=UTC)
-    hours = st.one_of(st.none(), st.integers(-24, 24 * 11))
+    minutes = st.one_of(st.none(), st.integers(-24 * 60, 11 * 24 * 60), st.integers(-24, 24 * 11).map(lambda h: h * 60))
     decision = st.tuples(st.integers(0, 10 * 24 * 60 - 1), st.sampled_from([Outcome.ALLOW, Outcome.DENY,
                                                                               Outcome.WOULD_DENY]),
                          st.sampled_from(["prod", "dev"]), st.sampled_from(["over budget", "no ticket"]))
 
-    @hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(st.lists(decision, min_size=1, max_size=30), hours, hours)
-    def check(plan, since_hour, until_hour):
+    @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(decision, min_size=1, max_size=30), minutes, minutes)
+    def check(plan, since_minute, until_minute):
         for model in (Decision, DecisionRollup, ReasonRollup, LatencyRollup):
             model.objects.all().delete()
         store.insert([DecisionFactory.build(timestamp=start + timedelta(minutes=minute), outcome=outcome,
@@ -330,9 +331,9 @@ def test_daily_charts_from_day_rows_and_the_hours_a_window_cuts_count_what_the_r
                                             reasons=[] if outcome == Outcome.ALLOW else [reason])
                       for minute, outcome, environment, reason in plan])
         query = QueryDict(mutable=True)
-        for name, hour in (("since", since_hour), ("until", until_hour)):
-            if hour is not None:
-                query[name] = (start + timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M")
+        for name, minute in (("since", since_minute), ("until", until_minute)):
+            if minute is not None:
+                query[name] = (start + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M")
         filterset = DecisionFilter(query, queryset=Decision.objects.all())
         assert filterset.is_valid(), filterset.errors
         rolled = charts.source_for(filterset)
@@ -340,13 +341,24 @@ def test_daily_charts_from_day_rows_and_the_hours_a_window_cuts_count_what_the_r
         assert isinstance(rolled, charts.RolledUp)
 
         assert rolled.total() == raw.total()
-        assert as_tuples(rolled.counts(charts.DAY)) == as_tuples(raw.counts(charts.DAY))
         assert rolled.reasons(charts.DENIED) == raw.reasons(charts.DENIED)
-        latency_counts = rolled.rows(LatencyRollup, charts.DAY).values("bucket").annotate(n=Sum("decisions"))
-        raw_days = raw.decisions.annotate(bucket=raw.trunc(charts.DAY)).values("bucket").annotate(n=Count("id"))
-        assert as_tuples(latency_counts) == as_tuples(raw_days)
+        for step in (charts.DAY, charts.HOUR):
+            assert as_tuples(rolled.counts(step)) == as_tuples(raw.counts(step))
+            latency_counts = rolled.rows(LatencyRollup, step).values("bucket").annotate(n=Sum("decisions"))
+            raw_buckets = raw.decisions.annotate(bucket=raw.trunc(step)).values("bucket").annotate(n=Count("id"))
+            assert as_tuples(latency_counts) == as_tuples(raw_buckets)
+            read = rolled.rows(DecisionRollup, step)
+            assert not read.filter(granularity__gt=charts.GRANULARITY[step]).exists()  # nothing coarser
+            minute_rows = read.filter(granularity=DecisionRollup.Granularity.MINUTE).values_list("period", flat=True)
+            assert all(in_a_cut_hour(period, rolled.window) for period in minute_rows)
 
     check()
+
+
+def in_a_cut_hour(period, window) -> bool:
+    """Whether `period` lies in an hour that the window starts or ends inside of."""
+    hour = period.replace(minute=0)
+    return any(bound and bound.replace(minute=0) == hour and bound.minute for bound in window)
 
 
 def as_tuples(rows) -> list[tuple]:
