@@ -23,7 +23,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from go_tools import go_tool  # scripts/go_tools.py: `go install` of the Go tools pinned below
+# scripts/ports.py; free_port() is also the stack interface the tests and other scripts call.
+from ports import free_port, port_is_open, wait_for_port  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 OPA_VERSION = "v1.22.2"  # the one place the OPA version is pinned
@@ -52,6 +53,7 @@ class Profile:
     redis_port: int
     opa_port: int
     web_port: int
+    ports: range | None = None  # where free_port() finds ports for the servers its tests start
 
     @property
     def home(self) -> Path:
@@ -61,11 +63,15 @@ class Profile:
 # Postgres listens on fixed ports below Linux's ephemeral range (32768-60999; Redis's are above
 # it): a port in that range may already be held by an outgoing connection or a free_port() server,
 # and a replica or restarted Postgres started late in a test run would then fail to bind it.
+# Each test stack also has a block of ports of its own, below that range, for the servers its tests
+# start (free_port()): shards run side by side, and a port freed by an OPA a test stopped was
+# otherwise soon handed to another shard's new OPA, which then answered in the stopped one's place.
 PROFILES = {
     "dev": Profile("dev", postgres_port=30329, redis_port=63799, opa_port=8181, web_port=8000),
-    "test": Profile("test", postgres_port=30339, redis_port=63809, opa_port=0, web_port=0),
+    "test": Profile("test", postgres_port=30339, redis_port=63809, opa_port=0, web_port=0, ports=range(20000, 20500)),
     # More test stacks, so suites can run side by side (e.g. two people, one machine): test2 to test8.
-    **{f"test{n}": Profile(f"test{n}", postgres_port=30339 + 10 * n, redis_port=63809 + 10 * n, opa_port=0, web_port=0)
+    **{f"test{n}": Profile(f"test{n}", postgres_port=30339 + 10 * n, redis_port=63809 + 10 * n, opa_port=0, web_port=0,
+                           ports=range(20000 + 500 * (n - 1), 20000 + 500 * n))
        for n in range(2, 9)},
     # Benchmarks, so their millions of rows stay out of the dev and test databases.
     "bench": Profile("bench", postgres_port=30429, redis_port=63899, opa_port=0, web_port=0),
@@ -81,31 +87,6 @@ def say(message: str) -> None:
         print(f"[gavel] {message}", flush=True)
     except BrokenPipeError:  # what is left goes nowhere (Python's docs, "Note on SIGPIPE")
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def wait_for_port(port: int, what: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"{what} exited with code {proc.returncode} before it listened on {port}")
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
-
-
-def port_is_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.3)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- secrets ---------------------------------------------------------------------------
@@ -450,6 +431,8 @@ def stack_up(profile: Profile) -> tuple[dict[str, str], list]:
         if started_here:
             started.append(lambda stop=stop: stop(profile))
     env["OPA_BINARY"] = os.environ.get("OPA_BINARY") or str(opa_binary())
+    # A stack without a block (make run's, in a test) must not take its caller's.
+    env["GAVEL_PORTS"] = f"{profile.ports.start}-{profile.ports.stop - 1}" if profile.ports else ""
     return env, started
 
 

@@ -1,6 +1,7 @@
-"""The project's own stacks (scripts/stack.py): Postgres sized for what each one holds, and
-stopped whatever happens to the output."""
+"""The project's own stacks (scripts/stack.py): Postgres sized for what each one holds, ports that
+side-by-side stacks never share, and stopped whatever happens to the output."""
 import os
+import socket
 import sys
 
 from tests.support import stack
@@ -33,3 +34,27 @@ def test_progress_to_a_reader_that_went_away_does_not_stop_the_cleanup(monkeypat
         monkeypatch.setattr(sys, "stdout", closed)
         stack.say("Redis stopped")  # raised BrokenPipeError, and the services after it stayed up
         monkeypatch.undo()
+
+
+def test_test_stacks_hand_out_ports_from_blocks_of_their_own():
+    blocks = [stack.PROFILES[name].ports for name in ("test", *(f"test{n}" for n in range(2, 9)))]
+    taken = [port for block in blocks for port in block]
+    assert len(taken) == len(set(taken)) == 8 * 500  # no two stacks share a port
+    fixed = {p for profile in stack.PROFILES.values() for p in (profile.postgres_port, profile.redis_port,
+                                                                 profile.opa_port, profile.web_port)}
+    assert not fixed & set(taken) and max(taken) < 32768  # below Linux's ephemeral range
+
+
+def test_a_port_a_test_freed_is_not_handed_out_again_until_the_block_comes_round(monkeypatch):
+    """A stopped OPA's port must stay dead while the test expects it unreachable (another
+    shard's new OPA took one and answered for it)."""
+    monkeypatch.setenv("GAVEL_PORTS", "20990-20999")  # test2's block
+    held = socket.socket()
+    held.bind(("127.0.0.1", 20995))
+    try:
+        ports = [stack.free_port() for _ in range(9)]
+    finally:
+        held.close()
+    assert sorted(ports) == [p for p in range(20990, 21000) if p != 20995]  # each once, the held one skipped
+    monkeypatch.setenv("GAVEL_PORTS", "")
+    assert not 20000 <= stack.free_port() < 24000  # outside a test stack: whatever the kernel gives
