@@ -48,13 +48,13 @@ def test_test_stacks_hand_out_ports_from_blocks_of_their_own():
 def test_a_port_a_test_freed_is_not_handed_out_again_until_the_block_comes_round(monkeypatch):
     """A stopped OPA's port must stay dead while the test expects it unreachable (another
     shard's new OPA took one and answered for it)."""
-    monkeypatch.setenv("GAVEL_PORTS", "20990-20999")  # test2's block
+    monkeypatch.setenv("GAVEL_PORTS", "24990-24999")  # above every stack's block: no shard's servers there
     held = socket.socket()
-    held.bind(("127.0.0.1", 20995))
+    held.bind(("127.0.0.1", 24995))
     try:
         ports = [stack.free_port() for _ in range(9)]
     finally:
         held.close()
-    assert sorted(ports) == [p for p in range(20990, 21000) if p != 20995]  # each once, the held one skipped
+    assert sorted(ports) == [p for p in range(24990, 25000) if p != 24995]  # each once, the held one skipped
     monkeypatch.setenv("GAVEL_PORTS", "")
     assert not 20000 <= stack.free_port() < 24000  # outside a test stack: whatever the kernel gives
