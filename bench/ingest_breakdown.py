@@ -13,6 +13,7 @@ statement is rolled back. For live traffic (the newest milliseconds, in order), 
      rows into the same table.
 Figures go to bench/results/ingest_breakdown.md. `audit_scale` measures the whole pipeline's rate.
 """
+import json
 import os
 import platform
 import random
@@ -54,7 +55,7 @@ def per_decision(fn, count: int) -> float:
 
 def python_steps() -> list[tuple[str, float]]:
     events = live_events(EVENTS, seed=1)
-    body = scale.json.dumps(events).encode()
+    body = json.dumps(events).encode()
     resolver, rules = VersionResolver(), masking.rules()
     decisions = [decision_from_event(e, resolver, None, rules) for e in events]
     fields = dict(decision_id="x", path="p", outcome="allow", reasons=[], input={}, result={}, labels={},
