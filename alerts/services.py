@@ -16,7 +16,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from core import rollups, webhooks
-from core.models import DENIED_OUTCOMES, DecisionRollup, LatencyRollup
+from core.models import DENIED_OUTCOMES, DecisionRollup
 
 from .models import Alert, AlertRule
 
@@ -49,7 +49,7 @@ def measure(rule: AlertRule, now: datetime | None = None) -> Measurement:
     if rule.metric == AlertRule.Metric.DENY_RATE:
         denied = rows.filter(outcome__in=DENIED_OUTCOMES).aggregate(n=Sum("decisions"))["n"] or 0
         return Measurement(100 * denied / total, total, since, until)
-    histogram = dict(LatencyRollup.objects.filter(where).values_list("latency_bucket").annotate(n=Sum("decisions")))
+    histogram = rollups.latency_histograms(rows).get((), {})
     p95 = rollups.percentiles(histogram, [0.95]).get(0.95)
     return Measurement(None if p95 is None else p95 / 1e6, total, since, until)
 

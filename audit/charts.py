@@ -21,7 +21,7 @@ from django_filters.fields import IsoDateTimeField
 
 from core import rollups
 from core.models import DENIED_OUTCOMES as DENIED
-from core.models import DecisionRollup, LatencyRollup, Outcome, ReasonRollup
+from core.models import DecisionRollup, Outcome, ReasonRollup
 
 from .filters import DENIED as DENIED_FILTER
 from .filters import search_url
@@ -259,12 +259,10 @@ class RolledUp:
         return list(rows.values("reason").annotate(n=Sum("decisions")).order_by("-n", "reason")[:limit])
 
     def latency(self, step):
-        histograms: dict = {}
-        for row in self.rows(LatencyRollup, step).values("bucket", "latency_bucket").annotate(n=Sum("decisions")):
-            histograms.setdefault(row["bucket"], {})[row["latency_bucket"]] = row["n"]
+        histograms = rollups.latency_histograms(self.rows(DecisionRollup, step), "bucket")
         found = []
-        for period in sorted(histograms):
-            values = rollups.percentiles(histograms[period], (0.5, 0.95, 0.99))
+        for (period,), histogram in sorted(histograms.items()):
+            values = rollups.percentiles(histogram, (0.5, 0.95, 0.99))
             found.append({"bucket": period, "p50": values[0.5], "p95": values[0.95], "p99": values[0.99]})
         return found
 

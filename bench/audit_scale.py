@@ -305,7 +305,7 @@ def uncount(cursor, first_id: int) -> None:
     check compares rollups with raw rows. The rollups' own upserts, each count negated."""
     for statement in rollups.counting_statements("(SELECT * FROM audit_decision WHERE id >= %(first)s)"):
         cursor.execute(statement.replace("count(*)", "-count(*)"), {"first": first_id})
-    for table in ("audit_decisionrollup", "audit_reasonrollup", "audit_latencyrollup"):
+    for table in ("audit_decisionrollup", "audit_reasonrollup"):
         cursor.execute(f"DELETE FROM {table} WHERE decisions = 0")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -25,8 +25,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from approvals.models import HeldAction
 from audit.ingest_health import refused_totals
-from core.models import DecisionRollup, LatencyRollup, LogBatch
-from core.rollups import HOUR, bucket_nanoseconds
+from core.models import DecisionRollup, LogBatch
+from core.rollups import HOUR, bucket_nanoseconds, latency_histograms
 from fleet.models import DriftAlert
 from policies.models import Policy, Publication
 
@@ -53,11 +53,10 @@ def decision_counts(names) -> CounterMetricFamily:
 def latency_histogram(names) -> HistogramMetricFamily:
     family = HistogramMetricFamily("gavel_decision_latency_seconds", "OPA's evaluation time of stored decisions "
                                    "(from the latency rollups: within about 4.5 %).", labels=["environment", "policy"])
-    histograms: dict[tuple, dict[int, int]] = defaultdict(dict)
-    rows = (LatencyRollup.objects.filter(granularity=HOUR)
-            .values_list("environment", "policy_id", "latency_bucket").annotate(n=Sum("decisions")))
-    for environment, policy_id, bucket, n in rows:
-        histograms[(environment, names.get(policy_id, ""))][bucket] = n
+    histograms: dict[tuple, Counter] = defaultdict(Counter)
+    by_policy = latency_histograms(DecisionRollup.objects.filter(granularity=HOUR), "environment", "policy_id")
+    for (environment, policy_id), histogram in by_policy.items():  # policies no longer known share a label
+        histograms[(environment, names.get(policy_id, ""))].update(histogram)
     for labels, histogram in sorted(histograms.items()):
         counts, total, seconds = [0] * len(LATENCY_BOUNDS), 0, 0.0
         for bucket, n in histogram.items():

@@ -5,6 +5,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models import Value
 
 
 class LogBatch(models.Model):
@@ -235,7 +236,13 @@ class RollupDimensions(models.Model):
 
 
 class DecisionRollup(RollupDimensions):
-    """Decisions per minute and per hour. Written in the transaction that stores them."""
+    """Decisions per minute, hour and day, with their latency histogram. Written in the transaction
+    that stores them."""
+
+    # {bucket: decisions}; bucket b holds evaluation times near 2^(b/8) ns (rollups.latency_bucket).
+    # In the row, not a row per bucket: ingest upserts one row a key, not one a key and bucket.
+    latency = models.JSONField(default=dict, db_default=Value({}, output_field=models.JSONField()),
+                               help_text="Latency histogram: {bucket: decisions} of the timed ones.")
 
     class Meta:
         db_table = "audit_decisionrollup"  # the table keeps the name the audit app gave it
@@ -252,15 +259,4 @@ class ReasonRollup(RollupDimensions):
         db_table = "audit_reasonrollup"  # the table keeps the name the audit app gave it
         constraints = [models.UniqueConstraint(fields=[*RollupDimensions.DIMENSIONS, "reason"], nulls_distinct=False,
                                                name="reason_rollup_key")]
-
-
-class LatencyRollup(RollupDimensions):
-    """Decisions per period and latency bucket; bucket b holds evaluation times near 2^(b/8) ns."""
-
-    latency_bucket = models.SmallIntegerField()
-
-    class Meta:
-        db_table = "audit_latencyrollup"  # the table keeps the name the audit app gave it
-        constraints = [models.UniqueConstraint(fields=[*RollupDimensions.DIMENSIONS, "latency_bucket"], nulls_distinct=False,
-                                               name="latency_rollup_key")]
 

@@ -4,7 +4,9 @@ Ingest adds each batch's fresh decisions to the rollups in the statement that st
 (Postgres counts them: core/store.py), so the counts are exact: a redelivered batch adds
 nothing, a failed one nothing either.
 Latency is kept as a histogram (log-spaced buckets, 8 per doubling, so within ~4.5 % of the
-true value) because percentiles of minutes cannot be combined, but histograms can.
+true value) because percentiles of minutes cannot be combined, but histograms can. Each decision
+rollup row holds its own ({bucket: decisions}, jsonb), added to on conflict by
+gavel_histogram_add() (migration core.0010): a batch upserts a row a key, not a row a key and bucket.
 """
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from django.db import connection
+from django.db import connections
+from django.db.models import QuerySet
+from django.utils import timezone
 
-from .models import DecisionRollup, LatencyRollup, ReasonRollup
+from .models import DecisionRollup, ReasonRollup
 
 BUCKETS_PER_DOUBLING = 8
 COLUMNS = ["granularity", "period", "environment", "policy_id", "version_id", "outcome", "effective_mode"]
@@ -35,32 +39,39 @@ GRANULARITIES = ((MINUTE, "minute"), (HOUR, "hour"), (DAY, "day"))
 COUNTED_COLUMNS = "decision_id, environment, timestamp, policy_id, version_id, outcome, effective_mode, reasons, latency_ns"
 # The same rounding as latency_bucket(), in SQL.
 LATENCY_BUCKET = f"floor(ln(greatest(d.latency_ns, 1)::float8) / ln(2) * {BUCKETS_PER_DOUBLING} + 0.5)::smallint"
+# NULL for a decision OPA did not time (greatest() alone would put it in bucket 0).
+TIMED_BUCKET = f"CASE WHEN d.latency_ns IS NOT NULL THEN {LATENCY_BUCKET} END"
 
 
 def counting_statements(source: str) -> list[str]:
     """The INSERTs that count the decisions of `source` (a table, subquery or WITH name with at
-    least COUNTED_COLUMNS) into the three rollups, each decision in its minute, hour and UTC day.
+    least COUNTED_COLUMNS) into the rollups, each decision in its minute, hour and UTC day.
 
-    Counts add to what is there. Rows are upserted in key order, so workers storing at the same
-    time lock them in the same order and cannot deadlock."""
+    Counts (and histograms) add to what is there. Rows are upserted in key order, so workers
+    storing at the same time lock them in the same order and cannot deadlock."""
     periods = ", ".join(f"({int(granularity)}, '{unit}')" for granularity, unit in GRANULARITIES)
     dims = ("g.granularity, date_trunc(g.unit, d.timestamp, 'UTC'), d.environment, d.policy_id, d.version_id, "
             "d.outcome, d.effective_mode")
-    statements = []
-    for model, extra, joined, where in (
-            (DecisionRollup, None, "", ""),
-            (ReasonRollup, ("reason", "r.reason"), "CROSS JOIN LATERAL (SELECT DISTINCT unnest(d.reasons) AS reason) AS r", ""),
-            (LatencyRollup, ("latency_bucket", LATENCY_BUCKET), "", "WHERE d.latency_ns IS NOT NULL")):
-        table = model._meta.db_table
-        columns = ", ".join(f'"{column}"' for column in COLUMNS + ([extra[0]] if extra else []))
-        selected = dims + (f", {extra[1]}" if extra else "")
-        keys = ", ".join(str(n) for n in range(1, len(COLUMNS) + (2 if extra else 1)))
-        statements.append(
-            f"INSERT INTO {table} ({columns}, decisions) "
-            f"SELECT {selected}, count(*) FROM {source} AS d CROSS JOIN (VALUES {periods}) AS g(granularity, unit) "
-            f"{joined} {where} GROUP BY {keys} ORDER BY {keys} "
-            f"ON CONFLICT ({columns}) DO UPDATE SET decisions = {table}.decisions + EXCLUDED.decisions")
-    return statements
+    periods_of = f"FROM {source} AS d CROSS JOIN (VALUES {periods}) AS g(granularity, unit)"
+    columns = ", ".join(f'"{column}"' for column in COLUMNS)
+    keys = ", ".join(str(n) for n in range(1, len(COLUMNS) + 1))
+    decisions, reasons = DecisionRollup._meta.db_table, ReasonRollup._meta.db_table
+    named = ", ".join(f"k{n}" for n in range(1, len(COLUMNS) + 1))  # the key's columns, in the subquery
+    return [
+        # Counted per key and latency bucket first, then each key's buckets folded into its histogram.
+        (f"INSERT INTO {decisions} ({columns}, decisions, latency) "
+         f"SELECT {named}, sum(n), coalesce(jsonb_object_agg(bucket, n) FILTER (WHERE bucket IS NOT NULL), '{{}}') "
+         f"FROM (SELECT {dims}, {TIMED_BUCKET}, count(*) {periods_of} GROUP BY {keys}, {len(COLUMNS) + 1}) "
+         f"AS per_bucket({named}, bucket, n) "
+         f"GROUP BY {keys} ORDER BY {keys} "
+         f"ON CONFLICT ({columns}) DO UPDATE SET decisions = {decisions}.decisions + EXCLUDED.decisions, "
+         f"latency = gavel_histogram_add({decisions}.latency, EXCLUDED.latency)"),
+        (f"INSERT INTO {reasons} ({columns}, \"reason\", decisions) "
+         f"SELECT {dims}, r.reason, count(*) {periods_of} "
+         f"CROSS JOIN LATERAL (SELECT DISTINCT unnest(d.reasons) AS reason) AS r "
+         f"GROUP BY {keys}, {len(COLUMNS) + 1} ORDER BY {keys}, {len(COLUMNS) + 1} "
+         f"ON CONFLICT ({columns}, \"reason\") DO UPDATE SET decisions = {reasons}.decisions + EXCLUDED.decisions"),
+    ]
 
 
 def rebuild(since: datetime | None = None) -> None:
@@ -69,8 +80,8 @@ def rebuild(since: datetime | None = None) -> None:
     if since:
         since = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     source = "(SELECT * FROM audit_decision WHERE timestamp >= %(since)s)" if since else "audit_decision"
-    with connection.cursor() as cursor:
-        for model in (DecisionRollup, ReasonRollup, LatencyRollup):
+    with connections["default"].cursor() as cursor:
+        for model in (DecisionRollup, ReasonRollup):
             cursor.execute(f"DELETE FROM {model._meta.db_table} " + ("WHERE period >= %(since)s" if since else ""),
                            {"since": since})
         for statement in counting_statements(source):
@@ -96,5 +107,23 @@ def percentiles(histogram: dict[int, int], fractions: Iterable[float]) -> dict[f
 
 def forget(environment: str, start: datetime, end: datetime) -> None:
     """Remove the rollups of decisions that retention dropped, so charts and searches agree."""
-    for model in (DecisionRollup, ReasonRollup, LatencyRollup):
+    for model in (DecisionRollup, ReasonRollup):
         model.objects.filter(environment=environment, period__gte=start, period__lt=end).delete()
+
+
+def latency_histograms(rows: QuerySet, *keys: str) -> dict[tuple, dict[int, int]]:
+    """{(the keys' values): {bucket: decisions}} of DecisionRollup `rows`, their histograms summed
+    per key in Postgres. `keys` name columns or annotations of `rows` (e.g. "bucket", "policy_id")."""
+    sql, params = rows.order_by().values(*keys, "latency").query.sql_with_params()
+    named = ", ".join(f'r."{key}"' for key in keys)
+    statement = (f"SELECT {named}{', ' if keys else ''}h.key::smallint, sum(h.value::bigint) FROM ({sql}) AS r "
+                 f"CROSS JOIN LATERAL jsonb_each_text(r.latency) AS h GROUP BY {named}{', ' if keys else ''}h.key")
+    histograms: dict[tuple, dict[int, int]] = {}
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(statement, params)
+        for *key, bucket, n in cursor.fetchall():
+            # Trunc* annotations come out of SQL as local times without a zone; the ORM would make
+            # them aware in the current time zone, as here.
+            key = tuple(timezone.make_aware(v) if isinstance(v, datetime) and timezone.is_naive(v) else v for v in key)
+            histograms.setdefault(key, {})[bucket] = int(n)
+    return histograms

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
-from django.db.models import Count, Sum
 from django.http import QueryDict
 from django.utils import timezone
 from hypothesis import HealthCheck, given
@@ -15,8 +14,8 @@ from hypothesis import strategies as st
 
 from audit import charts, time_ranges
 from audit.filters import DecisionFilter
-from core import store
-from core.models import Decision, DecisionRollup, LatencyRollup, Outcome, ReasonRollup
+from core import rollups, store
+from core.models import Decision, DecisionRollup, Outcome, ReasonRollup
 from policies import services
 from tests.factories import DecisionFactory, PolicyFactory
 
@@ -311,25 +310,26 @@ def test_a_week_or_a_month_is_counted_per_day(auditor, source):
 
 
 def test_charts_read_the_coarsest_rollups_that_fit_and_count_what_the_decisions_hold():
-    """A chart per day reads one row per day (and per latency bucket), a chart per hour one per hour;
+    """A chart per day reads one row per day, a chart per hour one per hour;
     the days or hours a window cuts through come from finer rows. Whatever the window (on whole
     minutes, as the page's rollups need), every bucket holds what a count over the decisions finds,
-    and minute rows are read only for the hours the window cuts."""
+    its latency histogram included, and minute rows are read only for the hours the window cuts."""
     start = datetime(2026, 3, 1, tzinfo=UTC)
     minutes = st.one_of(st.none(), st.integers(-24 * 60, 11 * 24 * 60), st.integers(-24, 24 * 11).map(lambda h: h * 60))
     decision = st.tuples(st.integers(0, 10 * 24 * 60 - 1), st.sampled_from([Outcome.ALLOW, Outcome.DENY,
                                                                               Outcome.WOULD_DENY]),
-                         st.sampled_from(["prod", "dev"]), st.sampled_from(["over budget", "no ticket"]))
+                         st.sampled_from(["prod", "dev"]), st.sampled_from(["over budget", "no ticket"]),
+                         st.sampled_from([None, 900, 1_000_000, 1_040_000, 37_000_000]))  # ns; None: not timed
 
     @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(decision, min_size=1, max_size=30), minutes, minutes)
     def check(plan, since_minute, until_minute):
-        for model in (Decision, DecisionRollup, ReasonRollup, LatencyRollup):
+        for model in (Decision, DecisionRollup, ReasonRollup):
             model.objects.all().delete()
         store.insert([DecisionFactory.build(timestamp=start + timedelta(minutes=minute), outcome=outcome,
-                                            environment=environment, latency_ns=1_000_000,
+                                            environment=environment, latency_ns=latency,
                                             reasons=[] if outcome == Outcome.ALLOW else [reason])
-                      for minute, outcome, environment, reason in plan])
+                      for minute, outcome, environment, reason, latency in plan])
         query = QueryDict(mutable=True)
         for name, minute in (("since", since_minute), ("until", until_minute)):
             if minute is not None:
@@ -344,9 +344,13 @@ def test_charts_read_the_coarsest_rollups_that_fit_and_count_what_the_decisions_
         assert rolled.reasons(charts.DENIED) == raw.reasons(charts.DENIED)
         for step in (charts.DAY, charts.HOUR):
             assert as_tuples(rolled.counts(step)) == as_tuples(raw.counts(step))
-            latency_counts = rolled.rows(LatencyRollup, step).values("bucket").annotate(n=Sum("decisions"))
-            raw_buckets = raw.decisions.annotate(bucket=raw.trunc(step)).values("bucket").annotate(n=Count("id"))
-            assert as_tuples(latency_counts) == as_tuples(raw_buckets)
+            histograms = rollups.latency_histograms(rolled.rows(DecisionRollup, step), "bucket")
+            timed = raw.decisions.filter(latency_ns__isnull=False).annotate(bucket=raw.trunc(step))
+            raw_histograms: dict = {}
+            for bucket, latency in timed.values_list("bucket", "latency_ns"):
+                counted = raw_histograms.setdefault((bucket,), {})
+                counted[rollups.latency_bucket(latency)] = counted.get(rollups.latency_bucket(latency), 0) + 1
+            assert histograms == raw_histograms
             read = rolled.rows(DecisionRollup, step)
             assert not read.filter(granularity__gt=charts.GRANULARITY[step]).exists()  # nothing coarser
             minute_rows = read.filter(granularity=DecisionRollup.Granularity.MINUTE).values_list("period", flat=True)

@@ -13,7 +13,7 @@ from django.db.models import Sum
 
 from audit.ingest import store_batch
 from core import rollups
-from core.models import Decision, DecisionRollup, LatencyRollup, LogBatch, ReasonRollup
+from core.models import Decision, DecisionRollup, LogBatch, ReasonRollup
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,9 @@ def test_rollups_equal_the_stored_rows_after_redelivery(client, granularity):
     raw_reasons = Counter(reason for reasons in Decision.objects.values_list("reasons", flat=True) for reason in reasons)
     reasons = ReasonRollup.objects.filter(granularity=granularity)
     assert dict(reasons.values_list("reason").annotate(n=Sum("decisions"))) == raw_reasons
-    assert LatencyRollup.objects.filter(granularity=granularity).aggregate(n=Sum("decisions"))["n"] == 50
+    histograms = rollups.latency_histograms(DecisionRollup.objects.filter(granularity=granularity))
+    latencies = Decision.objects.values_list("latency_ns", flat=True)
+    assert histograms == {(): Counter(rollups.latency_bucket(n) for n in latencies)}
     periods = DecisionRollup.objects.filter(granularity=granularity).values_list("period", flat=True)
     assert all(p.second == 0 and (granularity == 1 or p.minute == 0) and (granularity < 1440 or p.hour == 0)
                for p in periods)
@@ -58,47 +60,73 @@ def test_rollups_equal_the_stored_rows_after_redelivery(client, granularity):
 
 def test_rebuild_recounts_the_same_rollups(client):
     upload(client, list(events(40)))
-    before = sorted(DecisionRollup.objects.values_list("granularity", "period", "environment", "outcome", "decisions"))
+    counted = ("granularity", "period", "environment", "outcome", "decisions", "latency")
+    before = sorted(DecisionRollup.objects.values_list(*counted), key=str)
     reasons = sorted(ReasonRollup.objects.values_list("granularity", "period", "reason", "decisions"))
-    latency = sorted(LatencyRollup.objects.values_list("granularity", "period", "latency_bucket", "decisions"))
 
     rollups.rebuild()
 
-    assert sorted(DecisionRollup.objects.values_list("granularity", "period", "environment", "outcome", "decisions")) == before
+    assert sorted(DecisionRollup.objects.values_list(*counted), key=str) == before
     assert sorted(ReasonRollup.objects.values_list("granularity", "period", "reason", "decisions")) == reasons
-    assert sorted(LatencyRollup.objects.values_list("granularity", "period", "latency_bucket", "decisions")) == latency
 
 
 def test_a_rebuild_from_midday_recounts_that_whole_day(client):
     """Day rows count a whole UTC day: a rebuild from 10:02 starts at midnight, or the day row
     would keep only the decisions after 10:02 while the minute rows before it were still there."""
     upload(client, list(events(40)))
-    tables = (DecisionRollup, ReasonRollup, LatencyRollup)
-    before = [sorted(row[1:] for row in model.objects.values_list()) for model in tables]
+    tables = (DecisionRollup, ReasonRollup)
+    before = [sorted((row[1:] for row in model.objects.values_list()), key=str) for model in tables]
 
     rollups.rebuild(since=datetime(2026, 11, 27, 10, 2, tzinfo=UTC))
 
-    assert [sorted(row[1:] for row in model.objects.values_list()) for model in tables] == before
+    assert [sorted((row[1:] for row in model.objects.values_list()), key=str) for model in tables] == before
 
 
 def test_the_upgrade_to_day_rows_sums_them_from_the_hour_rows(client):
     """Migration core.0005 gives decisions stored before it their day rows without reading them."""
     upload(client, list(events(40)))
     upload(client, [{**event, "timestamp": "2026-11-28T23:59:00Z"} for event in events(10, start=100)])
-    tables = (DecisionRollup, ReasonRollup, LatencyRollup)
-    counted = [sorted(model.objects.filter(granularity=1440).values_list()) for model in tables]
+    tables = (DecisionRollup, ReasonRollup)  # and the latency rows it summed, a table until core.0010
+
+    def day_rows(model):
+        counted = [f.attname for f in model._meta.concrete_fields if f.name not in ("id", "latency")]
+        return sorted(model.objects.filter(granularity=1440).values_list(*counted))
+
+    counted = [day_rows(model) for model in tables]
     for model in tables:
         model.objects.filter(granularity=1440).delete()
     upgrade = importlib.import_module("core.migrations.0005_day_rollups").day_rows_from_hour_rows()
     with connection.cursor() as cursor:
         for statement in upgrade.sql:
-            cursor.execute(statement)
+            if "audit_latencyrollup" not in statement:
+                cursor.execute(statement)
 
-    summed = [sorted(model.objects.filter(granularity=1440).values_list()) for model in tables]
-    without_ids = [[sorted(row[1:] for row in rows) for rows in tables] for tables in (summed, counted)]
-    assert without_ids[0] == without_ids[1] and all(counted)
+    assert [day_rows(model) for model in tables] == counted and all(counted)
     assert {p.date().isoformat() for p in DecisionRollup.objects.filter(granularity=1440)
             .values_list("period", flat=True)} == {"2026-11-27", "2026-11-28"}
+
+
+def test_the_upgrade_moves_each_latency_histogram_into_its_decision_row(client):
+    """Migration core.0010 folds the rows of audit_latencyrollup (one per key and bucket) into the
+    decision rollup row of each key, and its reverse splits them out again: nothing lost either way,
+    rows without a policy (NULL in the key) included."""
+    upload(client, list(events(40)))
+    counted = ("granularity", "period", "environment", "policy_id", "outcome", "decisions", "latency")
+    before = sorted(DecisionRollup.objects.values_list(*counted), key=str)
+    assert DecisionRollup.objects.filter(policy__isnull=True).exists()
+    move = importlib.import_module("core.migrations.0010_latency_histogram_in_decision_rollups")
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE audit_latencyrollup (granularity smallint, period timestamptz, "
+                       "environment varchar(100), policy_id bigint, version_id bigint, outcome varchar(20), "
+                       "effective_mode varchar(10), latency_bucket smallint, decisions bigint)")
+        cursor.execute(move.MOVE_BACK)  # the table as it was before core.0010, from today's rows
+        cursor.execute("SELECT count(*), sum(decisions) FROM audit_latencyrollup")
+        assert cursor.fetchone() == (sum(len(row[-1]) for row in before), 40 * 3)  # a row a key and bucket
+        cursor.execute("UPDATE audit_decisionrollup SET latency = '{}'")
+        cursor.execute(move.MOVE)
+        cursor.execute("DROP TABLE audit_latencyrollup")
+
+    assert sorted(DecisionRollup.objects.values_list(*counted), key=str) == before
 
 
 def test_percentiles_from_a_histogram_are_within_a_bucket_of_the_truth():
