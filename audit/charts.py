@@ -2,7 +2,7 @@
 
 Every figure's points carry, in `customdata`, the search URL that lists the decisions behind
 them, so a click on a bar opens exactly those decisions. Aggregates run in Postgres, on the
-per-minute rollups when the filters are ones the rollups are counted by (rollups.py), else
+rollups (per minute, hour and day) when the filters are ones the rollups are counted by (rollups.py), else
 on the filtered decisions themselves: both sources answer the same questions.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import plotly.graph_objects as go
 from django.core.exceptions import ValidationError
@@ -138,22 +138,6 @@ class UtcDay(Func):
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 TRUNC = {MINUTE: TruncMinute, HOUR: TruncHour, DAY: TruncDay}
 GRANULARITY = {MINUTE: Granularity.MINUTE, HOUR: Granularity.HOUR, DAY: Granularity.DAY}
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def floor_to(moment: datetime, step: timedelta) -> datetime:
-    """The start of the UTC minute, hour or day `moment` falls in."""
-    return moment - (moment - EPOCH) % step
-
-
-def ceil_to(moment: datetime, step: timedelta) -> datetime:
-    floor = floor_to(moment, step)
-    return floor if floor == moment else floor + step
-
-
-def between(first, last) -> Q:
-    """Periods from `first` up to `last`; None leaves that side open."""
-    return Q(**{lookup: bound for lookup, bound in (("period__gte", first), ("period__lt", last)) if bound})
 
 
 class RawRows:
@@ -210,32 +194,11 @@ class RolledUp:
         if step == DAY and timezone.get_current_timezone_name() != "UTC":  # day rows count UTC days
             coarsest = HOUR
         rows = model.objects.using(self.using).filter(self.where)
-        tiers = self.tiers(coarsest)
-        if len(tiers) == 1 and tiers[0][0] == step:
+        tiers = rollups.tiers(*self.window, coarsest=GRANULARITY[coarsest])
+        if len(tiers) == 1 and tiers[0][0] == GRANULARITY[step]:
             return rows.filter(tiers[0][1]).annotate(bucket=F("period"))
-        either = Q()
-        for _, periods in tiers:
-            either |= periods
         bucket = UtcDay("period") if coarsest == DAY else TRUNC[step]("period")
-        return rows.filter(either).annotate(bucket=bucket)
-
-    def tiers(self, coarsest) -> list[tuple[timedelta, Q]]:
-        """(granularity, a range of its rows), coarsest first: the window's whole periods of the
-        coarsest size, then of each finer size the parts before and after them (at most five ranges)."""
-        tiers, gaps = [], [tuple(bound and bound.astimezone(UTC) for bound in self.window)]
-        for granularity in (DAY, HOUR, MINUTE):
-            if granularity > coarsest:
-                continue
-            left = []  # the parts of the window this size's whole periods do not cover
-            for since, until in gaps:
-                first, last = since and ceil_to(since, granularity), until and floor_to(until, granularity)
-                if first and last and first >= last:
-                    left.append((since, until))  # no whole period of this size inside
-                    continue
-                tiers.append((granularity, Q(between(first, last), granularity=GRANULARITY[granularity])))
-                left += [gap for gap in ((since, first), (last, until)) if gap[0] and gap[0] != gap[1]]
-            gaps = left
-        return tiers
+        return rows.filter(rollups.covering(*self.window, GRANULARITY[coarsest])).annotate(bucket=bucket)
 
     def total(self) -> int:
         return self.rows(DecisionRollup).aggregate(n=Sum("decisions"))["n"] or 0

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .models import DecisionRollup, ReasonRollup
@@ -72,6 +72,57 @@ def counting_statements(source: str) -> list[str]:
          f"GROUP BY {keys}, {len(COLUMNS) + 1} ORDER BY {keys}, {len(COLUMNS) + 1} "
          f"ON CONFLICT ({columns}, \"reason\") DO UPDATE SET decisions = {reasons}.decisions + EXCLUDED.decisions"),
     ]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def length(granularity: int) -> timedelta:
+    return timedelta(minutes=int(granularity))  # a granularity's value is its length in minutes
+
+
+def floor_to(moment: datetime, step: timedelta) -> datetime:
+    """The start of the UTC minute, hour or day `moment` falls in."""
+    return moment - (moment - EPOCH) % step
+
+
+def ceil_to(moment: datetime, step: timedelta) -> datetime:
+    floor = floor_to(moment, step)
+    return floor if floor == moment else floor + step
+
+
+def between(first, last) -> Q:
+    """Periods from `first` up to `last`; None leaves that side open."""
+    return Q(**{lookup: bound for lookup, bound in (("period__gte", first), ("period__lt", last)) if bound})
+
+
+def tiers(since: datetime | None, until: datetime | None, coarsest: int = DAY) -> list[tuple[int, Q]]:
+    """The fewest rollup rows that count [since, until) (whole minutes; None: open) exactly, as
+    (granularity, a range of its rows), coarsest first: the window's whole periods of the coarsest
+    size, then of each finer size the parts before and after them (at most five ranges). From 06:13
+    to 18:00, per hour: the minutes to 07:00, then hour rows."""
+    found, gaps = [], [tuple(bound and bound.astimezone(UTC) for bound in (since, until))]
+    for granularity in (DAY, HOUR, MINUTE):
+        if granularity > coarsest:
+            continue
+        step, left = length(granularity), []  # left: the parts this size's whole periods do not cover
+        for start, end in gaps:
+            first, last = start and ceil_to(start, step), end and floor_to(end, step)
+            if first and last and first >= last:
+                left.append((start, end))  # no whole period of this size inside
+                continue
+            found.append((granularity, Q(between(first, last), granularity=granularity)))
+            left += [gap for gap in ((start, first), (last, end)) if gap[0] and gap[0] != gap[1]]
+        gaps = left
+    return found
+
+
+def covering(since: datetime | None, until: datetime | None, coarsest: int = DAY) -> Q:
+    """The rollup rows that count [since, until) exactly, the coarsest that fit (tiers())."""
+    either = Q()
+    for _, periods in tiers(since, until, coarsest):
+        either |= periods
+    return either
 
 
 def rebuild(since: datetime | None = None) -> None:

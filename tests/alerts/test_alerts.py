@@ -1,14 +1,18 @@
 """Alerts: a deny rate or p95 latency above a rule's threshold opens an alert, shown in the
 console and sent to the webhook; coming back below closes it. Measured from the rollups."""
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from alerts import services as alerts
 from alerts.models import Alert, AlertRule
 from alerts.tasks import evaluate_alerts
-from core.models import Outcome
+from core import rollups, store
+from core.models import Decision, DecisionRollup, Outcome
 from tests.factories import DecisionFactory, PolicyFactory
 from tests.fleet.support import WebhookReceiver
 from tests.support import wait_until
@@ -67,6 +71,46 @@ def test_p95_latency_is_read_from_the_latency_histogram():
     assert measurement.decisions == 100
     assert measurement.value == pytest.approx(40, rel=0.05)
     assert [kind for _, kind in alerts.evaluate()] == ["opened"]
+
+
+def test_a_window_of_days_counts_exactly_its_decisions_from_hour_and_day_rows():
+    """A rule over days reads day and hour rows for the whole days and hours in its window and
+    minute rows only for the hours its ends cut (a day's rule: about 24 rows a key, not 1,440), and
+    finds what a count over the decisions finds."""
+    now = datetime(2026, 3, 5, 14, 37, 20, tzinfo=UTC)
+    decision = st.tuples(st.integers(0, 4 * 24 * 60 + 30), st.integers(0, 59),
+                         st.sampled_from([Outcome.ALLOW, Outcome.DENY, Outcome.WOULD_DENY]))
+
+    @hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(decision, min_size=1, max_size=30), st.integers(1, 4 * 24 * 60))
+    def check(plan, window_minutes):
+        Decision.objects.all().delete()
+        DecisionRollup.objects.all().delete()
+        minute = now.replace(second=0)
+        store.insert([DecisionFactory.build(timestamp=minute - timedelta(minutes=ago, seconds=-second), outcome=outcome)
+                      for ago, second, outcome in plan])
+        rule = AlertRule(name="Deny rate", metric=AlertRule.Metric.DENY_RATE, threshold=50,
+                         window_minutes=window_minutes, min_decisions=1)
+        since, until = alerts.window(rule, now)
+        # Minute rows are needed only for the hours the window's ends cut: without the others, the
+        # measurement is still exact.
+        hour = timedelta(hours=1)
+        cut = {rollups.floor_to(since, hour), rollups.floor_to(until, hour)}
+        for row in DecisionRollup.objects.filter(granularity=DecisionRollup.Granularity.MINUTE):
+            if rollups.floor_to(row.period, hour) not in cut:
+                row.delete()
+
+        measurement = alerts.measure(rule, now)
+
+        inside = Decision.objects.filter(timestamp__gte=since, timestamp__lt=until)
+        assert measurement.decisions == inside.count()
+        denied = inside.filter(outcome__in=[Outcome.DENY, Outcome.WOULD_DENY]).count()
+        if inside.exists():
+            assert measurement.value == pytest.approx(100 * denied / inside.count())
+        else:
+            assert measurement.value is None  # nothing to judge
+
+    check()
 
 
 def test_too_few_decisions_and_old_ones_do_not_fire():
