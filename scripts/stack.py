@@ -177,6 +177,24 @@ def pg_ctl_start(user: str | None, datadir: Path, options: str) -> None:
         raise SystemExit(f"Postgres in {datadir} did not start:\n{started.stdout}{started.stderr}{tail}")
 
 
+# Where a container's memory limit is read from: cgroup v2, then v1 ("max" or a huge number: none).
+CGROUP_MEMORY_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def memory_mib() -> int:
+    """The memory Postgres may count on: the host's, or the container's limit when lower (shared
+    buffers sized from a 24 GiB host inside a 2 GiB container would not start)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    for path in CGROUP_MEMORY_LIMITS:
+        try:
+            limit = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if limit.isdigit():
+            return min(memory, int(limit) // 2**20)
+    return memory
+
+
 def postgres_settings(profile: Profile) -> str:
     """Postgres sized for the machine where it holds real volumes: the benches' millions of rows and
     `make run`. Its defaults (128 MB of shared buffers, a checkpoint every 1 GB of WAL) make a
@@ -186,7 +204,7 @@ def postgres_settings(profile: Profile) -> str:
     120-200 ms. Test stacks hold little data and run four at a time: they keep the defaults."""
     if profile.name.startswith("test"):
         return ""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20  # MiB
+    memory = memory_mib()
     share = 6 if profile.name == "bench" else 16  # the dev and smoke stacks share the machine with work
     buffers = max(128, min(8192, memory // share))
     wal = "16GB" if profile.name == "bench" else "4GB"

@@ -26,6 +26,18 @@ def test_test_stacks_keep_postgres_defaults_and_the_others_are_sized_for_the_mac
     assert settings("smoke") == dev  # `make run` as the suite runs it starts Postgres with these
 
 
+def test_postgres_is_sized_for_a_containers_memory_limit_not_the_hosts(monkeypatch, tmp_path):
+    limit = tmp_path / "memory.max"
+    monkeypatch.setattr(stack, "CGROUP_MEMORY_LIMITS", (str(tmp_path / "absent"), str(limit)))
+    limit.write_text("max\n")  # no limit: the host's memory
+    assert stack.memory_mib() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    limit.write_text(f"{2 * 2**30}\n")  # a 2 GiB container on a larger host
+    assert stack.memory_mib() == min(2048, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20)
+    bench = settings("bench")
+    assert megabytes(bench["shared_buffers"]) == max(128, stack.memory_mib() // 6)
+    assert megabytes(bench["effective_cache_size"]) == stack.memory_mib() // 2
+
+
 def test_progress_to_a_reader_that_went_away_does_not_stop_the_cleanup(monkeypatch):
     """`stack.py exec ... | head` closes the pipe early; stopping Postgres and Redis still runs."""
     read, write = os.pipe()
