@@ -123,9 +123,10 @@ def as_decisions(events: list[dict]) -> list[Decision]:
 def raw_copy(decisions: list[Decision], table: str = "audit_decision") -> float:
     """COPY the rows straight into `table`; seconds taken."""
     started = time.perf_counter()
+    received_at = datetime.now(UTC)
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({COPY_COLUMNS}) FROM STDIN") as copy:
         for decision in decisions:
-            copy.write_row(copy_row(decision))
+            copy.write_row(copy_row(decision, received_at))
     return time.perf_counter() - started
 
 

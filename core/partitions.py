@@ -44,10 +44,22 @@ def week_table(environment: str, start: datetime) -> str:
     return f"{environment_table(environment)}_w{start:%Y%m%d}"
 
 
+def weeks_of(keys: Iterable[tuple[str, datetime]]) -> set[tuple[str, datetime]]:
+    """The (environment, start of week) of each (environment, timestamp) pair."""
+    weeks, week = set(), None
+    for environment, moment in keys:
+        # A batch spans few weeks, mostly in runs: a decision in the same week as the one before it
+        # is two comparisons, not the arithmetic of week_start.
+        if week is None or environment != week[0] or not week[1] <= moment < week[2]:
+            start = week_start(moment)
+            week = (environment, start, week_end(start))
+            weeks.add((environment, start))
+    return weeks
+
+
 def ensure(keys: Iterable[tuple[str, datetime]]) -> int:
     """Create the partitions these (environment, timestamp) pairs need; returns how many were made."""
-    weeks = {(environment, week_start(moment)) for environment, moment in keys}  # a batch spans few
-    wanted = {week_table(environment, start): (environment, start) for environment, start in weeks}
+    wanted = {week_table(environment, start): (environment, start) for environment, start in weeks_of(keys)}
     if not wanted:
         return 0
     with connection.cursor() as cursor:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime
 
 import django.dispatch
 from django.db import connection, transaction
+from django.utils import timezone
 
 from . import partitions, rollups
 from .models import Decision, StoredDecisionId
@@ -30,9 +32,8 @@ COPY_COLUMNS = ", ".join(f'"{f.column}"' for f in COPY_FIELDS)
 INCOMING_COLUMNS = ", ".join(f'i."{f.column}"' for f in COPY_FIELDS)  # the same, read from the staged rows
 
 
-# (attribute, kept as JSON text, set when stored) of each column, worked out once, not per row.
-_COPIED = [(f.attname, f.get_internal_type() == "JSONField", f.name == "received_at") for f in COPY_FIELDS]
-_RECEIVED_AT = Decision._meta.get_field("received_at")
+# (attribute, kept as JSON text) of each column, worked out once, not per row.
+_COPIED = [(f.attname, f.get_internal_type() == "JSONField") for f in COPY_FIELDS]
 
 
 # Each id is claimed in the registry of stored ids first (one index, whichever partition holds the
@@ -53,14 +54,18 @@ STORE_CLAIMED = (
     + " SELECT id, decision_id, environment, timestamp FROM stored")
 
 
-def copy_row(decision: Decision) -> tuple:
-    """The decision's values in COPY_COLUMNS order, as COPY takes them."""
+# JSON text for jsonb: compact, no check for cycles (parsed JSON has none): a quarter less time than json.dumps.
+_json_text = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+def copy_row(decision: Decision, received_at: datetime) -> tuple:
+    """The decision's values in COPY_COLUMNS order, as COPY takes them, stamped `received_at` (the
+    rows of one batch share the time they were stored)."""
+    decision.received_at = received_at
     values = []
-    for attname, is_json, stamped in _COPIED:
-        value = _RECEIVED_AT.pre_save(decision, add=True) if stamped else getattr(decision, attname)
-        if is_json and value is not None:
-            value = json.dumps(value)
-        values.append(value)
+    for attname, is_json in _COPIED:
+        value = getattr(decision, attname)
+        values.append(_json_text(value) if is_json and value is not None else value)
     return tuple(values)
 
 
@@ -77,9 +82,10 @@ def insert(decisions: list[Decision]) -> list[Decision]:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS incoming_decision ON COMMIT DELETE ROWS AS "
                        f"SELECT {COPY_COLUMNS} FROM {Decision._meta.db_table} WITH NO DATA")
+        received_at = timezone.now()
         with cursor.cursor.copy(f"COPY incoming_decision ({COPY_COLUMNS}) FROM STDIN") as copy:
             for decision in decisions:
-                copy.write_row(copy_row(decision))
+                copy.write_row(copy_row(decision, received_at))
         cursor.execute(STORE_CLAIMED)
         ids = {(decision_id, environment, timestamp): pk for pk, decision_id, environment, timestamp in cursor.fetchall()}
         cursor.execute("TRUNCATE incoming_decision")

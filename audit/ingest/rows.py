@@ -120,7 +120,7 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
     policy, version, version_source = resolver.resolve(path, result, timestamp, bundles, environment)
     entry = result if isinstance(result, dict) else {}
     stored_input, masked = masking.mask(contract.storable(event.get("input")), mask_rules or [])
-    return Decision(
+    return Decision.new(
         **facts.extract(stored_input, reasons),
         environment=environment,
         instance=instance,
@@ -132,8 +132,8 @@ def decision_from_event(event: dict[str, Any], resolver: VersionResolver, batch:
         result=result,
         outcome=outcome,
         reasons=reasons,
-        policy=policy,  # the object: approvals reads it for every held action
-        version_id=version.pk if version else None,  # by id, skipping the related-object checks
+        policy=policy,
+        version_id=version.pk if version else None,
         version_source=version_source,
         effective_mode=contract.short_text(entry.get("effective_mode"), 10),
         exception_ids=contract.exception_ids_of(entry),

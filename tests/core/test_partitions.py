@@ -3,13 +3,15 @@ decision OPA delivers twice is stored once."""
 import gzip
 import importlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import Sum
+from hypothesis import given
+from hypothesis import strategies as st
 
 from approvals.models import HeldAction
 from audit.ingest import store_batch
@@ -44,6 +46,22 @@ def partition_of(decision_id) -> str:
 def test_weeks_start_on_monday_utc():
     assert partitions.week_start(datetime(2026, 11, 29, 23, 59, tzinfo=UTC)) == datetime(2026, 11, 23, tzinfo=UTC)
     assert partitions.week_start(datetime(2026, 11, 30, 0, 0, tzinfo=UTC)) == datetime(2026, 11, 30, tzinfo=UTC)
+
+
+# Times around one Monday, 00:00 UTC: on it, a microsecond before, a week either side, in between.
+MONDAYS = st.integers(0, 50_000).map(lambda weeks: partitions.MONDAY + weeks * partitions.WEEK)
+NEAR = st.sampled_from([timedelta(0), timedelta(microseconds=-1), timedelta(days=7), timedelta(days=-7),
+                        timedelta(days=7, microseconds=-1)]) | st.integers(-10 * 86400, 10 * 86400).map(
+    lambda seconds: timedelta(seconds=seconds))
+ZONES = st.sampled_from([UTC, timezone(timedelta(hours=-9, minutes=-30)), timezone(timedelta(hours=14))])
+
+
+@given(MONDAYS, st.lists(st.tuples(st.sampled_from(["prod", "staging"]), NEAR, ZONES), max_size=40))
+def test_a_batch_needs_the_week_of_each_of_its_decisions(monday, offsets):
+    """weeks_of skips the arithmetic for a decision in the week of the one before it: however the
+    times run (back and forth across a Monday, in any zone), it finds every week they fall in."""
+    keys = [(environment, (monday + offset).astimezone(zone)) for environment, offset, zone in offsets]
+    assert partitions.weeks_of(keys) == {(environment, partitions.week_start(moment)) for environment, moment in keys}
 
 
 def test_each_environment_and_week_gets_its_own_partition(client):

@@ -8,6 +8,7 @@ from django.db import connection, connections, transaction
 
 from core import partitions, store
 from core.models import Decision, StoredDecisionId
+from policies.models import Policy
 from tests.factories import DecisionFactory
 
 WHEN = datetime(2026, 11, 24, 10, tzinfo=UTC)
@@ -63,3 +64,31 @@ def test_the_registry_keeps_one_index_on_the_id():
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'audit_decision_id' ORDER BY 1")
         assert [name for (name,) in cursor.fetchall()] == ["audit_decision_id_pkey", "decision_id_time"]
+
+
+def stored_values(decision: Decision) -> dict:
+    return {f.attname: getattr(decision, f.attname) for f in store.COPY_FIELDS}
+
+
+@pytest.mark.django_db
+def test_a_decision_built_for_storing_holds_what_the_keyword_constructor_would(django_assert_num_queries):
+    policy = Policy(pk=7, name="budget")
+    values = {name: value for name, value in stored_values(DecisionFactory.build()).items()
+              if name not in ("id", "policy_id", "received_at", "search")}
+
+    decision = Decision.new(policy=policy, **values)
+
+    assert stored_values(decision) == stored_values(Decision(policy=policy, **values))
+    assert decision._state.adding and decision.pk is None
+    with django_assert_num_queries(0):
+        assert decision.policy == policy  # the object given, not a query
+    assert Decision.new(policy=None, **values).policy_id is None
+
+
+def test_a_decision_built_for_storing_names_a_field_missing_or_unknown():
+    values = {name: value for name, value in stored_values(DecisionFactory.build()).items()
+              if name not in ("id", "policy_id", "received_at", "search")}
+    with pytest.raises(TypeError, match="needs a value for 'outcome'"):
+        Decision.new(policy=None, **{k: v for k, v in values.items() if k != "outcome"})
+    with pytest.raises(TypeError, match="not fields of a decision: colour"):
+        Decision.new(policy=None, colour="red", **values)
