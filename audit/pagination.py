@@ -21,10 +21,15 @@ WINDOWS = (timedelta(days=1), timedelta(days=7), timedelta(days=31), None)
 class CappedPaginator(Paginator):
     """For querysets of decisions ordered newest first."""
 
+    @cached_property
+    def now(self):
+        """One clock for the count and the page: each window means the same rows to both."""
+        return timezone.now()
+
     def windowed(self, window):
         if window is None:
             return self.object_list
-        return self.object_list.filter(timestamp__gte=timezone.now() - window)
+        return self.object_list.filter(timestamp__gte=self.now - window)
 
     def counted(self, window, limit: int) -> int:
         """How many of the window's matches there are, up to `limit`, in no particular order."""
@@ -32,8 +37,9 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
+        self.found_in = {}  # each window counted, up to the limit: the page picks its window from these
         for window in WINDOWS:
-            found = self.counted(window, COUNT_LIMIT + 1)
+            found = self.found_in[window] = self.counted(window, COUNT_LIMIT + 1)
             if found > COUNT_LIMIT or window is None:
                 return found
         raise AssertionError("the last window is the whole search")
@@ -47,8 +53,11 @@ class CappedPaginator(Paginator):
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = min(bottom + self.per_page, self.count)
-        for window in WINDOWS:  # the newest window that holds this page holds it in the same order
-            rows = self.windowed(window)
-            if window is None or self.counted(window, top) >= top:
-                return self._get_page(rows[bottom:top], number, self)
+        # The newest window that holds this page holds it in the same order. Counting found how many
+        # each window holds (up to the limit, which top never passes), so nothing is counted again: a
+        # search with one old match counted every window twice. Windows it did not reach are never
+        # needed: the last one it counted holds more than the limit, or is the whole search.
+        for window in WINDOWS:
+            if window is None or self.found_in[window] >= top:
+                return self._get_page(self.windowed(window)[bottom:top], number, self)
         raise AssertionError("the last window is the whole search")

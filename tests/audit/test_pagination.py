@@ -44,6 +44,29 @@ def test_counting_stops_past_the_limit(decisions, monkeypatch):
     assert list(paginator.page(2).object_list) == list(decisions)[4:6]
 
 
+def test_a_search_with_one_old_match_counts_each_window_once(django_assert_num_queries):
+    """A decision id matches one decision, here 60 days old: the count looks in the day, week,
+    month and the whole table, and the page reads the rows from the window that count found them
+    in, without counting again (nine queries before, five now)."""
+    old = DecisionFactory(timestamp=timezone.now() - timedelta(days=60))
+    DecisionFactory()
+    search = Decision.objects.filter(decision_id=old.decision_id)
+    with django_assert_num_queries(5):
+        page = pagination.CappedPaginator(search, 50).page(1)
+        assert list(page.object_list) == [old] and page.paginator.count == 1
+
+
+def test_the_count_and_the_page_read_the_same_windows(monkeypatch):
+    """A decision counted in the newest day is on the page, however long after the count the page
+    is read: both use the paginator's one clock, not the time of each query."""
+    paginator = pagination.CappedPaginator(Decision.objects.all(), 50)
+    edge = DecisionFactory(timestamp=paginator.now - timedelta(days=1))  # the day's oldest moment
+    assert paginator.count == 1 and paginator.found_in[timedelta(days=1)] == 1
+    later = paginator.now + timedelta(hours=1)
+    monkeypatch.setattr(pagination.timezone, "now", lambda: later)
+    assert list(paginator.page(1).object_list) == [edge]
+
+
 def test_an_empty_search_has_one_empty_page():
     paginator = pagination.CappedPaginator(Decision.objects.all(), 50)
     assert paginator.count == 0 and list(paginator.page(1).object_list) == []
