@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -29,13 +29,15 @@ from .models import DriftAlert, Environment, OpaInstance
 log = logging.getLogger(__name__)
 
 
-def active_in(environment: Environment, target_url: str) -> dict[Policy, ActiveVersion]:
-    """Per policy, what the environment runs. Policies with a publication still on its way in
-    the environment (or to this OPA) are left out: their instances are about to change."""
-    in_flight = set(Publication.objects.filter(Q(environment=environment) | Q(target_url=target_url))
-                    .exclude(status__in=Publication.FINISHED).values_list("version__policy_id", flat=True))
+def active_in(environment: Environment, target_url: str, read_at: datetime) -> dict[Policy, ActiveVersion]:
+    """Per policy, what the environment runs. Left out: policies with a publication still on its
+    way in the environment (or to this OPA), and those with one that tried or reached OPA after
+    `read_at`, when the check began to read OPA: what it read of them may be out of date."""
+    moving = (Publication.objects.filter(Q(environment=environment) | Q(target_url=target_url))
+              .filter(~Q(status__in=Publication.FINISHED) | Q(last_attempt_at__gte=read_at)
+                      | Q(confirmed_at__gte=read_at)))
     active = (ActiveVersion.objects.filter(environment=environment, policy__retired_at__isnull=True)
-              .exclude(policy_id__in=in_flight)
+              .exclude(policy_id__in=moving.values("version__policy_id"))
               .select_related("policy", "version__policy", "version__author", "publication__requested_by"))
     return {row.policy: row for row in active}
 
@@ -63,19 +65,28 @@ class Observation:
     resource: str  # the OPA policy id
     expected: str  # SHA-256 of the source Gavel published
     actual: str  # SHA-256 of what the instance holds; "" when it holds nothing
+    read_at: datetime  # when the check began to read the instance
 
 
 def check_instance(environment: Environment, instance: OpaInstance) -> list[DriftAlert]:
     """Compare, alert, re-push or escalate. Raises OpaUnreachable for the task to retry.
     Safe to run twice: an open alert whose re-push is in flight, or that is escalated, waits."""
+    read_at = timezone.now()  # before the read: a publication after it may have changed what was read
+    return act_on(environment, instance, loaded_modules(instance), read_at)
+
+
+def act_on(environment: Environment, instance: OpaInstance, loaded: dict[str, str],
+           read_at: datetime) -> list[DriftAlert]:
+    """Alert, re-push or escalate for what `instance` was found to hold (`loaded`, read from
+    OPA from `read_at` on)."""
     url = instance.url or environment.target_url
-    loaded = loaded_modules(instance)
     alerts = []
     with transaction.atomic():
         Environment.objects.select_for_update().get(pk=environment.pk)  # one check of an environment at a time
-        for active in active_in(environment, url).values():
+        for active in active_in(environment, url, read_at).values():
             for resource, expected in expected_modules(active.version).items():
-                seen = Observation(environment, instance, url, active, resource, expected, loaded.get(resource, ""))
+                seen = Observation(environment, instance, url, active, resource, expected, loaded.get(resource, ""),
+                                   read_at)
                 alert = record(seen)
                 if alert is None:
                     continue
@@ -93,8 +104,8 @@ def record(seen: Observation) -> DriftAlert | None:
     when it drifted too often lately). None: nothing new to act on."""
     now = timezone.now()
     open_alerts = DriftAlert.objects.filter(target_url=seen.url, resource=seen.resource, resolved_at__isnull=True)
-    if seen.actual == seen.expected:
-        open_alerts.update(resolved_at=now)
+    if seen.actual == seen.expected:  # an alert opened after the read may be a drift the read missed
+        open_alerts.filter(detected_at__lt=seen.read_at).update(resolved_at=now)
         return None
     previous = open_alerts.select_related("repush").first()
     if previous and (previous.escalated or (previous.repush and not previous.repush.is_finished)):

@@ -1,6 +1,7 @@
 """Environments with several OPA instances, drift and its escalation, against real OPA servers."""
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from core.opa.client import opa_client
 from fleet import drift
@@ -153,6 +154,43 @@ def test_drift_is_detected_restored_and_escalated_when_it_keeps_coming_back(
     check_instance_drift(environment.pk, None)
     alert.refresh_from_db()
     assert alert.resolved_at is not None
+
+
+def test_a_check_that_read_opa_before_the_re_push_finished_opens_no_new_episode(opa, celery_worker, make_user):
+    """A check reads OPA outside the environment's lock: it may read the tampered module, then find
+    the re-push already confirmed. What it read is out of date, not a new drift."""
+    environment, _ = _published(opa, make_user)
+    instance = environment.targets()[0]
+    _tamper(opa, 1)
+    [alert] = drift.check_instance(environment, instance)
+
+    read_at = timezone.now()
+    loaded = drift.loaded_modules(instance)  # still the tampered module
+    assert wait_finished(alert.repush).status == Publication.Status.OK
+
+    assert drift.act_on(environment, instance, loaded, read_at) == []
+    assert list(DriftAlert.objects.values_list("pk", flat=True)) == [alert.pk]
+    assert drift.check_instance(environment, instance) == []  # a fresh read sees the restore
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
+
+
+def test_a_check_that_read_opa_before_the_drift_does_not_resolve_its_alert(opa, make_user, settings):
+    settings.GAVEL_DRIFT_MAX_REPUSH = 0  # escalated at once: no re-push to wait for
+    environment, _ = _published(opa, make_user)
+    instance = environment.targets()[0]
+    read_at = timezone.now()
+    loaded = drift.loaded_modules(instance)  # what Gavel published
+    _tamper(opa, 1)
+    [alert] = drift.check_instance(environment, instance)
+    assert alert.escalated
+
+    assert drift.act_on(environment, instance, loaded, read_at) == []
+    alert.refresh_from_db()
+    assert alert.resolved_at is None  # still waiting for a person
+    assert drift.check_instance(environment, instance) == []
+    alert.refresh_from_db()
+    assert alert.resolved_at is None
 
 
 def test_a_removed_entrypoint_is_drift_too(opa, celery_worker, make_user):
