@@ -70,6 +70,13 @@ class DecisionFilter(django_filters.FilterSet):
 
     # The page shows these always; the rest sit under "More filters" (open when one is set).
     COMMON = ("since", "until", "outcome", "q", "policy")
+    # Each matches a handful of decisions at most: a decision id is stored once.
+    NEEDLES = ("decision_id",)
+
+    @classmethod
+    def finds_few(cls, data) -> bool:
+        """Whether the search (its query parameters) can match only a handful of decisions."""
+        return any(str(data.get(name) or "").strip() for name in cls.NEEDLES)
 
     def filter_outcome(self, queryset, name, value):
         if value == DENIED:

@@ -6,7 +6,9 @@ it looks in the newest day, then week, then month before the whole table: a sear
 matches many decisions fills its page (and passes the count limit) within the first window
 and never reads the rest, while a rare match costs little in every window. Counting ignores the
 order: Postgres may stop at the limit in whatever order its index hands the matches over, where
-"the newest 10,001" would make it find and sort every match in the window first.
+"the newest 10,001" would make it find and sort every match in the window first. A search that
+can match only a handful of decisions (a decision id) skips the windows: it would look in each
+for nothing.
 """
 from datetime import timedelta
 from functools import cached_property
@@ -19,7 +21,11 @@ WINDOWS = (timedelta(days=1), timedelta(days=7), timedelta(days=31), None)
 
 
 class CappedPaginator(Paginator):
-    """For querysets of decisions ordered newest first."""
+    """For querysets of decisions ordered newest first; `few`: the search matches a handful at most."""
+
+    def __init__(self, object_list, per_page, few: bool = False, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.windows = WINDOWS[-1:] if few else WINDOWS
 
     @cached_property
     def now(self):
@@ -38,7 +44,7 @@ class CappedPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         self.found_in = {}  # each window counted, up to the limit: the page picks its window from these
-        for window in WINDOWS:
+        for window in self.windows:
             found = self.found_in[window] = self.counted(window, COUNT_LIMIT + 1)
             if found > COUNT_LIMIT or window is None:
                 return found
@@ -57,7 +63,7 @@ class CappedPaginator(Paginator):
         # each window holds (up to the limit, which top never passes), so nothing is counted again: a
         # search with one old match counted every window twice. Windows it did not reach are never
         # needed: the last one it counted holds more than the limit, or is the whole search.
-        for window in WINDOWS:
+        for window in self.windows:
             if window is None or self.found_in[window] >= top:
                 return self._get_page(self.windowed(window)[bottom:top], number, self)
         raise AssertionError("the last window is the whole search")

@@ -30,7 +30,8 @@ def decision_list(request):
         queryset = Decision.objects.using(reads.alias).for_rows()
         filterset = DecisionFilter(request.GET, queryset=queryset)
         decisions = filterset.qs if filterset.is_valid() else queryset.none()
-        page = CappedPaginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
+        paginator = CappedPaginator(decisions, PAGE_SIZE, few=DecisionFilter.finds_few(request.GET))
+        page = paginator.get_page(request.GET.get("page"))
         page.object_list = list(page.object_list)  # read here, where a failing replica falls back
         return filterset, page, as_of
 

@@ -8,7 +8,9 @@ import pytest
 from django.db import connection
 from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from audit import pagination
 from audit.filters import DecisionFilter
@@ -29,8 +31,9 @@ def decisions():
     return Decision.objects.all()  # newest first, as the page lists them
 
 
-def test_every_page_is_the_plain_slice_whichever_window_holds_it(decisions):
-    paginator = pagination.CappedPaginator(decisions, 4)
+@pytest.mark.parametrize("few", [False, True])
+def test_every_page_is_the_plain_slice_whichever_window_holds_it(decisions, few):
+    paginator = pagination.CappedPaginator(decisions, 4, few=few)
     assert paginator.count == 10 and not paginator.capped and paginator.num_pages == 3
     expected = list(decisions)
     for number in (1, 2, 3):
@@ -54,6 +57,25 @@ def test_a_search_with_one_old_match_counts_each_window_once(django_assert_num_q
     with django_assert_num_queries(5):
         page = pagination.CappedPaginator(search, 50).page(1)
         assert list(page.object_list) == [old] and page.paginator.count == 1
+
+
+def test_a_decision_id_search_reads_the_whole_search_at_once(client, make_user, django_assert_num_queries):
+    """One id matches one decision: looking in the day, week and month first finds nothing, so
+    the page and the API count and read the whole search in one query each."""
+    old = DecisionFactory(timestamp=timezone.now() - timedelta(days=60))
+    DecisionFactory()
+    query = QueryDict(f"decision_id={old.decision_id}")
+    assert DecisionFilter.finds_few(query) and not DecisionFilter.finds_few(QueryDict("decision_id=+&user=dana"))
+    search = DecisionFilter(query, queryset=Decision.objects.all()).qs
+    with django_assert_num_queries(2):
+        page = pagination.CappedPaginator(search, 50, few=True).page(1)
+        assert list(page.object_list) == [old] and page.paginator.count == 1
+
+    client.force_login(make_user("auditor"))
+    with CaptureQueriesContext(connection) as queries:
+        listed = client.get("/audit/", {"decision_id": old.decision_id}).content.decode()
+    assert reverse("audit:detail", args=[old.decision_id]) in listed
+    assert not any('"timestamp" >=' in q["sql"] for q in queries.captured_queries)
 
 
 def test_the_count_and_the_page_read_the_same_windows(monkeypatch):
@@ -103,3 +125,22 @@ def test_one_facets_denials_are_counted_from_its_index_alone(facet):
         plan = json.dumps(cursor.fetchone()[0])
     scans = re.findall(r'"Node Type": "([^"]*Scan)"', plan)
     assert scans and set(scans) == {"Index Only Scan"}, plan
+
+
+def test_the_api_counts_its_pages_as_the_page_does(client, make_user, monkeypatch):
+    """The API's list stops counting at the limit too, and says so: an exact count reads every
+    match (about 0.1 s a million decisions)."""
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", 5)
+    for hours in range(7):
+        DecisionFactory(timestamp=timezone.now() - timedelta(hours=hours, minutes=1))
+    token = Token.objects.create(user=make_user("auditor")).key
+    api = lambda **params: client.get("/api/v1/decisions/", params, HTTP_AUTHORIZATION=f"Token {token}").json()
+
+    capped = api()
+    assert (capped["count"], capped["count_capped"], len(capped["results"])) == (6, True, 6)  # past the limit
+    newest = Decision.objects.first()
+    with CaptureQueriesContext(connection) as queries:
+        exact = api(decision_id=newest.decision_id)
+    assert not any('"timestamp" >=' in q["sql"] for q in queries.captured_queries)  # no windows for an id
+    assert (exact["count"], exact["count_capped"], exact["next"]) == (1, False, None)
+    assert [d["decision_id"] for d in exact["results"]] == [newest.decision_id]
