@@ -13,10 +13,10 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
-from django.db.models import Avg, DurationField, ExpressionWrapper, F, Min
+from django.db.models import Avg, DurationField, ExpressionWrapper, F, Min, Sum
 from django.utils import timezone
 
-from core.models import Decision, LogBatch
+from core.models import LogBatch
 
 log = logging.getLogger(__name__)
 REFUSED_KEY = "gavel:ingest:refused:{status}:{minute}"
@@ -87,7 +87,10 @@ def health() -> dict:
     now = timezone.now()
     queued = LogBatch.objects.filter(status=LogBatch.Status.QUEUED)
     oldest = queued.aggregate(oldest=Min("received_at"))["oldest"]
-    recent = LogBatch.objects.filter(status=LogBatch.Status.STORED).order_by("-stored_at")[:200]
+    # Read from the batch table by its index on reception, never from the decisions: the page
+    # refreshes every 5 s, and counting a table of ten million decisions took 4 s.
+    stored = LogBatch.objects.filter(status=LogBatch.Status.STORED)
+    recent = stored.order_by("-received_at")[:200]
     delay = ExpressionWrapper(F("stored_at") - F("received_at"), output_field=DurationField())
     store_delay = LogBatch.objects.filter(pk__in=recent.values("pk")).aggregate(avg=Avg(delay))["avg"]
     hour_ago = now - timedelta(hours=1)
@@ -96,7 +99,7 @@ def health() -> dict:
         "queue_limit": settings.GAVEL_INGEST_MAX_QUEUED_BATCHES,
         "lag_seconds": (now - oldest).total_seconds() if oldest else 0.0,
         "store_delay_seconds": store_delay.total_seconds() if store_delay else None,
-        "decisions_last_hour": Decision.objects.filter(received_at__gte=hour_ago).count(),
+        "decisions_last_hour": stored.filter(received_at__gte=hour_ago).aggregate(n=Sum("stored_count"))["n"] or 0,
         "batches_last_hour": LogBatch.objects.filter(received_at__gte=hour_ago).count(),
         "refused_last_hour": refused_last_hour(),
         "failed": list(LogBatch.objects.filter(status=LogBatch.Status.FAILED).order_by("-received_at")

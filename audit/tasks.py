@@ -1,4 +1,5 @@
-"""Ingest's tasks: store a staged decision-log batch, and send again the ones whose hand-off was lost."""
+"""Ingest's tasks: store a staged decision-log batch, send again the ones whose hand-off was lost,
+and delete stored ones past their keeping time."""
 from datetime import timedelta
 
 from celery import shared_task
@@ -9,7 +10,7 @@ from django.utils import timezone
 from core.models import LogBatch
 
 from . import handoff
-from .ingest import failures, store_batch
+from .ingest import failures, staged, store_batch
 
 
 # Backoff capped well under the broker's visibility timeout, so a batch retrying through a
@@ -51,3 +52,9 @@ def requeue_stalled_batches(older_than_seconds: int | None = None) -> int:
     for batch_id in lost:
         handoff.send(batch_id)
     return len(lost)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=60, retry_jitter=True, max_retries=5)
+def delete_stored_batches() -> int:
+    """Periodic: delete stored batches' staged copies past GAVEL_LOG_BATCH_KEEP_HOURS."""
+    return staged.delete_stored()

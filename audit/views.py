@@ -52,7 +52,7 @@ FACTS = (("Environment", "environment"), ("OPA instance", "instance"), ("User", 
 def _decisions(request, decision_id):
     """(the decision asked for, every stored decision with its id). One id can be stored more
     than once (another environment, another time): `?row=` picks one, else the newest."""
-    same_id = list(Decision.objects.select_related("policy", "version__policy", "batch")
+    same_id = list(Decision.objects.select_related("policy", "version__policy")
                    .filter(decision_id=decision_id).order_by("-timestamp", "-id"))
     if not same_id:
         raise Http404("No decision has this id.")

@@ -176,6 +176,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "alerts.tasks.evaluate_alerts",
         "schedule": 60.0,
     },
+    # Deletes stored batches' staged copies past GAVEL_LOG_BATCH_KEEP_HOURS (audit/ingest/staged.py).
+    "delete-stored-log-batches": {
+        "task": "audit.tasks.delete_stored_batches",
+        "schedule": 3600.0,
+    },
     # Drops weeks of decisions past their environment's GAVEL_DECISION_RETENTION.
     "drop-expired-decisions": {
         "task": "core.tasks.drop_expired_decisions",
@@ -277,6 +282,9 @@ GAVEL_MASK = os.environ.get("GAVEL_MASK", "")
 # How long decisions are kept, per environment, e.g. "prod=400,staging=30,*=90" (days; 0 or
 # unset: forever). Whole weeks are dropped once every decision in them is past it.
 GAVEL_DECISION_RETENTION = os.environ.get("GAVEL_DECISION_RETENTION", "")
+# How long a stored batch's staged copy (OPA's body as uploaded, inputs unmasked) is kept after
+# it was received (hours; 0: forever). Failed and waiting batches stay until they are stored.
+GAVEL_LOG_BATCH_KEEP_HOURS = float(os.environ.get("GAVEL_LOG_BATCH_KEEP_HOURS", "24"))
 
 
 def _paths(name: str, default: str) -> list[str]:

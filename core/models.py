@@ -113,6 +113,7 @@ class Decision(models.Model):
     latency_ns = models.BigIntegerField(null=True, blank=True, help_text="OPA's query evaluation time.")
     requested_by = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
+    # The batch it came in; stored batches are deleted after a day (audit/ingest/staged.py), the id stays.
     batch = models.ForeignKey(LogBatch, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
                               related_name="decisions")
     # Where it was decided, and the searchable facts read out of the (masked) input: see fields.py.
