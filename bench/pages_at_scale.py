@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""Every main page and the decisions API, on the table the last audit_scale run left (10M rows).
+
+    .venv/bin/python scripts/stack.py exec --profile bench -- .venv/bin/python bench/pages_at_scale.py
+
+A page that reads the decision table without an index it can use is fine in tests and takes
+seconds here (the ingest page took 4.1 s a refresh before it read the batch table instead). Each
+page is fetched through Django's test client as a user with every role, best of five, with its
+query count and its slowest query; the baseline, in the same run, is the login page, which reads
+no decisions. Figures go to bench/results/pages_at_scale.md. Leaves the database as it was.
+"""
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import audit_scale as scale  # noqa: E402  (it sets up Django on gavel_bench)
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from core.display import decision_ids  # noqa: E402
+from core.models import Decision, LogBatch  # noqa: E402
+from policies.models import Policy  # noqa: E402
+
+RESULTS = scale.ROOT / "bench" / "results" / "pages_at_scale.md"
+REPEAT = 5
+SLOW_MS = 1000
+
+
+def pages() -> list[str]:
+    newest = Decision.objects.order_by("-timestamp").values("decision_id", "user").first()
+    oldest = Decision.objects.order_by("timestamp").values("decision_id").first()
+    policy = Policy.objects.order_by("name").first()
+    return [
+        "/", "/audit/", "/audit/?outcome=deny", f"/audit/?user={newest['user']}", "/audit/?q=budget",
+        f"/audit/?decision_id={oldest['decision_id']}",
+        f"/audit/{decision_ids.to_url(newest['decision_id'])}/", f"/audit/{decision_ids.to_url(oldest['decision_id'])}/",
+        "/audit/dashboard/", "/audit/dashboard/?range=30d", "/audit/dashboard/?range=30d&outcome=deny",
+        "/audit/ingest/", "/audit/alerts/", "/audit/exports/", "/approvals/", "/policies/",
+        f"/policies/{policy.name}/", "/environments/", "/activity/", "/exceptions/", "/rollout/",
+        "/api/v1/decisions/", "/api/v1/decisions/?outcome=deny", f"/api/v1/decisions/?decision_id={oldest['decision_id']}",
+        f"/api/v1/decisions/{decision_ids.to_url(newest['decision_id'])}/",
+    ]
+
+
+def fetch(client: Client, url: str) -> tuple[int, float, int, float]:
+    """(status, best ms, queries, slowest query ms) of `url`."""
+    best, status, queries = float("inf"), 0, []
+    for _ in range(REPEAT):
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            status = client.get(url).status_code
+            elapsed = time.perf_counter() - started
+        if elapsed < best:
+            best, queries = elapsed, captured.captured_queries
+    slowest = max((float(q["time"]) for q in queries), default=0.0)
+    return status, best * 1000, len(queries), slowest * 1000
+
+
+def main() -> None:
+    rows = Decision.objects.count() if Decision.objects.exists() else 0
+    if rows < 100_000:
+        sys.exit(f"gavel_bench holds {rows:,} decisions: run bench/audit_scale.py first")
+    settings.ALLOWED_HOSTS = ["*"]
+    load = os.getloadavg()
+    user = get_user_model().objects.create_superuser("bench-pages", "bench@gavel.invalid", None)
+    try:
+        _, baseline_ms, _, _ = fetch(Client(), "/login/")
+        client = Client()
+        client.force_login(user)
+        measured = [(url, *fetch(client, url)) for url in pages()]
+    finally:
+        user.delete()
+    slow = [url for url, status, ms, *_ in measured if ms > SLOW_MS or status != 200]
+    lines = [
+        "# Pages at scale: every main page on the audit table audit_scale leaves", "",
+        "`.venv/bin/python scripts/stack.py exec --profile bench -- .venv/bin/python bench/pages_at_scale.py`", "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {os.cpu_count()} cores, Linux "
+        f"{platform.release()}, Python {platform.python_version()}; {rows:,} decisions in the table, "
+        f"{LogBatch.objects.count():,} staged batches; load average "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} before. The machine is shared: compare with the baseline.", "",
+        f"Each page as a user with every role, best of {REPEAT}, through Django's test client (no network, no "
+        f"browser). **Baseline**: the login page, which reads no decisions: {baseline_ms:.1f} ms.", "",
+        "| page | status | ms | x login page | queries | slowest query, ms |", "| --- | --- | --- | --- | --- | --- |",
+        *(f"| `{url}` | {status} | {ms:.1f} | {ms / baseline_ms:.1f}x | {count} | {slowest:.1f} |"
+          for url, status, ms, count, slowest in measured), "",
+        (f"Over {SLOW_MS:,} ms or not 200: {', '.join(f'`{url}`' for url in slow)}." if slow
+         else f"Every page answered 200 within {SLOW_MS:,} ms."),
+    ]
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
