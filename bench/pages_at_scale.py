@@ -27,6 +27,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from core.display import decision_ids  # noqa: E402
 from core.models import Decision, LogBatch  # noqa: E402
+from fleet.models import Environment  # noqa: E402
 from policies.models import Policy  # noqa: E402
 
 RESULTS = scale.ROOT / "bench" / "results" / "pages_at_scale.md"
@@ -38,25 +39,34 @@ def pages() -> list[str]:
     newest = Decision.objects.order_by("-timestamp").values("decision_id", "user").first()
     oldest = Decision.objects.order_by("timestamp").values("decision_id").first()
     policy = Policy.objects.order_by("name").first()
+    version = policy.latest_version.number
+    environment = Environment.objects.order_by("name").first()
     return [
         "/", "/audit/", "/audit/?outcome=deny", f"/audit/?user={newest['user']}", "/audit/?q=budget",
         f"/audit/?decision_id={oldest['decision_id']}",
         f"/audit/{decision_ids.to_url(newest['decision_id'])}/", f"/audit/{decision_ids.to_url(oldest['decision_id'])}/",
         "/audit/dashboard/", "/audit/dashboard/?range=30d", "/audit/dashboard/?range=30d&outcome=deny",
         "/audit/ingest/", "/audit/alerts/", "/audit/exports/", "/approvals/", "/policies/",
-        f"/policies/{policy.name}/", "/environments/", "/activity/", "/exceptions/", "/rollout/",
+        f"/policies/{policy.name}/", f"/policies/{policy.name}/v{version}/",
+        f"/policies/{policy.name}/v{version}/summary/", f"/policies/{policy.name}/v{version}/evidence/",
+        "/environments/", "/activity/", "/exceptions/", "/rollout/", f"/rollout/{environment.name}/{policy.name}/",
+        # The rollout page's preview (htmx, POST): the proposal replayed over the last 24 hours.
+        ("POST", f"/rollout/{environment.name}/{policy.name}/preview/",
+         {"mode": "enforce", "enforce_percentage": 25, "user_field": "user.id", "agent_field": "agent.id"}),
         "/api/v1/decisions/", "/api/v1/decisions/?outcome=deny", f"/api/v1/decisions/?decision_id={oldest['decision_id']}",
         f"/api/v1/decisions/{decision_ids.to_url(newest['decision_id'])}/",
     ]
 
 
-def fetch(client: Client, url: str) -> tuple[int, float, int, float]:
-    """(status, best ms, queries, slowest query ms) of `url`."""
+def fetch(client: Client, page) -> tuple[int, float, int, float]:
+    """(status, best ms, queries, slowest query ms) of `page`: a URL, or ("POST", url, data)."""
+    method, url, data = page if isinstance(page, tuple) else ("GET", page, None)
+    send = client.post if method == "POST" else client.get
     best, status, queries = float("inf"), 0, []
     for _ in range(REPEAT):
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
-            status = client.get(url).status_code
+            status = send(url, data).status_code
             elapsed = time.perf_counter() - started
         if elapsed < best:
             best, queries = elapsed, captured.captured_queries
@@ -75,7 +85,8 @@ def main() -> None:
         _, baseline_ms, _, _ = fetch(Client(), "/login/")
         client = Client()
         client.force_login(user)
-        measured = [(url, *fetch(client, url)) for url in pages()]
+        measured = [(page if isinstance(page, str) else f"{page[0]} {page[1]}", *fetch(client, page))
+                    for page in pages()]
     finally:
         user.delete()
     slow = [url for url, status, ms, *_ in measured if ms > SLOW_MS or status != 200]

@@ -9,10 +9,8 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
-
-from django.utils import timezone
 
 from core.models import Decision, Outcome
 from fleet.models import Environment
@@ -132,7 +130,8 @@ def current_rollout(policy: Policy, environment: Environment) -> Rollout:
 class Preview:
     """What a rollout would have done to the decisions recorded in a window."""
 
-    decisions: int = 0
+    decisions: int = 0  # replayed: the newest PREVIEW_LIMIT at most
+    total: int = 0  # recorded in the window
     enforced: int = 0
     enforced_denied: int = 0
     enforced_held: int = 0  # enforced and held for a person's approval
@@ -144,6 +143,7 @@ class Preview:
 
 
 READ_DECISIONS = "core.view_decision"
+PREVIEW_LIMIT = 20_000  # decisions a preview replays: the newest of its window
 # What the policy held for approval, enforced or only recorded in dry-run.
 HELD_OUTCOMES = (Outcome.REQUIRE_APPROVAL, Outcome.WOULD_REQUIRE_APPROVAL)
 
@@ -158,12 +158,15 @@ def previewable(user, proposed: Rollout, current: Rollout) -> Rollout:
     return replace(current, mode=proposed.mode, enforce_percentage=proposed.enforce_percentage)
 
 
-def preview(policy: Policy, environment: Environment, rollout: Rollout, *, hours: int = 24) -> Preview:
-    """Replay the rollout over the recorded inputs: how many would be enforced, and denied."""
+def preview(policy: Policy, environment: Environment, rollout: Rollout, since: datetime) -> Preview:
+    """Replay the rollout over the inputs recorded since `since`: how many would be enforced, and
+    denied. At most the newest PREVIEW_LIMIT decisions are replayed (`total` says how many the
+    window holds): each is decoded and bucketed in Python, and the page's two previews of a day of
+    265,000 took 9.4 s."""
     kill_switch = environment.kill_switch_engaged
-    since = timezone.now() - timedelta(hours=hours)
     result = Preview()
-    rows = Decision.objects.filter(policy=policy, timestamp__gte=since).values_list("input", "outcome")
+    recorded = Decision.objects.filter(policy=policy, timestamp__gte=since)
+    rows = recorded.order_by("-timestamp", "-id").values_list("input", "outcome")[:PREVIEW_LIMIT]
     for request, outcome in rows.iterator(chunk_size=2000):
         mode = rollout.effective_mode(request, kill_switch)
         result.decisions += 1
@@ -172,4 +175,5 @@ def preview(policy: Policy, environment: Environment, rollout: Rollout, *, hours
             result.enforced += 1
             result.enforced_denied += outcome in (Outcome.DENY, Outcome.WOULD_DENY)
             result.enforced_held += outcome in HELD_OUTCOMES
+    result.total = result.decisions if result.decisions < PREVIEW_LIMIT else recorded.count()
     return result

@@ -1,8 +1,11 @@
 """Rollout pages for security admins: kill switch per environment, canary per policy."""
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from fleet.models import Environment
@@ -81,9 +84,11 @@ def preview(request, name, environment):
     form = RolloutForm(request.POST)
     current_rollout = canary.current_rollout(policy, environment)
     result = None
+    since = timezone.now() - timedelta(hours=24)  # both previews replay the same decisions
     if form.is_valid():
-        result = canary.preview(policy, environment, canary.previewable(request.user, form.rollout(), current_rollout))
-    current = canary.preview(policy, environment, current_rollout)
+        result = canary.preview(policy, environment, canary.previewable(request.user, form.rollout(), current_rollout),
+                                since=since)
+    current = canary.preview(policy, environment, current_rollout, since=since)
     return render(request, "rollout/_preview.html", {
         "form": form, "preview": result, "current": current,
         "aggregate_only": not request.user.has_perm(canary.READ_DECISIONS)})

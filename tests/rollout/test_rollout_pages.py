@@ -72,6 +72,23 @@ def test_preview_counts_the_last_day_with_the_same_buckets_as_opa(client, make_u
     assert response.context["current"].enforced == 200  # today: enforce for everyone
 
 
+def test_a_busy_day_is_previewed_from_its_newest_decisions(client, make_user, policy, monkeypatch):
+    """A preview decodes and buckets each decision in Python: it replays at most PREVIEW_LIMIT, the
+    newest, and says of how many (at 10M rows, a day of 265,000 took 9.4 s to preview)."""
+    monkeypatch.setattr(canary, "PREVIEW_LIMIT", 3)
+    now = timezone.now()
+    for minutes, outcome in ((50, Outcome.DENY), (40, Outcome.DENY), (30, Outcome.ALLOW), (20, Outcome.DENY),
+                             (10, Outcome.ALLOW)):
+        DecisionFactory(policy=policy, outcome=outcome, timestamp=now - timedelta(minutes=minutes))
+    client.force_login(make_user("security_admin"))
+    response = client.post(f"/rollout/{Environment.objects.default().name}/budget/preview/", {
+        "mode": "enforce", "enforce_percentage": 100, "user_field": "user.id", "agent_field": "agent.id"})
+    preview, current = response.context["preview"], response.context["current"]
+    assert (preview.decisions, preview.total, preview.enforced_denied) == (3, 5, 1)  # the newest three
+    assert (current.decisions, current.total) == (3, 5)
+    assert "Of the newest <strong>3</strong> of the 5 decisions" in response.content.decode()
+
+
 def test_kill_switch_through_the_page_and_the_api(client, make_user):
     admin = make_user("security_admin")
     environment = Environment.objects.default()
