@@ -57,6 +57,12 @@ class Environment(models.Model):
     def target_url(self) -> str:
         return self.opa_url or settings.OPA_URL
 
+    def stored_as(self) -> list[str]:
+        """The `environment` values its decisions are stored under: its name, and for the default
+        environment also "" (OPA's logs sent with the bootstrap token and no environment label
+        come from the OPA_URL's OPA, the default environment's)."""
+        return [self.name, ""] if self.name == settings.GAVEL_ENVIRONMENT else [self.name]
+
     @property
     def is_pull(self) -> bool:
         return self.delivery == self.Delivery.PULL

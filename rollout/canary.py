@@ -159,13 +159,13 @@ def previewable(user, proposed: Rollout, current: Rollout) -> Rollout:
 
 
 def preview(policy: Policy, environment: Environment, rollout: Rollout, since: datetime) -> Preview:
-    """Replay the rollout over the inputs recorded since `since`: how many would be enforced, and
-    denied. At most the newest PREVIEW_LIMIT decisions are replayed (`total` says how many the
+    """Replay the rollout over the inputs recorded in `environment` since `since`: how many would be
+    enforced, and denied (a rollout applies to one environment's OPAs only). At most the newest PREVIEW_LIMIT decisions are replayed (`total` says how many the
     window holds): each is decoded and bucketed in Python, and the page's two previews of a day of
     265,000 took 9.4 s."""
     kill_switch = environment.kill_switch_engaged
     result = Preview()
-    recorded = Decision.objects.filter(policy=policy, timestamp__gte=since)
+    recorded = Decision.objects.filter(policy=policy, environment__in=environment.stored_as(), timestamp__gte=since)
     rows = recorded.order_by("-timestamp", "-id").values_list("input", "outcome")[:PREVIEW_LIMIT]
     for request, outcome in rows.iterator(chunk_size=2000):
         mode = rollout.effective_mode(request, kill_switch)

@@ -90,5 +90,5 @@ def preview(request, name, environment):
                                 since=since)
     current = canary.preview(policy, environment, current_rollout, since=since)
     return render(request, "rollout/_preview.html", {
-        "form": form, "preview": result, "current": current,
+        "form": form, "preview": result, "current": current, "environment": environment,
         "aggregate_only": not request.user.has_perm(canary.READ_DECISIONS)})

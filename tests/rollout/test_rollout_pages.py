@@ -72,6 +72,25 @@ def test_preview_counts_the_last_day_with_the_same_buckets_as_opa(client, make_u
     assert response.context["current"].enforced == 200  # today: enforce for everyone
 
 
+def test_a_preview_replays_only_its_own_environments_decisions(client, make_user, policy):
+    """A rollout reaches one environment's OPAs, so staging's traffic must not count toward
+    production's preview. The default environment also owns the decisions logged without an
+    environment (its OPA_URL's OPA, on the bootstrap token)."""
+    production = Environment.objects.create(name="production")
+    default = Environment.objects.default()
+    for environment, count in (("production", 3), (default.name, 2), ("", 1), ("staging", 4)):
+        for _ in range(count):
+            DecisionFactory(policy=policy, environment=environment, outcome=Outcome.DENY)
+    client.force_login(make_user("security_admin"))
+    form = {"mode": "enforce", "enforce_percentage": 100, "user_field": "user.id", "agent_field": "agent.id"}
+    response = client.post(f"/rollout/{production.name}/budget/preview/", form)
+    assert (response.context["preview"].decisions, response.context["preview"].enforced_denied) == (3, 3)
+    assert "<strong>3</strong> decisions in production of the last 24 hours" in response.content.decode()
+    assert client.post(f"/rollout/{default.name}/budget/preview/", form).context["preview"].decisions == 3
+    empty = client.post("/rollout/" + Environment.objects.create(name="qa").name + "/budget/preview/", form)
+    assert "No decisions of this policy in qa in the last 24 hours" in empty.content.decode()
+
+
 def test_a_busy_day_is_previewed_from_its_newest_decisions(client, make_user, policy, monkeypatch):
     """A preview decodes and buckets each decision in Python: it replays at most PREVIEW_LIMIT, the
     newest, and says of how many (at 10M rows, a day of 265,000 took 9.4 s to preview)."""
