@@ -37,7 +37,7 @@ import stack  # noqa: E402
 
 from console.demo.traffic import random_request  # noqa: E402
 from rollout.canary import Rollout  # noqa: E402
-from rollout.entrypoint import BUCKET, render_entry  # noqa: E402
+from rollout.entrypoint import FAST_BUCKET, render_entry  # noqa: E402
 from rollout.runtime import rollout_document  # noqa: E402
 
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the figures
@@ -46,7 +46,7 @@ RESULTS = ROOT / "bench" / "results" / "entrypoint_latency.md"
 TARGET = 1.5  # issue 17: the entrypoint at most 1.5x the bare policy's evaluation time, p50 and p95
 
 # The least any entrypoint with a canary does: the policy's decision passed through, plus the user's
-# bucket, hashed and looked up as Gavel's entrypoint does it. No named users, exceptions, approvals
+# bucket, hashed and read as Gavel's entrypoint does it. No named users, exceptions, approvals
 # or answer shapes: what is left of the entrypoint's cost once everything avoidable is gone.
 FLOOR = f"""package gavel_floor.agent_gateway
 
@@ -60,7 +60,7 @@ decision := {{"allow": answer.allow, "reasons": answer.reasons, "require_approva
 
 canary_mode := "enforce" if {{
 	digest := crypto.sha256(input.user.id)
-	({BUCKET}) % 100 < 25
+	{FAST_BUCKET} % 100 < 25
 }} else := "dry-run"
 """
 
@@ -141,7 +141,7 @@ def main() -> None:
         "(`rollout.runtime.rollout_document`): a 25% canary in dry-run, one enforced and one dry-run user, the",
         "kill switch off, 20 exceptions (users u-100 to u-119, for token-budget denials). The floor is the least",
         "any entrypoint with a canary does: the policy's decision passed through with the user's bucket, hashed and",
-        "looked up as the entrypoint does it, and nothing else (`FLOOR` in the bench).",
+        "read as the entrypoint reads it, and nothing else (`FLOOR` in the bench).",
         "",
         "| measure | statistic | bare policy | floor | entrypoint | floor / bare | entry / bare |",
         "| --- | --- | --- | --- | --- | --- | --- |",

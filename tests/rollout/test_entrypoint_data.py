@@ -4,10 +4,13 @@ import random
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.opa.client import opa_client
 from rollout import runtime
-from rollout.canary import Rollout, field_path, value_at
+from rollout.canary import Rollout, field_path, user_bucket, value_at
+from rollout.entrypoint import BUCKET, FAST_BUCKET
 from rollout.models import Mode
 from tests.rollout.test_canary import budget  # noqa: F401  (the fixture: budget published with its entrypoint)
 
@@ -91,6 +94,19 @@ def test_the_bucket_is_hashed_only_when_the_percentage_decides(budget):  # noqa:
     assert not traced(Rollout(mode=Mode.DRY_RUN, enforce_percentage=100))
     assert not traced(Rollout(mode=Mode.DRY_RUN, enforce_percentage=30, dry_run_users=("zoe",)))
     assert not traced(Rollout(mode=Mode.DRY_RUN, enforce_percentage=30, enforce_users=("zoe",)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(users=st.lists(st.text(max_size=40), min_size=1, max_size=40))
+def test_both_ways_of_reading_the_bucket_agree_with_python(opa, users):
+    """The entrypoint reads the hash's first 8 hex digits with to_number, and falls back to looking
+    its bytes up on an OPA that refuses Go's hexadecimal form: this OPA takes the fast way, and both
+    give Python's bucket (rollout/canary.py) for any user text."""
+    query = (f"buckets := [[fast, looked] | some user in input; digest := crypto.sha256(user); "
+             f"fast := {FAST_BUCKET} % 100; looked := ({BUCKET}) % 100]")
+    with opa_client() as opa:
+        buckets = opa.query(query, users)[0]["buckets"]
+    assert buckets == [[user_bucket(user)] * 2 for user in users]
 
 
 def exception(id, match, reason_contains="", expires_in=3600):
