@@ -19,7 +19,8 @@ For each size it
      During the live run, the index study: the pages each index of the table touched, and
      how many of them came from outside Postgres's buffers;
   3. search, once VACUUM (ANALYZE) has left the table as autovacuum would: p50/p95 of the common
-     searches through `audit.filters.DecisionFilter` as the page runs them (first page of 50, newest first) and the count the page shows (capped),
+     searches through `audit.filters.DecisionFilter` as the page runs them (first page of 50,
+     newest first) and the count the page shows (capped),
      and which indexes each search read (the index study's other half);
   4. charts: each chart's aggregate from the rollups against the same aggregate over the raw
      rows, for all 30 days and for the last day, per bucket as the dashboard draws them

@@ -27,8 +27,8 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from core.display import decision_ids  # noqa: E402
 from approvals.models import HeldAction  # noqa: E402
+from core.display import decision_ids  # noqa: E402
 from core.models import Decision, LogBatch  # noqa: E402
 from fleet.models import Environment  # noqa: E402
 from policies.models import Policy  # noqa: E402
@@ -47,7 +47,8 @@ HELD_SQL = """
 INSERT INTO audit_heldaction (decision_id, logged_decision_id, policy_id, path, input, reasons, requester, risk,
     approvals_required, status, created_from, callback_url, created_at, expires_at, decided_at, consumed_by_decision)
 SELECT d.decision_id, d.id, d.policy_id, d.path, d.input, d.reasons, d."user", 1 + d.id %% 5, 1,
-    CASE WHEN d.timestamp > %(day_ago)s THEN 'pending' ELSE (ARRAY['approved', 'rejected', 'expired'])[1 + d.id %% 3] END,
+    CASE WHEN d.timestamp > %(day_ago)s THEN 'pending'
+         ELSE (ARRAY['approved', 'rejected', 'expired'])[1 + d.id %% 3] END,
     'decision log', '', d.timestamp, d.timestamp + interval '1 day',
     CASE WHEN d.timestamp > %(day_ago)s THEN NULL ELSE d.timestamp + interval '1 hour' END, ''
 FROM audit_decision d WHERE d.outcome = 'require_approval'
@@ -58,7 +59,8 @@ BATCHES_SQL = """
 INSERT INTO audit_logbatch (received_at, body_gz, event_count, remote_addr, status, stored_at, stored_count,
     duplicate_count, attempts, failure)
 SELECT %(now)s - n * interval '5 seconds' / 8, '\\x1f8b'::bytea, 20, ('10.0.0.' || n %% 8)::inet,
-    CASE WHEN n < %(failed)s THEN 'failed' ELSE 'stored' END, %(now)s - n * interval '5 seconds' / 8 + interval '1 second',
+    CASE WHEN n < %(failed)s THEN 'failed' ELSE 'stored' END,
+    %(now)s - n * interval '5 seconds' / 8 + interval '1 second',
     CASE WHEN n < %(failed)s THEN 0 ELSE 20 END, 0, CASE WHEN n < %(failed)s THEN 3 ELSE 0 END,
     CASE WHEN n < %(failed)s THEN 'bench: a batch that could not be stored' ELSE '' END
 FROM generate_series(1, %(count)s) AS n
@@ -79,7 +81,8 @@ def pages() -> list[str]:
         "/audit/dashboard/", "/audit/dashboard/?range=30d", "/audit/dashboard/?range=30d&outcome=deny",
         "/audit/ingest/", "/audit/alerts/", "/audit/exports/",
         "/approvals/", "/approvals/?status=approved", f"/approvals/?requester={held['requester']}",
-        f"/approvals/{decision_ids.to_url(held['decision_id'])}/", "/approvals/export.csv?status=pending", "/policies/",
+        f"/approvals/{decision_ids.to_url(held['decision_id'])}/", "/approvals/export.csv?status=pending",
+        "/policies/",
         f"/policies/{policy.name}/", f"/policies/{policy.name}/v{version}/",
         f"/policies/{policy.name}/v{version}/summary/", f"/policies/{policy.name}/v{version}/evidence/",
         "/environments/", "/activity/", "/exceptions/", "/rollout/", f"/rollout/{environment.name}/{policy.name}/",

@@ -160,9 +160,9 @@ def previewable(user, proposed: Rollout, current: Rollout) -> Rollout:
 
 def preview(policy: Policy, environment: Environment, rollout: Rollout, since: datetime) -> Preview:
     """Replay the rollout over the inputs recorded in `environment` since `since`: how many would be
-    enforced, and denied (a rollout applies to one environment's OPAs only). At most the newest PREVIEW_LIMIT decisions are replayed (`total` says how many the
-    window holds): each is decoded and bucketed in Python, and the page's two previews of a day of
-    265,000 took 9.4 s."""
+    enforced, and denied (a rollout applies to one environment's OPAs only). At most the newest
+    PREVIEW_LIMIT decisions are replayed (`total` says how many the window holds): each is decoded
+    and bucketed in Python, and the page's two previews of a day of 265,000 took 9.4 s."""
     kill_switch = environment.kill_switch_engaged
     result = Preview()
     recorded = Decision.objects.filter(policy=policy, environment__in=environment.stored_as(), timestamp__gte=since)

@@ -104,8 +104,8 @@ def test_both_ways_of_reading_the_bucket_agree_with_python(opa, users):
     give Python's bucket (rollout/canary.py) for any user text."""
     query = (f"buckets := [[fast, looked] | some user in input; digest := crypto.sha256(user); "
              f"fast := {FAST_BUCKET} % 100; looked := ({BUCKET}) % 100]")
-    with opa_client() as opa:
-        buckets = opa.query(query, users)[0]["buckets"]
+    with opa_client() as client:
+        buckets = client.query(query, users)[0]["buckets"]
     assert buckets == [[user_bucket(user)] * 2 for user in users]
 
 
