@@ -48,7 +48,7 @@ def queue(request):
     filterset = HeldActionFilter({**request.GET.dict(), "status": tab}, queryset=base)
     items = filterset.qs if filterset.is_valid() else base.none()
     if tab != "pending":
-        items = items.order_by("-decided_at")
+        items = items.order_by("-decided_at", "-id")  # the heldaction_decided index
     query = request.GET.copy()
     query["status"] = tab
     query.pop("page", None)

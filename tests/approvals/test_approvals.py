@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from approvals import expiry
 from approvals import services as approvals
 from approvals.models import HeldAction
+from approvals.views import QUEUE_PAGE
 from approvals.wording import describe
 from audit.ingest import store_batch
 from core import store
@@ -222,6 +223,20 @@ def test_the_queue_puts_risky_and_old_first(client, make_user):
     client.force_login(make_user("reviewer"))
     page = client.get("/approvals/")
     assert [h.decision_id for h in page.context["items"]] == ["d-high", "d-low"]
+
+
+def test_the_decided_tabs_put_the_latest_decisions_first_and_page_through_each_once(client, make_user):
+    held = [hold(f"d-{n}") for n in range(QUEUE_PAGE + 5)]
+    decided = timezone.now() - timedelta(hours=1)
+    # Decided in an order of their own; the first ten in the same instant, as a sweep expires many
+    # at once, across the pages' edge: the id orders those.
+    for n in (7, 3, 9, 0, 5, *range(QUEUE_PAGE + 4, 9, -1), 1, 8, 2, 6, 4):
+        HeldAction.objects.filter(pk=held[n].pk).update(status="approved",
+                                                        decided_at=decided + timedelta(minutes=max(n, 9)))
+    client.force_login(make_user("reviewer"))
+    pages = [client.get("/approvals/", {"status": "approved", "page": number}).context["items"]
+             for number in (1, 2)]
+    assert [item.decision_id for page in pages for item in page] == [f"d-{n}" for n in reversed(range(QUEUE_PAGE + 5))]
 
 
 def test_reviewing_on_the_page_with_htmx(client, make_user):
