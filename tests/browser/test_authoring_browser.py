@@ -95,8 +95,10 @@ def test_explain_and_the_playground_from_a_decision(live_server, browser, make_u
         page.get_by_test_id("try-in-playground").click()
         expect(page.get_by_test_id("playground-note")).to_contain_text("which decided it")
         expect(page.locator('[data-editor-for="input"] .cm-content')).to_contain_text('"delete"')
+        # Each evaluation is a round trip to the sandboxed OPA: under a loaded machine, more than 5 s.
+        evaluated = 20000
         page.get_by_test_id("evaluate").click()
-        expect(page.get_by_test_id("playground-outcome")).to_have_text("Deny")
+        expect(page.get_by_test_id("playground-outcome")).to_have_text("Deny", timeout=evaluated)
         expect(page.get_by_test_id("playground-why")).to_contain_text("Denies when")
         # Now the draft: let "delete" through, and evaluate again.
         draft = page.locator('[data-editor-for="source"] .cm-content')
@@ -105,7 +107,7 @@ def test_explain_and_the_playground_from_a_decision(live_server, browser, make_u
         page.keyboard.press("ArrowLeft")
         page.keyboard.type(', "delete"')
         page.get_by_test_id("evaluate").click()
-        expect(page.get_by_test_id("playground-outcome")).to_have_text("Allow")
+        expect(page.get_by_test_id("playground-outcome")).to_have_text("Allow", timeout=evaluated)
         expect(page.get_by_test_id("playground-why")).to_contain_text("No rule that denies")
         page.screenshot(path=str(shots(tmp_path) / "playground.png"), full_page=True)
 
