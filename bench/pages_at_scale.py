@@ -131,8 +131,10 @@ def fetch(client: Client, page) -> tuple[int, float, int, float]:
     for _ in range(REPEAT):
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
-            status = send(url, data).status_code
-            elapsed = time.perf_counter() - started
+            response = send(url, data)
+            if response.streaming:  # an export: its cost is in the rows it streams, read here
+                b"".join(response.streaming_content)
+            status, elapsed = response.status_code, time.perf_counter() - started
         if elapsed < best:
             best, queries = elapsed, captured.captured_queries
     slowest = max((float(q["time"]) for q in queries), default=0.0)
