@@ -55,7 +55,8 @@ def run_shard(number: int, profile: str, files: list[str], extra: list[str], res
     for line in process.stdout:
         sys.stdout.write(f"[{number}] {line}")
         sys.stdout.flush()
-        if line.startswith(("FAILED ", "ERROR ")):  # pytest's short summary (-ra)
+        # pytest's short summary (-ra) names test files; a captured log line at level ERROR does not.
+        if line.startswith(("FAILED tests/", "ERROR tests/")):
             failures.append(f"[{number}] {line.rstrip()}")
     code = process.wait()
     results[number] = 0 if code == NO_TESTS_SELECTED else code  # a -k that leaves a shard nothing to run
