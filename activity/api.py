@@ -32,6 +32,11 @@ class ActivityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = ActivitySerializer
     filterset_class = ActivityFilter
 
+    def paginate_queryset(self, queryset):
+        # A page is picked from the entries' keys, and only its entries are built (entries.keys).
+        page_keys = super().paginate_queryset(entries.keys(queryset))
+        return None if page_keys is None else entries.built(page_keys)
+
     def get_serializer(self, instance=None, *args, **kwargs):
         # Entries become rows (before -> after, names for ids) a page at a time.
         if instance is not None and kwargs.get("many"):

@@ -1,10 +1,13 @@
 """Reading the activity log: each entry as who, when, what, and every field's before -> after.
 
-The page and the API both list `log()` through ActivityFilter and show `rows()`.
+The page and the API both list `log()` through ActivityFilter, page its `keys()`, and show the
+`rows()` of the page's entries, `built()` from its keys.
 """
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.apps import apps
 from django.contrib.auth.models import Group, User
 from django.db import models
 
@@ -60,6 +63,26 @@ class Row:
 def log():
     """Every change, newest first (events of one transaction share a time; the id breaks ties)."""
     return ActivityEntry.objects.order_by("-pgh_created_at", "-pgh_slug")
+
+
+def keys(entries):
+    """Each entry of `entries` (log(), filtered) as (event model, event id), in the same order: what a
+    page is picked from. Building an entry (its fields as JSON, the row before it, what changed) is
+    the costly part, and Postgres leaves it out when only the keys are read: with 100,000 held
+    actions in the log, a page built every entry before picking 50 and took 7.8 s."""
+    return entries.values_list("pgh_model", "pgh_id")
+
+
+def built(page_keys) -> list:
+    """The entries of these keys, in their order: each event model's read in one query, by id."""
+    wanted = defaultdict(list)
+    for label, pgh_id in page_keys:
+        wanted[label].append(pgh_id)
+    found = {}
+    for label, ids in wanted.items():
+        for entry in log().across(apps.get_model(label)).filter(pgh_id__in=ids):
+            found[(label, entry.pgh_id)] = entry
+    return [found[key] for key in map(tuple, page_keys) if key in found]
 
 
 def changes_of(entry) -> list[Change]:

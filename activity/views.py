@@ -13,10 +13,11 @@ PAGE_SIZE = 50
 def activity_list(request):
     filterset = ActivityFilter(request.GET, queryset=entries.log())
     found = filterset.qs if filterset.is_valid() else entries.log().none()
-    page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(entries.keys(found), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"filter": filterset, "page": page, "rows": entries.rows(page.object_list), "query": query.urlencode()}
+    context = {"filter": filterset, "page": page, "rows": entries.rows(entries.built(page.object_list)),
+               "query": query.urlencode()}
     # htmx asks only for the table, so filtering refreshes it in place.
     template = "activity/_results.html" if request.htmx and not request.htmx.boosted else "activity/list.html"
     return render(request, template, context)

@@ -3,6 +3,8 @@ by who, what, which object and when; the page escapes whatever was typed into th
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -101,3 +103,31 @@ def test_other_roles_cannot_read_the_log(client, make_user, history):
 ])
 def test_times_read_as_utc_to_the_second(stored, words):
     assert entries.shown(stored, "expires_at") == words
+
+
+def test_pages_pick_their_entries_first_and_build_only_those(client, history):
+    """Building an entry (its fields, the row before it, what changed) costs more than finding it:
+    the page picks its 50 from the keys and builds those alone, in the log's order across models."""
+    for n in range(30):  # two models, interleaved: 60 more changes than the history holds
+        PolicyFactory(name=f"drill{n}")
+        KillSwitchChange.objects.create(environment=Environment.objects.default(), engaged=bool(n % 2),
+                                        changed_by=history["bob"], reason=f"drill {n}")
+    client.force_login(history["carol"])
+    everything = [row.id for row in entries.rows(entries.log())]
+    assert len(everything) > 60
+
+    pages, built = [], []
+    for number in (1, 2):
+        with CaptureQueriesContext(connection) as queries:
+            pages.append(client.get("/activity/", {"page": number}).context["rows"])
+        # The queries that read entries whole: their outer select takes each entry's changes.
+        built += [q["sql"] for q in queries.captured_queries if '"pghistory_events"."pgh_diff"' in q["sql"]]
+
+    assert [row.id for page in pages for row in page] == everything[:len(pages[0]) + len(pages[1])]
+    assert len(pages[0]) == 50 and pages[1]
+    # Every query that builds entries asks for the page's own ids, never the whole log.
+    assert built and all('"pgh_id" IN' in sql for sql in built)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=history['carol']).key}")
+    assert [entry["id"] for entry in api.get("/api/v1/activity/", {"page": 2}).json()["results"]] == [
+        row.id for row in pages[1]]
