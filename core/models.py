@@ -5,7 +5,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
-from django.db.models import DEFERRED, Value
+from django.db.models import DEFERRED, Value, signals
 
 
 class LogBatch(models.Model):
@@ -168,16 +168,25 @@ class Decision(models.Model):
     @classmethod
     def new(cls, *, policy, **values) -> "Decision":
         """A decision to store, from the value of every stored field (`policy` the object or None).
-        Built positionally, as Django builds the rows it reads: ingest builds one per decision, and
-        the keyword constructor (a descriptor and a default per field) took twice as long."""
+        Ingest builds one per decision: the keyword constructor (a descriptor and a default per
+        field) took twice as long as the positional one, and filling the attributes is quicker still."""
         # `search` is left unset, as the keyword constructor leaves a generated field: Postgres computes it.
         values.update(id=None, policy_id=policy.pk if policy else None, received_at=None, search=DEFERRED)
         try:
-            decision = cls(*[values.pop(name) for name in _STORED_ATTNAMES])
+            ordered = [values.pop(name) for name in _STORED_ATTNAMES]
         except KeyError as missing:
             raise TypeError(f"a decision needs a value for {missing}") from None
         if values:
             raise TypeError(f"not fields of a decision: {', '.join(sorted(values))}")
+        if signals.pre_init.has_listeners(cls) or signals.post_init.has_listeners(cls):
+            decision = cls(*ordered)
+        else:
+            # What the constructor does when given every value, without its per-field loop and its
+            # signals, which nobody hears (docs/performance.md, "Ingest in one process").
+            decision = cls.__new__(cls)
+            decision._state = models.base.ModelState()
+            decision.__dict__.update(zip(_STORED_ATTNAMES, ordered))
+            del decision.__dict__["search"]  # DEFERRED: the constructor leaves it unset too
         if policy is not None:
             cls.policy.field.set_cached_value(decision, policy)  # approvals reads it for held actions
         return decision

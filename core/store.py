@@ -13,6 +13,7 @@ core knowing them.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -32,8 +33,9 @@ COPY_COLUMNS = ", ".join(f'"{f.column}"' for f in COPY_FIELDS)
 INCOMING_COLUMNS = ", ".join(f'i."{f.column}"' for f in COPY_FIELDS)  # the same, read from the staged rows
 
 
-# (attribute, kept as JSON text) of each column, worked out once, not per row.
-_COPIED = [(f.attname, f.get_internal_type() == "JSONField") for f in COPY_FIELDS]
+# The attributes in COPY_FIELDS order, read in one step; which of them are kept as JSON text.
+_COPIED = operator.itemgetter(*[f.attname for f in COPY_FIELDS])
+_AS_JSON = [n for n, f in enumerate(COPY_FIELDS) if f.get_internal_type() == "JSONField"]
 
 
 # Each id is claimed in the registry of stored ids first (one index, whichever partition holds the
@@ -62,10 +64,13 @@ def copy_row(decision: Decision, received_at: datetime) -> tuple:
     """The decision's values in COPY_COLUMNS order, as COPY takes them, stamped `received_at` (the
     rows of one batch share the time they were stored)."""
     decision.received_at = received_at
-    values = []
-    for attname, is_json in _COPIED:
-        value = getattr(decision, attname)
-        values.append(_json_text(value) if is_json and value is not None else value)
+    try:
+        values = list(_COPIED(decision.__dict__))
+    except KeyError:  # a field not loaded (`defer`): read through the model, which loads it
+        values = [getattr(decision, f.attname) for f in COPY_FIELDS]
+    for n in _AS_JSON:
+        if values[n] is not None:
+            values[n] = _json_text(values[n])
     return tuple(values)
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection, connections, transaction
+from django.db.models import signals
 
 from core import partitions, store
 from core.models import Decision, StoredDecisionId
@@ -83,6 +84,43 @@ def test_a_decision_built_for_storing_holds_what_the_keyword_constructor_would(d
     with django_assert_num_queries(0):
         assert decision.policy == policy  # the object given, not a query
     assert Decision.new(policy=None, **values).policy_id is None
+
+
+@pytest.mark.django_db
+def test_a_receiver_of_post_init_still_hears_of_each_decision_built():
+    """Decision.new skips the constructor's per-field loop while nobody listens for it."""
+    values = {name: value for name, value in stored_values(DecisionFactory.build()).items()
+              if name not in ("id", "policy_id", "received_at", "search")}
+    heard = []
+
+    def receiver(instance, **_):
+        heard.append(instance.decision_id)
+
+    signals.post_init.connect(receiver, sender=Decision)
+    try:
+        built = Decision.new(policy=None, **values)
+    finally:
+        signals.post_init.disconnect(receiver, sender=Decision)
+    assert heard == [values["decision_id"]]
+    assert stored_values(built) == stored_values(Decision.new(policy=None, **values))
+
+
+@pytest.mark.django_db
+def test_copy_values_are_the_same_however_the_decision_was_built_or_loaded():
+    received = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    built = DecisionFactory.build(input={"user": {"id": "ana"}}, labels={"id": "opa-1"})
+    values = {name: value for name, value in stored_values(built).items()
+              if name not in ("id", "policy_id", "received_at", "search")}
+    stored = store.insert([Decision.new(policy=None, **values)])[0]
+    loaded = Decision.objects.defer("input", "labels").get(pk=stored.pk)  # read on demand
+
+    rows = [store.copy_row(decision, received) for decision in (Decision.new(policy=None, **values),
+                                                                   Decision(**values), loaded)]
+
+    assert rows[0] == rows[1] == rows[2]
+    columns = [f.attname for f in store.COPY_FIELDS]
+    assert rows[0][columns.index("input")] == '{"user":{"id":"ana"}}'  # JSON text, as COPY takes it
+    assert rows[0][columns.index("received_at")] == received
 
 
 def test_a_decision_built_for_storing_names_a_field_missing_or_unknown():
