@@ -14,7 +14,7 @@ from core.display.json_text import shown
 from . import services as approvals
 from .filters import HeldActionFilter, save_filter
 from .models import HeldAction, SavedFilter
-from .wording import describe, risk_explained
+from .wording import EXPORT_HEADER, describe, export_rows, risk_explained
 
 QUEUE_PAGE = 25  # cards per page; the filters and the page number live in the URL
 BULK_MAX = 100  # held actions one bulk review may name
@@ -147,25 +147,10 @@ def bulk_review(request):
     return redirect(back)
 
 
-EXPORT_HEADER = ["decision_id", "status", "policy", "request", "requester", "reasons", "risk", "approvals",
-                 "approvals_required", "reviews", "held_at", "decided_at", "expires_at", "consumed_by_decision"]
-
-
 @permission_required("core.export_decision", raise_exception=True)
 def export_csv(request):
     """Held actions matching the filters (the same as the API's), with every review, as CSV."""
-    filterset = HeldActionFilter(request.GET, queryset=HeldAction.objects.select_related("policy")
-                                 .prefetch_related("votes__reviewer").order_by("created_at"))
+    filterset = HeldActionFilter(request.GET, queryset=HeldAction.objects.order_by("created_at", "id"))
     if not filterset.is_valid():
         return HttpResponseBadRequest(f"Fix the filters: {filterset.errors.as_text()}", content_type="text/plain")
-
-    def rows():
-        for held in filterset.qs.iterator(chunk_size=500):
-            reviews = "; ".join(f"{v.reviewer} {'approved' if v.approve else 'rejected'}: {v.comment}"
-                                for v in held.votes.all())
-            yield [held.decision_id, held.status, held.policy.name if held.policy else "", describe(held.input),
-                   held.requester, " | ".join(held.reasons), held.risk, held.approvals, held.approvals_required,
-                   reviews, held.created_at.isoformat(), held.decided_at.isoformat() if held.decided_at else "",
-                   held.expires_at.isoformat(), held.consumed_by_decision]
-
-    return stream_csv("approvals.csv", EXPORT_HEADER, rows())
+    return stream_csv("approvals.csv", EXPORT_HEADER, export_rows(filterset.qs))

@@ -1,12 +1,18 @@
-"""A held action in words for reviewers: what was asked, by whom, and how risky it looks."""
+"""A held action in words: for reviewers, what was asked, by whom, and how risky it looks; for
+auditors, a row of the queue's CSV export with every review."""
 from __future__ import annotations
 
 import re
+from collections import defaultdict
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from django.conf import settings
 
 from core.facts import first_value, scalar_text, user_of
+
+from .models import ApprovalVote
 
 # Unicode's bidirectional controls (LRE..RLO, LRI..PDI, marks): inside a value from outside, they
 # could reorder the words after it, so "wants to delete" reads as something else.
@@ -100,3 +106,39 @@ def risk_of(request: Any, result: Any) -> int:
     if isinstance(result, dict) and isinstance(result.get("risk"), int):
         return max(1, min(5, result["risk"]))
     return _guess(request)[0]
+
+
+# The export reads plain values a chunk at a time, with each chunk's reviews in one query: Django's
+# prefetch (a queryset per held action) took half of an export's time.
+EXPORT_HEADER = ["decision_id", "status", "policy", "request", "requester", "reasons", "risk", "approvals",
+                 "approvals_required", "reviews", "held_at", "decided_at", "expires_at", "consumed_by_decision"]
+EXPORT_CHUNK = 500
+
+_EXPORTED = ["id", "decision_id", "status", "policy__name", "input", "requester", "reasons", "risk",
+             "approvals_required", "created_at", "decided_at", "expires_at", "consumed_by_decision"]
+
+
+def _reviews(held_ids: list[int]) -> dict[int, list[tuple[str, bool, str]]]:
+    """(reviewer, approve, comment) of each held action's votes, in the order they were cast."""
+    found = defaultdict(list)
+    votes = (ApprovalVote.objects.filter(held_action_id__in=held_ids).order_by("created_at", "id")
+             .values_list("held_action_id", "reviewer__username", "approve", "comment"))
+    for held_id, reviewer, approve, comment in votes:
+        found[held_id].append((reviewer, approve, comment))
+    return found
+
+
+def export_rows(held_actions) -> Iterator[list]:
+    """The CSV row of each held action in `held_actions` (filtered and ordered), in EXPORT_HEADER order."""
+    values = held_actions.values_list(*_EXPORTED).iterator(chunk_size=EXPORT_CHUNK)
+    while chunk := list(islice(values, EXPORT_CHUNK)):
+        reviews = _reviews([row[0] for row in chunk])
+        for (held_id, decision_id, status, policy, request, requester, reasons, risk, required,
+             held_at, decided_at, expires_at, consumed_by) in chunk:
+            votes = reviews.get(held_id, [])
+            yield [decision_id, status, policy or "", describe(request), requester, " | ".join(reasons), risk,
+                   sum(1 for _, approve, _ in votes if approve), required,
+                   "; ".join(f"{reviewer} {'approved' if approve else 'rejected'}: {comment}"
+                             for reviewer, approve, comment in votes),
+                   held_at.isoformat(), decided_at.isoformat() if decided_at else "", expires_at.isoformat(),
+                   consumed_by]
