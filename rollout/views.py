@@ -83,12 +83,12 @@ def preview(request, name, environment):
     environment = get_object_or_404(Environment, name=environment)
     form = RolloutForm(request.POST)
     current_rollout = canary.current_rollout(policy, environment)
-    result = None
-    since = timezone.now() - timedelta(hours=24)  # both previews replay the same decisions
-    if form.is_valid():
-        result = canary.preview(policy, environment, canary.previewable(request.user, form.rollout(), current_rollout),
-                                since=since)
-    current = canary.preview(policy, environment, current_rollout, since=since)
+    since = timezone.now() - timedelta(hours=24)
+    if form.is_valid():  # both previews replay the same decisions, read once
+        proposed = canary.previewable(request.user, form.rollout(), current_rollout)
+        result, current = canary.preview(policy, environment, [proposed, current_rollout], since=since)
+    else:
+        result, (current,) = None, canary.preview(policy, environment, [current_rollout], since=since)
     return render(request, "rollout/_preview.html", {
         "form": form, "preview": result, "current": current, "environment": environment,
         "aggregate_only": not request.user.has_perm(canary.READ_DECISIONS)})

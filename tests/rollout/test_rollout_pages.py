@@ -2,8 +2,10 @@
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -106,6 +108,40 @@ def test_a_busy_day_is_previewed_from_its_newest_decisions(client, make_user, po
     assert (preview.decisions, preview.total, preview.enforced_denied) == (3, 5, 1)  # the newest three
     assert (current.decisions, current.total) == (3, 5)
     assert "Of the newest <strong>3</strong> of the 5 decisions" in response.content.decode()
+
+
+def test_the_proposal_and_the_current_rollout_replay_one_read_of_the_decisions(client, make_user, policy):
+    for n in range(6):
+        DecisionFactory(policy=policy, input={"user": {"id": f"user-{n % 2}"}}, outcome=Outcome.DENY)
+    client.force_login(make_user("security_admin"))
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(f"/rollout/{Environment.objects.default().name}/budget/preview/",
+                               PREVIEW_FORM | {"mode": "enforce", "enforce_users": "user-1"})
+    assert response.context["preview"].enforced == 6 and response.context["current"].enforced == 6
+    assert len([q for q in queries.captured_queries if '"audit_decision"' in q["sql"]]) == 1
+
+
+IDS = st.one_of(st.sampled_from(["", "dana", "1", "true"]), st.booleans(), st.integers(-2, 2), st.none(),
+                st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 2), max_size=2),
+                st.lists(st.integers(0, 2), max_size=2))
+REQUESTS = st.one_of(st.fixed_dictionaries({}, optional={"user": st.one_of(IDS, st.fixed_dictionaries(
+    {}, optional={"id": IDS})), "agent": st.fixed_dictionaries({}, optional={"id": IDS})}), IDS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(requests=st.lists(REQUESTS, max_size=30), percentage=st.integers(0, 100), kill_switch=st.booleans(),
+       dry_run=st.lists(st.sampled_from(["dana", "1", "true"]), max_size=2),
+       agents=st.lists(st.sampled_from(["1", "bot"]), max_size=2))
+@example(requests=[{"user": {"id": 1}}, {"user": {"id": True}}], percentage=30, kill_switch=False, dry_run=[],
+         agents=[])  # buckets 19 and 47: enforced and not
+def test_a_replay_remembers_each_users_mode_without_changing_it(requests, percentage, kill_switch, dry_run, agents):
+    """The preview decides each (user, agent) once: 1 and True are the same key to Python, not to
+    OPA's buckets, and an object as the id is decided every time."""
+    rollout = canary.Rollout(mode=Mode.DRY_RUN, enforce_percentage=percentage, dry_run_users=tuple(dry_run),
+                             enforce_agents=tuple(agents))
+    replay = canary._Replay(rollout, kill_switch)
+    assert [replay.mode(r if isinstance(r, dict) else {}) for r in requests] == [
+        rollout.effective_mode(r, kill_switch) for r in requests]
 
 
 def test_kill_switch_through_the_page_and_the_api(client, make_user):
