@@ -130,6 +130,18 @@ def current_rollout(policy: Policy, environment: Environment) -> Rollout:
     return Rollout.of(current_setting(policy, environment))
 
 
+def enforcement(policy: Policy) -> dict[str, Any]:
+    """How the policy is enforced, as its summary and evidence pages say it: each environment it
+    runs in with its rollout (published nowhere, it is enforced nowhere), whether any environment
+    exists, and the exceptions in force with who approved each (read with them, not one by one)."""
+    return {
+        "rollouts": [(env, current_rollout(policy, env)) for env in Environment.objects.filter(
+            active_versions__policy=policy).distinct().order_by("name")],
+        "environments_exist": Environment.objects.exists(),
+        "exceptions": policy.exceptions.active().select_related("environment", "approved_by"),
+    }
+
+
 @dataclass
 class Preview:
     """What a rollout would have done to the decisions recorded in a window."""

@@ -14,7 +14,6 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from fleet.models import Environment
 from policies import diffs, summaries
 from policies.models import PolicyVersion
 from rollout import canary
@@ -43,12 +42,7 @@ def version_context(request, version) -> dict:
     facts = _facts(version)
     return {
         "facts": facts, "version": version, "author": facts["author"], "policy": policy, "activity": activity,
-        "summary": summaries.with_activity(summary, activity),
-        # Only where the policy runs, as on the summary page: a policy published nowhere is enforced nowhere.
-        "rollouts": [(env, canary.current_rollout(policy, env)) for env in Environment.objects.filter(
-            active_versions__policy=policy).distinct().order_by("name")],
-        "environments_exist": Environment.objects.exists(),
-        "exceptions": policy.exceptions.active().select_related("environment"),
+        "summary": summaries.with_activity(summary, activity), **canary.enforcement(policy),
         "printed_at": timezone.now(), "prepared_for": chain.person(request.user),
         "pdf_url": reverse("policies:version_evidence_pdf", args=[policy.name, version.number]),
         "page_url": reverse("policies:version", args=[policy.name, version.number]),

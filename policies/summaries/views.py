@@ -4,7 +4,6 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 
-from fleet.models import Environment
 from policies import summaries
 from policies.models import PolicyVersion
 from rollout import canary
@@ -27,12 +26,7 @@ def _context(request, version):
     activity = summaries.recent_activity(policy, summary)
     others = policy.versions.exclude(pk=version.pk).only("number").order_by("-number")
     return {
-        "version": version, "policy": policy, "activity": activity,
-        # Only where the policy runs: a policy published nowhere is enforced nowhere.
-        "rollouts": [(env, canary.current_rollout(policy, env)) for env in Environment.objects.filter(
-            active_versions__policy=policy).distinct().order_by("name")],
-        "environments_exist": Environment.objects.exists(),
-        "exceptions": policy.exceptions.active().select_related("environment"),
+        "version": version, "policy": policy, "activity": activity, **canary.enforcement(policy),
         "summary": summaries.with_activity(summary, activity),
         "print_url": _url(request, "version_summary_print", name=policy.name, number=version.number),
         "page_url": _url(request, "version_summary", name=policy.name, number=version.number),

@@ -134,3 +134,41 @@ def test_the_version_page_links_the_summary_and_flags_disagreeing_examples(clien
     stored.save()
     page = client.get(f"/policies/agent_gateway/v{version.number}/").content.decode()
     assert "2 worked examples of this version disagree with what OPA decided" in page
+
+
+@pytest.mark.parametrize("page", ["summary", "evidence"])
+def test_many_exceptions_cost_the_officers_pages_no_query_each(client, make_user, gateway, page):
+    """Each exception in force names who approved it: read with the exceptions, not one by one (with
+    100 exceptions in force the summary ran 102 queries for their approvers)."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from fleet.models import Environment
+    from rollout import exceptions as policy_exceptions
+
+    def grant(n):
+        approver = make_user("security_admin", username=f"approver-{n}")
+        exception = policy_exceptions.request_exception(
+            policy=gateway, environment=Environment.objects.default(), match=[{"field": "user.id", "value": f"u-{n}"}],
+            justification="reports", ticket=f"SEC-{n}", expires_at=timezone.now() + timedelta(days=2),
+            requested_by=make_user("policy_author"))
+        policy_exceptions.approve_exception(exception, comment="Checked", approved_by=approver)
+
+    client.force_login(make_user("compliance_officer"))
+    url = f"/policies/agent_gateway/v1/{page}/"
+
+    def queries_with(count):
+        while gateway.exceptions.count() < count:
+            grant(gateway.exceptions.count())
+        client.get(url)  # the summary is worked out and kept on the first visit
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get(url).content.decode()
+        return len(queries.captured_queries), html
+
+    one, _ = queries_with(1)
+    many, html = queries_with(6)
+    assert many == one
+    assert "Requests where user.id is u-5 are let through" in html and "approver-5" in html
