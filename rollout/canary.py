@@ -183,7 +183,7 @@ def preview(policy: Policy, environment: Environment, rollouts: Sequence[Rollout
     each user and agent is bucketed once."""
     kill_switch = environment.kill_switch_engaged
     results = [Preview() for _ in rollouts]
-    replays = [_Replay(rollout, kill_switch) for rollout in rollouts]
+    replays = [Replay(rollout, kill_switch) for rollout in rollouts]
     recorded = Decision.objects.filter(policy=policy, environment__in=environment.stored_as(), timestamp__gte=since)
     rows = recorded.order_by("-timestamp", "-id").values_list("input", "outcome")[:PREVIEW_LIMIT]
     replayed = 0
@@ -203,7 +203,7 @@ def preview(policy: Policy, environment: Environment, rollouts: Sequence[Rollout
     return results
 
 
-class _Replay:
+class Replay:
     """One rollout's mode for each recorded input, remembered per (user, agent): a day's decisions
     come from far fewer users than requests, and hashing each into its bucket is the costly step."""
 

@@ -139,7 +139,7 @@ def test_a_replay_remembers_each_users_mode_without_changing_it(requests, percen
     OPA's buckets, and an object as the id is decided every time."""
     rollout = canary.Rollout(mode=Mode.DRY_RUN, enforce_percentage=percentage, dry_run_users=tuple(dry_run),
                              enforce_agents=tuple(agents))
-    replay = canary._Replay(rollout, kill_switch)
+    replay = canary.Replay(rollout, kill_switch)
     assert [replay.mode(r if isinstance(r, dict) else {}) for r in requests] == [
         rollout.effective_mode(r, kill_switch) for r in requests]
 
