@@ -27,6 +27,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
+from activity import entries  # noqa: E402
 from approvals.models import HeldAction  # noqa: E402
 from core.display import decision_ids  # noqa: E402
 from core.models import Decision, LogBatch  # noqa: E402
@@ -150,6 +151,9 @@ def main() -> None:
     user = get_user_model().objects.create_superuser("bench-pages", "bench@gavel.invalid", None)
     first = populate(user)
     held, batches = HeldAction.objects.count(), LogBatch.objects.count()
+    # The activity log is append-only and every run adds its held actions' creation and deletion to
+    # it: a rerun on the same database meets a longer log, and the log's pages grow with it.
+    logged = entries.log().count()
     try:
         _, baseline_ms, _, _ = fetch(Client(), "/login/")
         client = Client()
@@ -165,7 +169,8 @@ def main() -> None:
         "`.venv/bin/python scripts/stack.py exec --profile bench -- .venv/bin/python bench/pages_at_scale.py`", "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {os.cpu_count()} cores, Linux "
         f"{platform.release()}, Python {platform.python_version()}; {rows:,} decisions in the table, "
-        f"{batches:,} staged batches, {held:,} held actions, {EXCEPTIONS:,} exceptions ({ACTIVE_EXCEPTIONS} active); "
+        f"{batches:,} staged batches, {held:,} held actions, {EXCEPTIONS:,} exceptions ({ACTIVE_EXCEPTIONS} active), "
+        f"{logged:,} entries in the activity log; "
         f"load average "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} before. The machine is shared: compare with the baseline.", "",
         f"Each page as a user with every role, best of {REPEAT}, through Django's test client (no network, no "
