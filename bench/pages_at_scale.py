@@ -86,7 +86,8 @@ def pages() -> list[str]:
         "/policies/",
         f"/policies/{policy.name}/", f"/policies/{policy.name}/v{version}/",
         f"/policies/{policy.name}/v{version}/summary/", f"/policies/{policy.name}/v{version}/evidence/",
-        "/environments/", "/activity/", "/activity/?machines=on", "/exceptions/", "/rollout/", f"/rollout/{environment.name}/{policy.name}/",
+        "/environments/", "/activity/", "/activity/?machines=on", "/exceptions/", "/rollout/",
+        f"/rollout/{environment.name}/{policy.name}/",
         # The rollout page's preview (htmx, POST): the proposal replayed over the last 24 hours.
         ("POST", f"/rollout/{environment.name}/{policy.name}/preview/",
          {"mode": "enforce", "enforce_percentage": 25, "user_field": "user.id", "agent_field": "agent.id"}),
