@@ -1,7 +1,10 @@
 """GET /api/v1/activity/: the activity log, filtered like the page. There is nothing to write."""
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.exceptions import ValidationError
 
-from . import entries
+from core.api_pages import CappedPagination
+
+from . import entries, paging
 from .filters import ActivityFilter
 
 
@@ -27,14 +30,29 @@ class ActivitySerializer(serializers.Serializer):
     changes = ChangeSerializer(many=True)
 
 
+class ActivityPagination(CappedPagination):
+    django_paginator_class = paging.LogPaginator
+    count_limit = paging.COUNT_LIMIT
+    counted = "changes"
+    beyond = "narrow the search (since, until) to reach the rest"
+
+
 class ActivityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     queryset = entries.log()
     serializer_class = ActivitySerializer
     filterset_class = ActivityFilter
+    pagination_class = ActivityPagination
 
-    def paginate_queryset(self, queryset):
-        # A page is picked from the entries' keys, and only its entries are built (entries.keys).
-        page_keys = super().paginate_queryset(entries.keys(queryset))
+    def filter_queryset(self, queryset):
+        # The page's keys, picked table by table as the page does (activity/paging.py).
+        filterset = ActivityFilter(self.request.query_params)
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        return filterset.keys()
+
+    def paginate_queryset(self, keys):
+        # Only the page's entries are built.
+        page_keys = super().paginate_queryset(keys)
         return None if page_keys is None else entries.built(page_keys)
 
     def get_serializer(self, instance=None, *args, **kwargs):

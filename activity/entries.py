@@ -1,7 +1,7 @@
 """Reading the activity log: each entry as who, when, what, and every field's before -> after.
 
-The page and the API both list `log()` through ActivityFilter, page its `keys()`, and show the
-`rows()` of the page's entries, `built()` from its keys.
+The page and the API both pick a page of keys through ActivityFilter (activity/paging.py), and show
+the `rows()` of the page's entries, `built()` from its keys.
 """
 import json
 from collections import defaultdict
@@ -61,16 +61,9 @@ class Row:
 
 
 def log():
-    """Every change, newest first (events of one transaction share a time; the id breaks ties)."""
-    return ActivityEntry.objects.order_by("-pgh_created_at", "-pgh_slug")
-
-
-def keys(entries):
-    """Each entry of `entries` (log(), filtered) as (event model, event id), in the same order: what a
-    page is picked from. Building an entry (its fields as JSON, the row before it, what changed) is
-    the costly part, and Postgres leaves it out when only the keys are read: with 100,000 held
-    actions in the log, a page built every entry before picking 50 and took 7.8 s."""
-    return entries.values_list("pgh_model", "pgh_id")
+    """Every change, newest first (events of one transaction share a time; the model, then the id
+    break ties), as activity/paging.py pages it."""
+    return ActivityEntry.objects.order_by("-pgh_created_at", "-pgh_model", "-pgh_id")
 
 
 def built(page_keys) -> list:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pghistory
 import pgtrigger
+from django.db import models
 
 MODELS_MODULE = "activity.models"
 
@@ -70,7 +71,9 @@ def track(model, *, fields=None, exclude=None, name=None, label=None, links=Fals
         context_field=pghistory.ContextJSONField(),
         # Not "events" (pghistory's default): PublishRequest.events is the publishing history.
         obj_field=pghistory.ObjForeignKey(related_name="activity_events", related_query_name="activity_events"),
-        meta={"triggers": [REFUSE_TRUNCATE]},
+        # The log is read newest first, a table at a time (activity/paging.py).
+        meta={"triggers": [REFUSE_TRUNCATE],
+              "indexes": [models.Index(fields=["pgh_created_at", "pgh_id"], name=f"act_{name.lower()}_newest")]},
     )(proxy)
     key = "-".join(part.lower() for part in _words(name))
     tracked = Tracked(key=key, label=label or str(model._meta.verbose_name), model=model,

@@ -10,10 +10,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import NotFound
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from core import replica
+from core.api_pages import CappedPagination
 from core.display import decision_ids
 from core.models import Decision
 from fleet.credentials import authenticate
@@ -37,28 +37,19 @@ class DecisionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DecisionPagination(PageNumberPagination):
+class DecisionPagination(CappedPagination):
     """The page's paginator. Counting stops past pagination.COUNT_LIMIT: `count_capped` then says
     more decisions match than `count` and the pages hold (an export gives them all). An exact count
     reads every match: seconds at ten million decisions."""
+
+    count_limit = pagination.COUNT_LIMIT
+    counted = "decisions"
+    beyond = "an export gives them all"
 
     def paginate_queryset(self, queryset, request, view=None):
         few = DecisionFilter.finds_few(request.query_params)
         self.django_paginator_class = partial(pagination.CappedPaginator, few=few)
         return super().paginate_queryset(queryset, request, view)
-
-    def get_paginated_response(self, data):
-        paginator = self.page.paginator
-        return Response({"count": paginator.count, "count_capped": paginator.capped,
-                         "next": self.get_next_link(), "previous": self.get_previous_link(), "results": data})
-
-    def get_paginated_response_schema(self, schema):
-        answer = super().get_paginated_response_schema(schema)
-        answer["properties"]["count_capped"] = {"type": "boolean", "description": (
-            f"True when counting stopped past {pagination.COUNT_LIMIT:,}: more decisions match than count "
-            "and the pages hold; an export gives them all.")}
-        answer["required"].append("count_capped")
-        return answer
 
 
 class DecisionViewSet(viewsets.ReadOnlyModelViewSet):
