@@ -37,17 +37,26 @@ class CappedPaginator(Paginator):
             return self.object_list
         return self.object_list.filter(timestamp__gte=self.now - window)
 
-    def counted(self, window, limit: int) -> int:
-        """How many of the window's matches there are, up to `limit`, in no particular order."""
-        return self.windowed(window).order_by()[:limit].count()
+    def counted(self, window, newer, limit: int) -> int:
+        """How many matches the window holds beyond the `newer` one (counted already), up to `limit`,
+        in no particular order."""
+        rows = self.windowed(window)
+        if newer is not None:
+            rows = rows.filter(timestamp__lt=self.now - newer)
+        return rows.order_by()[:limit].count()
 
     @cached_property
     def count(self) -> int:
-        self.found_in = {}  # each window counted, up to the limit: the page picks its window from these
+        # Each window's matches, up to the limit: the page picks its window from these. A wider
+        # window counts only what the narrower one did not hold: a search falling through to the
+        # month read the day's and the week's index entries twice over.
+        self.found_in, found, newer = {}, 0, None
         for window in self.windows:
-            found = self.found_in[window] = self.counted(window, COUNT_LIMIT + 1)
+            found += self.counted(window, newer, COUNT_LIMIT + 1 - found)
+            self.found_in[window] = found
             if found > COUNT_LIMIT or window is None:
                 return found
+            newer = window
         raise AssertionError("the last window is the whole search")
 
     @property

@@ -47,6 +47,22 @@ def test_counting_stops_past_the_limit(decisions, monkeypatch):
     assert list(paginator.page(2).object_list) == list(decisions)[4:6]
 
 
+@pytest.mark.parametrize(("limit", "count", "capped"), [(2, 3, True), (7, 8, True), (8, 9, True), (10, 10, False)])
+def test_wider_windows_count_only_what_the_narrower_did_not_hold(decisions, monkeypatch, limit, count, capped):
+    """Three matches in the day, five more in the week, one in the year, one older: each window
+    adds its own to the count, which stops one past the limit, never reading a match twice."""
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", limit)
+    paginator = pagination.CappedPaginator(decisions, 4)
+    with CaptureQueriesContext(connection) as queries:
+        assert (paginator.count, paginator.capped) == (count, capped)
+    counts = [q["sql"] for q in queries.captured_queries]
+    # After the day's, each count stops where the window before it began.
+    assert all('"timestamp" < ' in sql for sql in counts[1:]) and '"timestamp" < ' not in counts[0]
+    expected = list(decisions)[:count]
+    for number in paginator.page_range:
+        assert list(paginator.page(number).object_list) == expected[(number - 1) * 4:number * 4]
+
+
 def test_a_search_with_one_old_match_counts_each_window_once(django_assert_num_queries):
     """A decision id matches one decision, here 60 days old: the count looks in the day, week,
     month and the whole table, and the page reads the rows from the window that count found them
