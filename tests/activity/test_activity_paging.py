@@ -131,8 +131,7 @@ def test_each_table_hands_over_its_newest_from_its_index_without_sorting(busy_lo
     since.update({"model": "held-action", "since": (HeldActionEvent.objects.first().pgh_created_at
                                                     - timedelta(days=1)).isoformat()})
     [held] = ActivityFilter(since).tables()
-    newest = held.order_by("-pgh_created_at", "-pgh_id").values_list("pgh_created_at", "pgh_id")[:50]
-    sql, params = newest.query.sql_with_params()
+    sql, params = paging.newest(held)[:50].query.sql_with_params()
     with transaction.atomic(), connection.cursor() as cursor:
         # A test's table is small enough to read whole and sort: ask for the plan a large one gets.
         cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
@@ -141,3 +140,11 @@ def test_each_table_hands_over_its_newest_from_its_index_without_sorting(busy_lo
 
     assert "Scan Backward using act_heldaction_newest" in plan, plan
     assert "Sort" not in plan, plan
+
+
+def test_a_page_is_one_query_for_its_count_and_one_for_its_keys(busy_log, django_assert_num_queries):
+    everything = ActivityFilter(QueryDict("machines=on")).keys()
+    assert len(everything.tables) == len(REGISTRY)
+    with django_assert_num_queries(2):
+        page = paging.LogPaginator(everything, 5).page(2)
+        assert len(page.object_list) == 5 and page.paginator.count == len(busy_log)
