@@ -51,7 +51,7 @@ class ActivityFilter(django_filters.FilterSet):
     def tables(self) -> list:
         """Each event table the search reads, filtered: the one asked for, or every table but the
         enforcement points' unless they are asked for (they hold requests by the thousand).
-        None when a filter is not valid: a mistyped filter shows nothing rather than everything."""
+        None at all when a filter is not valid: a mistyped filter shows nothing rather than everything."""
         if not self.is_valid():
             return []
         wanted = self.form.cleaned_data

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import pghistory
 import pgtrigger
 from django.db import models
+from django.db.models import F
+from django.db.models.fields.json import KeyTransform
 
 MODELS_MODULE = "activity.models"
 
@@ -71,15 +73,21 @@ def track(model, *, fields=None, exclude=None, name=None, label=None, links=Fals
         context_field=pghistory.ContextJSONField(),
         # Not "events" (pghistory's default): PublishRequest.events is the publishing history.
         obj_field=pghistory.ObjForeignKey(related_name="activity_events", related_query_name="activity_events"),
-        # The log is read newest first, a table at a time (activity/paging.py).
-        meta={"triggers": [REFUSE_TRUNCATE],
-              "indexes": [models.Index(fields=["pgh_created_at", "pgh_id"], name=f"act_{name.lower()}_newest")]},
+        meta={"triggers": [REFUSE_TRUNCATE], "indexes": newest_first_indexes(name)},
     )(proxy)
     key = "-".join(part.lower() for part in _words(name))
     tracked = Tracked(key=key, label=label or str(model._meta.verbose_name), model=model,
                       event_model=_event_model(f"{name}Event"))
     REGISTRY[key] = tracked
     return tracked
+
+
+def newest_first_indexes(name: str) -> list[models.Index]:
+    """The log is read newest first, a table at a time (activity/paging.py): all of it, and by who
+    made the change (the user id in each entry's context)."""
+    return [models.Index(fields=["pgh_created_at", "pgh_id"], name=f"act_{name.lower()}_newest"),
+            models.Index(KeyTransform("user", "pgh_context"), F("pgh_created_at"), F("pgh_id"),
+                         name=f"act_{name.lower()}_actor")]
 
 
 def _event_model(model_name):
