@@ -1,5 +1,7 @@
 """An auditor reads the activity log in a real browser (Debian's Chromium): filtering swaps
-the table in place, and whatever someone typed into Gavel is shown as text."""
+the table in place, and whatever someone typed into Gavel is shown as text. Set GAVEL_SHOTS_DIR
+to keep the screenshots."""
+import os
 import re
 from datetime import timedelta
 
@@ -9,13 +11,14 @@ from playwright.sync_api import expect
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from activity import paging
 from fleet.models import Environment
 from tests.factories import PolicyFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_auditor_filters_the_activity_log(live_server, page, make_user, tmp_path):
+def test_auditor_filters_the_activity_log(live_server, page, make_user, tmp_path, monkeypatch):
     make_user("auditor", username="carol")
     bob = make_user("security_admin", username="bob")
     PolicyFactory(name="budget")
@@ -49,4 +52,11 @@ def test_auditor_filters_the_activity_log(live_server, page, make_user, tmp_path
     expect(count).to_have_text("0 changes")
     page.fill("#id_actor", "bob")
     expect(count).to_have_text("1 change")
-    page.screenshot(path=str(tmp_path / "activity.png"), full_page=True)
+    shots = os.environ.get("GAVEL_SHOTS_DIR") or tmp_path
+    page.screenshot(path=f"{shots}/activity.png", full_page=True)
+
+    # A log longer than the count goes says so, and how to reach the rest.
+    monkeypatch.setattr(paging, "COUNT_LIMIT", 2)
+    page.get_by_role("link", name="Clear").click()
+    expect(count).to_have_text("More than 2 changes: narrow the search by who, what or when to reach older ones")
+    page.screenshot(path=f"{shots}/activity-capped.png", full_page=True)
