@@ -60,3 +60,10 @@ def test_auditor_filters_the_activity_log(live_server, page, make_user, tmp_path
     page.get_by_role("link", name="Clear").click()
     expect(count).to_have_text("More than 2 changes: narrow the search by who, what or when to reach older ones")
     page.screenshot(path=f"{shots}/activity-capped.png", full_page=True)
+
+    # On a phone each change reads top to bottom: nothing of it is off to the side.
+    page.set_viewport_size({"width": 400, "height": 900})
+    expect(rows.first).to_contain_text("Justification")
+    assert page.evaluate("document.querySelector('table.activity').scrollWidth") <= 400 - 2 * 12
+    assert rows.first.locator("dd").first.bounding_box()["x"] + 10 < 400
+    page.screenshot(path=f"{shots}/activity-phone.png", full_page=True)
