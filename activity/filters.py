@@ -44,6 +44,10 @@ class ActivityFilter(django_filters.FilterSet):
         model = ActivityEntry
         fields = ["actor", "model", "object", "since", "until", "machines"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.actor_ids: dict[str, list[int]] = {}
+
     def keys(self) -> paging.Keys:
         """The matching entries' keys, for a page; none when a filter is not valid."""
         return paging.Keys(self.tables())
@@ -69,8 +73,11 @@ class ActivityFilter(django_filters.FilterSet):
 
     def filter_actor(self, queryset, name, value: str):
         # The actor is a user id inside each entry's context, so there is no join to filter through.
-        return queryset.filter(pgh_context__user__in=list(
-            User.objects.filter(username__iexact=value.strip()).values_list("pk", flat=True)))
+        # The ids are looked up once for all the tables.
+        if value not in self.actor_ids:
+            named = User.objects.filter(username__iexact=value.strip())
+            self.actor_ids[value] = list(named.values_list("pk", flat=True))
+        return queryset.filter(pgh_context__user__in=self.actor_ids[value])
 
     def filter_object(self, queryset, name, value: str):
         # Ids are numbers or UUIDs by table: text that cannot be this table's id matches none of it.

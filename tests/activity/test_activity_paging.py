@@ -150,3 +150,5 @@ def test_a_page_is_one_query_for_its_count_and_one_for_its_keys(busy_log, django
     with django_assert_num_queries(2):
         page = paging.LogPaginator(everything, 5).page(2)
         assert len(page.object_list) == 5 and page.paginator.count == len(busy_log)
+    with django_assert_num_queries(1):  # the actor's ids, once for all the tables
+        assert len(ActivityFilter(QueryDict("machines=on&actor=bob")).tables()) == len(REGISTRY)
