@@ -86,7 +86,9 @@ def pages() -> list[str]:
         "/policies/",
         f"/policies/{policy.name}/", f"/policies/{policy.name}/v{version}/",
         f"/policies/{policy.name}/v{version}/summary/", f"/policies/{policy.name}/v{version}/evidence/",
-        "/environments/", "/activity/", "/activity/?machines=on", "/exceptions/", "/rollout/",
+        "/environments/", "/activity/", "/activity/?machines=on",
+        # One person's changes among the enforcement points' (the bench's own user made few).
+        "/activity/?machines=on&actor=bench-pages", "/exceptions/", "/rollout/",
         f"/rollout/{environment.name}/{policy.name}/",
         # The rollout page's preview (htmx, POST): the proposal replayed over the last 24 hours.
         ("POST", f"/rollout/{environment.name}/{policy.name}/preview/",
