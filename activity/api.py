@@ -34,7 +34,7 @@ class ActivityPagination(CappedPagination):
     django_paginator_class = paging.LogPaginator
     count_limit = paging.COUNT_LIMIT
     counted = "changes"
-    beyond = "narrow the search (since, until) to reach the rest"
+    beyond = "narrow the search (actor, model, since, until) to reach the rest"
 
 
 class ActivityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -15,6 +15,7 @@ from django.db.models import QuerySet, Value
 from django.db.models.query import EmptyQuerySet
 
 COUNT_LIMIT = 10_000
+NEWEST = ("-pgh_created_at", "-label", "-pgh_id")  # ties: the model, then the id, as entries.log()
 
 
 class Keys:
@@ -26,13 +27,12 @@ class Keys:
         # A table a filter rules out (`none()`) is left out: a union skips it anyway.
         self.tables = [table for table in tables if not isinstance(table, EmptyQuerySet)]
 
-    def count(self, limit: int | None = None) -> int:
-        """How many entries there are, up to `limit` when one is given."""
+    def count(self, limit: int) -> int:
+        """How many entries there are, up to `limit`."""
         if not self.tables:
             return 0
         parts = [table.order_by().values_list("pgh_id")[:limit] for table in self.tables]
-        found = parts[0].union(*parts[1:], all=True).count()  # one part: itself
-        return found if limit is None else min(found, limit)
+        return min(parts[0].union(*parts[1:], all=True).count(), limit)  # one part: itself
 
     def __getitem__(self, wanted: slice) -> list[tuple[str, int]]:
         if not isinstance(wanted, slice) or wanted.step is not None or wanted.stop is None:
@@ -45,9 +45,6 @@ class Keys:
             parts = [newest(table)[:wanted.stop] for table in self.tables]
             rows = parts[0].union(*parts[1:], all=True).order_by(*NEWEST)[wanted]
         return [(label, pgh_id) for _at, label, pgh_id in rows]
-
-
-NEWEST = ("-pgh_created_at", "-label", "-pgh_id")
 
 
 def newest(table: QuerySet) -> QuerySet:
