@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from . import paging
 from .models import ActivityEntry
-from .tracking import REGISTRY
+from .tracking import REGISTRY, tracked_by_event_label
 
 
 # Held actions and their steps: what enforcement points (and Gavel's worker) write all day.
@@ -19,6 +19,28 @@ MACHINE_TRAFFIC = ("held-action", "held-action-step")
 
 def model_choices():
     return sorted(((t.key, t.label.capitalize()) for t in REGISTRY.values()), key=lambda c: c[1])
+
+
+class EntryField(forms.CharField):
+    """An entry's id, as the page and the API show it ("activity.PolicyEvent:12"), read as where
+    that entry stands in the log (paging.Entry)."""
+
+    def to_python(self, value) -> paging.Entry | None:
+        value = super().to_python(value).strip()
+        if not value:
+            return None
+        label, _, pgh_id = value.rpartition(":")
+        tracked = tracked_by_event_label(label)
+        if tracked is None or not (pgh_id.isascii() and pgh_id.isdigit() and len(pgh_id) < 19):
+            raise ValidationError("Not the id of an entry of the activity log (such as activity.PolicyEvent:12).")
+        at = tracked.event_model._default_manager.filter(pgh_id=pgh_id).values_list("pgh_created_at", flat=True).first()
+        if at is None:
+            raise ValidationError("That change is no longer in the activity log.")
+        return paging.Entry(at, label, int(pgh_id))
+
+
+class EntryFilter(django_filters.Filter):
+    field_class = EntryField
 
 
 class ActivityFilter(django_filters.FilterSet):
@@ -36,13 +58,18 @@ class ActivityFilter(django_filters.FilterSet):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
 
+    before = EntryFilter(
+        method="filter_before", label="Older than", widget=forms.HiddenInput,
+        help_text="An entry's id (activity.PolicyEvent:12): only the changes after it, newest first. "
+                  "Past the counted pages, the last entry's id reads on.")
+
     machines = django_filters.BooleanFilter(
         method="filter_machines", label="Include held actions from enforcement points",
         widget=forms.CheckboxInput, help_text="Each held request and its steps: enforcement points' traffic.")
 
     class Meta:
         model = ActivityEntry
-        fields = ["actor", "model", "object", "since", "until", "machines"]
+        fields = ["actor", "model", "object", "since", "until", "before", "machines"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -78,6 +105,9 @@ class ActivityFilter(django_filters.FilterSet):
             named = User.objects.filter(username__iexact=value.strip())
             self.actor_ids[value] = list(named.values_list("pk", flat=True))
         return queryset.filter(pgh_context__user__in=self.actor_ids[value])
+
+    def filter_before(self, queryset, name, value: paging.Entry):
+        return paging.older_than(queryset, value)
 
     def filter_object(self, queryset, name, value: str):
         # Ids are numbers or UUIDs by table: text that cannot be this table's id matches none of it.

@@ -6,12 +6,16 @@ with the log. Here each table hands over only its newest, by its (pgh_created_at
 and Postgres sorts those, in one query. A page reads at most `offset + 50` keys a table, whatever
 the log's size.
 
-Counting stops past COUNT_LIMIT, as the audit search's does: the page then says "more than".
+Counting stops past COUNT_LIMIT, as the audit search's does: the page then says "more than", and
+its last page leads on to the entries older than its last one (`older_than`), counted again.
 """
+from datetime import datetime
 from functools import cached_property
+from typing import NamedTuple
 
 from django.core.paginator import Paginator
-from django.db.models import QuerySet, Value
+from django.db.models import Q, QuerySet, Value
+from django.db.models.lookups import Exact, LessThan
 from django.db.models.query import EmptyQuerySet
 
 COUNT_LIMIT = 10_000
@@ -45,6 +49,23 @@ class Keys:
             parts = [newest(table)[:wanted.stop] for table in self.tables]
             rows = parts[0].union(*parts[1:], all=True).order_by(*NEWEST)[wanted]
         return [(label, pgh_id) for _at, label, pgh_id in rows]
+
+
+class Entry(NamedTuple):
+    """Where one entry stands in the log's order: its time, event model label and id."""
+    at: datetime
+    label: str
+    pgh_id: int
+
+
+def older_than(table: QuerySet, entry: Entry) -> QuerySet:
+    """The table's entries after `entry` in the log's order (NEWEST): older, or as old and after it
+    by model label, then id. Postgres compares the labels, as it orders them; the first filter is
+    the one its index starts from."""
+    label, entry_label = Value(table.model._meta.label), Value(entry.label)
+    return table.filter(pgh_created_at__lte=entry.at).filter(
+        Q(pgh_created_at__lt=entry.at) | Q(LessThan(label, entry_label))
+        | Q(Exact(label, entry_label), pgh_id__lt=entry.pgh_id))
 
 
 def newest(table: QuerySet) -> QuerySet:

@@ -58,8 +58,18 @@ def test_auditor_filters_the_activity_log(live_server, page, make_user, tmp_path
     # A log longer than the count goes says so, and how to reach the rest.
     monkeypatch.setattr(paging, "COUNT_LIMIT", 2)
     page.get_by_role("link", name="Clear").click()
-    expect(count).to_have_text("More than 2 changes: narrow the search by who, what or when to reach older ones")
+    expect(count).to_have_text(
+        "More than 2 changes: narrow the search by who, what or when, or read on from the last page")
     page.screenshot(path=f"{shots}/activity-capped.png", full_page=True)
+    newest = rows.first.inner_text()
+    page.get_by_test_id("read-on").click()  # the last counted page leads on past its last entry
+    expect(page).to_have_url(re.compile(r"/activity/\?before=activity\.\w+%3A\d+$"))
+    expect(page.get_by_test_id("older-than")).to_contain_text("Reading back from")
+    assert rows.first.inner_text() != newest
+    page.screenshot(path=f"{shots}/activity-read-on.png", full_page=True)
+    page.get_by_role("link", name="Newest changes").click()
+    expect(page.get_by_test_id("older-than")).to_have_count(0)
+    assert rows.first.inner_text() == newest
 
     # On a phone each change reads top to bottom: nothing of it is off to the side.
     page.set_viewport_size({"width": 400, "height": 900})

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from activity import entries, paging
+from activity import entries, paging, views
 from activity.filters import MACHINE_TRAFFIC, ActivityFilter
 from activity.models import KillSwitchChangeEvent, PolicyEvent
 from activity.tracking import REGISTRY
@@ -81,16 +81,20 @@ def test_every_page_is_the_page_of_the_whole_log(busy_log, data):
         "object": st.sampled_from(objects) | st.sampled_from(["not-an-id", "7e57"]),
         "since": st.sampled_from(times),
         "until": st.sampled_from(times),
+        "before": st.sampled_from(busy_log),  # read on after this entry
     }))
     per_page, number = data.draw(st.integers(1, 12)), data.draw(st.integers(1, 6))
     query = QueryDict(mutable=True)
     for key, value in wanted.items():
         query[key] = value.isoformat() if key in ("since", "until") else ("on" if value is True else str(value))
+    if "before" in wanted:
+        query["before"] = "{}:{}".format(*wanted["before"][:2])  # the entry's id, as the page links it
     if wanted.get("machines") is False:
         del query["machines"]  # an unchecked box is not sent
     actor_ids = set(User.objects.filter(username__iexact=wanted.get("actor")).values_list("pk", flat=True))
 
-    expected = [entry[:2] for entry in busy_log if matches(entry, wanted, actor_ids)]
+    after = busy_log[busy_log.index(wanted["before"]) + 1:] if "before" in wanted else busy_log
+    expected = [entry[:2] for entry in after if matches(entry, wanted, actor_ids)]
     paginator = paging.LogPaginator(ActivityFilter(query).keys(), per_page)
 
     assert paginator.count == len(expected)
@@ -116,6 +120,28 @@ def test_counting_stops_past_the_limit_and_says_so(client, busy_log, monkeypatch
     assert (exact.json()["count"], exact.json()["count_capped"]) == (2, False)
 
 
+def test_past_the_counted_pages_the_last_page_reads_on_from_its_last_entry(client, busy_log, monkeypatch):
+    monkeypatch.setattr(paging, "COUNT_LIMIT", 5)
+    monkeypatch.setattr(views, "PAGE_SIZE", 5)
+    client.force_login(User.objects.get(username="carol"))
+    everything = [f"{label}:{pgh_id}" for label, pgh_id, *_ in busy_log]
+
+    last = client.get("/activity/", {"machines": "on", "page": 2})  # 6 counted, 5 a page: the last page
+    assert [row.id for row in last.context["rows"]] == everything[5:6]
+    html = last.content.decode()
+    assert f'href="?machines=on&amp;before={everything[5].replace(":", "%3A")}"' in html
+    onward = client.get("/activity/", {"machines": "on", "before": everything[5]})
+    assert [row.id for row in onward.context["rows"]] == everything[6:6 + 5]
+    assert "Reading back from" in onward.content.decode()
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=User.objects.get(username='carol')).key}")
+    first = api.get("/api/v1/activity/", {"machines": "true"}).json()  # 6 counted, all on one page
+    assert [entry["id"] for entry in first["results"]] == everything[:6] and first["count_capped"]
+    onward = api.get(first["next"]).json()  # reads on after the last entry
+    assert "before=" in first["next"] and [entry["id"] for entry in onward["results"]] == everything[6:12]
+
+
 def test_a_bad_filter_is_a_clear_error_in_the_api(busy_log):
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=User.objects.get(username='carol')).key}")
@@ -123,13 +149,33 @@ def test_a_bad_filter_is_a_clear_error_in_the_api(busy_log):
     assert answer.status_code == 400 and set(answer.json()) == {"model", "since"}
 
 
+@pytest.mark.parametrize(("before", "error"), [
+    ("activity.PolicyEvent", "Not the id of an entry"),
+    ("activity.NoSuchEvent:1", "Not the id of an entry"),
+    ("activity.PolicyEvent:١٢", "Not the id of an entry"),  # digits, but not ASCII ones
+    ("activity.PolicyEvent:99999999", "no longer in the activity log"),
+])
+def test_reading_on_from_an_entry_that_is_not_one_says_why(client, busy_log, before, error):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=User.objects.get(username='carol')).key}")
+    answer = api.get("/api/v1/activity/", {"before": before})
+    assert answer.status_code == 400 and error in answer.json()["before"][0]
+    client.force_login(User.objects.get(username="carol"))
+    page = client.get("/activity/", {"before": before})
+    assert page.status_code == 200 and error in page.content.decode() and not page.context["rows"]
+
+
 @pytest.mark.parametrize(("search", "index"), [
     ({"since": "2026-01-01T00:00:00+00:00"}, "act_heldaction_newest"),
     ({"actor": "bob"}, "act_heldaction_actor"),
+    ({"before": "held-action"}, "act_heldaction_newest"),
 ])
 def test_each_table_hands_over_its_newest_from_its_index_without_sorting(busy_log, search, index):
-    """What keeps a page cheap however long the log grows: the newest held actions of a window, or
-    of one actor, come straight off an index, in the page's order."""
+    """What keeps a page cheap however long the log grows: the newest held actions of a window, of
+    one actor, or after a given entry, come straight off an index, in the page's order."""
+    if "before" in search:  # read on after the second newest held action
+        held = REGISTRY["held-action"].event_model
+        search = {"before": f"{held._meta.label}:{held.objects.order_by('-pgh_id')[1].pgh_id}"}
     query = QueryDict(mutable=True)
     query.update({"model": "held-action", **search})
     [held] = ActivityFilter(query).tables()
