@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from core import replica
 from core.api_pages import CappedPagination
@@ -44,12 +45,21 @@ class DecisionPagination(CappedPagination):
 
     count_limit = pagination.COUNT_LIMIT
     counted = "decisions"
-    beyond = "an export gives them all"
+    beyond = ("the last page's `next` reads on after its last decision (`before`, counted afresh); an export "
+              "gives them all")
 
     def paginate_queryset(self, queryset, request, view=None):
         few = DecisionFilter.finds_few(request.query_params)
         self.django_paginator_class = partial(pagination.CappedPaginator, few=few)
         return super().paginate_queryset(queryset, request, view)
+
+    def get_next_link(self):
+        link = super().get_next_link()
+        if link is None and self.page.paginator.capped and self.page.object_list:
+            # Past the counted pages, as the page's last Older link: after this page's last decision.
+            url = remove_query_param(self.request.build_absolute_uri(), self.page_query_param)
+            return replace_query_param(url, "before", str(pagination.Place.of(self.page.object_list[-1])))
+        return link
 
 
 class DecisionViewSet(viewsets.ReadOnlyModelViewSet):

@@ -16,6 +16,8 @@ from core.models import DENIED_OUTCOMES, Decision, Outcome
 from policies.models import Policy
 from rollout.models import Mode
 
+from .pagination import Place, after
+
 DENIED = "denied"
 
 
@@ -25,6 +27,21 @@ def text_input(placeholder: str) -> forms.TextInput:
 
 def exact(label: str, placeholder: str, **kwargs) -> django_filters.CharFilter:
     return django_filters.CharFilter(label=label, widget=text_input(placeholder), **kwargs)
+
+
+class PlaceField(forms.CharField):
+    def to_python(self, value) -> Place | None:
+        value = super().to_python(value).strip()
+        if not value:
+            return None
+        try:
+            return Place.parse(value)
+        except ValueError as error:
+            raise forms.ValidationError(f"Not a place in the list of decisions: it {error}.") from None
+
+
+class PlaceFilter(django_filters.Filter):
+    field_class = PlaceField
 
 
 class DecisionFilter(django_filters.FilterSet):
@@ -60,13 +77,18 @@ class DecisionFilter(django_filters.FilterSet):
     action = exact("Action", "sql.query")
     resource = exact("Resource", "db/orders")
     reason = exact("Reason (exact)", "token budget exceeded", method="filter_reason")
-    path = django_filters.CharFilter(method="filter_path", label="Policy path", widget=text_input("gavel/agent_gateway"))
+    path = django_filters.CharFilter(method="filter_path", label="Policy path",
+                                     widget=text_input("gavel/agent_gateway"))
     decision_id = django_filters.CharFilter(label="Decision id")
+    before = PlaceFilter(
+        method="filter_before", label="Older than", widget=forms.HiddenInput,
+        help_text="Only the decisions after this place in the newest-first list (time and row id, as the "
+                  "last page's next link writes it): past the counted pages, the search reads on from there.")
 
     class Meta:
         model = Decision
         fields = ["since", "until", "outcome", "q", "policy", "version", "effective_mode", "environment", "instance",
-                  "user", "agent", "action", "resource", "reason", "path", "decision_id"]
+                  "user", "agent", "action", "resource", "reason", "path", "decision_id", "before"]
 
     # The page shows these always; the rest sit under "More filters" (open when one is set).
     COMMON = ("since", "until", "outcome", "q", "policy")
@@ -91,6 +113,9 @@ class DecisionFilter(django_filters.FilterSet):
         # tool names and ids whole instead of stemming them as English.
         return queryset.filter(search=SearchQuery(value, search_type="websearch", config="simple"))
 
+    def filter_before(self, queryset, name, value: Place):
+        return after(queryset, value)
+
     def filter_reason(self, queryset, name, value):
         return queryset.filter(reasons__contains=[value])
 
@@ -105,7 +130,7 @@ class DecisionFilter(django_filters.FilterSet):
         return [self.form[name] for name in self.COMMON]
 
     def more_fields(self):
-        return [field for field in self.form if field.name not in self.COMMON]
+        return [field for field in self.form.visible_fields() if field.name not in self.COMMON]
 
     def more_in_use(self) -> bool:
         """Whether a filter under "More filters" is set (or wrong), so the form opens it."""
@@ -121,6 +146,8 @@ class DecisionFilter(django_filters.FilterSet):
             field = self.form[name]
             if isinstance(self.filters[name], django_filters.ChoiceFilter):
                 value = dict(field.field.choices).get(value, value)
+            elif name == "before" and (place := getattr(self.form, "cleaned_data", {}).get("before")):
+                value = f"{place.at:%Y-%m-%d %H:%M:%S} UTC"  # the time, not the row id
             rest = {key: v for key, v in self.data.items() if v and key not in (name, "page")}
             shown.append({"name": name, "label": field.label, "value": value, "without": urlencode(rest)})
         return shown

@@ -9,15 +9,58 @@ order: Postgres may stop at the limit in whatever order its index hands the matc
 "the newest 10,001" would make it find and sort every match in the window first. A search that
 can match only a handful of decisions (a decision id) skips the windows: it would look in each
 for nothing.
+
+Past the counted pages, the last one reads on after its last decision (`Place`, `after`): the
+search again, counted afresh, and as cheap as its first page.
 """
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import NamedTuple
 
 from django.core.paginator import Paginator
 from django.utils import timezone
 
 COUNT_LIMIT = 10_000
 WINDOWS = (timedelta(days=1), timedelta(days=7), timedelta(days=31), None)
+
+
+class Place(NamedTuple):
+    """A decision's place in the newest-first list (time, then row id), written into the Older link
+    as "2026-12-03T14:24:15.123456Z,4711": Postgres keeps microseconds, and so does the text."""
+    at: datetime
+    id: int
+
+    @classmethod
+    def of(cls, decision) -> "Place":
+        return cls(decision.timestamp, decision.pk)
+
+    @classmethod
+    def parse(cls, text: str) -> "Place":
+        """Raises ValueError for anything else than the text __str__ writes."""
+        at, _, row = text.strip().partition(",")
+        if not TIME.fullmatch(at):
+            raise ValueError("has no time such as 2026-12-03T14:24:15.123456Z before its comma")
+        try:
+            moment = datetime.fromisoformat(at.removesuffix("Z")).replace(tzinfo=UTC)
+        except ValueError:
+            raise ValueError(f"names a time that does not exist: {at}") from None
+        if not (row.isascii() and row.isdigit() and len(row) <= 19 and int(row) < 2**63):  # a bigint
+            raise ValueError("has no row id (a whole number below 2^63) after its comma")
+        return cls(moment, int(row))
+
+    def __str__(self) -> str:
+        # isoformat pads the year to four digits, where strftime leaves a year before 1000 short.
+        return f"{self.at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec='microseconds')}Z,{self.id}"
+
+
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
+
+
+def after(decisions, place: Place):
+    """The decisions after `place` in the newest-first order: older, or as old with a lower row id.
+    The first filter bounds the time indexes' ranges; the second only looks at ties."""
+    return decisions.filter(timestamp__lte=place.at).exclude(timestamp=place.at, id__gte=place.id)
 
 
 class CappedPaginator(Paginator):

@@ -16,7 +16,7 @@ from core.models import Decision, LogBatch
 from . import charts, explain, ingest_health, related, time_ranges
 from .ingest import failures
 from .filters import DecisionFilter, search_url
-from .pagination import COUNT_LIMIT, CappedPaginator
+from .pagination import COUNT_LIMIT, CappedPaginator, Place
 
 PAGE_SIZE = 50
 
@@ -40,6 +40,10 @@ def decision_list(request):
     query.pop("page", None)
     context = {"filter": filterset, "page": page, "query": query.urlencode(), "count_limit": COUNT_LIMIT,
                "as_of": as_of.isoformat(), "reads": reads}
+    if page.paginator.capped and not page.has_next() and page.object_list:
+        # Past the counted pages: the decisions after this page's last, counted afresh.
+        query["before"] = str(Place.of(page.object_list[-1]))
+        context["older"] = query.urlencode()
     # htmx asks only for the results, so filtering refreshes the table in place.
     template = "audit/_results.html" if request.htmx and not request.htmx.boosted else "audit/decision_list.html"
     return render(request, template, context)

@@ -5,6 +5,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
+from audit import pagination
 from core.models import Outcome
 from tests.factories import DecisionFactory
 
@@ -17,7 +18,7 @@ def demo_password(output: str, username: str) -> str:
     return match.group(1)
 
 
-def test_demo_auditor_filters_the_audit_trail(live_server, page, capsys, tmp_path):
+def test_demo_auditor_filters_the_audit_trail(live_server, page, capsys, tmp_path, monkeypatch):
     call_command("seed_demo")
     password = demo_password(capsys.readouterr().out, "auditor")
     DecisionFactory(outcome=Outcome.DENY, reasons=["token budget 25000 is over 10000"],
@@ -59,3 +60,17 @@ def test_demo_auditor_filters_the_audit_trail(live_server, page, capsys, tmp_pat
     page.locator("table.decisions tbody tr a").first.click()
     page.wait_for_url(re.compile(r"/audit/[0-9a-f-]{36}/"))
     expect(page.locator("pre.json").first).to_contain_text('"id": "mallory"')
+
+    # Past the counted pages the last page reads on after its last decision, and says from where.
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", 3)
+    page.goto(f"{live_server.url}/audit/")
+    expect(rows).to_have_count(4)  # 3 counted and one more: more than the limit
+    page.get_by_test_id("read-on").click()
+    expect(page).to_have_url(re.compile(r"/audit/\?before=\d{4}-\d\d-\d\dT[\d%A.]+Z%2C\d+$"))
+    expect(rows).to_have_count(1)
+    expect(page.get_by_test_id("export-form")).to_contain_text("Export this decision as")
+    older_than = page.get_by_role("list", name="Filters in use")
+    expect(older_than).to_contain_text("Older than:")
+    page.screenshot(path=str(tmp_path / "audit-read-on.png"), full_page=True)
+    page.get_by_role("link", name="Remove Older than").click()
+    expect(rows).to_have_count(4)

@@ -2,7 +2,7 @@
 whole table, and counted up to a limit. The pages are the same as a plain slice of the search."""
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.db import connection
@@ -10,9 +10,11 @@ from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 
-from audit import pagination
+from audit import pagination, views
 from audit.filters import DecisionFilter
 from core import store
 from core.models import Decision, Outcome
@@ -160,3 +162,77 @@ def test_the_api_counts_its_pages_as_the_page_does(client, make_user, monkeypatc
     assert not any('"timestamp" >=' in q["sql"] for q in queries.captured_queries)  # no windows for an id
     assert (exact["count"], exact["count_capped"], exact["next"]) == (1, False, None)
     assert [d["decision_id"] for d in exact["results"]] == [newest.decision_id]
+
+
+@pytest.fixture
+def ties():
+    """Twelve decisions, newest first, in four runs of three that share one time."""
+    start = timezone.now() - timedelta(days=40)
+    store.insert([DecisionFactory.build(timestamp=start + timedelta(days=run), outcome=outcome)
+                  for run in range(4) for outcome in (Outcome.ALLOW, Outcome.DENY, Outcome.ALLOW)])
+    return list(Decision.objects.all())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_reading_on_after_any_decision_gives_the_rest_of_the_list(ties, data):
+    place = data.draw(st.sampled_from(ties))
+    denials_only = data.draw(st.booleans())
+    query = QueryDict(mutable=True)
+    query["before"] = str(pagination.Place.of(place))
+    if denials_only:
+        query["outcome"] = Outcome.DENY
+
+    search = DecisionFilter(query, queryset=Decision.objects.for_rows())
+    assert search.is_valid(), search.errors
+    rest = ties[ties.index(place) + 1:]
+    assert list(search.qs) == [d for d in rest if not denials_only or d.outcome == Outcome.DENY]
+
+
+@given(at=st.datetimes(timezones=st.just(UTC)), row=st.integers(1, 2**63 - 1))
+def test_a_place_reads_back_as_written(at, row):
+    assert pagination.Place.parse(str(pagination.Place(at, row))) == (at, row)
+
+
+@given(text=st.text())
+def test_anything_else_is_not_a_place(text):
+    try:
+        place = pagination.Place.parse(text)
+    except ValueError:
+        return
+    assert str(place) == text.strip()  # only what __str__ writes reads as a place
+
+
+def test_the_last_counted_page_reads_on_after_its_last_decision(client, make_user, ties, monkeypatch):
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", 4)
+    monkeypatch.setattr(views, "PAGE_SIZE", 5)  # 5 counted: one page
+    client.force_login(make_user("auditor"))
+
+    first = client.get("/audit/")
+    assert list(first.context["page"].object_list) == ties[:5]
+    onward = first.context["older"]
+    assert f"before={str(pagination.Place.of(ties[4])).replace(':', '%3A').replace(',', '%2C')}" == onward
+    assert 'data-testid="read-on"' in first.content.decode()
+    second = client.get(f"/audit/?{onward}")
+    assert list(second.context["page"].object_list) == ties[5:10]
+    assert "Older than:</span> <strong>" in second.content.decode()  # said in words, with a link to drop it
+
+    token = Token.objects.create(user=make_user("auditor", username="api-reader")).key
+    api = lambda url: client.get(url, HTTP_AUTHORIZATION=f"Token {token}").json()  # noqa: E731
+    page = api("/api/v1/decisions/?outcome=allow")  # 8 allowed: 5 counted, all on the first page
+    assert page["count_capped"] and [d["decision_id"] for d in page["results"]] == [
+        d.decision_id for d in ties if d.outcome == Outcome.ALLOW][:5]
+    rest = api(page["next"])
+    assert [d["decision_id"] for d in rest["results"]] == [
+        d.decision_id for d in ties if d.outcome == Outcome.ALLOW][5:]
+
+
+@pytest.mark.parametrize("before", ["yesterday", "2026-12-03T14:24:15.123456Z", "2026-12-03T14:24:15Z,12",
+                                    "2026-12-03T14:24:15.123456Z,١٢"])
+def test_a_place_that_is_not_one_says_why(client, make_user, before):
+    client.force_login(make_user("auditor"))
+    page = client.get("/audit/", {"before": before})
+    assert "Not a place in the list of decisions" in page.content.decode() and not page.context["page"].object_list
+    token = Token.objects.create(user=make_user("auditor", username="api-reader")).key
+    answer = client.get("/api/v1/decisions/", {"before": before}, HTTP_AUTHORIZATION=f"Token {token}")
+    assert answer.status_code == 400 and "Not a place" in answer.json()["before"][0]
