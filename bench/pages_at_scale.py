@@ -24,10 +24,13 @@ import audit_scale as scale  # noqa: E402  (it sets up Django on gavel_bench)
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.http import QueryDict  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from activity import entries  # noqa: E402
+from activity.filters import ActivityFilter  # noqa: E402
+from audit.pagination import COUNT_LIMIT, Place  # noqa: E402
 from approvals.models import HeldAction  # noqa: E402
 from core.display import decision_ids  # noqa: E402
 from core.models import Decision, LogBatch  # noqa: E402
@@ -75,8 +78,11 @@ def pages() -> list[str]:
     version = policy.latest_version.number
     environment = Environment.objects.order_by("name").first()
     held = HeldAction.objects.filter(status=HeldAction.Status.PENDING).values("decision_id", "requester").first()
+    # Where the counted pages end: reading on after the newest COUNT_LIMIT decisions and log entries.
+    deep = Place.of(Decision.objects.order_by("-timestamp", "-id").only("timestamp")[COUNT_LIMIT])
+    entry = "{}:{}".format(*ActivityFilter(QueryDict("machines=on")).keys()[COUNT_LIMIT:COUNT_LIMIT + 1][0])
     return [
-        "/", "/audit/", "/audit/?outcome=deny", f"/audit/?user={newest['user']}", "/audit/?q=budget",
+        "/", "/audit/", f"/audit/?before={deep}", "/audit/?outcome=deny", f"/audit/?user={newest['user']}", "/audit/?q=budget",
         f"/audit/?decision_id={oldest['decision_id']}",
         f"/audit/{decision_ids.to_url(newest['decision_id'])}/", f"/audit/{decision_ids.to_url(oldest['decision_id'])}/",
         "/audit/dashboard/", "/audit/dashboard/?range=30d", "/audit/dashboard/?range=30d&outcome=deny",
@@ -88,12 +94,14 @@ def pages() -> list[str]:
         f"/policies/{policy.name}/v{version}/summary/", f"/policies/{policy.name}/v{version}/evidence/",
         "/environments/", "/activity/", "/activity/?machines=on",
         # One person's changes among the enforcement points' (the bench's own user made few).
-        "/activity/?machines=on&actor=bench-pages", "/exceptions/", "/rollout/",
+        "/activity/?machines=on&actor=bench-pages", f"/activity/?machines=on&before={entry}",
+        "/exceptions/", "/rollout/",
         f"/rollout/{environment.name}/{policy.name}/",
         # The rollout page's preview (htmx, POST): the proposal replayed over the last 24 hours.
         ("POST", f"/rollout/{environment.name}/{policy.name}/preview/",
          {"mode": "enforce", "enforce_percentage": 25, "user_field": "user.id", "agent_field": "agent.id"}),
         "/api/v1/decisions/", "/api/v1/decisions/?outcome=deny", f"/api/v1/decisions/?decision_id={oldest['decision_id']}",
+        f"/api/v1/decisions/?before={deep}",
         f"/api/v1/decisions/{decision_ids.to_url(newest['decision_id'])}/", "/api/v1/activity/?machines=true",
     ]
 
