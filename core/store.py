@@ -79,11 +79,13 @@ def prepare(decisions: Iterable[Decision]) -> None:
     partitions.ensure((d.environment, d.timestamp) for d in decisions)
 
 
-def insert(decisions: list[Decision]) -> list[Decision]:
-    """Store the decisions not stored before; return the new ones, their ids set."""
+def insert(decisions: list[Decision], prepared: bool = False) -> list[Decision]:
+    """Store the decisions not stored before; return the new ones, their ids set. `prepared`: the
+    caller made their partitions already (`prepare`, before its own transaction)."""
     if not decisions:
         return []
-    prepare(decisions)
+    if not prepared:
+        prepare(decisions)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS incoming_decision ON COMMIT DELETE ROWS AS "
                        f"SELECT {COPY_COLUMNS} FROM {Decision._meta.db_table} WITH NO DATA")

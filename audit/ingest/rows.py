@@ -177,7 +177,7 @@ def store_batch(batch_id: int) -> LogBatch:
         batch = LogBatch.objects.select_for_update().get(pk=batch_id)
         if batch.status == LogBatch.Status.STORED:
             return batch  # another worker stored it while we were reading
-        fresh = store.insert(list(rows.values()))
+        fresh = store.insert(list(rows.values()), prepared=True)
         changed = ["status", "stored_at", "stored_count", "duplicate_count"]
         if mask_rules:
             batch.body_gz = b""  # the staged copy holds the unmasked inputs: it goes once stored

@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,3 +44,14 @@ def test_each_decision_is_stored_once_as_its_earliest_copy(copies):
     for name, (_, environment) in stored.items():  # one of the earliest copies' (equal times: any of them)
         assert environment in {label or "" for n, second, label in copies if n == name and second == earliest[name]}
     assert (batch.stored_count, batch.duplicate_count) == (len(earliest), len(events) - len(earliest))
+
+
+def test_a_batch_looks_for_its_partitions_once():
+    """Before its transaction (making one locks the decisions table), and not again inside it."""
+    events = [{"decision_id": str(uuid.uuid4()), "timestamp": (START + timedelta(days=day)).isoformat(),
+               "path": "gavel/x/allow", "result": True} for day in range(3)]
+    batch = LogBatchFactory(body_gz=gzip.compress(json.dumps(events).encode()), event_count=len(events))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert store_batch(batch.pk).stored_count == 3
+    assert sum("to_regclass" in q["sql"] for q in queries.captured_queries) == 1
