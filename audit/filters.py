@@ -30,6 +30,8 @@ def exact(label: str, placeholder: str, **kwargs) -> django_filters.CharFilter:
 
 
 class PlaceField(forms.CharField):
+    """A decision's place in the list, as the last page's Older link writes it (pagination.Place)."""
+
     def to_python(self, value) -> Place | None:
         value = super().to_python(value).strip()
         if not value:
