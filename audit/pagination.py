@@ -11,7 +11,7 @@ can match only a handful of decisions (a decision id) skips the windows: it woul
 for nothing.
 
 Past the counted pages, the last one reads on after its last decision (`Place`, `after`): the
-search again, counted afresh, and as cheap as its first page.
+search again, counted afresh, at about the cost of its first page.
 """
 import re
 from datetime import UTC, datetime, timedelta
