@@ -10,7 +10,12 @@ statement is rolled back. For live traffic (the newest milliseconds, in order), 
   2. Postgres: EXPLAIN ANALYZE of the storing statement (core.store.STORE_CLAIMED) for batches of
      500, taken apart (claiming the ids in the registry, the rows with their indexes, each rollup),
      the median of eight batches after two to warm up; beside the baseline, a raw COPY of the same
-     rows into the same table.
+     rows into the same table;
+  3. the version resolver each batch builds, beside 0, 300 and 900 confirmed publications.
+It vacuums the table first, as autovacuum would have: `audit_scale` deletes the rows its ingest
+runs stored, and the dead entries they leave in the registry of stored ids make claiming an id look
+slower than it is (27 µs a decision against 15, back to back, after 50,000 rows stored and deleted;
+73 µs on 2026-12-03 12:44, straight after `audit_scale`).
 Figures go to bench/results/ingest_breakdown.md. `audit_scale` measures the whole pipeline's rate.
 """
 import json
@@ -26,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audit_scale as scale  # noqa: E402  (its helpers; it sets up Django on gavel_bench)
 
+from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from audit import masking  # noqa: E402
@@ -33,6 +39,8 @@ from audit.ingest import contract  # noqa: E402
 from audit.ingest.rows import VersionResolver, decision_from_event  # noqa: E402
 from core import facts, store  # noqa: E402
 from core.models import Decision  # noqa: E402
+from fleet.models import Environment  # noqa: E402
+from policies.models import PolicyVersion, Publication  # noqa: E402
 
 RESULTS = scale.ROOT / "bench" / "results" / "ingest_breakdown.md"
 EVENTS, BATCH, BATCHES, WARM_UP = 20_000, 500, 8, 2
@@ -104,6 +112,29 @@ def timed_parts(plan: dict) -> dict[str, float]:
     }
 
 
+def resolver_steps(counts=(0, 300, 900)) -> list[tuple[int, float]]:
+    """ms to build the version resolver, which each batch does once, beside `counts` confirmed
+    publications (one per OPA instance per publish), made for the measure and rolled back."""
+    timings = []
+    with transaction.atomic():
+        user = get_user_model().objects.create_user("bench-breakdown")
+        environments = list(Environment.objects.all()) or [Environment.objects.create(name="bench")]
+        versions = list(PolicyVersion.objects.all())
+        for count in counts:
+            Publication.objects.bulk_create(Publication(
+                version=versions[n % len(versions)], environment=environments[n % len(environments)],
+                target_url="http://opa:8181", status=Publication.Status.OK, confirmed_at=datetime.now(UTC),
+                requested_by=user) for n in range(count - Publication.objects.count()))
+            samples = []
+            for _ in range(10):
+                started = time.perf_counter()
+                VersionResolver()
+                samples.append(time.perf_counter() - started)
+            timings.append((count, statistics.median(samples) * 1000))
+        transaction.set_rollback(True)
+    return timings
+
+
 def postgres_steps() -> tuple[list[tuple[str, float]], float]:
     samples: dict[str, list[float]] = {}
     copies = []
@@ -139,8 +170,9 @@ def main() -> None:
         rows = cursor.fetchone()[0]
     if rows < 100_000:
         sys.exit(f"gavel_bench holds about {rows:,} decisions: run bench/audit_scale.py first")
+    scale.settle()
     load = os.getloadavg()
-    python, (postgres, copy_us) = python_steps(), postgres_steps()
+    python, (postgres, copy_us), resolver = python_steps(), postgres_steps(), resolver_steps()
     statement_us = dict(postgres)["the whole statement (EXPLAIN's execution time)"]
     built_us = sum(us for label, us in python if not label.startswith("  "))
     lines = [
@@ -148,7 +180,8 @@ def main() -> None:
         "`.venv/bin/python scripts/stack.py exec --profile bench -- .venv/bin/python bench/ingest_breakdown.py`", "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {os.cpu_count()} cores, Linux "
         f"{platform.release()}, Python {platform.python_version()}; about {rows:,} decisions in the table "
-        f"(left by the last `audit_scale` run); load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} before. "
+        f"(left by the last `audit_scale` run, vacuumed first); "
+        f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} before. "
         "The machine is shared: compare the parts with each other and with the baseline.", "",
         f"Live traffic (the newest milliseconds, in order), µs a decision. Python: best of three over "
         f"{EVENTS:,} events. Postgres: EXPLAIN ANALYZE of the storing statement, batches of {BATCH}, the median "
@@ -160,7 +193,11 @@ def main() -> None:
         f"The storing statement takes **{statement_us / copy_us:.1f}x** the raw COPY of its rows; building the "
         f"rows and their COPY values in Python (the parse counted once) another {built_us:.0f} µs. "
         "Not in these figures: staging the upload, the COPY into the staging table, the commit, the held "
-        "actions (about 1 % of decisions), the worker's queue.",
+        "actions (about 1 % of decisions), the worker's queue.", "",
+        "Building the version resolver, once a batch, beside confirmed publications (one per OPA instance per "
+        "publish; made for the measure, rolled back), median of 10: "
+        + "; ".join(f"{count:,} publications {ms:.1f} ms ({ms * 1000 / BATCH:.0f} µs a decision in a batch of "
+                    f"{BATCH})" for count, ms in resolver) + ".",
     ]
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -78,3 +78,28 @@ def test_a_bare_policy_decision_gets_the_version_its_own_environment_ran():
     assert resolver.resolve("gavel/budget/allow", True, now, environment="staging")[1] == v2
     assert resolver.resolve("gavel/budget/allow", True, now, environment="nowhere")[1] == v2  # any environment's
     assert resolver.resolve("gavel/budget/allow", True, now - timedelta(hours=3), environment="staging")[1] == v1
+
+
+@pytest.mark.django_db
+def test_resolving_versions_never_reads_their_sources(make_user):
+    """Every batch reads every confirmed publication (one per OPA instance per publish): with their
+    versions' Rego and tests, 900 publications took 82 ms a batch, 13 ms without."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from audit.ingest import VersionResolver
+    from fleet.models import Environment
+    from policies.models import Publication
+    from tests.factories import PolicyFactory
+
+    version = PolicyFactory(name="budget").latest_version
+    prod = Environment.objects.create(name="prod")
+    Publication.objects.create(version=version, environment=prod, target_url="http://opa:8181",
+                               status=Publication.Status.OK, confirmed_at=timezone.now(), requested_by=version.author)
+
+    with CaptureQueriesContext(connection) as queries:
+        resolver = VersionResolver()
+        assert resolver.resolve("gavel/budget/allow", True, timezone.now(), environment="prod")[1] == version
+        assert resolver.resolve("gavel/budget/allow", {"policy_version": 1}, timezone.now())[1] == version
+    assert not [q["sql"] for q in queries.captured_queries if '"source"' in q["sql"] or '"tests"' in q["sql"]]
