@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -33,19 +34,24 @@ class VersionResolver:
             prefixes += [(policy.data_path, policy), (entry_data_path(policy.name).rsplit("/", 1)[0], policy)]
         self.prefixes = sorted(prefixes, key=lambda item: len(item[0]), reverse=True)
         self.by_name = {policy.name: policy for _, policy in prefixes}
-        # Confirmed publications in time order, per (policy, environment) and per policy across all.
-        # Every batch reads them all, and there is one per OPA instance per publish: plain values, and
-        # each version once without its source and tests (900 publications took 82 ms a batch).
-        self.timeline: dict[tuple[int, str | None], tuple[list, list]] = {}
+        self.versions: dict[tuple[int, int], PolicyVersion | None] = {}
+
+    @cached_property
+    def timeline(self) -> dict[tuple[int, str | None], tuple[list, list]]:
+        """Confirmed publications in time order, per (policy, environment) and per policy across all.
+        Read when a decision first needs it: those made through Gavel's entrypoint report their
+        version. There is one per OPA instance per publish, so they are read as plain values, and each
+        version once without its source and tests (900 publications took 82 ms a batch with them)."""
+        timeline: dict[tuple[int, str | None], tuple[list, list]] = {}
         confirmed = list(Publication.objects.filter(status=Publication.Status.OK).order_by("confirmed_at")
                          .values_list("version_id", "version__policy_id", "environment__name", "confirmed_at"))
         published = PolicyVersion.objects.only("policy_id", "number").in_bulk({row[0] for row in confirmed})
         for version_id, policy_id, environment, confirmed_at in confirmed:
             for key in ((policy_id, environment or ""), (policy_id, None)):
-                times, versions = self.timeline.setdefault(key, ([], []))
+                times, versions = timeline.setdefault(key, ([], []))
                 times.append(confirmed_at)
                 versions.append(published[version_id])
-        self.versions: dict[tuple[int, int], PolicyVersion | None] = {}
+        return timeline
 
     def policy_for(self, path: str) -> Policy | None:
         path = path.strip("/")
