@@ -1,7 +1,6 @@
 """GET /api/v1/activity/: the activity log, filtered like the page. There is nothing to write."""
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import ValidationError
-from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from core.api_pages import CappedPagination
 
@@ -38,14 +37,9 @@ class ActivityPagination(CappedPagination):
     beyond = ("the last page's `next` reads on after its last entry (`before`, counted afresh), and a narrower "
               "search (actor, model, since, until) reaches the rest too")
 
-    def get_next_link(self):
-        link = super().get_next_link()
-        if link is None and self.page.paginator.capped and self.page.object_list:
-            # Past the counted pages, as the page's last "Older" link: after this page's last entry.
-            label, pgh_id = self.page.object_list[-1]
-            url = remove_query_param(self.request.build_absolute_uri(), self.page_query_param)
-            return replace_query_param(url, "before", f"{label}:{pgh_id}")
-        return link
+    def read_on(self, last) -> str:
+        label, pgh_id = last  # the page's keys: the entry's id as the page shows it
+        return f"{label}:{pgh_id}"
 
 
 class ActivityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

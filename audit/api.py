@@ -11,7 +11,6 @@ from django.views.decorators.http import require_POST
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
-from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from core import replica
 from core.api_pages import CappedPagination
@@ -53,13 +52,8 @@ class DecisionPagination(CappedPagination):
         self.django_paginator_class = partial(pagination.CappedPaginator, few=few)
         return super().paginate_queryset(queryset, request, view)
 
-    def get_next_link(self):
-        link = super().get_next_link()
-        if link is None and self.page.paginator.capped and self.page.object_list:
-            # Past the counted pages, as the page's last Older link: after this page's last decision.
-            url = remove_query_param(self.request.build_absolute_uri(), self.page_query_param)
-            return replace_query_param(url, "before", str(pagination.Place.of(self.page.object_list[-1])))
-        return link
+    def read_on(self, last) -> str:
+        return str(pagination.Place.of(last))
 
 
 class DecisionViewSet(viewsets.ReadOnlyModelViewSet):
