@@ -133,3 +133,16 @@ class LogBatchFactory(factory.django.DjangoModelFactory):
             batch.received_at = timezone.now() - timedelta(seconds=age)
             model_class.objects.filter(pk=batch.pk).update(received_at=batch.received_at)
         return batch
+
+
+class PublicationFactory(factory.django.DjangoModelFactory):
+    """A version confirmed running on an OPA: PublicationFactory(version=v, environment=prod,
+    confirmed_at=t) is what a publish leaves for each instance once OPA accepted it."""
+
+    class Meta:
+        model = "policies.Publication"
+
+    target_url = "http://opa:8181"
+    status = "ok"
+    confirmed_at = factory.LazyFunction(timezone.now)
+    requested_by = factory.LazyAttribute(lambda o: o.version.author)

@@ -14,7 +14,8 @@ from core import store
 from core.models import CI_INSTANCE, CI_SOURCE, Decision
 
 from .. import masking
-from .rows import VersionResolver, decision_from_event
+from .rows import decision_from_event
+from .versions import VersionResolver
 
 # The labels whose values the full-text search finds (`q=<commit>`).
 SEARCHABLE_LABELS = ("commit", "branch", "file", "pipeline", "job_url")

@@ -1,8 +1,6 @@
 """The worker side of ingest: a staged batch's events, held to the contract, stored as decisions."""
 from __future__ import annotations
 
-from bisect import bisect_right
-from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -10,92 +8,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import facts, store
-from core.models import Decision, LogBatch, VersionSource
+from core.models import Decision, LogBatch
 from core.outcomes import derive_outcome
-from policies.models import Policy, PolicyVersion, Publication
-from rollout.entrypoint import entry_data_path
 
 from .. import masking
 from . import contract
 from .upload import gunzip
-
-
-class VersionResolver:
-    """Finds the policy and version behind a decision.
-
-    Decisions made through Gavel's entrypoint report their policy and version in the result.
-    Others (a policy queried directly) get the version whose publication to the decision's
-    environment was the latest confirmed one at decision time.
-    """
-
-    def __init__(self):
-        prefixes = []
-        for policy in Policy.objects.all():
-            prefixes += [(policy.data_path, policy), (entry_data_path(policy.name).rsplit("/", 1)[0], policy)]
-        self.prefixes = sorted(prefixes, key=lambda item: len(item[0]), reverse=True)
-        self.by_name = {policy.name: policy for _, policy in prefixes}
-        self.versions: dict[tuple[int, int], PolicyVersion | None] = {}
-
-    @cached_property
-    def timeline(self) -> dict[tuple[int, str | None], tuple[list, list]]:
-        """Confirmed publications in time order, per (policy, environment) and per policy across all.
-        Read when a decision first needs it: those made through Gavel's entrypoint report their
-        version. There is one per OPA instance per publish, so they are read as plain values, and each
-        version once without its source and tests (900 publications took 82 ms a batch with them)."""
-        timeline: dict[tuple[int, str | None], tuple[list, list]] = {}
-        confirmed = list(Publication.objects.filter(status=Publication.Status.OK).order_by("confirmed_at")
-                         .values_list("version_id", "version__policy_id", "environment__name", "confirmed_at"))
-        published = PolicyVersion.objects.only("policy_id", "number").in_bulk({row[0] for row in confirmed})
-        for version_id, policy_id, environment, confirmed_at in confirmed:
-            for key in ((policy_id, environment or ""), (policy_id, None)):
-                times, versions = timeline.setdefault(key, ([], []))
-                times.append(confirmed_at)
-                versions.append(published[version_id])
-        return timeline
-
-    def policy_for(self, path: str) -> Policy | None:
-        path = path.strip("/")
-        for prefix, policy in self.prefixes:  # longest first
-            if path == prefix or path.startswith(prefix + "/"):
-                return policy
-        return None
-
-    def reported_version(self, policy: Policy, number: int) -> PolicyVersion | None:
-        key = (policy.pk, number)
-        if key not in self.versions:
-            self.versions[key] = PolicyVersion.objects.only("policy_id", "number").filter(
-                policy=policy, number=number).first()
-        return self.versions[key]
-
-    def bundle_version(self, policy: Policy, bundles: Any) -> PolicyVersion | None:
-        """The version a bundle revision names ("agent_gateway@3,platform_changes@1")."""
-        for bundle in bundles.values() if isinstance(bundles, dict) else ():
-            revision = bundle.get("revision") if isinstance(bundle, dict) else None
-            for part in str(revision or "").split(","):
-                name, _, number = part.strip().partition("@")
-                if name == policy.name and number.isascii() and number.isdigit() and len(number) < 10:
-                    return self.reported_version(policy, int(number))
-        return None
-
-    def resolve(self, path: str, result: Any, when, bundles: Any = None,
-                environment: str | None = None) -> tuple[Policy | None, PolicyVersion | None, str]:
-        if bundles and (policy := self.policy_for(path)) and (version := self.bundle_version(policy, bundles)):
-            return policy, version, VersionSource.BUNDLE
-        number, name = (result.get("policy_version"), result.get("policy")) if isinstance(result, dict) else (None, None)
-        if isinstance(number, int) and 0 < number < 2**31:  # a version number Postgres can look up
-            policy = (self.by_name.get(name) if isinstance(name, str) else None) or self.policy_for(path)
-            version = self.reported_version(policy, number) if policy else None
-            if version:
-                return policy, version, VersionSource.REPORTED
-        policy = self.policy_for(path)
-        if policy is None:
-            return None, None, VersionSource.UNKNOWN
-        # The environment's own publications when Gavel knows them, else any environment's.
-        times, versions = self.timeline.get((policy.pk, environment)) or self.timeline.get((policy.pk, None), ([], []))
-        index = bisect_right(times, when)
-        if index:
-            return policy, versions[index - 1], VersionSource.PUBLICATION
-        return policy, None, VersionSource.UNKNOWN
+from .versions import VersionResolver
 
 
 # Postgres cannot index a reason longer than about 2.7 kB, and a batch it cannot store would
