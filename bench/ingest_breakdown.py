@@ -11,7 +11,7 @@ statement is rolled back. For live traffic (the newest milliseconds, in order), 
      500, taken apart (claiming the ids in the registry, the rows with their indexes, each rollup),
      the median of eight batches after two to warm up; beside the baseline, a raw COPY of the same
      rows into the same table;
-  3. the version resolver and its timeline of publications, beside 0, 900 and 10,000 of them,
+  3. the version resolver and its timeline of publications, beside 0, 900, 10,000 and 100,000 of them,
      against reading their whole history.
 It vacuums the table first, as autovacuum would have (`audit_scale` deletes the rows its ingest
 runs stored). Between runs on the same table claiming an id has taken 15 to 203 µs a decision
@@ -114,7 +114,7 @@ def timed_parts(plan: dict) -> dict[str, float]:
     }
 
 
-def resolver_steps(counts=(0, 900, 10_000)) -> list[tuple[int, float, float]]:
+def resolver_steps(counts=(0, 900, 10_000, 100_000)) -> list[tuple[int, float, float]]:
     """ms to read the version resolver's timeline for a live decision, beside `counts`
     confirmed publications (one per OPA instance per publish) spread over the last 30 days, made for
     the measure and rolled back; beside the baseline, reading the whole history (what every batch
@@ -129,9 +129,9 @@ def resolver_steps(counts=(0, 900, 10_000)) -> list[tuple[int, float, float]]:
         for count in counts:
             made = Publication.objects.count()
             Publication.objects.bulk_create(Publication(
-                version=versions[n % len(versions)], environment=environments[n % len(environments)],
-                target_url="http://opa:8181", status=Publication.Status.OK,
-                confirmed_at=now - timedelta(days=30) * (1 - n / count), requested_by=user)
+                version=versions[n % len(versions)], policy_id=versions[n % len(versions)].policy_id,
+                environment=environments[n % len(environments)], target_url="http://opa:8181",
+                status=Publication.Status.OK, confirmed_at=now - timedelta(days=30) * (1 - n / count), requested_by=user)
                 for n in range(made, count))
             bounded, whole = [], []
             for _ in range(10):
@@ -175,6 +175,7 @@ def postgres_steps() -> tuple[list[tuple[str, float]], float]:
 
 
 def main() -> None:
+    scale.migrated()
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(sum(reltuples), 0)::bigint FROM pg_class c JOIN pg_inherits i "
                        "ON i.inhrelid = c.oid WHERE i.inhparent = 'audit_decision'::regclass")

@@ -154,6 +154,7 @@ def fetch(client: Client, page) -> tuple[int, float, int, float]:
 
 
 def main() -> None:
+    scale.migrated()
     rows = Decision.objects.count() if Decision.objects.exists() else 0
     if rows < 100_000:
         sys.exit(f"gavel_bench holds {rows:,} decisions: run bench/audit_scale.py first")

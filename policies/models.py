@@ -1,6 +1,7 @@
 """Policies, their immutable versions, and each attempt to publish a version to OPA."""
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from core.digest import sha256_of
 
@@ -109,6 +110,19 @@ class PublicationQuerySet(models.QuerySet):
         which no publish waits for any more."""
         return self.filter(models.Q(instance__isnull=True) | models.Q(instance__decommissioned_at__isnull=True))
 
+    def latest_confirmed_by(self, moment):
+        """Each (policy, environment)'s latest publication confirmed by `moment` (of two confirmed at
+        once, the later made): what a decision made then ran, whatever came before. One step down
+        the `publication_latest` index per pair, however long the history."""
+        table, policies = Publication._meta.db_table, Policy._meta.db_table
+        environments = self.model._meta.get_field("environment").related_model._meta.db_table
+        # Environment 0 stands for none (ids start at 1), as in the index, which cannot walk an IS NULL in order.
+        ids = (f"SELECT latest.id FROM {policies} AS policy CROSS JOIN (SELECT id FROM {environments} UNION ALL"
+               f" SELECT 0) AS environment (id), LATERAL (SELECT id FROM {table} WHERE policy_id = policy.id"
+               f" AND COALESCE(environment_id, 0) = environment.id AND status = %s AND confirmed_at <= %s"
+               f" ORDER BY confirmed_at DESC, id DESC LIMIT 1) AS latest")
+        return self.filter(pk__in=models.expressions.RawSQL(ids, [Publication.Status.OK, moment]))
+
 
 class Publication(models.Model):
     """One request to make OPA run a version, and what came of it."""
@@ -120,6 +134,8 @@ class Publication(models.Model):
         FAILED = "failed", "Failed"
 
     version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="publications")
+    # The version's policy, on the row so an index finds each policy's latest publication (save sets it).
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="+", editable=False)
     target_url = models.URLField(help_text="The OPA server this publication goes to.")
     # Publishing to an environment makes one publication per OPA instance, sharing a group:
     # the policy's active version moves only once every publication of the group is confirmed.
@@ -141,10 +157,17 @@ class Publication(models.Model):
 
     class Meta:
         ordering = ["-requested_at"]
-        indexes = [models.Index(fields=["status", "confirmed_at"])]
+        indexes = [models.Index(fields=["status", "confirmed_at"]),
+                   models.Index("policy", Coalesce("environment", 0), "confirmed_at", "id", name="publication_latest",
+                                condition=models.Q(status="ok"))]
 
     def __str__(self) -> str:
         return f"{self.version} → {self.target_url} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        if self.policy_id is None:
+            self.policy_id = self.version.policy_id
+        super().save(*args, **kwargs)
 
     FINISHED = (Status.OK, Status.FAILED)
 

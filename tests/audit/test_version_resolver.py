@@ -83,3 +83,28 @@ def test_a_live_batch_reads_only_the_publications_that_can_decide_it(fleet):
                             environment="staging")[1] == budget_v1
     assert resolver.resolve("gavel/budget/allow", True, START + timedelta(days=1), environment="prod")[1] == budget_v2
     assert sum(len(times) for times, _ in resolver.timeline.values()) == 60 * 2
+
+
+def test_each_latest_publication_is_one_step_down_an_index(fleet):
+    """However long the history, each (policy, environment) pair's latest publication by a time is
+    found along `publication_latest`, newest first, with nothing sorted."""
+    from django.db import transaction
+
+    from policies.models import Publication
+
+    versions, environments = fleet
+    version = versions["budget"][0]
+    Publication.objects.bulk_create(  # a long history: a thousand publishes of one version to each environment
+        PublicationFactory.build(version=version, policy_id=version.policy_id, environment=environment,
+                                 confirmed_at=START - timedelta(hours=hours))
+        for hours in range(1000) for environment in environments)
+    sql, params = Publication.objects.latest_confirmed_by(START).order_by().values_list("id").query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("ANALYZE policies_publication")
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the other tables are a few rows: not the point here
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "Index Scan Backward using publication_latest" in plan, plan
+    assert "Sort" not in plan, plan
+    assert Publication.objects.latest_confirmed_by(START).count() == 3  # prod, staging and no environment
