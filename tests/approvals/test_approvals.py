@@ -240,6 +240,15 @@ def test_the_decided_tabs_put_the_latest_decisions_first_and_page_through_each_o
     assert shown == [f"d-{n}" for n in reversed(range(QUEUE_PAGE + 5))]
 
 
+def test_only_the_queue_offers_a_held_action_for_bulk_review(client, make_user):
+    """The bulk review form is the queue's: a held action's own page has no box to tick for it."""
+    held = hold()
+    client.force_login(make_user("reviewer"))
+    assert 'data-testid="bulk-pick"' in client.get("/approvals/").content.decode()
+    page = client.get(f"/approvals/{held.decision_id}/").content.decode()
+    assert 'data-testid="held-action"' in page and 'data-testid="bulk-pick"' not in page
+
+
 def test_reviewing_on_the_page_with_htmx(client, make_user):
     held = hold()
     client.force_login(make_user("reviewer"))
