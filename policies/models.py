@@ -119,9 +119,10 @@ class PublicationQuerySet(models.QuerySet):
         # Environment 0 stands for none (ids start at 1), as in the index, which cannot walk an IS NULL in order.
         ids = (f"SELECT latest.id FROM {policies} AS policy CROSS JOIN (SELECT id FROM {environments} UNION ALL"
                f" SELECT 0) AS environment (id), LATERAL (SELECT id FROM {table} WHERE policy_id = policy.id"
-               f" AND COALESCE(environment_id, 0) = environment.id AND status = %s AND confirmed_at <= %s"
-               f" ORDER BY confirmed_at DESC, id DESC LIMIT 1) AS latest")
-        return self.filter(pk__in=models.expressions.RawSQL(ids, [Publication.Status.OK, moment]))
+               f" AND COALESCE(environment_id, 0) = environment.id AND status = '{Publication.Status.OK}'"
+               f" AND confirmed_at <= %s ORDER BY confirmed_at DESC, id DESC LIMIT 1) AS latest")
+        # The status is written out, not bound: the planner matches it to the partial index's own.
+        return self.filter(pk__in=models.expressions.RawSQL(ids, [moment]))
 
 
 class Publication(models.Model):
