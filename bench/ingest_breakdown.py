@@ -131,7 +131,8 @@ def resolver_steps(counts=(0, 900, 10_000, 100_000)) -> list[tuple[int, float, f
             Publication.objects.bulk_create(Publication(
                 version=versions[n % len(versions)], policy_id=versions[n % len(versions)].policy_id,
                 environment=environments[n % len(environments)], target_url="http://opa:8181",
-                status=Publication.Status.OK, confirmed_at=now - timedelta(days=30) * (1 - n / count), requested_by=user)
+                status=Publication.Status.OK, confirmed_at=now - timedelta(days=30) * (1 - n / count),
+                requested_by=user)
                 for n in range(made, count))
             bounded, whole = [], []
             for _ in range(10):

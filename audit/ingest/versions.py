@@ -95,7 +95,8 @@ class VersionResolver:
                 environment: str | None = None) -> tuple[Policy | None, PolicyVersion | None, str]:
         if bundles and (policy := self.policy_for(path)) and (version := self.bundle_version(policy, bundles)):
             return policy, version, VersionSource.BUNDLE
-        number, name = (result.get("policy_version"), result.get("policy")) if isinstance(result, dict) else (None, None)
+        entry = result if isinstance(result, dict) else {}
+        number, name = entry.get("policy_version"), entry.get("policy")
         if isinstance(number, int) and 0 < number < 2**31:  # a version number Postgres can look up
             policy = (self.by_name.get(name) if isinstance(name, str) else None) or self.policy_for(path)
             version = self.reported_version(policy, number) if policy else None
