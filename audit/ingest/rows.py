@@ -93,7 +93,7 @@ def store_batch(batch_id: int) -> LogBatch:
     if batch.status == LogBatch.Status.STORED:
         return batch
     events = contract.loads(gunzip(bytes(batch.body_gz), settings.GAVEL_LOG_BATCH_MAX_INFLATED_BYTES))
-    resolver = VersionResolver()
+    resolver = VersionResolver(earliest=lambda: min(map(contract.timestamp_of, events)))
     mask_rules = masking.rules()
     rows: dict[tuple, Decision] = {}
     for event in unique_events(events):

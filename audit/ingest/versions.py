@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -47,22 +48,27 @@ class VersionResolver:
     environment was the latest confirmed one at decision time.
     """
 
-    def __init__(self):
+    def __init__(self, earliest: Callable[[], datetime] | None = None):
+        """`earliest`: the batch's earliest decision time, asked for only if the publications are read.
+        OPA logs concurrent decisions slightly out of order, so the first decision to need them is
+        seldom the earliest; without it, a decision before the first makes the resolver read them all."""
         prefixes = []
         for policy in Policy.objects.all():
             prefixes += [(policy.data_path, policy), (entry_data_path(policy.name).rsplit("/", 1)[0], policy)]
         self.prefixes = sorted(prefixes, key=lambda item: len(item[0]), reverse=True)
         self.by_name = {policy.name: policy for _, policy in prefixes}
         self.versions: dict[tuple[int, int], PolicyVersion | None] = {}
+        self.earliest = earliest
         self.timeline: Timeline | None = None
         self.timeline_since: datetime | None = None
 
     def timeline_for(self, when: datetime) -> Timeline:
         """The publications, read when a decision first needs them (those made through Gavel's
-        entrypoint report their version): from that decision's time on. A batch's decisions come
-        roughly in time order; should an earlier one follow, the whole history is read, once."""
+        entrypoint report their version): from the batch's earliest decision on, or this one's.
+        Should an earlier decision follow all the same, the whole history is read, once."""
         if self.timeline is None:
-            self.timeline, self.timeline_since = read_timeline(when), when
+            since = min(when, self.earliest()) if self.earliest else when
+            self.timeline, self.timeline_since = read_timeline(since), since
         elif self.timeline_since is not None and when < self.timeline_since:
             self.timeline, self.timeline_since = read_timeline(None), None
         return self.timeline
